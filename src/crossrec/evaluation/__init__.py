@@ -1,0 +1,1 @@
+"""Full-ranking evaluation shared by ``finetune`` (validation) and ``evaluate`` (test)."""
