@@ -5,19 +5,26 @@ interacted with in training (and in validation, when scoring test) are masked so
 be recommended; Recall@K = hits / |user's held-out items|. Users without held-out items are left
 out of the averages.
 
-Memory bound: scoring works on ``chunk_users`` users at a time and allocates about
-``24 * chunk_users * n_items`` bytes (scores, masks and tie bookkeeping). ``auto_chunk_size``
-picks the chunk from a byte budget (default 256 MiB), so a 1M-item catalogue is scored ~10 users
-at a time and a 2k-item catalogue ~5k users at a time.
+Memory bound: scoring works on ``chunk_users`` users at a time. Per (user, item) cell of a chunk
+it holds the score_fn output (4 bytes as float32), this module's float32 copy that gets masked
+(4), two boolean temporaries of the tie check (2) and, only for rows whose top-K cut falls inside
+a run of tied scores, the exact tie path (3 booleans + an int64 cumsum = 11): at most ~24 bytes,
+so about ``24 * chunk_users * n_items`` bytes, plus O(n_users * K_max) for the ranked lists.
+``auto_chunk_size`` picks the chunk from a byte budget (default 256 MiB), so a 1M-item catalogue
+is scored ~11 users at a time and a 2k-item catalogue ~5k users at a time. On a GPU the same
+bound applies to device memory (pass ``device="cuda"``; score_fn must return on that device).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+
+logger = logging.getLogger(__name__)
 
 METRIC_NAMES = ("recall", "ndcg", "precision", "mrr", "hit", "map")
 
@@ -31,27 +38,45 @@ def auto_chunk_size(n_items: int, budget_bytes: int = 256 * 2**20) -> int:
 
 
 def topk_deterministic(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Top-k item indices per row, ties broken by the lower item index.
+    """Top-k item indices per row, ordered by (score desc, item index asc).
 
     ``torch.topk`` leaves the order of tied scores unspecified; recommendation lists and metrics
-    must not depend on it, so the k-th score's ties are filled in index order and the chosen
-    items are then ordered by (score desc, index asc). Rows whose scores are ``-inf`` past some
-    position (masked items) get ``-1`` there: a masked item is never returned.
+    must not depend on it. Fast path: one ``torch.topk`` plus a sort of the k winners by
+    (score, index). Only rows where the k-th score is also held by an item left outside the
+    top-k (a tie across the cut) take the exact path, which fills the cut in index order.
+    ``-inf`` marks masked items: positions that would hold one get ``-1`` (a masked item is
+    never returned). NaN scores are treated as ``-inf`` (a diverged model recommends nothing
+    rather than its NaN items first, which is what ``torch.topk`` would do).
     """
     n_rows, n_items = scores.shape
     k = min(k, n_items)
     if k == 0 or n_rows == 0:
-        return torch.empty((n_rows, 0), dtype=torch.long, device=scores.device)
-    kth = torch.topk(scores, k, dim=1).values[:, -1:]
+        return torch.empty((n_rows, k), dtype=torch.long, device=scores.device)
+    nan = torch.isnan(scores)
+    if bool(nan.any()):
+        scores = scores.masked_fill(nan, -torch.inf)
+    values, items = torch.topk(scores, k, dim=1)
+    kth = values[:, -1:]
+    crosses_cut = (scores == kth).sum(dim=1) > (values == kth).sum(dim=1)
+    crosses_cut &= ~torch.isneginf(kth[:, 0])  # -inf ties are masked slots, returned as -1
+    if bool(crosses_cut.any()):
+        rows = crosses_cut.nonzero(as_tuple=True)[0]
+        items[rows] = _topk_set_index_order(scores[rows], kth[rows], k)
+    items = torch.sort(items, dim=1).values  # index order first, so the stable sort keeps it
+    ranked_scores, order = torch.sort(
+        torch.gather(scores, 1, items), dim=1, descending=True, stable=True
+    )
+    ranked = torch.gather(items, 1, order)
+    return ranked.masked_fill(torch.isneginf(ranked_scores), -1)
+
+
+def _topk_set_index_order(scores: torch.Tensor, kth: torch.Tensor, k: int) -> torch.Tensor:
+    """The k items above the cut plus the lowest-index items tied at it (unordered)."""
     above = scores > kth
     ties = scores == kth
     slots_left = k - above.sum(dim=1, keepdim=True)
     chosen = above | (ties & (torch.cumsum(ties, dim=1) <= slots_left))
-    items = chosen.nonzero(as_tuple=False)[:, 1].view(n_rows, k)  # ascending index per row
-    order = torch.sort(torch.gather(scores, 1, items), dim=1, descending=True, stable=True).indices
-    ranked = torch.gather(items, 1, order)
-    ranked_scores = torch.gather(scores, 1, ranked)
-    return torch.where(torch.isneginf(ranked_scores), torch.full_like(ranked, -1), ranked)
+    return chosen.nonzero(as_tuple=False)[:, 1].view(scores.shape[0], k)
 
 
 def csr_rows_to_mask(rows: sp.csr_matrix, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -59,7 +84,9 @@ def csr_rows_to_mask(rows: sp.csr_matrix, device: torch.device | str = "cpu") ->
     coo = rows.tocoo()
     mask = torch.zeros(rows.shape, dtype=torch.bool, device=device)
     if coo.nnz:
-        mask[torch.as_tensor(coo.row, device=device), torch.as_tensor(coo.col, device=device)] = True
+        mask[torch.as_tensor(coo.row, device=device), torch.as_tensor(coo.col, device=device)] = (
+            True
+        )
     return mask
 
 
@@ -68,8 +95,16 @@ def metrics_from_hits(
 ) -> dict[str, np.ndarray]:
     """Per-user metrics from a (n_users, K_max) 0/1 hit matrix in rank order.
 
-    ``n_relevant`` is each user's number of held-out items (all > 0).
+    ``n_relevant`` is each user's number of held-out items (all > 0). Conventions (RecBole's):
+    precision@K divides by K even when fewer than K items could be ranked; MAP@K divides by
+    min(|relevant|, K); NDCG@K uses the ideal DCG of min(|relevant|, K) hits; MRR@K is 0 when
+    no hit is in the top K.
     """
+    if np.any(np.asarray(n_relevant) <= 0):
+        raise ValueError(
+            "metrics_from_hits needs n_relevant > 0 for every user (drop users "
+            "without held-out items first, as evaluate_ranking does)"
+        )
     hits = hits.astype(np.float64)
     n_relevant = n_relevant.astype(np.float64)
     positions = np.arange(1, hits.shape[1] + 1, dtype=np.float64)
@@ -92,6 +127,36 @@ def metrics_from_hits(
     return out
 
 
+def mask_rows_(scores: torch.Tensor, rows: sp.csr_matrix) -> torch.Tensor:
+    """Set ``scores[i, j] = -inf`` in place for every stored entry (i, j) of ``rows``.
+
+    Writes only the nnz masked cells instead of building a dense (users, items) mask.
+    """
+    if rows.nnz:
+        row_ids = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+        scores.index_put_(
+            (
+                torch.as_tensor(row_ids, device=scores.device),
+                torch.as_tensor(rows.indices.astype(np.int64), device=scores.device),
+            ),
+            torch.tensor(-torch.inf, device=scores.device),
+        )
+    return scores
+
+
+def _score_block(score_fn: ScoreFn, block: np.ndarray, n_items: int, device) -> torch.Tensor:
+    """Scores of one user chunk as a float32 tensor this module owns (safe to mask in place)."""
+    raw = score_fn(torch.as_tensor(block, dtype=torch.long, device=device))
+    raw = torch.as_tensor(raw)
+    if raw.shape != (len(block), n_items):
+        raise ValueError(
+            f"score_fn returned shape {tuple(raw.shape)} for {len(block)} users; expected "
+            f"({len(block)}, {n_items}) = (users in the chunk, items in the catalogue)"
+        )
+    # A copy even when already float32: score_fn may return a view of its own cached matrix.
+    return raw.detach().to(dtype=torch.float32, copy=True)
+
+
 def rank_all_items(
     score_fn: ScoreFn,
     users: np.ndarray,
@@ -102,6 +167,8 @@ def rank_all_items(
     progress: Callable[[Iterable], Iterable] | None = None,
 ) -> np.ndarray:
     """Top-``k`` items for each user in ``users`` with ``exclude`` rows masked (-1 = no item)."""
+    exclude = sp.csr_matrix(exclude)
+    users = np.asarray(users, dtype=np.int64)
     n_items = exclude.shape[1]
     chunk = chunk_users or auto_chunk_size(n_items)
     starts = range(0, len(users), chunk)
@@ -109,10 +176,21 @@ def rank_all_items(
     for start in progress(starts) if progress else starts:
         block = users[start : start + chunk]
         with torch.inference_mode():
-            scores = score_fn(torch.as_tensor(block, device=device)).float()
-            scores = scores.masked_fill(csr_rows_to_mask(exclude[block], scores.device), -torch.inf)
+            scores = _score_block(score_fn, block, n_items, device)
+            mask_rows_(scores, exclude[block])
             out[start : start + len(block)] = topk_deterministic(scores, k).cpu().numpy()
     return out
+
+
+def _check_inputs(truth: sp.csr_matrix, exclude: sp.csr_matrix, ks: Sequence[int]) -> None:
+    """Clear errors for mismatched matrices or bad cut-offs, before any scoring."""
+    if truth.shape != exclude.shape:
+        raise ValueError(
+            f"truth has shape {truth.shape} but exclude has shape {exclude.shape}; both must be "
+            "(n_users, n_items) over the same index space"
+        )
+    if not ks or any(int(k) < 1 for k in ks):
+        raise ValueError(f"ks must be a non-empty list of positive cut-offs, got {list(ks)}")
 
 
 def evaluate_ranking(
@@ -132,22 +210,51 @@ def evaluate_ranking(
         exclude: (n_users, n_items) items never to rank (train, plus validation for test).
         ks: cut-offs; K larger than the catalogue is allowed (ranks stop at n_items).
 
+    A held-out item that is also excluded could never be recommended; such pairs (duplicates
+    across splits, which ingest should not produce) are dropped from ``truth`` with a warning
+    so they do not silently cap recall.
+
     Returns:
         (evaluated user indices, {"recall@20": per-user values, ...}) aligned with each other,
         so callers can average, take std over seeds, or run paired tests over users.
     """
-    truth = sp.csr_matrix(truth)
-    exclude = sp.csr_matrix(exclude)
+    truth = sp.csr_matrix(truth, dtype=np.float32)
+    exclude = sp.csr_matrix(exclude, dtype=np.float32)
+    _check_inputs(truth, exclude, ks)
+    ks = sorted({int(k) for k in ks})
+    for matrix in (truth, exclude):
+        matrix.sum_duplicates()
+        matrix.eliminate_zeros()
+    overlap = truth.multiply(exclude).tocsr()
+    overlap.eliminate_zeros()
+    if overlap.nnz:
+        logger.warning(
+            "%d held-out (user, item) pairs are also in the excluded set; dropping them from the "
+            "ground truth (they could never be recommended)",
+            overlap.nnz,
+        )
+        truth = (truth - truth.multiply(overlap > 0)).tocsr()
+        truth.eliminate_zeros()
     n_relevant = np.diff(truth.indptr)
     users = np.flatnonzero(n_relevant > 0)
     k_max = max(ks)
     ranked = rank_all_items(score_fn, users, exclude, k_max, chunk_users, device, progress)
+    return users, metrics_from_hits(hit_matrix(ranked, users, truth, k_max), n_relevant[users], ks)
+
+
+def hit_matrix(
+    ranked: np.ndarray, users: np.ndarray, truth: sp.csr_matrix, k_max: int
+) -> np.ndarray:
+    """(len(users), k_max) bool: is the item at each rank one of the user's held-out items.
+
+    Ranks past the catalogue (K > n_items) or holding ``-1`` (no item left) are misses.
+    """
     hits = np.zeros((len(users), k_max), dtype=bool)
     if ranked.size:
         rows = np.repeat(users, ranked.shape[1])
         looked_up = np.asarray(truth[rows, np.maximum(ranked.ravel(), 0)]).reshape(ranked.shape)
         hits[:, : ranked.shape[1]] = (looked_up > 0) & (ranked >= 0)
-    return users, metrics_from_hits(hits, n_relevant[users], ks)
+    return hits
 
 
 def interactions_to_csr(
