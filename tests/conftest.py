@@ -31,3 +31,29 @@ def shared_data_dir() -> Path:
     if path is None:
         pytest.skip("real datasets not found (set CROSSREC_DATA_DIR)")
     return path
+
+
+# --- ingest owner: synthetic multimodal dataset and its ingested tables -----------------------
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generic-adapter dataset folder with real PNG/WAV media (crossrec.data.synthetic)."""
+    from crossrec.data.synthetic import make_synthetic_dataset
+
+    return make_synthetic_dataset(tmp_path_factory.mktemp("raw") / "synthetic", seed=0)
+
+
+@pytest.fixture(scope="session")
+def synthetic_ingested(synthetic_dataset_dir: Path) -> dict:
+    """Ingest outputs of the synthetic dataset, keyed like the catalog artifacts.
+
+    Keys: interactions, items, users, dataset_info, precomputed_features, media_report (and
+    data_summary). Built by the ingest node functions with the generic adapter and the random
+    8:1:1 per-user split (seed 0). Treat as read-only: it is shared by the whole session.
+    """
+    from crossrec.data.synthetic import synthetic_ingest_params
+    from crossrec.pipelines.ingest.nodes import ingest_in_memory
+
+    params = synthetic_ingest_params(synthetic_dataset_dir)
+    return ingest_in_memory(params, synthetic_dataset_dir.name, seed=0)

@@ -1,0 +1,101 @@
+"""Adapter registry and the row-level builders adapters share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crossrec.data.errors import DataValidationError
+from crossrec.data.raw import SPLIT_NAMES, RawData
+from crossrec.data.validation import (
+    parse_ids,
+    parse_ratings,
+    parse_timestamps,
+    require_columns,
+)
+
+Adapter = Callable[[str, Path, Mapping[str, Any]], RawData]
+ADAPTERS: dict[str, Adapter] = {}
+
+
+def register(name: str) -> Callable[[Adapter], Adapter]:
+    """Register an adapter under the name used in ``parameters_ingest.yml``."""
+
+    def wrap(func: Adapter) -> Adapter:
+        ADAPTERS[name] = func
+        return func
+
+    return wrap
+
+
+def get_adapter(name: str, where: str) -> Adapter:
+    import crossrec.data.adapters  # noqa: F401  (registers the built-in adapters)
+
+    if name not in ADAPTERS:
+        raise KeyError(f"{where}: unknown adapter {name!r}; available: {sorted(ADAPTERS)}")
+    return ADAPTERS[name]
+
+
+def build_interactions(
+    frame: pd.DataFrame,
+    file: Path | str,
+    *,
+    user: str,
+    item: str,
+    rating: str | None = None,
+    timestamp: str | None = None,
+    split: str | None = None,
+    split_values: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Standard interaction columns from a raw table (validated, row numbers kept for errors)."""
+    wanted = [c for c in (user, item, rating, timestamp, split) if c]
+    require_columns(frame, wanted, file)
+    out = pd.DataFrame(
+        {
+            "user_id": parse_ids(frame[user], file, user).to_numpy(dtype=object),
+            "item_id": parse_ids(frame[item], file, item).to_numpy(dtype=object),
+            "rating": (
+                parse_ratings(frame[rating], file, rating)
+                if rating
+                else np.ones(len(frame), dtype=np.float32)
+            ),
+            "timestamp": (
+                parse_timestamps(frame[timestamp], file, timestamp)
+                if timestamp
+                else np.full(len(frame), -1, dtype=np.int64)
+            ),
+            "row": np.arange(1, len(frame) + 1, dtype=np.int64),
+        }
+    )
+    if split:
+        out["published_split"] = parse_split_labels(frame[split], file, split, split_values)
+    return out
+
+
+def parse_split_labels(
+    values: pd.Series, file: Path | str, column: str, mapping: Mapping[str, str] | None
+) -> np.ndarray:
+    """Published split labels -> 'train'/'valid'/'test' through ``mapping`` (raw -> name)."""
+    mapping = dict(mapping or {name: name for name in SPLIT_NAMES})
+    bad_target = set(mapping.values()) - set(SPLIT_NAMES)
+    if bad_target:
+        raise DataValidationError(file, f"split mapping targets {sorted(bad_target)}",
+                                  column=column, expected=f"values in {SPLIT_NAMES}")
+    text = values.astype(str).str.strip()
+    mapped = text.map(mapping)
+    bad = mapped.isna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataValidationError(
+            file, f"split label {values.iloc[i]!r} is unknown", row=i + 1, column=column,
+            expected=f"one of {sorted(mapping)}",
+        )
+    return mapped.to_numpy(dtype=object)
+
+
+def empty_media(n: int) -> pd.Series:
+    return pd.Series([None] * n, dtype=object)

@@ -1,0 +1,52 @@
+"""Stable contiguous id maps (user_idx, item_idx) and the indexed tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from crossrec.data.raw import RawData
+from crossrec.data.validation import natural_order
+
+
+def build_id_map(ids: pd.Series) -> pd.Series:
+    """Original id -> 0-based index, in natural id order (the same data gives the same map)."""
+    ordered = natural_order(ids.astype(str))
+    return pd.Series(np.arange(len(ordered), dtype=np.int64), index=pd.Index(ordered, dtype=object))
+
+
+def index_raw(raw: RawData) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame,
+                                     dict[str, np.ndarray]]:
+    """(interactions, items, users, precomputed) with contiguous indices, sorted as documented.
+
+    Items are those of ``raw.items`` (already filtered to the catalogue that is kept).
+    """
+    user_map = build_id_map(raw.interactions["user_id"])
+    item_map = build_id_map(raw.items["item_id"])
+    users = pd.DataFrame({"user_idx": user_map.to_numpy(), "user_id": user_map.index.to_numpy()})
+
+    item_pos = item_map.loc[raw.items["item_id"].to_numpy()].to_numpy()
+    order = np.argsort(item_pos, kind="stable")
+    items = pd.DataFrame({"item_idx": np.arange(len(order), dtype=np.int64),
+                          "item_id": raw.items["item_id"].to_numpy(dtype=object)[order]})
+    for column in raw.text_columns:
+        items[column] = raw.items[column].fillna("").astype(str).to_numpy(dtype=object)[order]
+    for column in ("image_path", "audio_path"):
+        values = raw.items[column] if column in raw.items.columns else None
+        items[column] = (values.to_numpy(dtype=object)[order] if values is not None
+                         else np.full(len(order), None, dtype=object))
+    precomputed = {name: np.ascontiguousarray(matrix[order], dtype=np.float32)
+                   for name, matrix in sorted(raw.precomputed.items())}
+
+    inter = raw.interactions
+    interactions = pd.DataFrame({
+        "user_idx": user_map.loc[inter["user_id"].to_numpy()].to_numpy(dtype=np.int64),
+        "item_idx": item_map.loc[inter["item_id"].to_numpy()].to_numpy(dtype=np.int64),
+        "rating": inter["rating"].to_numpy(dtype=np.float32),
+        "timestamp": inter["timestamp"].to_numpy(dtype=np.int64),
+    })
+    if "published_split" in inter.columns:
+        interactions["published_split"] = inter["published_split"].to_numpy(dtype=object)
+    interactions = interactions.sort_values(["user_idx", "timestamp", "item_idx"],
+                                            kind="stable").reset_index(drop=True)
+    return interactions, items, users, precomputed

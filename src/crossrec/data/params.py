@@ -1,0 +1,151 @@
+"""Schema of ``conf/base/parameters_ingest.yml: ingest`` (validated at the pipeline edge)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from crossrec.config import StrictConfig, parse_params
+
+WHERE = "conf/base/parameters_ingest.yml: ingest"
+
+
+class ImplicitConfig(StrictConfig):
+    """Explicit ratings -> implicit positives.
+
+    ``min_rating: null`` (default) keeps every rating as a positive: this is the protocol of the
+    MMRec papers and of our Cornac anchors (docs/../shared/notes/anchors.md), so our numbers are
+    comparable with theirs. Set e.g. ``min_rating: 4`` to keep only liked items.
+    """
+
+    min_rating: float | None = None
+
+
+class ValidationConfig(StrictConfig):
+    """What to do with imperfect rows; every drop is logged with its count, never silent."""
+
+    duplicate_interactions: Literal["error", "keep_first"] = "keep_first"
+    unknown_items: Literal["error", "drop"] = "error"
+    drop_items_without_interactions: bool = True
+
+
+class MediaConfig(StrictConfig):
+    """Media files are opened (PIL verify / soundfile info) on a thread pool."""
+
+    check: bool = True
+    max_bad_share: float = Field(0.05, ge=0.0, le=1.0)
+    workers: int = Field(8, ge=1)
+
+
+class KCoreConfig(StrictConfig):
+    """Iterated k-core: drop users / items with fewer interactions until nothing changes."""
+
+    user_min: int = Field(0, ge=0)
+    item_min: int = Field(0, ge=0)
+
+
+class ColdItemsConfig(StrictConfig):
+    """Cold-start holdout: ``share`` of items whose interactions all go to valid/test."""
+
+    share: float = Field(0.0, ge=0.0, lt=1.0)
+    valid_fraction: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class SplitConfig(StrictConfig):
+    """Split strategy; ``auto`` = ``published`` when the data ships one, else ``random``."""
+
+    strategy: Literal["auto", "random", "leave_last_out", "temporal", "published"] = "auto"
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    min_user_interactions: int = Field(3, ge=1)
+    cold_items: ColdItemsConfig = ColdItemsConfig()
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios_sum_to_one(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(r < 0 for r in value) or abs(sum(value) - 1.0) > 1e-6 or value[0] <= 0:
+            raise ValueError("ratios must be three non-negative numbers (train>0) summing to 1")
+        return value
+
+
+class DatasetSpec(StrictConfig):
+    """One dataset: its adapter, the adapter's options, and optional per-dataset overrides."""
+
+    adapter: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    implicit: dict[str, Any] | None = None
+    validation: dict[str, Any] | None = None
+    media: dict[str, Any] | None = None
+    kcore: dict[str, Any] | None = None
+    split: dict[str, Any] | None = None
+    download: dict[str, Any] | None = None
+
+
+class IngestConfig(StrictConfig):
+    raw_root: str = "data/01_raw"
+    datasets: dict[str, DatasetSpec]
+    implicit: ImplicitConfig = ImplicitConfig()
+    validation: ValidationConfig = ValidationConfig()
+    media: MediaConfig = MediaConfig()
+    kcore: KCoreConfig = KCoreConfig()
+    split: SplitConfig = SplitConfig()
+
+    @model_validator(mode="after")
+    def _has_datasets(self) -> IngestConfig:
+        if not self.datasets:
+            raise ValueError("declare at least one dataset under `datasets`")
+        return self
+
+    def resolve(self, dataset: str) -> ResolvedDataset:
+        """Settings for one dataset: global blocks with the dataset's overrides merged in."""
+        if dataset not in self.datasets:
+            raise KeyError(
+                f"Unknown dataset {dataset!r}: {WHERE}.datasets declares "
+                f"{sorted(self.datasets)}. Add an entry there or pick one of these with "
+                "`kedro run --params dataset=<name>`."
+            )
+        spec = self.datasets[dataset]
+        where = f"{WHERE}.datasets.{dataset}"
+
+        def merged(block: str, schema: type[StrictConfig]) -> Any:
+            base = getattr(self, block).model_dump()
+            override = getattr(spec, block) or {}
+            return parse_params(schema, _deep_merge(base, override), f"{where}.{block}")
+
+        return ResolvedDataset(
+            name=dataset,
+            adapter=spec.adapter,
+            options=dict(spec.options),
+            download=spec.download,
+            implicit=merged("implicit", ImplicitConfig),
+            validation=merged("validation", ValidationConfig),
+            media=merged("media", MediaConfig),
+            kcore=merged("kcore", KCoreConfig),
+            split=merged("split", SplitConfig),
+        )
+
+
+class ResolvedDataset(StrictConfig):
+    name: str
+    adapter: str
+    options: dict[str, Any]
+    download: dict[str, Any] | None = None
+    implicit: ImplicitConfig
+    validation: ValidationConfig
+    media: MediaConfig
+    kcore: KCoreConfig
+    split: SplitConfig
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_ingest_params(params: dict[str, Any] | IngestConfig) -> IngestConfig:
+    return parse_params(IngestConfig, params, WHERE)

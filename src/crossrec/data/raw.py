@@ -1,0 +1,46 @@
+"""The in-memory form every adapter returns, so later steps never depend on a source format."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+#: Columns of ``RawData.interactions`` (``published_split`` only when the data ships a split).
+INTERACTION_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
+#: Values of ``published_split``.
+SPLIT_NAMES = ("train", "valid", "test")
+
+
+@dataclass
+class RawData:
+    """A dataset as read by an adapter, before filtering, indexing and splitting.
+
+    ``interactions``: ``user_id:str, item_id:str, rating:float32, timestamp:int64`` (-1 when the
+    data has none), plus ``published_split:str`` when the source ships a split; ``row`` holds the
+    1-based data row in ``files['interactions']`` for error messages.
+    ``items``: ``item_id:str``, the text columns (str), ``image_path``/``audio_path`` (absolute
+    str or None). ``precomputed``: ``name -> (len(items), d)`` arrays aligned to ``items`` rows.
+    """
+
+    name: str
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    text_columns: list[str]
+    precomputed: dict[str, np.ndarray] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    has_timestamps: bool = False
+
+    @property
+    def has_published_split(self) -> bool:
+        return "published_split" in self.interactions.columns
+
+    def replace(self, **changes) -> RawData:
+        """A copy with some fields changed (nodes never mutate their inputs)."""
+        return dataclasses.replace(self, **changes)
+
+    def file(self, role: str) -> str:
+        """The source file of a role ('interactions', 'items', ...) for error messages."""
+        return self.files.get(role, f"<{self.name} {role}>")

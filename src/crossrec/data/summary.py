@@ -1,0 +1,96 @@
+"""Data summary of an ingested dataset: counts, density, modality coverage, split sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+
+def _nonempty(values: pd.Series) -> np.ndarray:
+    return (values.notna() & (values.astype(str).str.strip() != "")).to_numpy()
+
+
+def summarize(
+    interactions: pd.DataFrame, items: pd.DataFrame, dataset_info: dict[str, Any],
+    media_report: list[dict], precomputed_names: list[str] | None = None,
+) -> dict[str, Any]:
+    """A JSON-able summary; coverage is the share of items with usable input per modality."""
+    n_users = int(dataset_info["n_users"])
+    n_items = int(dataset_info["n_items"])
+    n_inter = len(interactions)
+    coverage: dict[str, float] = {}
+    text_cols = list(dataset_info.get("text_columns", []))
+    if text_cols:
+        any_text = np.zeros(len(items), dtype=bool)
+        for column in text_cols:
+            has = _nonempty(items[column])
+            coverage[f"text:{column}"] = float(has.mean()) if len(items) else 0.0
+            any_text |= has
+        coverage["text"] = float(any_text.mean()) if len(items) else 0.0
+    for column, modality in (("image_path", "image"), ("audio_path", "audio")):
+        coverage[modality] = float(items[column].notna().mean()) if len(items) else 0.0
+    for name in precomputed_names or dataset_info.get("precomputed", []):
+        coverage[f"precomputed:{name}"] = 1.0
+
+    splits: dict[str, dict[str, int]] = {}
+    train_users = set(interactions.loc[interactions["split"] == "train", "user_idx"])
+    train_items = set(interactions.loc[interactions["split"] == "train", "item_idx"])
+    for name in ("train", "valid", "test"):
+        part = interactions[interactions["split"] == name]
+        entry = {"interactions": int(len(part)), "users": int(part["user_idx"].nunique()),
+                 "items": int(part["item_idx"].nunique())}
+        if name != "train":
+            entry["users_without_train"] = int((~part["user_idx"].drop_duplicates()
+                                                .isin(train_users)).sum())
+            entry["items_without_train"] = int((~part["item_idx"].drop_duplicates()
+                                                .isin(train_items)).sum())
+        splits[name] = entry
+    per_user = interactions.groupby("user_idx").size()
+    per_item = interactions.groupby("item_idx").size()
+    return {
+        "name": dataset_info["name"],
+        "users": n_users,
+        "items": n_items,
+        "interactions": n_inter,
+        "density": float(n_inter / (n_users * n_items)) if n_users and n_items else 0.0,
+        "interactions_per_user": {"min": int(per_user.min()), "median": float(per_user.median()),
+                                  "max": int(per_user.max())} if n_inter else {},
+        "interactions_per_item": {"min": int(per_item.min()), "median": float(per_item.median()),
+                                  "max": int(per_item.max())} if n_inter else {},
+        "has_timestamps": bool(dataset_info.get("has_timestamps", False)),
+        "modality_coverage": coverage,
+        "split_strategy": dataset_info.get("split_strategy"),
+        "splits": splits,
+        "cold_items": int(items["is_cold"].sum()) if "is_cold" in items.columns else 0,
+        "unusable_media": len(media_report),
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A readable fixed-width table for the log."""
+    lines = [f"Data summary: {summary['name']}", "-" * 56]
+    row = "  {:<30}{:>24}".format
+    lines += [
+        row("users", f"{summary['users']:,}"),
+        row("items", f"{summary['items']:,}"),
+        row("interactions", f"{summary['interactions']:,}"),
+        row("density", f"{summary['density']:.4%}"),
+        row("timestamps", "yes" if summary["has_timestamps"] else "no"),
+        row("split strategy", str(summary["split_strategy"])),
+        row("cold-start items", f"{summary['cold_items']:,}"),
+        row("unusable media files", f"{summary['unusable_media']:,}"),
+        "  modality coverage (share of items)",
+    ]
+    for name, share in summary["modality_coverage"].items():
+        lines.append(row(f"    {name}", f"{share:.1%}"))
+    lines.append("  {:<12}{:>14}{:>10}{:>10}{:>12}".format("  split", "interactions", "users",
+                                                           "items", "no-train u"))
+    for name, entry in summary["splits"].items():
+        lines.append("  {:<12}{:>14,}{:>10,}{:>10,}{:>12}".format(
+            f"  {name}", entry["interactions"], entry["users"], entry["items"],
+            entry.get("users_without_train", "")))
+    lines.append("-" * 56)
+    return "\n".join(lines)
