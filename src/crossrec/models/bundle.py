@@ -1,0 +1,81 @@
+"""The ``trained_model`` artifact: everything needed to rebuild the model without training state.
+
+``{"config": dict, "state_dict": {name: Tensor}, "n_users", "n_items", "modalities",
+"history"}``. Frozen inputs (feature vectors, graphs, user histories, frozen LLM weights) are
+not stored: :func:`load_recommender` rebuilds them from the same data the model was trained on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from crossrec.models.config import FinetuneConfig
+from crossrec.models.recommender import Recommender
+
+if TYPE_CHECKING:
+    from crossrec.models.training import TrainingData
+
+BUNDLE_KEYS = ("config", "state_dict", "n_users", "n_items", "modalities", "history")
+
+
+def learnt_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """State entries worth saving: trainable parameters and persistent buffers (on CPU)."""
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k not in frozen}
+
+
+def make_bundle(model: Recommender, config: FinetuneConfig, history: list[dict]) -> dict:
+    return {
+        "config": config.model_dump(mode="json"),
+        "state_dict": learnt_state_dict(model),
+        "n_users": int(model.n_users),
+        "n_items": int(model.n_items),
+        "modalities": list(model.modalities),
+        "history": [dict(row) for row in history],
+    }
+
+
+def build_recommender(data: TrainingData, config: FinetuneConfig) -> Recommender:
+    """A fresh (untrained) model for ``data`` as ``config`` describes it."""
+    return Recommender(
+        config.model,
+        n_users=data.n_users,
+        n_items=data.n_items,
+        train=data.train,
+        item_features=data.item_features,
+        modality_graphs=data.modality_graphs,
+        user_item_graph=data.user_item_graph,
+        train_recency=data.train_recency,
+        item_texts=data.item_texts,
+        cosine=config.loss.kind == "softmax" and config.loss.cosine,
+    )
+
+
+def load_recommender(bundle: dict, data: TrainingData) -> Recommender:
+    """Rebuild the trained model (eval mode) from a bundle and the data it was trained on."""
+    missing = [k for k in BUNDLE_KEYS if k not in bundle]
+    if missing:
+        raise ValueError(f"trained_model bundle lacks keys {missing}; expected {list(BUNDLE_KEYS)}")
+    if (bundle["n_users"], bundle["n_items"]) != (data.n_users, data.n_items):
+        raise ValueError(
+            f"trained_model was trained on {bundle['n_users']} users x {bundle['n_items']} items, "
+            f"but the data has {data.n_users} x {data.n_items}"
+        )
+    config = FinetuneConfig.model_validate(bundle["config"])
+    model = build_recommender(data, config)
+    if list(model.modalities) != list(bundle["modalities"]):
+        raise ValueError(
+            f"trained_model used modalities {bundle['modalities']}, the item features have "
+            f"{model.modalities}"
+        )
+    result = model.load_state_dict(bundle["state_dict"], strict=False)
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    really_missing = [k for k in result.missing_keys if k not in frozen]
+    if really_missing or result.unexpected_keys:
+        raise ValueError(
+            f"trained_model state does not fit the rebuilt model: missing {really_missing[:5]}, "
+            f"unexpected {result.unexpected_keys[:5]}"
+        )
+    return model.eval()

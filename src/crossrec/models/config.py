@@ -1,0 +1,137 @@
+"""Schema of ``conf/base/parameters_finetune.yml: finetune`` (and of Optuna's overrides of it).
+
+Every knob of the recommender and of the Lightning run lives here, validated at the edge so a
+misspelt key fails with its dotted path instead of deep inside training.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from crossrec.config import StrictConfig
+
+
+class FusionConfig(StrictConfig):
+    """How the per-modality item vectors become one content vector."""
+
+    strategy: Literal["concat", "gated", "attention", "llm"] = "concat"
+    #: attention strategy: transformer over modality tokens
+    attention_heads: int = Field(2, ge=1)
+    attention_layers: int = Field(1, ge=1)
+    #: options passed to crossrec.fusion.llm.build_llm_item_encoder (its LLMFusionConfig:
+    #: model, mode frozen|lora|partial|full, LoRA rank, gradient checkpointing, ...)
+    llm: dict[str, Any] = Field(default_factory=dict)
+    #: items per chunk when the LLM encodes the whole catalogue for scoring
+    llm_chunk_size: int = Field(64, ge=1)
+
+
+class UserTowerConfig(StrictConfig):
+    """Encoder of a user's training history (most recent items first)."""
+
+    kind: Literal["none", "mean", "attention", "transformer"] = "mean"
+    history_length: int = Field(50, ge=1)
+    heads: int = Field(2, ge=1)
+    layers: int = Field(1, ge=1)
+
+
+class PropagationConfig(StrictConfig):
+    """Graph propagation of the ego embeddings (LightGCN / FREEDOM)."""
+
+    kind: Literal["none", "lightgcn"] = "lightgcn"
+    #: LightGCN layers over the normalised user-item graph
+    layers: int = Field(2, ge=0)
+    #: propagation layers over the (averaged) frozen modality item-item kNN graphs; 0 = unused
+    item_graph_layers: int = Field(1, ge=0)
+    #: which modality graphs to average; None = all of them
+    item_graph_modalities: list[str] | None = None
+
+
+class ModelConfig(StrictConfig):
+    embedding_dim: int = Field(64, ge=2)
+    #: learnable user / item ID embeddings (off: items score from content alone)
+    use_id_embedding: bool = True
+    #: fused modality content in the item tower (off: a pure ID model)
+    use_content: bool = True
+    init_std: float = Field(0.1, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    fusion: FusionConfig = Field(default_factory=FusionConfig)
+    user_tower: UserTowerConfig = Field(default_factory=UserTowerConfig)
+    propagation: PropagationConfig = Field(default_factory=PropagationConfig)
+
+
+class DataConfig(StrictConfig):
+    batch_size: int = Field(2048, ge=1)
+    #: other positives of the batch act as negatives
+    in_batch_negatives: bool = True
+    #: extra sampled negatives per positive
+    sampler: Literal["none", "uniform", "popularity"] = "uniform"
+    num_negatives: int = Field(1, ge=0)
+    #: popularity sampler: p(item) ~ count ** alpha
+    popularity_alpha: float = Field(0.75, ge=0)
+    num_workers: int = Field(0, ge=0)
+
+
+class OptimConfig(StrictConfig):
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    #: learning rate of the LLM's trainable parameters (LoRA / partial / full)
+    llm_lr: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    gradient_clip_val: float | None = None
+
+
+class LossConfig(StrictConfig):
+    kind: Literal["bpr", "bce", "softmax"] = "bpr"
+    #: softmax / InfoNCE temperature
+    temperature: float = Field(0.2, gt=0)
+    #: softmax: score with cosine similarity (recommended with a temperature)
+    cosine: bool = False
+    #: L2 penalty on the batch's ego embeddings (LightGCN style), per example
+    reg_weight: float = Field(1e-4, ge=0)
+
+
+class TrainerConfig(StrictConfig):
+    max_epochs: int = Field(100, ge=1)
+    min_epochs: int = Field(0, ge=0)
+    accelerator: str = "auto"
+    devices: int | str | list[int] = "auto"
+    strategy: str = "auto"
+    #: auto = bf16-mixed on CUDA, 32-true elsewhere
+    precision: str = "auto"
+    patience: int = Field(10, ge=1)
+    monitor: str = "val/recall@20"
+    mode: Literal["max", "min"] = "max"
+    check_val_every_n_epoch: int = Field(1, ge=1)
+    #: continue from run_dir/checkpoints/last.ckpt when it exists
+    resume: bool = False
+    #: None = the project seed (params:seed)
+    seed: int | None = None
+    deterministic: bool = False
+    log_every_n_steps: int = Field(10, ge=1)
+    #: validation cut-offs (Recall@K, NDCG@K, ...)
+    val_ks: list[int] = Field(default_factory=lambda: [10, 20, 50])
+    limit_train_batches: int | float = 1.0
+    fast_dev_run: bool | int = False
+    checkpoint_dir: str = "checkpoints"
+    log_dir: str = "logs"
+
+    @field_validator("val_ks")
+    @classmethod
+    def _positive_ks(cls, ks: list[int]) -> list[int]:
+        if not ks or any(k < 1 for k in ks):
+            raise ValueError("val_ks must be a non-empty list of positive integers")
+        return sorted(set(ks))
+
+
+class FinetuneConfig(StrictConfig):
+    """The whole ``finetune:`` block."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    #: where checkpoints and logs go, relative to the project root (pipeline only)
+    run_dir: str = "data/06_models/lightning"

@@ -1,0 +1,131 @@
+"""``LightningDataModule`` over the train split: (user, positive, sampled negatives) batches.
+
+Negatives: the batch's other positives (in-batch, handled by the loss) plus ``num_negatives``
+items per example drawn uniformly or by popularity (count ** alpha), re-drawn when they hit one
+of the user's train items (a few rounds; large catalogues rarely collide). Seeded per worker.
+"""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from crossrec.models.config import DataConfig
+
+
+class PairDataset(Dataset):
+    """Index dataset over the train (user, item) pairs; the collator does the gathering."""
+
+    def __init__(self, n_pairs: int):
+        self.n_pairs = n_pairs
+
+    def __len__(self) -> int:
+        return self.n_pairs
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+class NegativeSampler:
+    """Draws negatives for a batch of users, avoiding their train items."""
+
+    def __init__(self, train: sp.csr_matrix, config: DataConfig, seed: int):
+        self.n_users, self.n_items = train.shape
+        coo = train.tocoo()
+        self.keys = np.unique(coo.row.astype(np.int64) * self.n_items + coo.col)
+        self.kind = config.sampler
+        self.num = config.num_negatives if config.sampler != "none" else 0
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.cdf = None
+        if self.kind == "popularity":
+            counts = np.asarray(train.sum(axis=0)).ravel().astype(np.float64)
+            weights = (counts + 1.0) ** config.popularity_alpha
+            self.cdf = np.cumsum(weights / weights.sum())
+
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def _draw(self, size: int) -> np.ndarray:
+        if self.cdf is None:
+            return self.rng.integers(0, self.n_items, size=size)
+        picks = np.searchsorted(self.cdf, self.rng.random(size), side="right")
+        return np.minimum(picks, self.n_items - 1)
+
+    def _is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        keys = users * self.n_items + items
+        pos = np.searchsorted(self.keys, keys)
+        pos = np.minimum(pos, len(self.keys) - 1)
+        return self.keys[pos] == keys if len(self.keys) else np.zeros(len(keys), bool)
+
+    def sample(self, users: np.ndarray) -> np.ndarray:
+        """(len(users), num) negative item indices."""
+        if self.num == 0:
+            return np.empty((len(users), 0), dtype=np.int64)
+        rep_users = np.repeat(users, self.num)
+        items = self._draw(len(rep_users))
+        for _ in range(5):
+            bad = np.flatnonzero(self._is_positive(rep_users, items))
+            if not len(bad):
+                break
+            items[bad] = self._draw(len(bad))
+        return items.reshape(len(users), self.num)
+
+
+class PairCollator:
+    """list of pair indices -> dict of LongTensors users (b,), pos (b,), neg (b, k)."""
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, sampler: NegativeSampler):
+        self.users, self.items, self.sampler = users, items, sampler
+        self._worker_seeded = False
+
+    def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        info = torch.utils.data.get_worker_info()
+        if info is not None and not self._worker_seeded:
+            self.sampler.reseed(self.sampler.seed + 1000 * (info.id + 1) + info.seed % 1000)
+            self._worker_seeded = True
+        idx = np.asarray(indices, dtype=np.int64)
+        users, pos = self.users[idx], self.items[idx]
+        neg = self.sampler.sample(users)
+        return {
+            "users": torch.as_tensor(users),
+            "pos": torch.as_tensor(pos),
+            "neg": torch.as_tensor(neg),
+        }
+
+
+class InteractionDataModule(pl.LightningDataModule):
+    """Train batches of positives + negatives; one placeholder validation batch.
+
+    Validation is a full ranking done by the LightningModule itself (it needs the whole model,
+    not batches), so ``val_dataloader`` yields a single token batch to trigger it each epoch.
+    """
+
+    def __init__(self, train: sp.csr_matrix, config: DataConfig, seed: int):
+        super().__init__()
+        coo = sp.csr_matrix(train).tocoo()
+        if coo.nnz == 0:
+            raise ValueError("the train split has no interactions")
+        self.users = coo.row.astype(np.int64)
+        self.items = coo.col.astype(np.int64)
+        self.config = config
+        self.seed = seed
+        self.sampler = NegativeSampler(sp.csr_matrix(train), config, seed)
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            PairDataset(len(self.users)),
+            batch_size=self.config.batch_size,
+            shuffle=True,
+            generator=generator,
+            collate_fn=PairCollator(self.users, self.items, self.sampler),
+            num_workers=self.config.num_workers,
+            persistent_workers=self.config.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(PairDataset(1), batch_size=1)

@@ -1,0 +1,148 @@
+"""``LightningModule``: training step (sampled ranking loss) and full-ranking validation.
+
+Validation scores every user with a validation item against ALL items, train items masked,
+through :func:`crossrec.evaluation.ranking.evaluate_ranking` (the code ``evaluate`` uses), and
+logs ``val/<metric>@<k>`` (e.g. ``val/recall@20``) so EarlyStopping, ModelCheckpoint and
+Optuna's pruning callback can monitor it. The per-epoch history travels in checkpoints so a
+resumed run keeps its earlier epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import lightning.pytorch as pl
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from crossrec.evaluation.ranking import evaluate_ranking, mean_metrics
+from crossrec.models.config import FinetuneConfig
+from crossrec.models.losses import ranking_loss
+from crossrec.models.recommender import Recommender
+
+log = logging.getLogger(__name__)
+
+
+class RecommenderModule(pl.LightningModule):
+    """Trains a :class:`Recommender`; ``self.history`` has one dict per validated epoch."""
+
+    def __init__(
+        self, model: Recommender, config: FinetuneConfig, train: sp.csr_matrix, valid: sp.csr_matrix
+    ):
+        super().__init__()
+        self.model = model
+        self.config = config
+        self.train_csr = sp.csr_matrix(train)
+        self.valid_csr = sp.csr_matrix(valid)
+        self.history: list[dict] = []
+        self._loss_sum = 0.0
+        self._loss_count = 0
+        self._epoch_start = time.perf_counter()
+
+    # ---------------------------------------------------------------- training
+    def on_train_epoch_start(self) -> None:
+        self._loss_sum, self._loss_count = 0.0, 0
+        self._epoch_start = time.perf_counter()
+
+    def batch_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Ranking loss of one batch plus the L2 penalty on its ego embeddings."""
+        users, pos, neg = batch["users"], batch["pos"], batch["neg"]
+        loss_cfg = self.config.loss
+        emb = self.model.embeddings()
+        u = emb.users[users]
+        p = self.model.item_vectors(emb, pos)
+        n = self.model.item_vectors(emb, neg) if neg.numel() else p.new_zeros(len(users), 0, p.shape[1])
+        if loss_cfg.kind == "softmax" and loss_cfg.cosine:
+            u, p, n = F.normalize(u, dim=-1), F.normalize(p, dim=-1), F.normalize(n, dim=-1)
+        pos_scores = (u * p).sum(-1)
+        neg_scores = torch.einsum("bd,bkd->bk", u, n)
+        valid = torch.ones_like(neg_scores, dtype=torch.bool)
+        if self.config.data.in_batch_negatives and len(users) > 1:
+            in_batch = u @ p.T
+            not_own = pos.unsqueeze(0) != pos.unsqueeze(1)
+            neg_scores = torch.cat([neg_scores, in_batch], dim=1)
+            valid = torch.cat([valid, not_own], dim=1)
+        loss = ranking_loss(loss_cfg.kind, pos_scores, neg_scores, valid, loss_cfg.temperature)
+        if loss_cfg.reg_weight > 0:
+            reg = emb.users_ego[users].pow(2).sum() + emb.items_ego[pos].pow(2).sum()
+            if neg.numel():
+                reg = reg + emb.items_ego[neg].pow(2).sum() / neg.shape[1]
+            loss = loss + loss_cfg.reg_weight * reg / (2 * len(users))
+        return loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.batch_loss(batch)
+        self._loss_sum += float(loss.detach())
+        self._loss_count += 1
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
+                 batch_size=len(batch["users"]))
+        return loss
+
+    # ---------------------------------------------------------------- validation
+    def validation_metrics(self) -> dict[str, float]:
+        """Mean full-ranking metrics on the validation split (train items masked)."""
+        _, per_user = evaluate_ranking(
+            self.model.score_users,
+            self.valid_csr,
+            self.train_csr,
+            ks=self.config.trainer.val_ks,
+            device=self.device,
+        )
+        return {f"val/{name}": value for name, value in mean_metrics(per_user).items()}
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        if batch_idx > 0:
+            return
+        metrics = self.validation_metrics()
+        monitor = self.config.trainer.monitor
+        for name, value in metrics.items():
+            self.log(name, value, on_epoch=True, sync_dist=True, batch_size=1,
+                     prog_bar=name == monitor)
+        if self.trainer.sanity_checking:
+            return
+        record = {
+            "epoch": int(self.current_epoch),
+            "step": int(self.global_step),
+            "train_loss": self._loss_sum / self._loss_count if self._loss_count else float("nan"),
+            **metrics,
+            "epoch_time_s": time.perf_counter() - self._epoch_start,
+        }
+        self.history.append(record)
+        log.info(
+            "epoch %d: train_loss %.4f  %s %.4f  (%.1fs)", record["epoch"], record["train_loss"],
+            monitor, metrics.get(monitor, float("nan")), record["epoch_time_s"],
+        )
+
+    # ---------------------------------------------------------------- optimiser
+    def configure_optimizers(self):
+        optim = self.config.optim
+        llm_params = self.model.llm_parameters()
+        llm_ids = {id(p) for p in llm_params}
+        rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in llm_ids]
+        groups = [{"params": rest, "lr": optim.lr, "name": "recommender"}]
+        if llm_params:
+            groups.append({"params": llm_params, "lr": optim.llm_lr, "name": "llm"})
+        cls = torch.optim.AdamW if optim.optimizer == "adamw" else torch.optim.Adam
+        return cls(groups, lr=optim.lr, weight_decay=optim.weight_decay)
+
+    # ---------------------------------------------------------------- checkpoint state
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["crossrec_history"] = list(self.history)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.history = list(checkpoint.get("crossrec_history", []))
+
+
+def history_frame(history: list[dict]):
+    """Per-epoch history as a DataFrame (``epoch, train_loss, val/...``); empty -> columns only."""
+    import pandas as pd
+
+    frame = pd.DataFrame(history)
+    if frame.empty:
+        return pd.DataFrame(columns=["epoch", "train_loss"])
+    frame = frame.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
+    frame.columns = [c.replace("val/", "val_") for c in frame.columns]
+    return frame.astype({c: np.float64 for c in frame.columns if c not in ("epoch", "step")})

@@ -1,0 +1,245 @@
+"""The recommender ``nn.Module``: item tower, user tower and graph propagation.
+
+Item ego embedding = fused content (+ item-ID embedding). User ego embedding = history encoder
+over the ego embeddings of the user's recent items (+ user-ID embedding). With
+``propagation.kind = lightgcn`` the ego embeddings are smoothed LightGCN-style over the
+normalised train user-item graph (mean over layers), and items also get their ego embedding
+propagated over the averaged frozen modality kNN graphs (FREEDOM). Score = dot product (cosine
+when trained with a cosine softmax). Cold items have no train edges, so they score from their
+content (and their modality-graph neighbours) alone.
+
+Graphs, feature vectors and histories are non-persistent buffers: the state dict holds only
+what was learnt, and ``crossrec.models.bundle.load_recommender`` rebuilds the rest from data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from crossrec.models.config import ModelConfig
+from crossrec.models.fusion import LLMFusion, build_fusion, check_item_features
+from crossrec.models.towers import HistoryEncoder, history_matrix
+
+log = logging.getLogger(__name__)
+
+
+def scipy_to_torch_sparse(matrix: sp.spmatrix) -> torch.Tensor:
+    """scipy sparse -> coalesced float32 torch COO tensor."""
+    coo = sp.coo_matrix(matrix)
+    indices = torch.as_tensor(np.vstack([coo.row, coo.col]).astype(np.int64))
+    values = torch.as_tensor(coo.data.astype(np.float32))
+    return torch.sparse_coo_tensor(indices, values, coo.shape).coalesce()
+
+
+def mean_item_graph(graphs: dict[str, sp.spmatrix], names: Iterable[str], n_items: int) -> sp.csr_matrix:
+    """Average of the named modality kNN graphs (each already normalised by fuse)."""
+    names = list(names)
+    for name in names:
+        if name not in graphs:
+            raise ValueError(
+                f"propagation.item_graph_modalities names {name!r}, but modality_graphs has "
+                f"only {sorted(graphs)}"
+            )
+        if graphs[name].shape != (n_items, n_items):
+            raise ValueError(
+                f"modality_graphs[{name!r}]: expected shape ({n_items}, {n_items}), "
+                f"got {graphs[name].shape}"
+            )
+    total = sum((sp.csr_matrix(graphs[n], dtype=np.float32) for n in names), sp.csr_matrix((n_items, n_items), dtype=np.float32))
+    return (total / max(len(names), 1)).tocsr()
+
+
+@dataclass
+class Embeddings:
+    """Everything a step needs: final (propagated) and ego embeddings of all nodes."""
+
+    users: torch.Tensor
+    items: torch.Tensor
+    users_ego: torch.Tensor
+    items_ego: torch.Tensor
+
+
+class Recommender(nn.Module):
+    """Two-tower multimodal recommender with optional LightGCN / item-graph propagation."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        n_users: int,
+        n_items: int,
+        train: sp.csr_matrix,
+        item_features: dict | None = None,
+        modality_graphs: dict[str, sp.spmatrix] | None = None,
+        user_item_graph: sp.spmatrix | None = None,
+        train_recency: sp.csr_matrix | None = None,
+        item_texts: list[str] | None = None,
+        cosine: bool = False,
+    ):
+        super().__init__()
+        self.config = config
+        self.n_users, self.n_items = n_users, n_items
+        self.cosine = cosine
+        dim = config.embedding_dim
+        tower = config.user_tower
+        item_features = item_features or {}
+        self.modalities = check_item_features(item_features, n_items) if item_features else []
+        if not config.use_id_embedding and not config.use_content:
+            raise ValueError("model: use_id_embedding and use_content cannot both be false")
+        if not config.use_id_embedding and tower.kind == "none":
+            raise ValueError("model: without ID embeddings the user tower needs a history encoder")
+
+        self.fusion: nn.Module | None = None
+        if config.use_content:
+            self.fusion = build_fusion(
+                config.fusion, item_features, self.modalities, dim, config.dropout, item_texts
+            )
+        self.late_content = isinstance(self.fusion, LLMFusion)
+        self.user_id = nn.Embedding(n_users, dim) if config.use_id_embedding else None
+        self.item_id = nn.Embedding(n_items, dim) if config.use_id_embedding else None
+        for table in (self.user_id, self.item_id):
+            if table is not None:
+                nn.init.normal_(table.weight, std=config.init_std)
+        self.dropout = nn.Dropout(config.dropout)
+
+        self.history_encoder = None
+        if tower.kind != "none":
+            self.history_encoder = HistoryEncoder(
+                tower.kind, dim, tower.history_length, tower.heads, tower.layers, config.dropout
+            )
+            history = history_matrix(train, tower.history_length, train_recency)
+            self.register_buffer("history", torch.as_tensor(history), persistent=False)
+
+        prop = config.propagation
+        self.ui_layers = prop.layers if prop.kind == "lightgcn" else 0
+        self.ii_layers = prop.item_graph_layers if prop.kind == "lightgcn" else 0
+        if self.ui_layers:
+            if user_item_graph is None:
+                raise ValueError("propagation.kind lightgcn needs the user_item_graph")
+            size = n_users + n_items
+            if user_item_graph.shape != (size, size):
+                raise ValueError(
+                    f"user_item_graph: expected shape ({size}, {size}) for {n_users} users + "
+                    f"{n_items} items, got {user_item_graph.shape}"
+                )
+            self.register_buffer("ui_graph", scipy_to_torch_sparse(user_item_graph), persistent=False)
+        names = prop.item_graph_modalities
+        if names is None:
+            names = sorted(modality_graphs or {})
+        if self.ii_layers and names:
+            graph = mean_item_graph(modality_graphs or {}, names, n_items)
+            self.register_buffer("ii_graph", scipy_to_torch_sparse(graph), persistent=False)
+        else:
+            self.ii_layers = 0
+        self._cache: Embeddings | None = None
+        self._late_cache: torch.Tensor | None = None
+
+    # ---------------------------------------------------------------- embeddings
+    def item_ego(self) -> torch.Tensor:
+        """(n_items, d) input embedding of every item."""
+        parts = []
+        if self.item_id is not None:
+            parts.append(self.item_id.weight)
+        if self.fusion is not None and not self.late_content:
+            parts.append(self.dropout(self.fusion(None)))
+        if not parts:  # late (LLM) content only: graph part starts from zeros
+            return torch.zeros(self.n_items, self.config.embedding_dim, device=self._device())
+        return parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+    def user_ego(self, items_ego: torch.Tensor) -> torch.Tensor:
+        """(n_users, d) input embedding of every user."""
+        out = self.user_id.weight if self.user_id is not None else None
+        if self.history_encoder is not None:
+            table = torch.cat([items_ego, items_ego.new_zeros(1, items_ego.shape[1])])
+            encoded = self.dropout(self.history_encoder(table, self.history))
+            out = encoded if out is None else out + encoded
+        return out
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _propagate_sparse(self, graph: torch.Tensor, x: torch.Tensor, layers: int) -> torch.Tensor:
+        """Mean of the layer outputs (layer 0 included), in float32 even under autocast."""
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = x.float()
+            outputs = [x]
+            for _ in range(layers):
+                x = torch.sparse.mm(graph, x)
+                outputs.append(x)
+            return torch.stack(outputs).mean(0)
+
+    def embeddings(self) -> Embeddings:
+        """Final and ego embeddings of every user and item (one full-graph pass)."""
+        if self._cache is not None and not self.training:
+            return self._cache
+        items_ego = self.item_ego()
+        users_ego = self.user_ego(items_ego)
+        users, items = users_ego, items_ego
+        if self.ui_layers:
+            both = self._propagate_sparse(self.ui_graph, torch.cat([users_ego, items_ego]), self.ui_layers)
+            users, items = both[: self.n_users], both[self.n_users :]
+        if self.ii_layers:
+            smoothed = self._propagate_sparse(self.ii_graph, items_ego, self.ii_layers)
+            items = items + smoothed
+        out = Embeddings(users, items, users_ego, items_ego)
+        if not self.training and not torch.is_grad_enabled():
+            self._cache = out
+        return out
+
+    def item_vectors(self, emb: Embeddings, item_idx: torch.Tensor) -> torch.Tensor:
+        """Final vectors of some items (adds late LLM content for the items asked for)."""
+        vectors = emb.items[item_idx]
+        if self.late_content:
+            vectors = vectors + self.dropout(self.fusion(item_idx.reshape(-1))).view_as(vectors)
+        return vectors
+
+    def all_item_vectors(self, emb: Embeddings) -> torch.Tensor:
+        if not self.late_content:
+            return emb.items
+        if self._late_cache is None or self.training or torch.is_grad_enabled():
+            late = self.fusion.encode_all(self.n_items, emb.items.device)
+            if not self.training and not torch.is_grad_enabled():
+                self._late_cache = late
+            return emb.items + late
+        return emb.items + self._late_cache
+
+    # ---------------------------------------------------------------- scoring
+    def score_users(self, user_idx: torch.Tensor) -> torch.Tensor:
+        """(b, n_items) scores of the given users against every item."""
+        emb = self.embeddings()
+        users = emb.users[user_idx]
+        items = self.all_item_vectors(emb)
+        if self.cosine:
+            users, items = F.normalize(users, dim=-1), F.normalize(items, dim=-1)
+        return users @ items.T
+
+    def modality_weights(self, item_idx: torch.Tensor) -> torch.Tensor | None:
+        """(b, n_modalities) per-item modality weights (gated fusion), else None."""
+        if self.fusion is None or not hasattr(self.fusion, "modality_weights"):
+            return None
+        return self.fusion.modality_weights(item_idx)
+
+    def llm_parameters(self) -> list[nn.Parameter]:
+        """Trainable parameters of the LLM encoder (own learning rate)."""
+        if not self.late_content:
+            return []
+        return [p for p in self.fusion.encoder.parameters() if p.requires_grad]
+
+    def clear_cache(self) -> None:
+        self._cache = None
+        self._late_cache = None
+
+    def train(self, mode: bool = True) -> Recommender:
+        self.clear_cache()
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        self.clear_cache()
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
