@@ -230,7 +230,9 @@ class Recommender(nn.Module):
         """Trainable parameters of the LLM encoder (own learning rate)."""
         if not self.late_content:
             return []
-        return [p for p in self.fusion.encoder.parameters() if p.requires_grad]
+        encoder = self.fusion.encoder
+        params = encoder.llm_parameters() if hasattr(encoder, "llm_parameters") else encoder.parameters()
+        return [p for p in params if p.requires_grad]
 
     def clear_cache(self) -> None:
         self._cache = None
