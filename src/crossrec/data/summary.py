@@ -33,7 +33,7 @@ def summarize(
     for column, modality in (("image_path", "image"), ("audio_path", "audio")):
         coverage[modality] = float(items[column].notna().mean()) if len(items) else 0.0
     for name in precomputed_names or dataset_info.get("precomputed", []):
-        coverage[f"precomputed:{name}"] = 1.0
+        coverage[f"{name} (pre)"] = 1.0
 
     splits: dict[str, dict[str, int]] = {}
     train_users = set(interactions.loc[interactions["split"] == "train", "user_idx"])
@@ -70,27 +70,26 @@ def summarize(
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """A readable fixed-width table for the log."""
-    lines = [f"Data summary: {summary['name']}", "-" * 56]
-    row = "  {:<30}{:>24}".format
-    lines += [
-        row("users", f"{summary['users']:,}"),
-        row("items", f"{summary['items']:,}"),
-        row("interactions", f"{summary['interactions']:,}"),
-        row("density", f"{summary['density']:.4%}"),
-        row("timestamps", "yes" if summary["has_timestamps"] else "no"),
-        row("split strategy", str(summary["split_strategy"])),
-        row("cold-start items", f"{summary['cold_items']:,}"),
-        row("unusable media files", f"{summary['unusable_media']:,}"),
-        "  modality coverage (share of items)",
-    ]
+    """A readable table, at most 36 columns wide so that the log handler (Rich, 80 columns when
+    not on a terminal) does not wrap it."""
+    row = "{:<22}{:>14}".format
+    lines = [f"Data summary: {summary['name']}", "-" * 36,
+             row("users", f"{summary['users']:,}"),
+             row("items", f"{summary['items']:,}"),
+             row("interactions", f"{summary['interactions']:,}"),
+             row("density", f"{summary['density']:.4%}"),
+             row("timestamps", "yes" if summary["has_timestamps"] else "no"),
+             row("split strategy", str(summary["split_strategy"])),
+             row("cold-start items", f"{summary['cold_items']:,}"),
+             row("unusable media", f"{summary['unusable_media']:,}"),
+             "coverage (share of items):"]
     for name, share in summary["modality_coverage"].items():
-        lines.append(row(f"    {name}", f"{share:.1%}"))
-    lines.append("  {:<12}{:>14}{:>10}{:>10}{:>12}".format("  split", "interactions", "users",
-                                                           "items", "no-train u"))
+        lines.append(row(f"  {name}"[:22], f"{share:.1%}"))
+    table = "{:<6}{:>9}{:>7}{:>7}{:>7}".format
+    lines.append(table("split", "rows", "users", "items", "cold u"))
     for name, entry in summary["splits"].items():
-        lines.append("  {:<12}{:>14,}{:>10,}{:>10,}{:>12}".format(
-            f"  {name}", entry["interactions"], entry["users"], entry["items"],
-            entry.get("users_without_train", "")))
-    lines.append("-" * 56)
+        lines.append(table(name, f"{entry['interactions']:,}", f"{entry['users']:,}",
+                           f"{entry['items']:,}", str(entry.get("users_without_train", "-"))))
+    lines.append("(cold u: users without train rows)")
+    lines.append("-" * 36)
     return "\n".join(lines)
