@@ -157,6 +157,18 @@ def _score_block(score_fn: ScoreFn, block: np.ndarray, n_items: int, device) -> 
     return raw.detach().to(dtype=torch.float32, copy=True)
 
 
+def _outside_candidates(candidates: np.ndarray | None, n_items: int, device) -> torch.Tensor | None:
+    """Item indices not in the candidate set (None when every item is a candidate)."""
+    if candidates is None:
+        return None
+    candidates = np.asarray(candidates, dtype=bool)
+    if candidates.shape != (n_items,):
+        raise ValueError(
+            f"candidates must be a boolean mask of shape ({n_items},), got {candidates.shape}"
+        )
+    return torch.as_tensor(np.flatnonzero(~candidates), device=device)
+
+
 def rank_all_items(
     score_fn: ScoreFn,
     users: np.ndarray,
@@ -165,19 +177,27 @@ def rank_all_items(
     chunk_users: int | None = None,
     device: torch.device | str = "cpu",
     progress: Callable[[Iterable], Iterable] | None = None,
+    candidates: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Top-``k`` items for each user in ``users`` with ``exclude`` rows masked (-1 = no item)."""
+    """Top-``k`` items for each user in ``users`` with ``exclude`` rows masked (-1 = no item).
+
+    ``candidates`` (bool, n_items) restricts ranking to a subset of the catalogue for everyone
+    (e.g. only cold-start items); None ranks all items.
+    """
     exclude = sp.csr_matrix(exclude)
     users = np.asarray(users, dtype=np.int64)
     n_items = exclude.shape[1]
     chunk = chunk_users or auto_chunk_size(n_items)
     starts = range(0, len(users), chunk)
     out = np.full((len(users), min(k, n_items)), -1, dtype=np.int64)
+    outside = _outside_candidates(candidates, n_items, device)
     for start in progress(starts) if progress else starts:
         block = users[start : start + chunk]
         with torch.inference_mode():
             scores = _score_block(score_fn, block, n_items, device)
             mask_rows_(scores, exclude[block])
+            if outside is not None:
+                scores[:, outside] = -torch.inf
             out[start : start + len(block)] = topk_deterministic(scores, k).cpu().numpy()
     return out
 
@@ -210,13 +230,47 @@ def evaluate_ranking(
         exclude: (n_users, n_items) items never to rank (train, plus validation for test).
         ks: cut-offs; K larger than the catalogue is allowed (ranks stop at n_items).
 
+    Returns:
+        (evaluated user indices, {"recall@20": per-user values, ...}) aligned with each other,
+        so callers can average, take std over seeds, or run paired tests over users.
+        See :func:`rank_and_evaluate` for the conventions.
+    """
+    users, per_user, _ = rank_and_evaluate(
+        score_fn, truth, exclude, ks, chunk_users, device, progress
+    )
+    return users, per_user
+
+
+def rank_and_evaluate(
+    score_fn: ScoreFn,
+    truth: sp.csr_matrix,
+    exclude: sp.csr_matrix,
+    ks: Sequence[int] = (10, 20, 50),
+    chunk_users: int | None = None,
+    device: torch.device | str = "cpu",
+    progress: Callable[[Iterable], Iterable] | None = None,
+    candidates: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Full-ranking metrics for every user with at least one held-out item, and the lists.
+
+    Args:
+        score_fn: user indices -> (batch, n_items) scores.
+        truth: (n_users, n_items) held-out interactions (validation or test).
+        exclude: (n_users, n_items) items never to rank (train, plus validation for test).
+        ks: cut-offs; K larger than the catalogue is allowed (ranks stop at n_items).
+        candidates: optional bool (n_items,) mask restricting the ranked items for everyone
+            (cold-start slice: only cold items compete). Held-out items outside it are not
+            counted as relevant.
+
     A held-out item that is also excluded could never be recommended; such pairs (duplicates
     across splits, which ingest should not produce) are dropped from ``truth`` with a warning
     so they do not silently cap recall.
 
     Returns:
-        (evaluated user indices, {"recall@20": per-user values, ...}) aligned with each other,
-        so callers can average, take std over seeds, or run paired tests over users.
+        (evaluated user indices, {"recall@20": per-user values, ...}, ranked item lists of shape
+        (n_evaluated, min(K_max, n_items)) with -1 where no item was left), aligned row by row,
+        so callers can average, take std over seeds, run paired tests over users, or compute
+        beyond-accuracy measures from the same single ranking pass.
     """
     truth = sp.csr_matrix(truth, dtype=np.float32)
     exclude = sp.csr_matrix(exclude, dtype=np.float32)
@@ -235,11 +289,17 @@ def evaluate_ranking(
         )
         truth = (truth - truth.multiply(overlap > 0)).tocsr()
         truth.eliminate_zeros()
+    if candidates is not None:
+        truth = (truth @ sp.diags(np.asarray(candidates, dtype=np.float32))).tocsr()
+        truth.eliminate_zeros()
     n_relevant = np.diff(truth.indptr)
     users = np.flatnonzero(n_relevant > 0)
     k_max = max(ks)
-    ranked = rank_all_items(score_fn, users, exclude, k_max, chunk_users, device, progress)
-    return users, metrics_from_hits(hit_matrix(ranked, users, truth, k_max), n_relevant[users], ks)
+    ranked = rank_all_items(
+        score_fn, users, exclude, k_max, chunk_users, device, progress, candidates
+    )
+    hits = hit_matrix(ranked, users, truth, k_max)
+    return users, metrics_from_hits(hits, n_relevant[users], ks), ranked
 
 
 def hit_matrix(

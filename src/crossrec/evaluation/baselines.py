@@ -1,0 +1,98 @@
+"""Non-learnt baselines as score functions for :func:`crossrec.evaluation.ranking.evaluate_ranking`.
+
+They see only the TRAIN matrix, return dense (batch, n_items) float32 scores, and go through the
+exact masking / tie-breaking / metric code the trained models use. The learnt ID and content
+baselines (MF-BPR, LightGCN, content-only, VBPR-style) are configurations of
+``crossrec.models.train_recommender`` instead (see ``conf/base/parameters_evaluate.yml``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+
+def item_popularity(train: sp.csr_matrix) -> np.ndarray:
+    """Number of training users per item (binary interactions)."""
+    binary = sp.csr_matrix(train, dtype=np.float32)
+    binary.data[:] = 1.0
+    return np.asarray(binary.sum(axis=0)).ravel()
+
+
+class MostPopular:
+    """Every user gets the training popularity order (ties: lower item index first)."""
+
+    def __init__(self, train: sp.csr_matrix):
+        self.scores = torch.as_tensor(item_popularity(train), dtype=torch.float32)
+
+    def __call__(self, users: torch.Tensor) -> torch.Tensor:
+        scores = self.scores.to(users.device)
+        return scores.unsqueeze(0).expand(len(users), -1)
+
+
+class RandomScorer:
+    """Uniform random scores, fixed per (seed, user): the floor every model must clear."""
+
+    def __init__(self, n_items: int, seed: int = 0):
+        self.n_items = n_items
+        self.seed = seed
+
+    def __call__(self, users: torch.Tensor) -> torch.Tensor:
+        rows = []
+        for user in users.tolist():
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(user))
+            rows.append(torch.rand(self.n_items, generator=gen))
+        return torch.stack(rows).to(users.device) if rows else torch.empty(0, self.n_items)
+
+
+def item_cosine_neighbours(train: sp.csr_matrix, neighbours: int, shrink: float) -> sp.csr_matrix:
+    """Item-item cosine similarity over user vectors, keeping each item's top ``neighbours``.
+
+    ``sim(i, j) = |U_i ∩ U_j| / (sqrt(|U_i| |U_j|) + shrink)`` (Sarwar et al.; shrinkage as in
+    Dacrema et al.'s reproducibility study), self-similarity removed. Row i holds the
+    neighbours of item i, so ``history @ S`` sums the similarity of each candidate to the
+    user's items.
+    """
+    binary = sp.csr_matrix(train, dtype=np.float32)
+    binary.data[:] = 1.0
+    co = (binary.T @ binary).tocsr()
+    co.setdiag(0)
+    co.eliminate_zeros()
+    norms = np.sqrt(np.asarray(binary.sum(axis=0)).ravel())
+    co = co.tocoo()
+    values = co.data / (norms[co.row] * norms[co.col] + shrink)
+    sim = sp.csr_matrix((values.astype(np.float32), (co.row, co.col)), shape=co.shape)
+    return _keep_top_per_row(sim, neighbours)
+
+
+def _keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep the k largest entries of each row (ties: lower column index)."""
+    rows, cols, vals = [], [], []
+    for i in range(matrix.shape[0]):
+        start, end = matrix.indptr[i], matrix.indptr[i + 1]
+        row_cols, row_vals = matrix.indices[start:end], matrix.data[start:end]
+        if len(row_vals) > k:
+            order = np.lexsort((row_cols, -row_vals))[:k]
+            row_cols, row_vals = row_cols[order], row_vals[order]
+        rows.append(np.full(len(row_cols), i))
+        cols.append(row_cols)
+        vals.append(row_vals)
+    if not rows:
+        return sp.csr_matrix(matrix.shape, dtype=np.float32)
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=matrix.shape
+    )
+
+
+class ItemKNN:
+    """Item-based kNN: score(u, j) = sum over the user's train items i of sim(i, j)."""
+
+    def __init__(self, train: sp.csr_matrix, neighbours: int = 100, shrink: float = 10.0):
+        self.train = sp.csr_matrix(train, dtype=np.float32)
+        self.train.data[:] = 1.0
+        self.similarity = item_cosine_neighbours(self.train, neighbours, shrink)
+
+    def __call__(self, users: torch.Tensor) -> torch.Tensor:
+        block = self.train[users.cpu().numpy()] @ self.similarity
+        return torch.as_tensor(block.toarray(), dtype=torch.float32, device=users.device)

@@ -1,0 +1,229 @@
+"""The evaluation protocol: split matrices, slices, one scorer over every slice, seed aggregation.
+
+Slices (each a full ranking with the user's train items — and valid items for test — masked):
+
+- ``valid``: validation items, train masked.
+- ``test``: test items, train + valid masked.
+- ``test_warm`` / ``test_cold``: only warm (resp. cold-start, ``items.is_cold``) items compete
+  and count as relevant — the item cold-start protocol, so content models are judged on ranking
+  new items, not on how an ID model buries them.
+- ``users_<bucket>``: the ``test`` slice restricted to users bucketed by training-history length
+  (quantiles from YAML), no re-ranking needed.
+
+Beyond-accuracy (``coverage@K``, ``novelty@K``, ``arp@K`` average recommendation popularity,
+``ild@K`` intra-list diversity from content vectors) is computed on the same top-K lists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from crossrec.evaluation.beyond import (
+    average_popularity,
+    catalogue_coverage,
+    intra_list_diversity,
+    novelty,
+)
+from crossrec.evaluation.ranking import ScoreFn, interactions_to_csr, rank_and_evaluate
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class EvalSplit:
+    """Everything the protocol needs, built once from the ingest artifacts."""
+
+    n_users: int
+    n_items: int
+    train: sp.csr_matrix
+    valid: sp.csr_matrix
+    test: sp.csr_matrix
+    is_cold: np.ndarray  # bool (n_items,)
+    train_recency: sp.csr_matrix | None = None
+    popularity: np.ndarray = field(init=False)
+    history_length: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.popularity = np.asarray(self.train.sum(axis=0)).ravel().astype(np.float64)
+        self.history_length = np.diff(self.train.indptr)
+
+
+def build_split(
+    interactions: pd.DataFrame, items: pd.DataFrame, n_users: int, n_items: int
+) -> EvalSplit:
+    """Binary train/valid/test matrices (and a recency matrix) from the ``interactions`` table."""
+    where = "interactions (data/02_intermediate/<dataset>/interactions.parquet)"
+    missing = {"user_idx", "item_idx", "split"} - set(interactions.columns)
+    if missing:
+        raise ValueError(f"{where}: missing columns {sorted(missing)}")
+    unknown = set(interactions["split"].unique()) - set(SPLITS)
+    if unknown:
+        raise ValueError(f"{where}: column 'split' has values {sorted(unknown)}; expected {SPLITS}")
+    users = interactions["user_idx"].to_numpy(np.int64)
+    item_ids = interactions["item_idx"].to_numpy(np.int64)
+    if len(users) and (users.min() < 0 or users.max() >= n_users):
+        raise ValueError(f"{where}: user_idx outside [0, {n_users}) of dataset_info.n_users")
+    if len(item_ids) and (item_ids.min() < 0 or item_ids.max() >= n_items):
+        raise ValueError(f"{where}: item_idx outside [0, {n_items}) of dataset_info.n_items")
+    split = interactions["split"].to_numpy()
+    matrices = {
+        name: interactions_to_csr(users[split == name], item_ids[split == name], n_users, n_items)
+        for name in SPLITS
+    }
+    recency = None
+    if "timestamp" in interactions and (interactions["timestamp"] >= 0).any():
+        train_rows = split == "train"
+        # rank within the table's (user, timestamp) order: larger = more recent, never 0
+        order = np.arange(1, train_rows.sum() + 1, dtype=np.float32)
+        recency = sp.csr_matrix(
+            (order, (users[train_rows], item_ids[train_rows])), shape=(n_users, n_items)
+        )
+    is_cold = np.zeros(n_items, dtype=bool)
+    if "is_cold" in items.columns:
+        cold = items.set_index("item_idx")["is_cold"].astype(bool)
+        is_cold[cold.index.to_numpy(np.int64)] = cold.to_numpy()
+    return EvalSplit(n_users, n_items, **matrices, is_cold=is_cold, train_recency=recency)
+
+
+@dataclass
+class Slice:
+    name: str
+    truth: sp.csr_matrix
+    exclude: sp.csr_matrix
+    candidates: np.ndarray | None = None
+
+
+def ranking_slices(split: EvalSplit, names: Sequence[str]) -> list[Slice]:
+    """The slices that need their own ranking pass, in the order asked for."""
+    seen = (split.train + split.valid).tocsr()
+    available = {
+        "valid": lambda: Slice("valid", split.valid, split.train),
+        "test": lambda: Slice("test", split.test, seen),
+        "test_warm": lambda: Slice("test_warm", split.test, seen, ~split.is_cold),
+        "test_cold": lambda: Slice("test_cold", split.test, seen, split.is_cold.copy()),
+    }
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ValueError(f"unknown slices {unknown}; expected some of {sorted(available)}")
+    slices = []
+    for name in names:
+        if name == "test_cold" and not split.is_cold.any():
+            logger.info(
+                "no cold-start items in this split (ingest split.cold_items.share = 0): "
+                "skipping the test_cold slice"
+            )
+            continue
+        slices.append(available[name]())
+    return slices
+
+
+def history_buckets(
+    history_length: np.ndarray, quantiles: Sequence[float]
+) -> dict[str, np.ndarray]:
+    """Users bucketed by training-history length at the given quantiles (of users with history).
+
+    Two quantiles give ``users_short`` / ``users_medium`` / ``users_long``; one gives
+    ``users_short`` / ``users_long``; more give ``users_q0`` ... Returns bucket -> bool mask.
+    """
+    active = history_length[history_length > 0]
+    cuts = np.quantile(active, sorted(quantiles)) if len(active) else np.zeros(len(quantiles))
+    n = len(cuts) + 1
+    names = {2: ["short", "long"], 3: ["short", "medium", "long"]}.get(n) or [
+        f"q{i}" for i in range(n)
+    ]
+    bucket = np.searchsorted(cuts, history_length, side="left")  # length <= cut -> lower bucket
+    return {f"users_{name}": bucket == i for i, name in enumerate(names)}
+
+
+def evaluate_scorer(
+    score_fn: ScoreFn,
+    split: EvalSplit,
+    slices: Sequence[Slice],
+    ks: Sequence[int],
+    beyond_k: int,
+    content: np.ndarray | None,
+    user_buckets: dict[str, np.ndarray] | None = None,
+    device: str = "cpu",
+    chunk_users: int | None = None,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> dict[str, dict]:
+    """Per-user metrics of one scorer on every slice: ``slice -> {"users", "metrics", "scalars"}``.
+
+    ``metrics`` maps metric name -> per-user array aligned with ``users``; ``scalars`` holds the
+    slice-level numbers (``coverage@K``).
+    """
+    out: dict[str, dict] = {}
+    for piece in slices:
+        users, per_user, ranked = rank_and_evaluate(
+            score_fn,
+            piece.truth,
+            piece.exclude,
+            ks,
+            chunk_users,
+            device,
+            progress,
+            candidates=piece.candidates,
+        )
+        per_user = dict(per_user)
+        per_user[f"novelty@{beyond_k}"] = novelty(ranked, split.popularity, split.n_users, beyond_k)
+        per_user[f"arp@{beyond_k}"] = average_popularity(ranked, split.popularity, beyond_k)
+        if content is not None:
+            per_user[f"ild@{beyond_k}"] = intra_list_diversity(ranked, content, beyond_k)
+        scalars = {f"coverage@{beyond_k}": catalogue_coverage(ranked, split.n_items, beyond_k)}
+        out[piece.name] = {"users": users, "metrics": per_user, "scalars": scalars}
+    if user_buckets and "test" in out:
+        test = out["test"]
+        for name, mask in user_buckets.items():
+            keep = mask[test["users"]]
+            out[name] = {
+                "users": test["users"][keep],
+                "metrics": {m: v[keep] for m, v in test["metrics"].items()},
+                "scalars": {},
+            }
+    return out
+
+
+def aggregate_seeds(runs: Sequence[dict[str, dict]]) -> dict[str, dict[str, dict[str, float]]]:
+    """``slice -> metric -> {mean, std}`` over seeds (std = sample std of per-seed means, 0 for
+    one seed). Per-seed value = mean over the slice's users."""
+    if not runs:
+        return {}
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for slice_name in runs[0]:
+        per_metric: dict[str, list[float]] = {}
+        for run in runs:
+            entry = run[slice_name]
+            for metric, values in entry["metrics"].items():
+                per_metric.setdefault(metric, []).append(
+                    float(values.mean()) if len(values) else 0.0
+                )
+            for metric, value in entry["scalars"].items():
+                per_metric.setdefault(metric, []).append(float(value))
+        table[slice_name] = {
+            metric: {
+                "mean": float(np.mean(values)),
+                "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            }
+            for metric, values in per_metric.items()
+        }
+    return table
+
+
+def per_user_seed_mean(
+    runs: Sequence[dict[str, dict]], slice_name: str, metric: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(users, per-user value averaged over seeds) — the input of paired tests."""
+    users = runs[0][slice_name]["users"]
+    for run in runs[1:]:
+        if not np.array_equal(run[slice_name]["users"], users):
+            raise ValueError(f"slice {slice_name!r}: evaluated users differ between seeds")
+    values = np.mean([run[slice_name]["metrics"][metric] for run in runs], axis=0)
+    return users, values
