@@ -1,0 +1,151 @@
+"""tune nodes: validate the search space, run the Optuna study, export the best configuration.
+
+The study lives in an RDB (``tune.storage.url``) that the nodes open directly, so trials are
+stored as they finish (``optuna-dashboard`` shows them live) and several ``kedro run
+--pipelines tune`` processes can share one study. Everything else goes through the catalog.
+Heavy imports (torch, lightning, optuna-integration) happen inside the functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from crossrec.config import parse_params
+from crossrec.tuning.config import TuneConfig
+from crossrec.tuning.space import apply_overrides, check_search_space
+
+logger = logging.getLogger(__name__)
+
+TUNE_WHERE = "conf/base/parameters_tune.yml: tune"
+FINETUNE_WHERE = "conf/base/parameters_finetune.yml: finetune"
+
+
+def validate_tuning(tune: dict[str, Any], finetune: dict[str, Any]) -> TuneConfig:
+    """Parse ``tune`` and check every searched / fixed key against ``FinetuneConfig``.
+
+    Runs first, so a misspelt key or a wrong type fails with its name before any data is loaded
+    or any trial trains.
+    """
+    from crossrec.models.config import FinetuneConfig
+
+    config = parse_params(TuneConfig, tune, where=TUNE_WHERE)
+    parse_params(FinetuneConfig, finetune, where=FINETUNE_WHERE)
+    check_search_space(
+        config.search_space, FinetuneConfig, finetune, where=f"{TUNE_WHERE}.search_space"
+    )
+    fixed_checked = apply_overrides(finetune, config.fixed)
+    parse_params(FinetuneConfig, fixed_checked, where=f"{TUNE_WHERE}.fixed")
+    logger.info(
+        "Search space: %d parameters, %d trials, pruner %s, storage %s",
+        len(config.search_space),
+        config.n_trials,
+        config.pruner.type,
+        _redacted(config.storage.url),
+    )
+    return config
+
+
+def needs_item_texts(config: TuneConfig, finetune: dict[str, Any]) -> bool:
+    """Whether some trial may use the ``llm`` fusion strategy (which reads item texts)."""
+    key = "model.fusion.strategy"
+    base = ((finetune.get("model") or {}).get("fusion") or {}).get("strategy")
+    spec = config.search_space.get(key)
+    choices = getattr(spec, "choices", None) or []
+    return "llm" in ({base, config.fixed.get(key)} | set(choices))
+
+
+def build_tuning_data(
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    dataset_info: dict,
+    fused_item_features: dict,
+    modality_graphs: dict,
+    user_item_graph: Any,
+    config: TuneConfig,
+    finetune: dict[str, Any],
+) -> Any:
+    """finetune's ``TrainingData`` (its own node function), with item texts when any trial
+    can pick the ``llm`` fusion strategy."""
+    from crossrec.pipelines.finetune.nodes import build_training_data
+
+    if needs_item_texts(config, finetune):
+        finetune = apply_overrides(finetune, {"model.fusion.strategy": "llm"})
+    return build_training_data(
+        interactions, items, dataset_info, fused_item_features, modality_graphs,
+        user_item_graph, finetune,
+    )
+
+
+def _redacted(url: str) -> str:
+    from crossrec.tuning.storage import redact
+
+    return redact(url)
+
+
+def run_tuning(
+    config: TuneConfig,
+    training_data: Any,
+    finetune: dict[str, Any],
+    seed: int,
+) -> dict[str, Any]:
+    """Run trials until the study holds ``n_trials``; return the study summary (JSON-ready).
+
+    ``training_data`` is finetune's ``TrainingData`` (built by its own node function from the
+    catalog artifacts). Other processes may add trials to the same study concurrently.
+    """
+    from crossrec.tuning.objective import make_finetune_objective
+    from crossrec.tuning.results import study_summary
+    from crossrec.tuning.study import open_study, run_study
+
+    objective = make_finetune_objective(
+        training_data, finetune, config, run_root=Path(config.run_root), seed=seed
+    )
+    run = run_study(objective, config, seed)
+    study = open_study(config, seed)
+    summary = study_summary(study, storage=run.storage, metric=config.metric)
+    summary["this_run"] = {"trials": run.trials_run, "seconds": round(run.seconds, 2)}
+    logger.info(
+        "Study %r: %d trials %s; this run added %d in %.1f s; best %s",
+        summary["study_name"],
+        summary["n_trials"],
+        summary["states"],
+        len(run.trials_run),
+        run.seconds,
+        summary["best"] and summary["best"]["value"],
+    )
+    return summary
+
+
+def export_best_parameters(
+    summary: dict[str, Any], config: TuneConfig, finetune: dict[str, Any], seed: int
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The tuned ``finetune:`` parameters file (``--env tuned``) and the trials table.
+
+    ``summary`` only orders this node after the study; the study is read from its storage.
+    """
+    from crossrec.models.config import FinetuneConfig
+    from crossrec.tuning.results import trials_table, tuned_finetune_block
+    from crossrec.tuning.study import open_study
+
+    study = open_study(config, seed)
+    tuned = tuned_finetune_block(study, finetune, schema=FinetuneConfig)
+    logger.info(
+        "Best trial %d (%s = %.4f) written as the finetune parameters of --env tuned: %s",
+        study.best_trial.number,
+        summary["metric"],
+        study.best_value,
+        study.best_trial.params,
+    )
+    return tuned, trials_table(study)
+
+
+def plot_tuning(summary: dict[str, Any], config: TuneConfig, seed: int) -> tuple[Any, Any, Any]:
+    """Optimisation history, parameter importances and parallel coordinates (plotly)."""
+    from crossrec.tuning.results import study_plots
+    from crossrec.tuning.study import open_study
+
+    return study_plots(open_study(config, seed))

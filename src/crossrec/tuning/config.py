@@ -1,0 +1,84 @@
+"""Schema of ``conf/base/parameters_tune.yml: tune``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from crossrec.config import StrictConfig
+from crossrec.tuning.space import ParamSpec
+
+
+class StorageConfig(StrictConfig):
+    """Where the study lives: any SQLAlchemy URL Optuna's ``RDBStorage`` accepts."""
+
+    #: sqlite:///relative/path.db (relative to the working directory), sqlite:////abs/path.db,
+    #: postgresql+psycopg2://user:pass@host:5432/db (needs the ``postgres`` extra)
+    url: str
+    #: SQLite: seconds a connection waits on a locked database before failing
+    timeout_s: float = Field(60.0, gt=0)
+    #: a running trial records a heartbeat this often; trials of killed processes are marked
+    #: FAIL after ``grace_period_s`` (default 2 x interval) and re-run. None disables it.
+    heartbeat_interval_s: int | None = Field(30, ge=1)
+    grace_period_s: int | None = Field(None, ge=1)
+
+
+class SamplerConfig(StrictConfig):
+    type: Literal["tpe", "random"] = "tpe"
+    #: None = the project seed (params:seed); trial k samples with seed + k
+    seed: int | None = None
+    n_startup_trials: int = Field(10, ge=0)
+    multivariate: bool = True
+    #: TPE: treat running trials of other workers as bad, so parallel workers spread out
+    constant_liar: bool = True
+
+
+class PrunerConfig(StrictConfig):
+    """median / percentile: compare with earlier trials at the same epoch; hyperband: SHA brackets."""
+
+    type: Literal["median", "percentile", "hyperband", "none"] = "median"
+    #: median / percentile: trials that run to the end before pruning starts
+    n_startup_trials: int = Field(5, ge=0)
+    #: median / percentile: epochs a trial runs before it can be pruned
+    n_warmup_steps: int = Field(2, ge=0)
+    interval_steps: int = Field(1, ge=1)
+    #: percentile: prune when below this percentile of earlier trials (median = 50)
+    percentile: float = Field(25.0, gt=0, lt=100)
+    #: hyperband: epochs of the smallest bracket, the longest run, and the halving factor
+    min_resource: int = Field(1, ge=1)
+    max_resource: int | Literal["auto"] = "auto"
+    reduction_factor: int = Field(3, ge=2)
+
+
+class TuneConfig(StrictConfig):
+    """The whole ``tune:`` block."""
+
+    study_name: str = Field(min_length=1)
+    storage: StorageConfig
+    #: total number of (non-failed) trials the study should hold; a rerun only adds the missing
+    #: ones, so an interrupted study resumes and concurrent workers share the budget exactly
+    n_trials: int = Field(ge=1)
+    #: stop starting new trials after this many seconds (None = no limit)
+    timeout_s: float | None = Field(None, gt=0)
+    #: the logged validation metric to optimise; also the pruning callback's monitor
+    metric: str = "val/recall@20"
+    direction: Literal["maximize", "minimize"] = "maximize"
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    pruner: PrunerConfig = Field(default_factory=PrunerConfig)
+    #: dotted path into the finetune config -> distribution
+    search_space: dict[str, ParamSpec] = Field(min_length=1)
+    #: finetune overrides applied to every trial (dotted paths), e.g. fewer epochs while tuning;
+    #: they are not written to the tuned parameters file
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    #: each trial trains in <run_root>/trial_<number>
+    run_root: str = "data/06_models/tune"
+    #: delete a finished trial's checkpoints (keeps disk use flat over long studies)
+    keep_checkpoints: bool = False
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> TuneConfig:
+        both = sorted(set(self.search_space) & set(self.fixed))
+        if both:
+            raise ValueError(f"keys both searched and fixed: {both}")
+        return self

@@ -1,0 +1,82 @@
+"""The Optuna objective: train the recommender with a trial's configuration, return its score.
+
+The score is the best value of ``config.metric`` (validation Recall@20 by default) over the
+epochs, exactly what ``finetune`` early-stops and checkpoints on, computed by the shared
+``crossrec.evaluation.ranking`` code inside the LightningModule. The pruning callback reports the
+same metric each epoch so the pruner can stop hopeless trials early.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from crossrec.config import parse_params
+from crossrec.tuning.config import TuneConfig
+from crossrec.tuning.space import apply_overrides, suggest
+
+logger = logging.getLogger(__name__)
+
+
+def trial_overrides(config: TuneConfig, sampled: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything a trial changes in the finetune block: fixed values, samples, monitoring."""
+    return {
+        **config.fixed,
+        **sampled,
+        "trainer.monitor": config.metric,
+        "trainer.mode": "max" if config.direction == "maximize" else "min",
+        "trainer.resume": False,
+    }
+
+
+def make_finetune_objective(
+    data: Any,
+    finetune_params: Mapping[str, Any],
+    config: TuneConfig,
+    *,
+    run_root: Path,
+    seed: int,
+) -> Callable[[Any], float]:
+    """An objective over ``train_recommender(data, ...)``; ``data`` is a ``TrainingData``.
+
+    Each trial trains in ``run_root/trial_<number>`` (its checkpoints are removed afterwards
+    unless ``keep_checkpoints``) and records the run dir and epochs run as user attributes.
+    """
+    from optuna_integration import PyTorchLightningPruningCallback
+
+    from crossrec.models.config import FinetuneConfig
+    from crossrec.models.training import train_recommender
+
+    base = dict(finetune_params)
+    if (base.get("trainer") or {}).get("seed") is None:
+        base = apply_overrides(base, {"trainer.seed": seed})
+
+    def objective(trial: Any) -> float:
+        sampled = suggest(trial, config.search_space)
+        params = apply_overrides(base, trial_overrides(config, sampled))
+        finetune = parse_params(FinetuneConfig, params, where=f"tune trial {trial.number}")
+        run_dir = Path(run_root) / f"trial_{trial.number:04d}"
+        trial.set_user_attr("run_dir", str(run_dir))
+        logger.info("Trial %d: %s", trial.number, sampled)
+        pruning = PyTorchLightningPruningCallback(trial, monitor=config.metric)
+        try:
+            result = train_recommender(
+                data, finetune, run_dir=run_dir, extra_callbacks=[pruning],
+                enable_progress_bar=False,
+            )
+        finally:
+            if not config.keep_checkpoints:
+                shutil.rmtree(run_dir / finetune.trainer.checkpoint_dir, ignore_errors=True)
+        trial.set_user_attr("epochs", int(len(result.history)))
+        if not math.isfinite(result.best_score):
+            raise ValueError(
+                f"trial {trial.number}: metric {config.metric!r} was never logged "
+                f"(history columns: {list(result.history.columns)})"
+            )
+        return float(result.best_score)
+
+    return objective

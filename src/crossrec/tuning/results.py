@@ -1,0 +1,108 @@
+"""What a finished study leaves behind: a tuned ``finetune:`` block, a summary, a trials table, plots."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.study import Study
+from optuna.trial import TrialState
+
+from crossrec.config import parse_params
+from crossrec.tuning.space import apply_overrides
+
+logger = logging.getLogger(__name__)
+
+
+def completed_trials(study: Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def study_summary(study: Study, storage: str, metric: str) -> dict[str, Any]:
+    """JSON-ready counts by state, the best trial and when trials ran."""
+    trials = study.get_trials(deepcopy=False)
+    states = Counter(t.state.name for t in trials)
+    summary: dict[str, Any] = {
+        "study_name": study.study_name,
+        "storage": storage,
+        "metric": metric,
+        "direction": study.direction.name.lower(),
+        "n_trials": len(trials),
+        "states": dict(sorted(states.items())),
+        "best": None,
+    }
+    if completed_trials(study):
+        best = study.best_trial
+        summary["best"] = {
+            "number": best.number,
+            "value": best.value,
+            "params": best.params,
+            "user_attrs": best.user_attrs,
+        }
+    return summary
+
+
+def tuned_finetune_block(
+    study: Study, finetune_params: Mapping[str, Any], schema: type | None = None
+) -> dict[str, Any]:
+    """``{"finetune": <finetune_params with the best trial's values>}``, validated by ``schema``.
+
+    The whole block is written (not just the tuned keys): Kedro replaces a top-level parameters
+    key of the base environment with the one of ``--env tuned``, so a partial block would lose
+    every untuned setting.
+    """
+    if not completed_trials(study):
+        raise ValueError(
+            f"study {study.study_name!r} has no completed trial: nothing to export "
+            "(every trial was pruned or failed; relax the pruner or raise n_trials)"
+        )
+    block = apply_overrides(finetune_params, study.best_trial.params)
+    if schema is not None:
+        parse_params(schema, block, where=f"best trial of study {study.study_name!r}")
+    return {"finetune": block}
+
+
+def trials_table(study: Study) -> pd.DataFrame:
+    """One row per trial: number, state, value, params, durations (Optuna's trials_dataframe)."""
+    frame = study.trials_dataframe(attrs=("number", "state", "value", "duration", "params"))
+    if "duration" in frame:
+        frame["duration_s"] = frame.pop("duration").dt.total_seconds()
+    return frame
+
+
+def _placeholder(title: str, reason: str) -> Any:
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    figure.update_layout(title=title)
+    figure.add_annotation(text=reason, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    return figure
+
+
+def study_plots(study: Study) -> tuple[Any, Any, Any]:
+    """Optimisation history, parameter importances and parallel coordinates (plotly figures).
+
+    Importances need at least two completed trials with varying parameters; otherwise a figure
+    says why instead of failing the run.
+    """
+    from optuna import visualization as vis
+
+    history = vis.plot_optimization_history(study)
+    n_complete = len(completed_trials(study))
+    if n_complete >= 2:
+        try:
+            importance = vis.plot_param_importances(study)
+        except (RuntimeError, ValueError) as err:  # e.g. every trial sampled the same values
+            logger.warning("parameter importances unavailable: %s", err)
+            importance = _placeholder("Hyperparameter Importances", str(err))
+    else:
+        importance = _placeholder(
+            "Hyperparameter Importances",
+            f"needs at least 2 completed trials (the study has {n_complete})",
+        )
+    parallel = vis.plot_parallel_coordinate(study)
+    return history, importance, parallel
