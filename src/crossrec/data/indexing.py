@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from crossrec.data.media import optional_paths
 from crossrec.data.raw import RawData
 from crossrec.data.validation import natural_order
 
@@ -32,9 +33,9 @@ def index_raw(raw: RawData) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame,
     for column in raw.text_columns:
         items[column] = raw.items[column].fillna("").astype(str).to_numpy(dtype=object)[order]
     for column in ("image_path", "audio_path"):
-        values = raw.items[column] if column in raw.items.columns else None
-        items[column] = (values.to_numpy(dtype=object)[order] if values is not None
-                         else np.full(len(order), None, dtype=object))
+        values = (optional_paths(raw.items[column]).to_numpy(dtype=object)[order]
+                  if column in raw.items.columns else np.full(len(order), None, dtype=object))
+        items[column] = pd.Series(values, index=items.index, dtype=object)
     precomputed = {name: np.ascontiguousarray(matrix[order], dtype=np.float32)
                    for name, matrix in sorted(raw.precomputed.items())}
 

@@ -16,6 +16,12 @@ logger = logging.getLogger(__name__)
 MEDIA_COLUMNS = {"image_path": "image", "audio_path": "audio"}
 
 
+def optional_paths(values: pd.Series) -> pd.Series:
+    """An object column of str or None (never NaN), whatever dtype pandas inferred."""
+    return pd.Series([None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+                      for v in values], index=values.index, dtype=object)
+
+
 def media_problem(path: str, modality: str) -> str | None:
     """Why ``path`` is not usable for ``modality``, or None when it decodes."""
     file = Path(path)
@@ -49,6 +55,9 @@ def check_media(
     are unusable (a wrong folder or pattern, not a few broken files).
     """
     items = items.copy()
+    for column in MEDIA_COLUMNS:
+        if column in items.columns:
+            items[column] = optional_paths(items[column])
     report: list[dict] = []
     for column, modality in MEDIA_COLUMNS.items():
         if column not in items.columns:

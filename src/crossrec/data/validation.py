@@ -106,11 +106,17 @@ def parse_timestamps(values: pd.Series, file: Path | str, column: str) -> np.nda
         return np.floor(numbers.to_numpy(dtype=np.float64)).astype(np.int64)
     if numbers.notna().any():  # mix of numbers and something else: report the first non-number
         bad = numbers.isna().to_numpy()
+        i = _first_bad(bad)
+        raise DataValidationError(
+            file, f"timestamp {values.iloc[i]!r} is not a number like the rows before it",
+            row=i + 1, column=column, expected="one format per column: unix seconds or ISO dates",
+        )
     else:
         dates = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
         bad = dates.isna().to_numpy()
         if not bad.any():
-            return (dates.astype("int64") // 10**9).to_numpy(dtype=np.int64)
+            epoch = pd.Timestamp(0, tz="UTC")
+            return ((dates - epoch) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
     i = _first_bad(bad)
     raise DataValidationError(
         file,
@@ -181,7 +187,7 @@ def resolve_media_paths(
     """Media paths relative to the dataset folder -> absolute str, empty -> None."""
 
     def one(value: object) -> str | None:
-        if value is None or (isinstance(value, float) and np.isnan(value)):
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
             return None
         text = str(value).strip()
         if not text:
@@ -191,7 +197,7 @@ def resolve_media_paths(
             path = folder / path
         return str(path.resolve())
 
-    return values.map(one).astype(object)
+    return pd.Series([one(v) for v in values], index=values.index, dtype=object)
 
 
 def natural_order(ids: Iterable[str]) -> list[str]:

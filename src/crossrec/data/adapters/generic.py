@@ -68,9 +68,7 @@ def read_generic(name: str, folder: Path, options: Mapping[str, Any]) -> RawData
     for column in opts.text_columns:
         items[column] = table[column].fillna("").astype(str).to_numpy(dtype=object)
     for role, column in (("image_path", opts.image_column), ("audio_path", opts.audio_column)):
-        items[role] = (
-            resolve_media_paths(table[column], folder, items_path, column).to_numpy(dtype=object)
-            if column else empty_media(len(items)).to_numpy()
-        )
+        items[role] = (resolve_media_paths(table[column], folder, items_path, column)
+                       if column else empty_media(len(items)))
     return RawData(name, interactions, items, list(opts.text_columns), {}, files,
                    has_timestamps=opts.timestamp_column is not None)

@@ -145,7 +145,7 @@ def read_mmrec(name: str, folder: Path, options: Mapping[str, Any]) -> RawData:
         if not found.all():
             logger.warning("%s: %d of %d items have no row in %s (empty text)", name,
                            int((~found).sum()), len(found), text_path)
-    items["image_path"] = empty_media(len(items)).to_numpy()
-    items["audio_path"] = empty_media(len(items)).to_numpy()
+    items["image_path"] = empty_media(len(items))
+    items["audio_path"] = empty_media(len(items))
     return RawData(name, interactions, items, text_columns, precomputed, files,
                    has_timestamps=opts.timestamp_column is not None)

@@ -63,12 +63,12 @@ def year_text(values: pd.Series) -> np.ndarray:
     return text.to_numpy(dtype=object)
 
 
-def pattern_paths(ids: pd.Series, pattern: str | None, folder: Path) -> np.ndarray:
+def pattern_paths(ids: pd.Series, pattern: str | None, folder: Path) -> pd.Series:
     """Media path per item from a pattern; files that are absent are caught by the media check."""
     if not pattern:
-        return empty_media(len(ids)).to_numpy()
-    return np.array([str((folder / pattern.format(item_id=i)).resolve()) for i in ids],
-                    dtype=object)
+        return empty_media(len(ids))
+    return pd.Series([str((folder / pattern.format(item_id=i)).resolve()) for i in ids],
+                     dtype=object)
 
 
 @register("movielens_multimodal")
