@@ -18,6 +18,7 @@ import contextlib
 import logging
 import random
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 from optuna.storages import RDBStorage
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
-from optuna.exceptions import StorageInternalError
+from optuna.exceptions import ExperimentalWarning, StorageInternalError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -129,7 +130,10 @@ def make_storage(
     # file, other backends retry (the second attempt finds the tables in place).
     for attempt in range(1, _INIT_ATTEMPTS + 1):
         try:
-            with file_lock(lock_path):
+            with file_lock(lock_path), warnings.catch_warnings():
+                # heartbeats are "experimental" in Optuna 5 but the documented way to recover
+                # trials of killed workers
+                warnings.simplefilter("ignore", ExperimentalWarning)
                 return BudgetedRDBStorage(
                     url,
                     engine_kwargs=engine_kwargs,
