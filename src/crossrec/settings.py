@@ -1,7 +1,9 @@
 """Kedro project settings.
 
 ``oc.env`` is enabled for every config file (Kedro allows it only in credentials by default) so
-that the raw-data root can follow ``CROSSREC_DATA_DIR``.
+that the raw-data root can follow ``CROSSREC_DATA_DIR``. Parameters merge softly across
+environments, so ``conf/tuned/parameters_finetune.yml`` written by ``tune`` can hold only the tuned
+keys and ``kedro run --env tuned`` keeps every other default from ``conf/base``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
     "custom_resolvers": {"oc.env": oc.env},
+    # An environment (conf/local, conf/tuned, ...) overrides only the parameter keys it names.
+    "merge_strategy": {"parameters": "soft"},
 }
 
 # kedro-viz writes a .viz/ folder after every run through its hook; we only want `kedro viz`.
