@@ -1,0 +1,112 @@
+"""Trained models as score functions: retrain a config with another seed, baselines as
+``FinetuneConfig`` overrides, and inference-time modality ablation.
+
+Everything goes through ``crossrec.models`` (``train_recommender`` / ``load_recommender``): the
+baselines are configurations of the same machinery, not a separate codebase.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+logger = logging.getLogger(__name__)
+
+
+def deep_merge(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` applied key by key (nested dicts merge, the rest replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def bundle_seed(bundle: dict, default: int) -> int:
+    """The seed a ``trained_model`` bundle was trained with (its trainer.seed, else ``default``)."""
+    seed = (bundle.get("config") or {}).get("trainer", {}).get("seed")
+    return int(default if seed is None else seed)
+
+
+def select_modalities(item_features: dict, wanted: list[str] | None) -> dict:
+    """``fused_item_features`` restricted to ``wanted`` modalities (None = all)."""
+    if wanted is None:
+        return item_features
+    keep = [m for m in item_features.get("__order__", []) or sorted(item_features) if m in wanted]
+    keep = [m for m in keep if not m.startswith("__")]
+    out = {m: item_features[m] for m in keep}
+    out["__order__"] = keep
+    return out
+
+
+def ablate_modality(
+    item_features: dict, graphs: dict, modality: str, config: dict
+) -> tuple[dict, dict]:
+    """Features and graphs with ``modality`` removed at inference time.
+
+    The modality's mask is set all False (and its vectors zeroed), so the trained model uses its
+    learned "missing" vector for every item, exactly as for an item without that medium. Its kNN
+    item graph is dropped from the averaged item graph (replaced by an empty graph when the
+    config names it explicitly).
+    """
+    if modality not in item_features:
+        raise ValueError(
+            f"cannot ablate {modality!r}: fused_item_features has {sorted(item_features)}"
+        )
+    features = dict(item_features)
+    entry = dict(item_features[modality])
+    entry["vectors"] = np.zeros_like(np.asarray(entry["vectors"]))
+    entry["mask"] = np.zeros(len(entry["mask"]), dtype=bool)
+    features[modality] = entry
+    graphs = dict(graphs)
+    if modality in graphs:
+        named = (config.get("model", {}).get("propagation", {}) or {}).get("item_graph_modalities")
+        if named and modality in named:
+            graphs[modality] = sp.csr_matrix(graphs[modality].shape, dtype=np.float32)
+        else:
+            del graphs[modality]
+    return features, graphs
+
+
+def train_variant(data: Any, config_dict: dict, seed: int, where: str) -> dict:
+    """Train ``config_dict`` (a full finetune block) with ``seed``; returns the bundle.
+
+    Checkpoints and logs go to a temporary folder that is removed afterwards: the evaluation
+    keeps only the in-memory bundle.
+    """
+    from crossrec.config import parse_params
+    from crossrec.models.config import FinetuneConfig
+    from crossrec.models.training import train_recommender
+
+    config_dict = deep_merge(config_dict, {"trainer": {"seed": int(seed), "resume": False}})
+    config = parse_params(FinetuneConfig, config_dict, where=where)
+    with tempfile.TemporaryDirectory(prefix="crossrec-eval-") as run_dir:
+        result = train_recommender(data, config, run_dir=Path(run_dir), enable_progress_bar=False)
+    logger.info(
+        "%s seed %d: best %s = %.4f", where, seed, config.trainer.monitor, result.best_score
+    )
+    return result.bundle
+
+
+def model_score_fn(bundle: dict, data: Any, device: str):
+    """``load_recommender`` on ``device`` wrapped as a ScoreFn."""
+    import torch
+
+    from crossrec.models.bundle import load_recommender
+
+    model = load_recommender(bundle, data).to(device)
+    model.eval()
+
+    def score(users: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model.score_users(users.to(device))
+
+    return score

@@ -1,0 +1,77 @@
+"""evaluate: trained model (several seeds) + baselines + modality ablation -> metrics & report."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from crossrec.pipelines.evaluate import nodes
+
+SHARED = [
+    "evaluate_split",
+    "fused_item_features",
+    "modality_graphs",
+    "user_item_graph",
+    "items",
+    "dataset_info",
+]
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                nodes.prepare_evaluation,
+                ["interactions", "items", "dataset_info", "params:evaluate"],
+                "evaluate_split",
+                name="prepare_evaluation",
+            ),
+            Node(
+                nodes.evaluate_trained_model,
+                ["trained_model", *SHARED, "params:evaluate", "params:seed"],
+                "evaluate_model_runs",
+                name="evaluate_trained_model",
+            ),
+            Node(
+                nodes.evaluate_baselines,
+                ["trained_model", *SHARED, "params:evaluate"],
+                "evaluate_baseline_runs",
+                name="evaluate_baselines",
+            ),
+            Node(
+                nodes.evaluate_modality_ablation,
+                ["evaluate_model_runs", *SHARED, "params:evaluate"],
+                "evaluate_ablation_runs",
+                name="evaluate_modality_ablation",
+            ),
+            Node(
+                nodes.summarize_evaluation,
+                [
+                    "evaluate_model_runs",
+                    "evaluate_baseline_runs",
+                    "evaluate_ablation_runs",
+                    "params:evaluate",
+                ],
+                ["metrics", "significance", "evaluation_timings"],
+                name="summarize_evaluation",
+            ),
+            Node(
+                nodes.write_report,
+                [
+                    "metrics",
+                    "significance",
+                    "evaluation_timings",
+                    "training_history",
+                    "dataset_info",
+                    "params:evaluate",
+                ],
+                [
+                    "evaluation_report",
+                    "plot_metric_at_k",
+                    "plot_slices",
+                    "plot_modality_ablation",
+                    "plot_training_curves",
+                ],
+                name="write_report",
+            ),
+        ]
+    )

@@ -1,0 +1,164 @@
+"""The evaluate nodes end to end on the synthetic dataset with tiny trainings."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crossrec.config import ConfigError
+from crossrec.pipelines.evaluate import nodes
+
+TINY_TRAINER = {
+    "max_epochs": 2,
+    "patience": 1,
+    "accelerator": "cpu",
+    "devices": 1,
+    "log_every_n_steps": 1,
+}
+
+PARAMS = {
+    "ks": [5, 10],
+    "k": 10,
+    "seeds": [7, 8],
+    "device": "cpu",
+    "significance_metrics": ["recall@10", "ndcg@10"],
+    "baseline_defaults": {"trainer": TINY_TRAINER},
+    "baselines": {
+        "MostPop": {"kind": "most_popular"},
+        "ItemKNN": {"kind": "item_knn", "neighbours": 20, "shrink": 1.0},
+        "MF-BPR": {
+            "kind": "finetune",
+            "overrides": {
+                "model": {
+                    "use_content": False,
+                    "user_tower": {"kind": "none"},
+                    "propagation": {"kind": "none", "item_graph_layers": 0},
+                }
+            },
+        },
+        "VBPR": {
+            "kind": "finetune",
+            "modalities": ["image"],
+            "overrides": {
+                "model": {
+                    "user_tower": {"kind": "none"},
+                    "propagation": {"kind": "none", "item_graph_layers": 0},
+                }
+            },
+        },
+        "AudioOnly": {"kind": "finetune", "modalities": ["audio"]},
+    },
+}
+
+
+def _shared(inputs: dict) -> list:
+    return [
+        inputs["split"],
+        inputs["fused_item_features"],
+        inputs["modality_graphs"],
+        inputs["user_item_graph"],
+        inputs["items"],
+        inputs["dataset_info"],
+    ]
+
+
+@pytest.fixture(scope="module")
+def evaluated(evaluate_inputs, tiny_trained_model) -> dict:
+    shared = _shared(evaluate_inputs)
+    model = nodes.evaluate_trained_model(tiny_trained_model, *shared, PARAMS, 2026)
+    baselines = nodes.evaluate_baselines(tiny_trained_model, *shared, PARAMS)
+    ablation = nodes.evaluate_modality_ablation(model, *shared, PARAMS)
+    metrics, significance, timings = nodes.summarize_evaluation(model, baselines, ablation, PARAMS)
+    return {
+        "model": model,
+        "metrics": metrics,
+        "significance": significance,
+        "timings": timings,
+        "bundle": tiny_trained_model,
+    }
+
+
+def test_metrics_json_structure(evaluated) -> None:
+    metrics = evaluated["metrics"]
+    json.dumps(metrics)  # plain JSON types only
+    assert set(metrics) == {
+        "crossrec",
+        "MostPop",
+        "ItemKNN",
+        "MF-BPR",
+        "VBPR",
+        "crossrec w/o text",
+        "crossrec w/o image",
+    }  # AudioOnly skipped
+    test = metrics["crossrec"]["test"]
+    for name in ("recall", "ndcg", "precision", "mrr", "hit", "map"):
+        for k in (5, 10):
+            stat = test[f"{name}@{k}"]
+            assert set(stat) == {"mean", "std"} and 0.0 <= stat["mean"] <= 1.0
+    assert {"coverage@10", "novelty@10", "arp@10", "ild@10"} <= set(test)
+    assert {"valid", "test", "test_warm", "users_short", "users_medium", "users_long"} <= set(
+        metrics["crossrec"]
+    )
+    assert "test_cold" not in metrics["crossrec"]  # the synthetic split has no cold holdout
+    # two seeds for the trained model (std over seeds), one run for deterministic baselines
+    assert evaluated["timings"]["crossrec"]["seeds"] == 2
+    assert evaluated["timings"]["MostPop"]["seeds"] == 1
+    assert metrics["MostPop"]["test"]["recall@10"]["std"] == 0.0
+
+
+def test_trained_model_reused_for_its_seed(evaluated) -> None:
+    bundles = evaluated["model"]["bundles"]
+    assert bundles[0] is evaluated["bundle"]  # seed 7 = the trained_model
+    assert bundles[1] is not evaluated["bundle"]
+    assert bundles[1]["config"]["trainer"]["seed"] == 8
+
+
+def test_significance_against_every_baseline(evaluated) -> None:
+    sig = evaluated["significance"]
+    assert sig["best_baseline"] in {"MostPop", "ItemKNN", "MF-BPR", "VBPR"}
+    best = [t for t in sig["tests"] if t["best_baseline"]]
+    assert {t["metric"] for t in best} == {"recall@10", "ndcg@10"}
+    for t in sig["tests"]:
+        assert 0.0 <= t["wilcoxon_p"] <= 1.0 and t["slice"] == "test"
+        assert t["n_users"] == len(evaluated["model"]["runs"][0]["test"]["users"])
+
+
+def test_ablation_changes_scores(evaluated) -> None:
+    metrics = evaluated["metrics"]
+    full = metrics["crossrec"]["test"]["ndcg@10"]["mean"]
+    without = [metrics[f"crossrec w/o {m}"]["test"]["ndcg@10"]["mean"] for m in ("text", "image")]
+    assert any(abs(full - w) > 1e-9 for w in without)
+
+
+def test_report_and_figures(evaluated, tmp_path) -> None:
+    history = pd.DataFrame({"epoch": [0, 1], "train_loss": [0.7, 0.6], "val_recall@20": [0.1, 0.2]})
+    info = {"name": "synthetic", "n_users": 60, "n_items": 48, "n_interactions": 710}
+    report, *figures = nodes.write_report(
+        evaluated["metrics"], evaluated["significance"], evaluated["timings"], history, info, PARAMS
+    )
+    assert "## Test accuracy" in report and "| crossrec |" in report
+    assert "Wilcoxon p" in report and "crossrec w/o image" in report
+    assert len(figures) == 4
+    for i, fig in enumerate(figures):
+        fig.savefig(tmp_path / f"{i}.png")
+        assert (tmp_path / f"{i}.png").stat().st_size > 1000
+
+
+def test_bad_parameters_name_the_file() -> None:
+    with pytest.raises(ConfigError, match="parameters_evaluate.yml"):
+        nodes.prepare_evaluation(pd.DataFrame(), pd.DataFrame(), {}, {"ks": [10], "k": 20})
+    with pytest.raises(ConfigError, match="baselines.X.kind"):
+        nodes.prepare_evaluation(
+            pd.DataFrame(), pd.DataFrame(), {}, {"baselines": {"X": {"kind": "nope"}}}
+        )
+
+
+def test_prepare_evaluation_matrices(evaluate_inputs) -> None:
+    inp = evaluate_inputs
+    split = nodes.prepare_evaluation(inp["interactions"], inp["items"], inp["dataset_info"], {})
+    counts = inp["interactions"]["split"].value_counts()
+    assert split.train.nnz == counts["train"] and split.test.nnz == counts["test"]
+    assert np.array_equal(split.history_length, np.diff(split.train.indptr))
