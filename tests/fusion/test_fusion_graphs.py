@@ -12,14 +12,18 @@ from crossrec.fusion.graphs import knn_graph, normalized_user_item_graph, symmet
 def _clustered(n_items: int = 60, d: int = 16, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(4, d))
-    return (centres[np.arange(n_items) % 4] + 0.1 * rng.normal(size=(n_items, d))).astype(np.float32)
+    return (centres[np.arange(n_items) % 4] + 0.1 * rng.normal(size=(n_items, d))).astype(
+        np.float32
+    )
 
 
 def test_hand_made_case_has_exact_normalised_values():
     vectors = np.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0]], dtype=np.float32)
     graph = knn_graph(vectors, np.ones(3, dtype=bool), k=1)
     # top-1: 0->1, 1->0, 2->1; symmetric edges 0-1 and 1-2; degrees 1, 2, 1
-    expected = np.array([[0, 1 / np.sqrt(2), 0], [1 / np.sqrt(2), 0, 1 / np.sqrt(2)], [0, 1 / np.sqrt(2), 0]])
+    expected = np.array(
+        [[0, 1 / np.sqrt(2), 0], [1 / np.sqrt(2), 0, 1 / np.sqrt(2)], [0, 1 / np.sqrt(2), 0]]
+    )
     np.testing.assert_allclose(graph.toarray(), expected, atol=1e-6)
     assert isinstance(graph, sp.csr_matrix) and graph.dtype == np.float32
 

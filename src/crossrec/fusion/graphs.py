@@ -39,10 +39,14 @@ def symmetric_normalize(adj: sp.spmatrix) -> sp.csr_matrix:
     return out.astype(np.float32)
 
 
-def _check_vectors(vectors: np.ndarray, mask: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _check_vectors(
+    vectors: np.ndarray, mask: np.ndarray | None, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     vectors = np.asarray(vectors)
     if vectors.ndim != 2:
-        raise ValueError(f"knn_graph: vectors must be a 2-D (n_items, d) array, got shape {vectors.shape}")
+        raise ValueError(
+            f"knn_graph: vectors must be a 2-D (n_items, d) array, got shape {vectors.shape}"
+        )
     n_items = vectors.shape[0]
     if mask is None:
         mask = np.ones(n_items, dtype=bool)
@@ -94,7 +98,9 @@ def knn_graph(
     n_valid = len(valid_idx)
     k_eff = min(k, n_valid - 1)
     if k_eff < k:
-        logger.warning("knn_graph: only %d usable items, k lowered from %d to %d", n_valid, k, max(k_eff, 0))
+        logger.warning(
+            "knn_graph: only %d usable items, k lowered from %d to %d", n_valid, k, max(k_eff, 0)
+        )
     if k_eff < 1:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
 

@@ -1,0 +1,418 @@
+"""The ``llm`` fusion strategy: one causal LLM reads an item's image/audio vectors and its text.
+
+Each non-text modality vector is projected into the LLM's input-embedding space as
+``n_soft_tokens`` "soft tokens" placed BEFORE the item's text tokens; the LLM (a transformers
+decoder backbone loaded from a local folder, e.g. SmolLM2 through ``crossrec.encoders.zoo``)
+encodes the sequence and the hidden states are pooled (last token or mean) into the item
+vector. Items whose modality is missing (mask False) get a learned "missing" soft token.
+
+Fine-tuning modes (``LLMFusionConfig.mode``):
+
+* ``frozen`` — no LLM weight trains; the soft-token projectors learn to "speak" to the LLM.
+* ``lora`` — ``peft`` LoRA adapters on the attention projections train jointly (<5% of weights).
+* ``partial`` — the top ``top_n_layers`` decoder layers (and the final norm) train.
+* ``full`` — everything trains.
+
+Texts are tokenised once at build time; a batch is trimmed to its longest text and repeated
+items are encoded once. ``llm_parameters()`` / :func:`llm_parameter_groups` let the trainer give
+the LLM its own learning rate. By default the state dict leaves out frozen pretrained weights
+(they are reloaded from the model folder when the encoder is rebuilt), which keeps model
+bundles and checkpoints small.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from crossrec.config import StrictConfig
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["frozen", "lora", "partial", "full"]
+
+
+class LLMFusionConfig(StrictConfig):
+    """Settings of the LLM item encoder (a sub-block of the finetune model config)."""
+
+    model: str = Field("smollm2-135m-instruct", description="zoo name, HF id or local folder")
+    mode: Mode = "frozen"
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: float = Field(16.0, gt=0)
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
+    top_n_layers: int = Field(2, ge=1, description="layers trained in partial mode")
+    n_soft_tokens: int | dict[str, int] = Field(
+        1, description="soft tokens per modality: one int for all, or {modality: n}"
+    )
+    soft_token_modalities: list[str] | None = Field(
+        None,
+        description="modalities fed as soft tokens; None = every modality except text_modalities",
+    )
+    text_modalities: list[str] = Field(
+        default_factory=lambda: ["text"],
+        description="modalities the LLM reads as text (no soft tokens when the list above is None)",
+    )
+    max_text_tokens: int = Field(64, ge=1)
+    pooling: Literal["last", "mean"] = "mean"
+    gradient_checkpointing: bool = False
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    out_dim: int | None = Field(
+        None, ge=1, description="linear head to this size; None = LLM hidden size"
+    )
+    save_frozen_weights: bool = Field(
+        False,
+        description="keep frozen LLM weights in state_dict (large); off: reload from the folder",
+    )
+
+
+# --------------------------------------------------------------------------------------- helpers
+
+
+def resolve_model_dir(name: str) -> Path:
+    """A local model folder: ``name`` itself when it is one, else the offline zoo's answer."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        from crossrec.encoders.zoo import resolve_model
+    except ImportError as err:  # pragma: no cover - only before the zoo exists
+        raise ValueError(
+            f"LLM fusion: model {name!r} is not a folder and the zoo is unavailable ({err})"
+        ) from None
+    return Path(resolve_model(name))
+
+
+def soft_token_modalities(item_features: dict, config: LLMFusionConfig) -> list[str]:
+    """The modalities fed as soft tokens, in ``__order__`` order."""
+    order = item_features.get("__order__") or [k for k in item_features if not k.startswith("__")]
+    if config.soft_token_modalities is None:
+        return [m for m in order if m not in set(config.text_modalities)]
+    unknown = [m for m in config.soft_token_modalities if m not in item_features]
+    if unknown:
+        raise ValueError(
+            f"LLM fusion: soft_token_modalities {unknown} are not in item_features "
+            f"(available: {[m for m in order]})"
+        )
+    return list(config.soft_token_modalities)
+
+
+def _n_soft(config: LLMFusionConfig, modality: str) -> int:
+    if isinstance(config.n_soft_tokens, int):
+        n = config.n_soft_tokens
+    else:
+        n = config.n_soft_tokens.get(modality, 1)
+    if n < 1:
+        raise ValueError(f"LLM fusion: n_soft_tokens for {modality!r} must be >= 1, got {n}")
+    return n
+
+
+def decoder_layers(backbone: nn.Module) -> nn.ModuleList:
+    """The transformer blocks of a decoder backbone (``.layers`` or the longest ModuleList)."""
+    layers = getattr(backbone, "layers", None)
+    if isinstance(layers, nn.ModuleList):
+        return layers
+    lists = [m for m in backbone.modules() if isinstance(m, nn.ModuleList)]
+    if not lists:
+        raise ValueError(f"LLM fusion: cannot find decoder layers in {type(backbone).__name__}")
+    return max(lists, key=len)
+
+
+def tokenize_texts(
+    tokenizer: Any, texts: Sequence[str], max_tokens: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``(input_ids, attention_mask)`` of all texts; empty texts get one eos token."""
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise ValueError(f"LLM fusion: item_texts must be strings; items {bad[:5]} are not")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    enc = tokenizer(
+        list(texts), truncation=True, max_length=max_tokens, padding="longest", return_tensors="pt"
+    )
+    ids, mask = enc["input_ids"].long(), enc["attention_mask"].long()
+    if tokenizer.padding_side == "left":  # we need real tokens first: soft tokens precede them
+        order = torch.argsort(1 - mask, dim=1, stable=True)
+        ids, mask = torch.gather(ids, 1, order), torch.gather(mask, 1, order)
+    empty = mask.sum(dim=1) == 0
+    if empty.any():
+        filler = (
+            tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
+        )
+        ids[empty, 0] = filler
+        mask[empty, 0] = 1
+    return ids, mask
+
+
+# --------------------------------------------------------------------------------------- module
+
+
+class SoftTokenProjector(nn.Module):
+    """Vector -> ``n`` tokens in the LLM embedding space, scaled like real token embeddings."""
+
+    def __init__(self, in_dim: int, hidden: int, n_tokens: int, embed_rms: float) -> None:
+        super().__init__()
+        self.n_tokens, self.hidden = n_tokens, hidden
+        self.proj = nn.Sequential(
+            nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, n_tokens * hidden)
+        )
+        self.gain = nn.Parameter(torch.ones(hidden))
+        self.missing = nn.Parameter(torch.randn(n_tokens, hidden) * embed_rms)
+        self.register_buffer("embed_rms", torch.tensor(float(embed_rms)), persistent=False)
+
+    def forward(self, vectors: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        tokens = self.proj(vectors).view(-1, self.n_tokens, self.hidden)
+        tokens = tokens * torch.rsqrt(tokens.pow(2).mean(dim=-1, keepdim=True) + 1e-6)
+        tokens = tokens * self.embed_rms * self.gain
+        return torch.where(present[:, None, None], tokens, self.missing.to(tokens.dtype)[None])
+
+
+class LLMItemEncoder(nn.Module):
+    """``forward(item_idx) -> (b, out_dim)`` item vectors from soft tokens + text through an LLM."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        features: dict[str, tuple[np.ndarray, np.ndarray]],
+        config: LLMFusionConfig,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = backbone
+        embeddings = backbone.get_input_embeddings()
+        hidden = embeddings.weight.shape[1]
+        embed_rms = float(embeddings.weight.detach().float().pow(2).mean().sqrt())
+        self.hidden_size = hidden
+        self.modalities = list(features)
+        self.register_buffer("input_ids", input_ids, persistent=False)
+        self.register_buffer("text_mask", attention_mask, persistent=False)
+        self.projectors = nn.ModuleDict()
+        for name, (vectors, mask) in features.items():
+            self.register_buffer(
+                f"vectors_{name}", torch.as_tensor(vectors, dtype=torch.float32), persistent=False
+            )
+            self.register_buffer(
+                f"present_{name}", torch.as_tensor(mask, dtype=torch.bool), persistent=False
+            )
+            self.projectors[name] = SoftTokenProjector(
+                vectors.shape[1], hidden, _n_soft(config, name), embed_rms
+            )
+        self.head = nn.Linear(hidden, config.out_dim) if config.out_dim else nn.Identity()
+        self.out_dim = config.out_dim or hidden
+        self.n_items = int(input_ids.shape[0])
+        self._frozen_names = {
+            f"backbone.{n}" for n, p in backbone.named_parameters() if not p.requires_grad
+        }
+        if not config.save_frozen_weights:
+            self.register_state_dict_post_hook(_drop_frozen_weights)
+            self.register_load_state_dict_post_hook(_ignore_missing_frozen_weights)
+
+    # -- parameters ---------------------------------------------------------------------------
+    def llm_parameters(self) -> Iterator[nn.Parameter]:
+        """Trainable LLM weights (LoRA adapters / top layers / all): give these their own lr."""
+        return (p for p in self.backbone.parameters() if p.requires_grad)
+
+    def fusion_parameters(self) -> Iterator[nn.Parameter]:
+        """Trainable weights outside the LLM: soft-token projectors, missing tokens, head."""
+        ids = {id(p) for p in self.backbone.parameters()}
+        return (p for p in self.parameters() if p.requires_grad and id(p) not in ids)
+
+    def trainable_share(self) -> float:
+        """Share of the LLM's parameters that train (LoRA adapters count as LLM parameters)."""
+        params = list(self.backbone.parameters())
+        return sum(p.numel() for p in params if p.requires_grad) / max(
+            1, sum(p.numel() for p in params)
+        )
+
+    # -- forward ------------------------------------------------------------------------------
+    def forward(self, item_idx: torch.Tensor) -> torch.Tensor:
+        item_idx = item_idx.to(self.input_ids.device).long()
+        unique, inverse = torch.unique(item_idx, return_inverse=True)
+        return self._encode(unique)[inverse]
+
+    def _encode(self, items: torch.Tensor) -> torch.Tensor:
+        text_mask = self.text_mask[items]
+        length = int(text_mask.sum(dim=1).max())
+        ids, text_mask = self.input_ids[items, :length], text_mask[:, :length]
+        embed = self.backbone.get_input_embeddings()
+        text_embeds = embed(ids)
+        soft = [
+            self.projectors[m](
+                getattr(self, f"vectors_{m}")[items], getattr(self, f"present_{m}")[items]
+            )
+            for m in self.modalities
+        ]
+        soft_embeds = [s.to(text_embeds.dtype) for s in soft]
+        n_soft = sum(s.shape[1] for s in soft_embeds)
+        inputs = torch.cat([*soft_embeds, text_embeds], dim=1)
+        mask = torch.cat([text_mask.new_ones(len(items), n_soft), text_mask], dim=1)
+        hidden = self.backbone(
+            inputs_embeds=inputs, attention_mask=mask, use_cache=False
+        ).last_hidden_state
+        if self.config.pooling == "last":
+            last = n_soft + text_mask.sum(dim=1) - 1
+            pooled = hidden[torch.arange(len(items), device=hidden.device), last]
+        else:
+            weights = mask.to(hidden.dtype).unsqueeze(-1)
+            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1)
+        return self.head(pooled.float())
+
+    @torch.no_grad()
+    def encode_all(self, batch_size: int = 128) -> torch.Tensor:
+        """Every item's vector ``(n_items, out_dim)`` in batches (evaluation / caching)."""
+        was_training = self.training
+        self.eval()
+        try:
+            device = self.input_ids.device
+            return torch.cat(
+                [
+                    self._encode(torch.arange(s, min(s + batch_size, self.n_items), device=device))
+                    for s in range(0, self.n_items, batch_size)
+                ]
+            )
+        finally:
+            self.train(was_training)
+
+
+def _drop_frozen_weights(
+    module: LLMItemEncoder, state_dict: dict, prefix: str, local_metadata: Any
+) -> None:
+    for name in module._frozen_names:
+        state_dict.pop(prefix + name, None)
+
+
+def _ignore_missing_frozen_weights(module: LLMItemEncoder, incompatible_keys: Any) -> None:
+    missing = incompatible_keys.missing_keys
+    frozen = [
+        k for k in missing if any(k == n or k.endswith("." + n) for n in module._frozen_names)
+    ]
+    for key in frozen:
+        missing.remove(key)
+
+
+def llm_parameter_groups(
+    model: nn.Module, lr: float, llm_lr: float, weight_decay: float = 0.0
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: LLM weights of every :class:`LLMItemEncoder` inside ``model``
+    at ``llm_lr``, all other trainable weights at ``lr``. Empty groups are left out."""
+    llm_ids = {
+        id(p) for m in model.modules() if isinstance(m, LLMItemEncoder) for p in m.llm_parameters()
+    }
+    llm = [p for p in model.parameters() if p.requires_grad and id(p) in llm_ids]
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in llm_ids]
+    groups = [
+        {"params": rest, "lr": lr, "weight_decay": weight_decay, "name": "fusion"},
+        {"params": llm, "lr": llm_lr, "weight_decay": weight_decay, "name": "llm"},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+# --------------------------------------------------------------------------------------- build
+
+
+def _apply_mode(backbone: nn.Module, config: LLMFusionConfig) -> nn.Module:
+    """Freeze / unfreeze / wrap with LoRA according to ``config.mode``."""
+    if config.mode == "full":
+        backbone.requires_grad_(True)
+        return backbone
+    backbone.requires_grad_(False)
+    if config.mode == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        names = {n.rsplit(".", 1)[-1] for n, _ in backbone.named_modules()}
+        unknown = [t for t in config.target_modules if t not in names]
+        if unknown:
+            raise ValueError(
+                f"LLM fusion: LoRA target_modules {unknown} not found in {type(backbone).__name__}"
+            )
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=list(config.target_modules),
+            bias="none",
+        )
+        return get_peft_model(backbone, lora)
+    if config.mode == "partial":
+        layers = decoder_layers(backbone)
+        if config.top_n_layers > len(layers):
+            raise ValueError(
+                f"LLM fusion: top_n_layers={config.top_n_layers} but the model has {len(layers)}"
+            )
+        for layer in layers[len(layers) - config.top_n_layers :]:
+            layer.requires_grad_(True)
+        norm = getattr(backbone, "norm", None)
+        if isinstance(norm, nn.Module):
+            norm.requires_grad_(True)
+    return backbone
+
+
+def load_backbone(model_dir: Path, config: LLMFusionConfig) -> tuple[nn.Module, Any]:
+    """The decoder backbone (no LM head) and its tokenizer from a local folder."""
+    from transformers import AutoModel, AutoTokenizer
+
+    dtype = getattr(torch, config.dtype)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    backbone = AutoModel.from_pretrained(model_dir, dtype=dtype)
+    return backbone, tokenizer
+
+
+def build_llm_item_encoder(
+    item_texts: list[str], item_features: dict, config: LLMFusionConfig | dict
+) -> LLMItemEncoder:
+    """Build the LLM item encoder for ``item_texts`` (aligned to ``item_idx``) and the fused
+    ``item_features`` (``{modality: {"vectors", "mask"}, "__order__": [...]}``)."""
+    from crossrec.config import parse_params
+
+    config = parse_params(LLMFusionConfig, config, where="finetune model config: llm")
+    modalities = soft_token_modalities(item_features, config)
+    n_items = len(item_texts)
+    features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in modalities:
+        entry = item_features[name]
+        vectors = np.asarray(entry["vectors"], dtype=np.float32)
+        mask = np.asarray(entry.get("mask", np.ones(len(vectors), dtype=bool)), dtype=bool)
+        if vectors.ndim != 2 or vectors.shape[0] != n_items or mask.shape != (n_items,):
+            raise ValueError(
+                f"LLM fusion: item_features[{name!r}] has vectors {vectors.shape}, "
+                f"mask {mask.shape}; expected ({n_items}, d) / ({n_items},) "
+                f"to match the {n_items} item texts"
+            )
+        features[name] = (vectors, mask)
+
+    model_dir = resolve_model_dir(config.model)
+    backbone, tokenizer = load_backbone(model_dir, config)
+    if config.gradient_checkpointing:
+        if hasattr(backbone, "activation_checkpointing_enable"):  # transformers >= 5.x name
+            backbone.activation_checkpointing_enable(
+                activation_checkpointing_kwargs={"use_reentrant": False}
+            )
+        else:
+            backbone.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
+            )
+    backbone = _apply_mode(backbone, config)
+    input_ids, attention_mask = tokenize_texts(tokenizer, item_texts, config.max_text_tokens)
+    encoder = LLMItemEncoder(backbone, input_ids, attention_mask, features, config)
+    logger.info(
+        "LLM item encoder: %s (%s mode), %d items, soft tokens from %s, %d text tokens max, "
+        "%.2f%% of LLM weights trainable",
+        model_dir.name,
+        config.mode,
+        n_items,
+        modalities or "no modality",
+        input_ids.shape[1],
+        100 * encoder.trainable_share(),
+    )
+    return encoder
