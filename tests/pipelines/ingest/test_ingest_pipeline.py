@@ -1,0 +1,206 @@
+"""The ingest pipeline: wiring, catalog/params files, node behaviour end to end."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from crossrec.data.errors import DataValidationError, DatasetNotFoundError
+from crossrec.data.params import IngestConfig
+from crossrec.data.summary import format_summary
+from crossrec.data.synthetic import make_synthetic_dataset, synthetic_ingest_params
+from crossrec.pipelines.ingest import create_pipeline
+from crossrec.pipelines.ingest.nodes import ingest_in_memory, load_raw_dataset
+
+CONF = Path(__file__).resolve().parents[3] / "conf" / "base"
+ARTIFACTS = ["interactions", "items", "users", "dataset_info", "precomputed_features",
+             "media_report", "data_summary"]
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def test_catalog_declares_every_artifact_per_dataset():
+    catalog = yaml.safe_load((CONF / "catalog_ingest.yml").read_text())
+    outputs = create_pipeline().all_outputs()
+    assert set(ARTIFACTS) <= outputs
+    for name in ARTIFACTS:
+        path = catalog[name]["filepath"]
+        assert "${runtime_params:dataset, ${globals:default_dataset}}" in path
+    for name in ("media_report", "data_summary"):
+        assert catalog[name]["filepath"].startswith("data/08_reporting/")
+    # the in-memory hand-offs between nodes are matched by the ingest_{stage} pattern
+    assert {o for o in outputs if o not in ARTIFACTS} <= {
+        "ingest_raw", "ingest_clean", "ingest_filtered", "ingest_checked",
+        "ingest_indexed_interactions", "ingest_indexed_items", "ingest_meta"}
+
+
+def test_parameters_file_is_valid():
+    params = yaml.safe_load((CONF / "parameters_ingest.yml").read_text())["ingest"]
+    params["raw_root"] = "data/01_raw"  # an OmegaConf interpolation in the file
+    config = IngestConfig.model_validate(params)
+    assert {"movielens100k_multimodal", "lastfm2k_multimodal"} <= set(config.datasets)
+    assert config.resolve("lastfm2k_multimodal").adapter == "mmrec"
+
+
+def test_missing_dataset_folder_explains_how_to_provide_it(tmp_path):
+    params = synthetic_ingest_params(tmp_path / "absent")
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_raw_dataset(params, "absent")
+    message = str(err.value)
+    assert "'absent' not found" in message and str(tmp_path / "absent") in message
+    assert "CROSSREC_DATA_DIR" in message and "data/01_raw/absent/" in message
+
+
+def test_undeclared_dataset_lists_the_declared_ones(tmp_path):
+    with pytest.raises(KeyError, match=r"Unknown dataset 'nope'.*\['synthetic'\]"):
+        load_raw_dataset(synthetic_ingest_params(tmp_path / "synthetic"), "nope")
+
+
+def test_kedro_runner_matches_in_memory(synthetic_dataset_dir):
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.runner import SequentialRunner
+
+    class Kept(MemoryDataset):
+        """Keeps its data after the run (the runner releases intermediate datasets)."""
+
+        def _release(self) -> None:
+            pass
+
+    params = synthetic_ingest_params(synthetic_dataset_dir)
+    name = synthetic_dataset_dir.name
+    catalog = DataCatalog(datasets={n: Kept() for n in ARTIFACTS})
+    catalog["params:ingest"] = params
+    catalog["params:dataset"] = name
+    catalog["params:seed"] = 11
+    SequentialRunner().run(create_pipeline(), catalog)
+    expected = ingest_in_memory(params, name, seed=11)
+    pd.testing.assert_frame_equal(catalog.load("interactions"), expected["interactions"])
+    pd.testing.assert_frame_equal(catalog.load("items"), expected["items"])
+    assert catalog.load("dataset_info") == expected["dataset_info"]
+    assert catalog.load("data_summary") == expected["data_summary"]
+
+
+def test_rerun_gives_byte_identical_tables(synthetic_dataset_dir, synthetic_ingested):
+    params = synthetic_ingest_params(synthetic_dataset_dir)
+    again = ingest_in_memory(params, synthetic_dataset_dir.name, seed=0)
+    for name in ("interactions", "items", "users"):
+        assert _parquet_bytes(again[name]) == _parquet_bytes(synthetic_ingested[name])
+    other = ingest_in_memory(params, synthetic_dataset_dir.name, seed=1)
+    assert not other["interactions"]["split"].equals(synthetic_ingested["interactions"]["split"])
+
+
+def test_contract_of_synthetic_outputs(synthetic_ingested):
+    inter = synthetic_ingested["interactions"]
+    keys = inter[["user_idx", "timestamp", "item_idx"]].to_numpy()
+    assert (np.lexsort(keys.T[::-1]) == np.arange(len(inter))).all()   # sorted as documented
+    assert not inter.duplicated(["user_idx", "item_idx"]).any()
+    info = synthetic_ingested["dataset_info"]
+    assert set(info) == {"name", "n_users", "n_items", "n_interactions", "text_columns",
+                         "has_images", "has_audio", "has_timestamps", "precomputed",
+                         "split_strategy"}
+    summary = synthetic_ingested["data_summary"]
+    assert summary["interactions"] == sum(s["interactions"] for s in summary["splits"].values())
+    assert summary["modality_coverage"]["image"] == 1.0
+    assert max(len(line) for line in format_summary(summary).splitlines()) <= 36
+
+
+def test_implicit_rule_kcore_and_cold_items(synthetic_dataset_dir):
+    params = synthetic_ingest_params(
+        synthetic_dataset_dir, implicit={"min_rating": 4}, kcore={"user_min": 5, "item_min": 5},
+        split={"strategy": "random", "cold_items": {"share": 0.2}})
+    out = ingest_in_memory(params, synthetic_dataset_dir.name, seed=0)
+    inter, items = out["interactions"], out["items"]
+    assert (inter["rating"] >= 4).all()
+    assert inter.groupby("user_idx").size().min() >= 5
+    assert inter.groupby("item_idx").size().min() >= 5
+    cold = items.loc[items["is_cold"], "item_idx"]
+    assert len(cold) == round(0.2 * len(items))
+    assert not inter[inter["item_idx"].isin(cold)]["split"].eq("train").any()
+    assert out["dataset_info"]["split_strategy"] == "random+cold_items"
+    assert out["data_summary"]["cold_items"] == len(cold)
+
+
+def test_leave_last_out_on_synthetic(synthetic_dataset_dir):
+    params = synthetic_ingest_params(synthetic_dataset_dir, split={"strategy": "leave_last_out"})
+    inter = ingest_in_memory(params, synthetic_dataset_dir.name, seed=0)["interactions"]
+    last = inter.groupby("user_idx").tail(1)  # rows are sorted by time within a user
+    assert (last["split"] == "test").all()
+
+
+def _broken_copy(tmp_path, seed=1) -> Path:
+    return make_synthetic_dataset(tmp_path / "syn", n_users=12, n_items=12, seed=seed,
+                                  with_audio=False)
+
+
+def test_duplicate_interactions_policy(tmp_path, caplog):
+    folder = _broken_copy(tmp_path)
+    lines = (folder / "interactions.csv").read_text().splitlines()
+    (folder / "interactions.csv").write_text("\n".join([*lines, lines[3]]) + "\n")
+    params = synthetic_ingest_params(folder)
+    out = ingest_in_memory(params, "syn", seed=0)
+    assert out["dataset_info"]["n_interactions"] == len(lines) - 1
+    assert "dropped 1 duplicate" in caplog.text
+    strict = synthetic_ingest_params(folder, validation={"duplicate_interactions": "error"})
+    with pytest.raises(DataValidationError, match=rf"interactions\.csv, row {len(lines)}: "
+                                                  r"duplicate interaction"):
+        ingest_in_memory(strict, "syn", seed=0)
+
+
+def test_interaction_with_unknown_item(tmp_path):
+    folder = _broken_copy(tmp_path)
+    with open(folder / "interactions.csv", "a") as fh:
+        fh.write("user000,ghost,5,1600000000\n")
+    with pytest.raises(DataValidationError, match=r"interactions\.csv, row \d+, column 'item': "
+                                                  r"item 'ghost' is not in the item table"):
+        ingest_in_memory(synthetic_ingest_params(folder), "syn", seed=0)
+
+
+def test_broken_media_reported_or_fatal(tmp_path):
+    folder = _broken_copy(tmp_path)
+    (folder / "images" / "item003.png").write_bytes(b"\x89PNG garbage")
+    out = ingest_in_memory(synthetic_ingest_params(folder, media={"max_bad_share": 0.1}), "syn",
+                           seed=0)
+    report = out["media_report"]
+    assert [(r["item_id"], r["modality"]) for r in report] == [("item003", "image")]
+    row = out["items"].set_index("item_id").loc["item003"]
+    assert row["image_path"] is None and row["title"]  # keeps its text
+    (folder / "images" / "item004.png").unlink()
+    with pytest.raises(DataValidationError, match=r"2 of 12 image files .* missing or do not "
+                                                  r"decode"):
+        ingest_in_memory(synthetic_ingest_params(folder, media={"max_bad_share": 0.1}), "syn",
+                         seed=0)
+
+
+def test_real_movielens_end_to_end(shared_data_dir):
+    params = yaml.safe_load((CONF / "parameters_ingest.yml").read_text())["ingest"]
+    params["raw_root"] = str(shared_data_dir)
+    out = ingest_in_memory(params, "movielens100k_multimodal", seed=2026)
+    info, inter = out["dataset_info"], out["interactions"]
+    assert (info["n_users"], info["n_items"], info["n_interactions"]) == (943, 1663, 99_815)
+    assert info["split_strategy"] == "random" and info["has_images"] and not info["has_audio"]
+    assert out["media_report"] == []
+    shares = inter["split"].value_counts(normalize=True)
+    assert abs(shares["train"] - 0.8) < 0.01 and abs(shares["test"] - 0.1) < 0.01
+    assert out["data_summary"]["splits"]["test"]["users_without_train"] == 0
+    assert out["items"]["image_path"].map(lambda p: Path(p).is_file()).all()
+
+
+def test_real_lastfm_end_to_end(shared_data_dir):
+    params = yaml.safe_load((CONF / "parameters_ingest.yml").read_text())["ingest"]
+    params["raw_root"] = str(shared_data_dir)
+    out = ingest_in_memory(params, "lastfm2k_multimodal", seed=2026)
+    counts = out["interactions"]["split"].value_counts()
+    assert (counts["train"], counts["valid"], counts["test"]) == (44_327, 4_799, 7_219)
+    assert out["dataset_info"]["split_strategy"] == "published"
+    assert sorted(out["precomputed_features"]) == ["audio_vggish", "audio_whisper",
+                                                   "text_minilm"]
+    assert out["precomputed_features"]["audio_whisper"].shape == (1425, 512)
