@@ -1,4 +1,4 @@
-"""Errors raised while reading raw data: each names the file, the row / column and what was expected."""
+"""Errors raised while reading raw data: each names the file, row / column and what was expected."""
 
 from __future__ import annotations
 

@@ -67,7 +67,7 @@ def check_media(
         if not paths:
             continue
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            problems = list(pool.map(lambda p: media_problem(p, modality), paths))
+            problems = list(pool.map(media_problem, paths, [modality] * len(paths)))
         bad_rows = []
         for (index, item_id, path), problem in zip(
             items.loc[declared, ["item_id", column]].itertuples(), problems, strict=True

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 
 
-
 def _nonempty(values: pd.Series) -> np.ndarray:
     return (values.notna() & (values.astype(str).str.strip() != "")).to_numpy()
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from crossrec.data.errors import DataValidationError, DatasetNotFoundError
+from crossrec.data.errors import DatasetNotFoundError, DataValidationError
 from crossrec.data.params import IngestConfig
 from crossrec.data.summary import format_summary
 from crossrec.data.synthetic import make_synthetic_dataset, synthetic_ingest_params
