@@ -67,10 +67,11 @@ def test_summary_numbers():
                           "is_cold": [False, False, False, True]})
     info = {"name": "toy", "n_users": 3, "n_items": 4, "text_columns": ["title"],
             "has_timestamps": False, "precomputed": ["vgg"], "split_strategy": "random"}
-    s = summarize(inter, items, info, [{"item_id": "1"}])
+    vgg = np.array([[1.0, 0.0], [0.0, 0.0], [0.5, 0.5], [0.0, -1.0]], dtype=np.float32)
+    s = summarize(inter, items, info, [{"item_id": "1"}], {"vgg": vgg})
     assert s["density"] == pytest.approx(6 / 12)
     assert s["modality_coverage"] == {"text:title": 0.75, "text": 0.75, "image": 0.5,
-                                      "audio": 0.0, "vgg (pre)": 1.0}
+                                      "audio": 0.0, "vgg (pre)": 0.75}
     assert s["splits"]["test"] == {"interactions": 3, "users": 3, "items": 2,
                                    "users_without_train": 1, "items_without_train": 2}
     assert s["cold_items"] == 1 and s["unusable_media"] == 1

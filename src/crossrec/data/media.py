@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from crossrec.data.errors import MediaError
 
@@ -67,7 +68,9 @@ def check_media(
         if not paths:
             continue
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            problems = list(pool.map(media_problem, paths, [modality] * len(paths)))
+            problems = list(tqdm(pool.map(media_problem, paths, [modality] * len(paths)),
+                                 total=len(paths), desc=f"checking {modality} files",
+                                 unit="file", disable=len(paths) < 200, leave=False))
         bad_rows = []
         for (index, item_id, path), problem in zip(
             items.loc[declared, ["item_id", column]].itertuples(), problems, strict=True

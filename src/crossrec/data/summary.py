@@ -14,7 +14,7 @@ def _nonempty(values: pd.Series) -> np.ndarray:
 
 def summarize(
     interactions: pd.DataFrame, items: pd.DataFrame, dataset_info: dict[str, Any],
-    media_report: list[dict], precomputed_names: list[str] | None = None,
+    media_report: list[dict], precomputed: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """A JSON-able summary; coverage is the share of items with usable input per modality."""
     n_users = int(dataset_info["n_users"])
@@ -31,8 +31,10 @@ def summarize(
         coverage["text"] = float(any_text.mean()) if len(items) else 0.0
     for column, modality in (("image_path", "image"), ("audio_path", "audio")):
         coverage[modality] = float(items[column].notna().mean()) if len(items) else 0.0
-    for name in precomputed_names or dataset_info.get("precomputed", []):
-        coverage[f"{name} (pre)"] = 1.0
+    for name, matrix in sorted((precomputed or {}).items()):
+        # shipped matrices often mark a missing input with an all-zero row
+        nonzero = np.any(matrix != 0, axis=1)
+        coverage[f"{name} (pre)"] = float(nonzero.mean()) if len(matrix) else 0.0
 
     splits: dict[str, dict[str, int]] = {}
     train_users = set(interactions.loc[interactions["split"] == "train", "user_idx"])

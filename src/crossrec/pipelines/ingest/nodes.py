@@ -147,10 +147,10 @@ def split_dataset(
 
 def summarize_dataset(
     interactions: pd.DataFrame, items: pd.DataFrame, dataset_info: dict[str, Any],
-    media_report: list[dict],
+    media_report: list[dict], precomputed_features: dict[str, np.ndarray],
 ) -> dict[str, Any]:
     """The data summary (saved under data/08_reporting) and printed as a table in the log."""
-    summary = summarize(interactions, items, dataset_info, media_report)
+    summary = summarize(interactions, items, dataset_info, media_report, precomputed_features)
     logger.info("\n%s", format_summary(summary))
     return summary
 
@@ -168,7 +168,7 @@ def ingest_in_memory(ingest: dict[str, Any], dataset: str, seed: int) -> dict[st
     interactions, items, users, precomputed, meta = index_dataset(raw)
     interactions, items, info = split_dataset(interactions, items, precomputed, meta, ingest,
                                               dataset, seed)
-    summary = summarize_dataset(interactions, items, info, media_report)
+    summary = summarize_dataset(interactions, items, info, media_report, precomputed)
     return {"interactions": interactions, "items": items, "users": users,
             "dataset_info": info, "precomputed_features": precomputed,
             "media_report": media_report, "data_summary": summary}

@@ -29,7 +29,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                   "ingest_meta", "params:ingest", "params:dataset", "params:seed"],
                  ["interactions", "items", "dataset_info"], name="split_dataset"),
             Node(nodes.summarize_dataset,
-                 ["interactions", "items", "dataset_info", "media_report"], "data_summary",
+                 ["interactions", "items", "dataset_info", "media_report",
+                  "precomputed_features"], "data_summary",
                  name="summarize_dataset"),
         ]
     )
