@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-#: Columns of ``RawData.interactions`` (``published_split`` only when the data ships a split).
-INTERACTION_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
 #: Values of ``published_split``.
 SPLIT_NAMES = ("train", "valid", "test")
 
