@@ -49,21 +49,26 @@ def study_summary(study: Study, storage: str, metric: str) -> dict[str, Any]:
 def tuned_finetune_block(
     study: Study, finetune_params: Mapping[str, Any], schema: type | None = None
 ) -> dict[str, Any]:
-    """``{"finetune": <finetune_params with the best trial's values>}``, validated by ``schema``.
+    """``{"finetune": <the best trial's values as a nested block>}``.
 
-    The whole block is written (not just the tuned keys): Kedro replaces a top-level parameters
-    key of the base environment with the one of ``--env tuned``, so a partial block would lose
-    every untuned setting.
+    Only the tuned keys are written: the project soft-merges parameters across environments
+    (``settings.py``), so ``--env tuned`` overrides exactly these and keeps every other base
+    setting (later edits of the base file included). The merged result is validated with
+    ``schema`` first, so the file written is one finetune accepts.
     """
     if not completed_trials(study):
         raise ValueError(
             f"study {study.study_name!r} has no completed trial: nothing to export "
             "(every trial was pruned or failed; relax the pruner or raise n_trials)"
         )
-    block = apply_overrides(finetune_params, study.best_trial.params)
+    best = study.best_trial.params
     if schema is not None:
-        parse_params(schema, block, where=f"best trial of study {study.study_name!r}")
-    return {"finetune": block}
+        parse_params(
+            schema,
+            apply_overrides(finetune_params, best),
+            where=f"best trial of study {study.study_name!r}",
+        )
+    return {"finetune": apply_overrides({}, best)}
 
 
 def trials_table(study: Study) -> pd.DataFrame:

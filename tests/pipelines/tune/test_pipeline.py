@@ -128,15 +128,24 @@ def test_study_completes_with_pruned_trials_and_real_metrics(tuned):
 def test_best_parameters_load_back_into_finetune_as_a_kedro_env(tuned):
     tuned_file = tuned["tmp"] / "conf" / "tuned" / "parameters_finetune.yml"
     assert tuned_file.exists()
+    from crossrec.settings import CONFIG_LOADER_ARGS
+
+    best = tuned["study"].best_params
+    written = yaml.safe_load(tuned_file.read_text())
+    assert written == {"finetune": {"optim": {"lr": best["optim.lr"]},
+                                    "model": {"embedding_dim": best["model.embedding_dim"],
+                                              "fusion": {"strategy":
+                                                         best["model.fusion.strategy"]}}}}
+    # what `kedro run --pipelines finetune --env tuned` loads: base soft-merged with tuned
     loader = OmegaConfigLoader(
-        conf_source=str(tuned["tmp"] / "conf"), base_env="base", default_run_env="tuned"
+        conf_source=str(tuned["tmp"] / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": "tuned"}
     )
     config = FinetuneConfig.model_validate(loader["parameters"]["finetune"])
-    best = tuned["study"].best_params
     assert config.optim.lr == pytest.approx(best["optim.lr"])
     assert config.model.embedding_dim == best["model.embedding_dim"]
     assert config.model.fusion.strategy == best["model.fusion.strategy"]
     # untuned settings are the base ones, tuning-only overrides (fixed) are not exported
+    assert config.model.fusion.attention_heads == tuned["finetune"]["model"]["fusion"]["attention_heads"]
     assert config.trainer.max_epochs == tuned["finetune"]["trainer"]["max_epochs"]
     assert config.loss.kind == tuned["finetune"]["loss"]["kind"]
     assert config.data.batch_size == 128
