@@ -140,3 +140,12 @@ def test_open_study_joins_an_existing_study(tmp_path: Path):
     first = open_study(cfg, seed=0)
     second = open_study(cfg, seed=0)
     assert first._study_id == second._study_id
+
+
+def test_joining_a_study_with_the_other_direction_fails(tmp_path: Path):
+    from crossrec.config import ConfigError
+
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    open_study(config(url, 2), seed=0)
+    with pytest.raises(ConfigError, match="created to maximize, but tune.direction is minimize"):
+        open_study(config(url, 2, direction="minimize"), seed=0)

@@ -71,6 +71,8 @@ def make_finetune_objective(
         finally:
             if not config.keep_checkpoints:
                 shutil.rmtree(run_dir / finetune.trainer.checkpoint_dir, ignore_errors=True)
+        # Under DDP the callback only flags the trial (see optuna-integration); raise here.
+        pruning.check_pruned()
         trial.set_user_attr("epochs", int(len(result.history)))
         if not math.isfinite(result.best_score):
             raise ValueError(

@@ -13,6 +13,7 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from crossrec.config import ConfigError
 from crossrec.tuning.config import PrunerConfig, SamplerConfig, StorageConfig, TuneConfig
 from crossrec.tuning.storage import TrialBudgetReached, make_storage, redact
 
@@ -114,6 +115,13 @@ def open_study(config: TuneConfig, seed: int) -> Study:
         direction=config.direction,
         load_if_exists=True,
     )
+    wanted = optuna.study.StudyDirection[config.direction.upper()]
+    if study.direction != wanted:
+        raise ConfigError(
+            f"study {config.study_name!r} in {redact(config.storage.url)} was created to "
+            f"{study.direction.name.lower()}, but tune.direction is {config.direction}: "
+            "use another study_name or the same direction"
+        )
     storage.set_trial_budget(study._study_id, config.n_trials)
     return study
 
