@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 
-
 def load_worker():
     path = Path(__file__).with_name("tune_worker.py")
     spec = importlib.util.spec_from_file_location("tune_worker", path)

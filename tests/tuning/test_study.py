@@ -1,4 +1,4 @@
-"""Study runner: exact trial budget, resume, failures, seeded sampling, pruner / sampler factories."""
+"""Study runner: trial budget, resume, failures, seeded sampling, pruner and sampler factories."""
 
 from __future__ import annotations
 
@@ -85,7 +85,8 @@ def test_seeded_sampling_is_reproducible_and_differs_per_trial(tmp_path: Path):
     def params(name: str, seed: int) -> list[dict]:
         cfg = config(f"sqlite:///{tmp_path}/{name}.db", 4)
         run_study(bowl(cfg), cfg, seed=seed)
-        return [t.params for t in optuna.load_study(study_name="unit", storage=cfg.storage.url).trials]
+        study = optuna.load_study(study_name="unit", storage=cfg.storage.url)
+        return [t.params for t in study.trials]
 
     a, b, c = params("a", 7), params("b", 7), params("c", 8)
     assert a == b

@@ -43,7 +43,8 @@ def config(url: str, study: str, n_trials: int) -> TuneConfig:
 def objective(cfg: TuneConfig):
     def run(trial: optuna.Trial) -> float:
         values = suggest(trial, cfg.search_space)
-        score = -abs(math.log10(values["optim.lr"]) + 2.0) - abs(values["model.embedding_dim"] - 64) / 64
+        score = -abs(math.log10(values["optim.lr"]) + 2.0)
+        score -= abs(values["model.embedding_dim"] - 64) / 64
         score += {"concat": 0.0, "gated": 0.1, "attention": 0.05}[values["model.fusion.strategy"]]
         for epoch in range(3):
             trial.report(score - 0.1 * (2 - epoch), epoch)
@@ -55,7 +56,9 @@ def objective(cfg: TuneConfig):
     return run
 
 
-def launch(url: str, study: str, n_trials: int, seeds: list[int], timeout: float = 240) -> list[dict]:
+def launch(
+    url: str, study: str, n_trials: int, seeds: list[int], timeout: float = 240
+) -> list[dict]:
     """Start one worker per seed at the same time; wait for all; return their JSON reports."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     procs = [
@@ -83,7 +86,8 @@ def check_shared_study(url: str, study: str, n_trials: int, reports: list[dict])
     assert ran == numbers, (ran, numbers)
     assert all(report["trials"] for report in reports), "a worker ran no trial"
     states = [t.state for t in trials]
-    assert optuna.trial.TrialState.FAIL not in states and optuna.trial.TrialState.RUNNING not in states
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    assert all(state in finished for state in states), states
     params = {tuple(sorted(t.params.items())) for t in trials}
     assert len(params) == n_trials, "two trials sampled the same configuration"
     return {

@@ -35,7 +35,7 @@ class SamplerConfig(StrictConfig):
 
 
 class PrunerConfig(StrictConfig):
-    """median / percentile: compare with earlier trials at the same epoch; hyperband: SHA brackets."""
+    """median / percentile: compare with earlier trials at the same epoch; hyperband: brackets."""
 
     type: Literal["median", "percentile", "hyperband", "none"] = "median"
     #: median / percentile: trials that run to the end before pruning starts

@@ -1,4 +1,4 @@
-"""What a finished study leaves behind: a tuned ``finetune:`` block, a summary, a trials table, plots."""
+"""What a finished study leaves: a tuned ``finetune:`` block, a summary, a trials table, plots."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from crossrec.config import ConfigError, StrictConfig
 
 #: Values Optuna can store for a categorical parameter.
-CategoricalChoice = Union[None, bool, int, float, str]
+CategoricalChoice = None | bool | int | float | str
 
 
 class FloatParam(StrictConfig):
@@ -74,7 +74,7 @@ class CategoricalParam(StrictConfig):
     choices: list[CategoricalChoice] = Field(min_length=1)
 
 
-ParamSpec = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
+ParamSpec = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
 
 
 def suggest(trial: Any, space: Mapping[str, FloatParam | IntParam | CategoricalParam]) -> dict:
@@ -86,7 +86,9 @@ def suggest(trial: Any, space: Mapping[str, FloatParam | IntParam | CategoricalP
                 name, spec.low, spec.high, step=spec.step, log=spec.log
             )
         elif isinstance(spec, IntParam):
-            values[name] = trial.suggest_int(name, spec.low, spec.high, step=spec.step, log=spec.log)
+            values[name] = trial.suggest_int(
+                name, spec.low, spec.high, step=spec.step, log=spec.log
+            )
         else:
             values[name] = trial.suggest_categorical(name, spec.choices)
     return values

@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from optuna.exceptions import ExperimentalWarning, StorageInternalError
 from optuna.storages import RDBStorage
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
-from optuna.exceptions import ExperimentalWarning, StorageInternalError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 

@@ -145,7 +145,8 @@ def test_best_parameters_load_back_into_finetune_as_a_kedro_env(tuned):
     assert config.model.embedding_dim == best["model.embedding_dim"]
     assert config.model.fusion.strategy == best["model.fusion.strategy"]
     # untuned settings are the base ones, tuning-only overrides (fixed) are not exported
-    assert config.model.fusion.attention_heads == tuned["finetune"]["model"]["fusion"]["attention_heads"]
+    base_fusion = tuned["finetune"]["model"]["fusion"]
+    assert config.model.fusion.attention_heads == base_fusion["attention_heads"]
     assert config.trainer.max_epochs == tuned["finetune"]["trainer"]["max_epochs"]
     assert config.loss.kind == tuned["finetune"]["loss"]["kind"]
     assert config.data.batch_size == 128
