@@ -1,0 +1,83 @@
+"""Schema of ``conf/base/parameters_featurize_modalities.yml: featurize_modalities``.
+
+Modalities are switched on by what the data has (``enabled: auto`` reads ``dataset_info``:
+``text_columns``, ``has_images``, ``has_audio``, ``precomputed``), so one parameters file
+serves every dataset; ``true`` insists (and fails clearly when the data lacks it), ``false``
+skips.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from crossrec.config import StrictConfig, parse_params
+from crossrec.encoders.text import DEFAULT_PROMPT
+
+WHERE = "conf/base/parameters_featurize_modalities.yml: featurize_modalities"
+Enabled = Literal["auto", True, False]
+
+
+class TextConfig(StrictConfig):
+    enabled: Enabled = "auto"
+    model: str = "smollm2-135m-instruct"
+    pooling: Literal["mean", "last", "prompt"] = "mean"
+    prompt: str = DEFAULT_PROMPT
+    #: Tried in order; the first whose fields are all text columns of the dataset is used.
+    #: None fit -> "<Column>: <value>" for every text column (a single column: its value).
+    templates: list[str] = Field(default_factory=list)
+    max_tokens: int = Field(256, ge=8)
+    batch_size: int = Field(32, ge=1)
+    normalize: bool = False
+
+
+class ImageConfig(StrictConfig):
+    enabled: Enabled = "auto"
+    model: str = "efficientnet-lite0"
+    batch_size: int = Field(64, ge=1)
+    num_workers: int = Field(2, ge=0)
+
+
+class AudioConfig(StrictConfig):
+    enabled: Enabled = "auto"
+    kind: Literal["mel", "whisper"] = "mel"
+    model: str = "whisper-tiny"
+    sample_rate: int = Field(16000, ge=1000)
+    max_seconds: float = Field(30.0, gt=0)
+    n_mels: int = Field(64, ge=8)
+    n_mfcc: int = Field(20, ge=2)
+    batch_size: int = Field(16, ge=1)
+    num_workers: int = Field(2, ge=0)
+
+
+class PrecomputedConfig(StrictConfig):
+    """Which dataset-shipped matrices become modalities (glob patterns on their names)."""
+
+    include: list[str] = Field(default_factory=lambda: ["*"])
+    exclude: list[str] = Field(default_factory=list)
+
+
+class FeaturizeConfig(StrictConfig):
+    device: str = "auto"
+    bf16: bool = True
+    shard_size: int = Field(2048, ge=1)
+    max_bad_media_share: float = Field(0.05, ge=0.0, le=1.0)
+    text: TextConfig = Field(default_factory=TextConfig)
+    image: ImageConfig = Field(default_factory=ImageConfig)
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    precomputed: PrecomputedConfig = Field(default_factory=PrecomputedConfig)
+
+
+def parse_featurize_params(params: dict[str, Any] | FeaturizeConfig) -> FeaturizeConfig:
+    return parse_params(FeaturizeConfig, params, where=WHERE)
+
+
+def is_enabled(setting: Enabled, available: bool, what: str) -> bool:
+    """Resolve ``auto``; ``true`` on data without the modality is a configuration error."""
+    if setting == "auto":
+        return available
+    if setting and not available:
+        raise ValueError(f"{WHERE}: {what}.enabled is true but the dataset has no {what} input "
+                         "(dataset_info says so)")
+    return bool(setting)

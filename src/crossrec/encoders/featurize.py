@@ -1,0 +1,181 @@
+"""Run an encoder over a catalogue through the embedding cache, in bounded-memory chunks.
+
+One function, :func:`encode_modality`, is shared by text, image and audio: it keys every
+item by id + input content, serves hits from the cache, encodes the misses ``shard_size`` items
+at a time (each chunk is written as one cache shard before the next is read), and turns
+unusable media into mask bits + report lines instead of errors.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from crossrec.encoders.cache import ModalityCache, content_hash, file_hash, item_key
+
+logger = logging.getLogger(__name__)
+
+
+class Encoder(Protocol):
+    dim: int
+
+    def settings(self) -> dict[str, Any]: ...
+
+
+class BadMediaError(RuntimeError):
+    """More media of a modality are unusable than the configured share allows."""
+
+
+@dataclass
+class ModalityResult:
+    """One modality's vectors plus what happened on the way (for logs and the report)."""
+
+    name: str
+    vectors: np.ndarray
+    mask: np.ndarray
+    source: str
+    failures: list[dict[str, str]] = field(default_factory=list)
+    n_with_input: int = 0
+    n_cached: int = 0
+    n_computed: int = 0
+    seconds: float = 0.0
+
+    def block(self) -> dict[str, Any]:
+        """The ``item_features[modality]`` entry of docs/architecture.md."""
+        return {"vectors": self.vectors, "mask": self.mask, "source": self.source}
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "dim": int(self.vectors.shape[1]),
+            "n_items": int(len(self.mask)),
+            "n_with_input": self.n_with_input,
+            "n_usable": int(self.mask.sum()),
+            "n_failed": len(self.failures),
+            "n_cached": self.n_cached,
+            "n_computed": self.n_computed,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and np.isnan(value)) and str(value) != ""
+
+
+def encode_modality(
+    name: str,
+    item_ids: Sequence[str],
+    inputs: Sequence[Any],
+    input_kind: Literal["text", "file"],
+    encoder: Any,
+    cache: ModalityCache | None,
+    source: str,
+    shard_size: int = 2048,
+) -> ModalityResult:
+    """Vectors for every item; ``inputs[i]`` is a text, a file path, or None/"" (no input).
+
+    ``encoder.encode(list)`` returns an array (text) or ``(vectors, ok, reasons)`` (files).
+    """
+    start = time.perf_counter()
+    n = len(item_ids)
+    if len(inputs) != n:
+        raise ValueError(f"{name}: {len(inputs)} inputs for {n} items")
+    vectors = np.zeros((n, encoder.dim), dtype=np.float32)
+    mask = np.zeros(n, dtype=bool)
+    failures: list[dict[str, str]] = []
+
+    keys: dict[int, str] = {}
+    for i, value in enumerate(tqdm(inputs, desc=f"{name}: fingerprint inputs", leave=False,
+                                   disable=input_kind == "text" or n < 2000)):
+        if not _present(value):
+            continue
+        digest = content_hash(str(value)) if input_kind == "text" else file_hash(value)
+        if digest is None:
+            failures.append({"item_id": str(item_ids[i]), "modality": name, "path": str(value),
+                             "reason": "missing or unreadable file"})
+            continue
+        keys[i] = item_key(str(item_ids[i]), digest)
+
+    positions = np.fromiter(keys, dtype=np.int64, count=len(keys))
+    n_cached = 0
+    if cache is not None and len(positions):
+        hits, cached = cache.lookup([keys[i] for i in positions])
+        if cached is not None:
+            vectors[positions[hits]] = cached
+            mask[positions[hits]] = True
+            n_cached = int(hits.sum())
+        todo = positions[~hits]
+    else:
+        todo = positions
+
+    with tqdm(total=len(todo), desc=f"{name}: encoding", unit="item", disable=not len(todo)) as bar:
+        for begin in range(0, len(todo), shard_size):
+            chunk = todo[begin : begin + shard_size]
+            batch_inputs = [inputs[i] for i in chunk]
+            if input_kind == "text":
+                chunk_vectors = encoder.encode(batch_inputs, progress=bar.update)
+                ok, reasons = np.ones(len(chunk), dtype=bool), {}
+            else:
+                chunk_vectors, ok, reasons = encoder.encode(batch_inputs, progress=bar.update)
+            for local, reason in sorted(reasons.items()):
+                failures.append({"item_id": str(item_ids[chunk[local]]), "modality": name,
+                                 "path": str(batch_inputs[local]), "reason": reason})
+            vectors[chunk[ok]] = chunk_vectors[ok]
+            mask[chunk[ok]] = True
+            if cache is not None:
+                cache.append([keys[i] for i in chunk[ok]], chunk_vectors[ok])
+
+    result = ModalityResult(
+        name=name, vectors=vectors, mask=mask, source=source, failures=failures,
+        n_with_input=len(keys) + sum(f["reason"] == "missing or unreadable file" for f in failures),
+        n_cached=n_cached, n_computed=int(len(todo)), seconds=time.perf_counter() - start,
+    )
+    logger.info("%s: %d items, %d usable, %d from cache, %d encoded, %d failed in %.1fs",
+                name, n, int(mask.sum()), n_cached, len(todo), len(failures), result.seconds)
+    return result
+
+
+def check_bad_share(result: ModalityResult, max_share: float) -> None:
+    """Raise when more than ``max_share`` of the items that have a file cannot be used."""
+    if not result.n_with_input:
+        return
+    share = len(result.failures) / result.n_with_input
+    if share > max_share:
+        examples = "\n".join(f"  - {f['path']}: {f['reason']}" for f in result.failures[:5])
+        raise BadMediaError(
+            f"{result.name}: {len(result.failures)} of {result.n_with_input} files are unusable "
+            f"({share:.1%} > max_bad_media_share {max_share:.1%}). First ones:\n{examples}"
+        )
+    if result.failures:
+        logger.warning("%s: %d unusable files (%.1f%%) masked; see the featurize report",
+                       result.name, len(result.failures), 100 * share)
+
+
+def precomputed_block(name: str, matrix: np.ndarray, n_items: int) -> dict[str, Any]:
+    """A dataset-shipped matrix as a modality: rows of zeros or non-finite values are masked."""
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != n_items:
+        raise ValueError(
+            f"precomputed feature '{name}' has shape {matrix.shape}; expected ({n_items}, d) "
+            "rows aligned to item_idx"
+        )
+    vectors = matrix.astype(np.float32, copy=True)
+    finite = np.isfinite(vectors).all(axis=1)
+    vectors[~finite] = 0.0
+    mask = finite & (np.abs(vectors).sum(axis=1) > 0)
+    return {"vectors": vectors, "mask": mask, "source": f"precomputed:{name}"}
+
+
+def select_names(names: Sequence[str], include: Sequence[str], exclude: Sequence[str]) -> list[str]:
+    """Names matching any ``include`` glob and no ``exclude`` glob, in input order."""
+    return [
+        n for n in names
+        if any(fnmatch.fnmatch(n, p) for p in include) and not any(fnmatch.fnmatch(n, p) for p in exclude)
+    ]
