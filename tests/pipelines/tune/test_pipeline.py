@@ -198,3 +198,12 @@ def test_llm_strategy_in_the_space_asks_for_item_texts(tiny_finetune):
         "optim.lr": {"type": "float", "low": 0.1, "high": 1.0}}})
     assert needs_item_texts(with_llm, tiny_finetune)
     assert not needs_item_texts(without, tiny_finetune)
+
+
+def test_bad_fixed_key_fails_naming_it(tiny_finetune):
+    params = {"study_name": "s", "storage": {"url": "sqlite://"}, "n_trials": 1,
+              "search_space": {"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-2}},
+              "fixed": {"trainer.max_epoch": 3}}
+    with pytest.raises(ConfigError) as err:
+        validate_tuning(params, tiny_finetune)
+    assert "tune.fixed" in str(err.value) and "trainer.max_epoch" in str(err.value)

@@ -34,11 +34,11 @@ def validate_tuning(tune: dict[str, Any], finetune: dict[str, Any]) -> TuneConfi
 
     config = parse_params(TuneConfig, tune, where=TUNE_WHERE)
     parse_params(FinetuneConfig, finetune, where=FINETUNE_WHERE)
+    with_fixed = apply_overrides(finetune, config.fixed)
+    parse_params(FinetuneConfig, with_fixed, where=f"{TUNE_WHERE}.fixed")
     check_search_space(
-        config.search_space, FinetuneConfig, finetune, where=f"{TUNE_WHERE}.search_space"
+        config.search_space, FinetuneConfig, with_fixed, where=f"{TUNE_WHERE}.search_space"
     )
-    fixed_checked = apply_overrides(finetune, config.fixed)
-    parse_params(FinetuneConfig, fixed_checked, where=f"{TUNE_WHERE}.fixed")
     logger.info(
         "Search space: %d parameters, %d trials, pruner %s, storage %s",
         len(config.search_space),
