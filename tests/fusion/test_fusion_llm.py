@@ -208,3 +208,12 @@ def test_bad_inputs_raise_clear_errors(tiny_llama_dir, toy_items):
     assert np.isfinite(
         _build(tiny_llama_dir, texts, features)(torch.tensor([4])).detach().numpy()
     ).all()
+
+
+def test_soft_token_modalities_skip_text_like_names():
+    from crossrec.fusion.llm import soft_token_modalities
+
+    features = {"__order__": ["text_minilm", "audio_vggish", "text", "image"]}
+    assert soft_token_modalities(features, LLMFusionConfig()) == ["audio_vggish", "image"]
+    explicit = LLMFusionConfig(soft_token_modalities=["text_minilm"])
+    assert soft_token_modalities({**features, "text_minilm": {}}, explicit) == ["text_minilm"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,8 +60,9 @@ class LLMFusionConfig(StrictConfig):
         description="modalities fed as soft tokens; None = every modality except text_modalities",
     )
     text_modalities: list[str] = Field(
-        default_factory=lambda: ["text"],
-        description="modalities the LLM reads as text (no soft tokens when the list above is None)",
+        default_factory=lambda: ["text", "text_*"],
+        description="glob patterns of modalities the LLM reads as text: no soft tokens for them "
+        "when soft_token_modalities is None",
     )
     max_text_tokens: int = Field(64, ge=1)
     pooling: Literal["last", "mean"] = "mean"
@@ -96,7 +98,7 @@ def soft_token_modalities(item_features: dict, config: LLMFusionConfig) -> list[
     """The modalities fed as soft tokens, in ``__order__`` order."""
     order = item_features.get("__order__") or [k for k in item_features if not k.startswith("__")]
     if config.soft_token_modalities is None:
-        return [m for m in order if m not in set(config.text_modalities)]
+        return [m for m in order if not any(fnmatch(m, p) for p in config.text_modalities)]
     unknown = [m for m in config.soft_token_modalities if m not in item_features]
     if unknown:
         raise ValueError(
