@@ -24,3 +24,41 @@ def test_two_processes_share_one_sqlite_study(tmp_path: Path):
     print(f"2 SQLite workers: {stats} in {time.perf_counter() - start:.1f} s")
     assert stats["pruned"] >= 1
 
+
+
+def test_trial_of_a_killed_worker_is_replaced_after_its_heartbeat_expires(tmp_path: Path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import optuna
+    from optuna.trial import TrialState
+
+    worker = load_worker()
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    env = {**os.environ, "TUNE_WORKER_HEARTBEAT": "1", "TUNE_WORKER_STEP_SLEEP": "30",
+           "PYTHONWARNINGS": "ignore"}
+    slow = subprocess.Popen([sys.executable, worker.__file__, url, "killed", "3", "0"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:   # until its first trial reported an epoch
+            try:
+                study = optuna.load_study(study_name="killed", storage=url)
+                if study.trials and study.trials[0].intermediate_values:
+                    break
+            except KeyError:
+                pass
+            time.sleep(0.3)
+        else:
+            raise AssertionError("the slow worker never started a trial")
+    finally:
+        slow.send_signal(signal.SIGKILL)
+        slow.wait()
+    time.sleep(3)   # heartbeat 1 s -> grace period 2 s
+    reports = worker.launch(url, "killed", 3, seeds=[0])
+    trials = optuna.load_study(study_name="killed", storage=url).trials
+    assert trials[0].state == TrialState.FAIL
+    assert reports[0]["trials"] == [1, 2, 3]
+    assert sum(t.state != TrialState.FAIL for t in trials) == 3

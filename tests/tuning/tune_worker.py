@@ -5,6 +5,9 @@ objective (a noisy bowl over the search space, reported for 3 "epochs" so the pr
 and prints a JSON line with the trial numbers this process ran.
 
     python tests/tuning/tune_worker.py <storage-url> <study-name> <n-trials> <seed>
+
+Environment: TUNE_WORKER_HEARTBEAT (seconds, default 5), TUNE_WORKER_STEP_SLEEP (seconds per
+reported epoch, default 0.05).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from crossrec.tuning.study import run_study
 def config(url: str, study: str, n_trials: int) -> TuneConfig:
     return TuneConfig.model_validate({
         "study_name": study,
-        "storage": {"url": url, "timeout_s": 60, "heartbeat_interval_s": 5},
+        "storage": {"url": url, "timeout_s": 60,
+                    "heartbeat_interval_s": int(os.environ.get("TUNE_WORKER_HEARTBEAT", "5"))},
         "n_trials": n_trials,
         "pruner": {"type": "median", "n_startup_trials": 2, "n_warmup_steps": 0},
         "sampler": {"n_startup_trials": 4},
@@ -50,7 +54,7 @@ def objective(cfg: TuneConfig):
             trial.report(score - 0.1 * (2 - epoch), epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned()
-            time.sleep(0.05)
+            time.sleep(float(os.environ.get("TUNE_WORKER_STEP_SLEEP", "0.05")))
         return score
 
     return run
