@@ -109,6 +109,8 @@ class TrainerConfig(StrictConfig):
     #: None = the project seed (params:seed)
     seed: int | None = None
     deterministic: bool = False
+    #: torch intra-op CPU threads (None = torch's default); 1 is fastest on a busy small machine
+    cpu_threads: int | None = Field(None, ge=1)
     log_every_n_steps: int = Field(10, ge=1)
     #: validation cut-offs (Recall@K, NDCG@K, ...)
     val_ks: list[int] = Field(default_factory=lambda: [10, 20, 50])

@@ -36,7 +36,7 @@ def scipy_to_torch_sparse(matrix: sp.spmatrix) -> torch.Tensor:
     coo = sp.coo_matrix(matrix)
     indices = torch.as_tensor(np.vstack([coo.row, coo.col]).astype(np.int64))
     values = torch.as_tensor(coo.data.astype(np.float32))
-    return torch.sparse_coo_tensor(indices, values, coo.shape).coalesce()
+    return torch.sparse_coo_tensor(indices, values, coo.shape, check_invariants=True).coalesce()
 
 
 def mean_item_graph(graphs: dict[str, sp.spmatrix], names: Iterable[str], n_items: int) -> sp.csr_matrix:

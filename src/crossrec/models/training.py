@@ -98,6 +98,8 @@ def train_recommender(
     tcfg = config.trainer
     seed = tcfg.seed if tcfg.seed is not None else 0
     pl.seed_everything(seed, workers=True)
+    if tcfg.cpu_threads is not None:
+        torch.set_num_threads(tcfg.cpu_threads)
     run_dir = Path(run_dir)
     checkpoint_dir = run_dir / tcfg.checkpoint_dir
     checkpoint_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,93 @@
+"""Recommender + bundle: scoring shapes, propagation, cold items, state, load round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from crossrec.models.bundle import build_recommender, load_recommender, make_bundle
+from crossrec.models.config import FinetuneConfig
+
+
+def _config(**model) -> FinetuneConfig:
+    base = {"embedding_dim": 16, "user_tower": {"kind": "mean", "history_length": 5}}
+    base.update(model)
+    return FinetuneConfig.model_validate({"model": base})
+
+
+def test_scores_shape_and_graph_buffers_not_saved(tiny_data):
+    torch.manual_seed(0)
+    model = build_recommender(tiny_data, _config()).eval()
+    scores = model.score_users(torch.tensor([0, 3, 5]))
+    assert scores.shape == (3, tiny_data.n_items)
+    assert torch.isfinite(scores).all()
+    keys = set(model.state_dict())
+    assert {"user_id.weight", "item_id.weight"} <= keys
+    assert not any(k in keys for k in ("ui_graph", "ii_graph", "history"))
+
+
+def test_propagation_mixes_neighbours(tiny_data):
+    """With LightGCN a user's score depends on their train items' embeddings."""
+    torch.manual_seed(0)
+    model = build_recommender(tiny_data, _config(user_tower={"kind": "none"})).eval()
+    before = model.score_users(torch.tensor([0])).clone()
+    item = int(tiny_data.train[0].indices[0])
+    with torch.no_grad():
+        model.item_id.weight[item] += 1.0
+    model.clear_cache()
+    after = model.score_users(torch.tensor([0]))
+    other_items = np.setdiff1d(np.arange(tiny_data.n_items), [item])
+    assert not torch.allclose(before[0, other_items], after[0, other_items])
+
+
+def test_cold_item_scores_from_content(tiny_data):
+    """Content-only items: two items with identical features score identically for every user."""
+    features = {k: (dict(v) if isinstance(v, dict) else v) for k, v in tiny_data.item_features.items()}
+    for name in ("text", "image"):
+        vectors = features[name]["vectors"].copy()
+        vectors[1] = vectors[0]
+        features[name]["vectors"] = vectors
+        mask = features[name]["mask"].copy()
+        mask[1] = mask[0]
+        features[name]["mask"] = mask
+    data = type(tiny_data)(**{**tiny_data.__dict__, "item_features": features})
+    config = _config(use_id_embedding=False, propagation={"kind": "none"})
+    model = build_recommender(data, config).eval()
+    scores = model.score_users(torch.arange(data.n_users))
+    assert torch.allclose(scores[:, 0], scores[:, 1], atol=1e-6)
+
+
+def test_bundle_round_trip_gives_same_scores(tiny_data):
+    torch.manual_seed(0)
+    config = _config(fusion={"strategy": "gated"})
+    model = build_recommender(tiny_data, config).eval()
+    bundle = make_bundle(model, config, history=[{"epoch": 0, "val/recall@20": 0.5}])
+    assert set(bundle) == {"config", "state_dict", "n_users", "n_items", "modalities", "history"}
+    assert bundle["modalities"] == ["text", "image"]
+    loaded = load_recommender(bundle, tiny_data)
+    assert not loaded.training
+    users = torch.arange(5)
+    assert torch.allclose(model.score_users(users), loaded.score_users(users), atol=1e-6)
+    weights = loaded.modality_weights(torch.tensor([0, 1]))
+    assert weights.shape == (2, 2)
+
+
+def test_bundle_mismatch_is_a_clear_error(tiny_data):
+    config = _config()
+    bundle = make_bundle(build_recommender(tiny_data, config), config, history=[])
+    bundle["n_items"] += 1
+    with pytest.raises(ValueError, match="items"):
+        load_recommender(bundle, tiny_data)
+
+
+def test_modality_weights_none_without_gates(tiny_data):
+    model = build_recommender(tiny_data, _config()).eval()
+    assert model.modality_weights(torch.tensor([0])) is None
+
+
+def test_impossible_model_is_rejected(tiny_data):
+    with pytest.raises(ValueError, match="cannot both be false"):
+        build_recommender(tiny_data, _config(use_id_embedding=False, use_content=False))
+    with pytest.raises(ValueError, match="item_graph_modalities"):
+        build_recommender(tiny_data, _config(propagation={"item_graph_modalities": ["audio"]}))
