@@ -64,8 +64,13 @@ def build_training_data(
     modality_graphs: dict,
     user_item_graph,
     finetune: dict[str, Any],
+    item_texts: list[str] | None = None,
 ) -> TrainingData:
-    """Train/valid matrices (+ recency order of train) and the fuse outputs, in one object."""
+    """Train/valid matrices (+ recency order of train) and the fuse outputs, in one object.
+
+    ``item_texts`` (fuse's artifact, rendered like featurize's text) feeds the ``llm`` fusion
+    strategy; without it the items' text columns are joined.
+    """
     from crossrec.evaluation.ranking import interactions_to_csr
     from crossrec.models.training import TrainingData
 
@@ -85,7 +90,12 @@ def build_training_data(
     recency = sp.csr_matrix((order, (users, item_idx)), shape=(n_users, n_items))
     texts = None
     if config.model.fusion.strategy == "llm":
-        texts = item_texts_from_items(items, list(dataset_info.get("text_columns", [])), n_items)
+        if item_texts is not None:
+            texts = list(item_texts)
+            if len(texts) != n_items:
+                raise ValueError(f"item_texts: expected {n_items} texts (one per item), got {len(texts)}")
+        else:
+            texts = item_texts_from_items(items, list(dataset_info.get("text_columns", [])), n_items)
     logger.info(
         "finetune data: %d users, %d items, %d train / %d valid interactions, modalities %s",
         n_users, n_items, train.nnz, valid.nnz,
