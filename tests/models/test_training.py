@@ -165,3 +165,26 @@ def test_resume_after_kill_continues_from_last_checkpoint(tiny_data, tmp_path):
     assert starts[0] == (1, steps_per_epoch)  # continued, not restarted
     assert [e for e, _ in starts] == [1, 2]
     assert result.history["epoch"].tolist() == [0, 1, 2]  # epoch 0's record came from the checkpoint
+
+
+def test_precision_resolution():
+    from crossrec.models.config import TrainerConfig
+    from crossrec.models.training import resolve_precision
+
+    assert resolve_precision(TrainerConfig(accelerator="cpu")) == "32-true"
+    assert resolve_precision(TrainerConfig(precision="16-mixed")) == "16-mixed"
+    expected = "32-true" if not torch.cuda.is_available() else resolve_precision(TrainerConfig())
+    assert resolve_precision(TrainerConfig()) == expected
+
+
+def test_bf16_mixed_step_runs_with_float32_propagation_and_scores(tiny_data, tmp_path):
+    """The GPU default (bf16-mixed) exercised through CPU autocast: graph propagation and
+    validation scores stay float32."""
+    config = _config(trainer={"fast_dev_run": True, "precision": "bf16-mixed"},
+                     model={"fusion": {"strategy": "attention"}})
+    result = train_recommender(tiny_data, config, run_dir=tmp_path, enable_progress_bar=False)
+    assert np.isfinite(result.history["train_loss"]).all()
+    model = load_recommender(result.bundle, tiny_data)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = model.score_users(torch.tensor([0]))
+    assert scores.dtype == torch.float32

@@ -216,9 +216,12 @@ class Recommender(nn.Module):
         emb = self.embeddings()
         users = emb.users[user_idx]
         items = self.all_item_vectors(emb)
-        if self.cosine:
-            users, items = F.normalize(users, dim=-1), F.normalize(items, dim=-1)
-        return users @ items.T
+        # float32 scores even under bf16 autocast: low-precision scores would tie and blur ranks
+        with torch.autocast(device_type=users.device.type, enabled=False):
+            users, items = users.float(), items.float()
+            if self.cosine:
+                users, items = F.normalize(users, dim=-1), F.normalize(items, dim=-1)
+            return users @ items.T
 
     def modality_weights(self, item_idx: torch.Tensor) -> torch.Tensor | None:
         """(b, n_modalities) per-item modality weights (gated fusion), else None."""
