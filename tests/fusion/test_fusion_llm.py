@@ -51,7 +51,7 @@ def test_shapes_out_dim_and_repeated_items(tiny_llama_dir, toy_items):
 def test_padding_does_not_change_an_items_vector(tiny_llama_dir, toy_items, pooling):
     texts, features = toy_items
     encoder = _build(tiny_llama_dir, texts, features, pooling=pooling).eval()
-    lengths = encoder.text_mask.sum(dim=1)
+    lengths = encoder.item_data()["text_mask"].sum(dim=1)
     short, long = int(lengths.argmin()), int(lengths.argmax())
     assert lengths[short] < lengths[long]
     with torch.no_grad():
@@ -70,8 +70,8 @@ def test_soft_tokens_carry_the_modality_and_missing_items_use_the_learned_token(
     encoder = _build(tiny_llama_dir, texts, features).eval()
     with torch.no_grad():
         before = encoder(torch.tensor([0, 2]))
-        encoder.vectors_image[0] += 1.0  # present item: its vector matters
-        encoder.vectors_image[2] += 1.0  # missing item: the vector is ignored
+        encoder.item_data()["vectors/image"][0] += 1.0  # present item: its vector matters
+        encoder.item_data()["vectors/image"][2] += 1.0  # missing item: the vector is ignored
         after = encoder(torch.tensor([0, 2]))
     assert not torch.allclose(before[0], after[0])
     torch.testing.assert_close(before[1], after[1])
@@ -217,3 +217,30 @@ def test_soft_token_modalities_skip_text_like_names():
     assert soft_token_modalities(features, LLMFusionConfig()) == ["audio_vggish", "image"]
     explicit = LLMFusionConfig(soft_token_modalities=["text_minilm"])
     assert soft_token_modalities({**features, "text_minilm": {}}, explicit) == ["text_minilm"]
+
+
+def test_real_smollm2_through_the_zoo_when_cached():
+    """SmolLM2-135M-Instruct (converted once by featurize's zoo): LoRA share and sane vectors."""
+    zoo = pytest.importorskip("crossrec.encoders.zoo")
+    if not (zoo.model_cache_dir() / "smollm2-135m-instruct" / zoo.DONE_MARKER).exists():
+        pytest.skip("SmolLM2 not converted in the zoo cache yet (run featurize once)")
+    texts = [
+        "Toy Story. Animation, comedy.",
+        "Toy Story. Animation, comedy.",
+        "Heat. Crime thriller.",
+    ]
+    rng = np.random.default_rng(0)
+    features = {
+        "image": {"vectors": rng.normal(size=(3, 20)).astype(np.float32), "mask": np.ones(3, bool)},
+        "__order__": ["image"],
+    }
+    features["image"]["vectors"][1] = features["image"]["vectors"][0]
+    torch.manual_seed(0)
+    config = LLMFusionConfig(mode="lora", max_text_tokens=12)
+    encoder = build_llm_item_encoder(texts, features, config).eval()
+    assert encoder.out_dim == 576
+    assert 0.001 < encoder.trainable_share() < 0.05
+    with torch.no_grad():
+        out = encoder(torch.arange(3))
+    torch.testing.assert_close(out[0], out[1])
+    assert torch.isfinite(out).all() and not torch.allclose(out[0], out[2], atol=1e-3)

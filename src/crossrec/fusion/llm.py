@@ -197,16 +197,16 @@ class LLMItemEncoder(nn.Module):
         embed_rms = float(embeddings.weight.detach().float().pow(2).mean().sqrt())
         self.hidden_size = hidden
         self.modalities = list(features)
-        self.register_buffer("input_ids", input_ids, persistent=False)
-        self.register_buffer("text_mask", attention_mask, persistent=False)
+        # Per-item inputs live outside the module's buffers: they never enter the state dict and
+        # DDP does not broadcast them every step; they follow the weights' device on first use.
+        self._item_data: dict[str, torch.Tensor] = {
+            "input_ids": input_ids,
+            "text_mask": attention_mask,
+        }
         self.projectors = nn.ModuleDict()
         for name, (vectors, mask) in features.items():
-            self.register_buffer(
-                f"vectors_{name}", torch.as_tensor(vectors, dtype=torch.float32), persistent=False
-            )
-            self.register_buffer(
-                f"present_{name}", torch.as_tensor(mask, dtype=torch.bool), persistent=False
-            )
+            self._item_data[f"vectors/{name}"] = torch.as_tensor(vectors, dtype=torch.float32)
+            self._item_data[f"present/{name}"] = torch.as_tensor(mask, dtype=torch.bool)
             self.projectors[name] = SoftTokenProjector(
                 vectors.shape[1], hidden, _n_soft(config, name), embed_rms
             )
@@ -238,21 +238,27 @@ class LLMItemEncoder(nn.Module):
         )
 
     # -- forward ------------------------------------------------------------------------------
+    def item_data(self) -> dict[str, torch.Tensor]:
+        """Token ids, text masks, modality vectors and presence masks, on the weights' device."""
+        device = self.backbone.get_input_embeddings().weight.device
+        if self._item_data["input_ids"].device != device:
+            self._item_data = {k: v.to(device) for k, v in self._item_data.items()}
+        return self._item_data
+
     def forward(self, item_idx: torch.Tensor) -> torch.Tensor:
-        item_idx = item_idx.to(self.input_ids.device).long()
+        item_idx = item_idx.to(self.item_data()["input_ids"].device).long()
         unique, inverse = torch.unique(item_idx, return_inverse=True)
         return self._encode(unique)[inverse]
 
     def _encode(self, items: torch.Tensor) -> torch.Tensor:
-        text_mask = self.text_mask[items]
+        data = self.item_data()
+        text_mask = data["text_mask"][items]
         length = int(text_mask.sum(dim=1).max())
-        ids, text_mask = self.input_ids[items, :length], text_mask[:, :length]
+        ids, text_mask = data["input_ids"][items, :length], text_mask[:, :length]
         embed = self.backbone.get_input_embeddings()
         text_embeds = embed(ids)
         soft = [
-            self.projectors[m](
-                getattr(self, f"vectors_{m}")[items], getattr(self, f"present_{m}")[items]
-            )
+            self.projectors[m](data[f"vectors/{m}"][items], data[f"present/{m}"][items])
             for m in self.modalities
         ]
         soft_embeds = [s.to(text_embeds.dtype) for s in soft]
@@ -276,7 +282,7 @@ class LLMItemEncoder(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            device = self.input_ids.device
+            device = self.item_data()["input_ids"].device
             return torch.cat(
                 [
                     self._encode(torch.arange(s, min(s + batch_size, self.n_items), device=device))
