@@ -235,3 +235,13 @@ def test_kedro_pipeline_runs_and_feeds_the_llm_encoder(item_features, synthetic_
     out = encoder(torch.arange(10))
     assert out.shape == (10, encoder.out_dim) and torch.isfinite(out).all()
     assert pd.Series(texts).str.len().min() > 0
+
+
+def test_graph_device_cuda_without_gpu_is_a_clear_error(item_features, synthetic_ingested):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    fused = fuse_item_features(item_features, synthetic_ingested["dataset_info"], PARAMS)
+    with pytest.raises(ValueError, match="knn.device is 'cuda'.*not available"):
+        build_modality_graphs(fused, {**PARAMS, "knn": {**PARAMS["knn"], "device": "cuda"}})

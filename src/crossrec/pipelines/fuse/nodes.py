@@ -27,7 +27,7 @@ class KnnConfig(StrictConfig):
     k_per_modality: dict[str, int] = Field(default_factory=dict)
     weighting: Literal["binary", "cosine"] = "binary"
     chunk_rows: int | None = Field(None, ge=1, description="rows scored at once; None = ~128 MiB")
-    device: str = "cpu"
+    device: str = Field("auto", description="auto = CUDA when present, else CPU; or cpu / cuda:N")
 
 
 class ItemTextsConfig(StrictConfig):
@@ -107,6 +107,18 @@ def fuse_item_features(
     return fused
 
 
+def _graph_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"{WHERE}.knn.device is {name!r} but CUDA is not available; use auto or cpu"
+        )
+    return name
+
+
 def build_modality_graphs(
     fused_item_features: dict, fuse: dict[str, Any]
 ) -> dict[str, sp.csr_matrix]:
@@ -114,6 +126,7 @@ def build_modality_graphs(
     from crossrec.fusion.graphs import knn_graph
 
     config = parse_fuse_params(fuse)
+    device = _graph_device(config.knn.device)
     unknown = set(config.knn.k_per_modality) - set(fused_item_features["__order__"])
     if unknown:
         logger.warning("%s.knn.k_per_modality names absent modalities %s", WHERE, sorted(unknown))
@@ -128,7 +141,7 @@ def build_modality_graphs(
             k,
             weighting=config.knn.weighting,
             chunk_rows=config.knn.chunk_rows,
-            device=config.knn.device,
+            device=device,
         )
         logger.info(
             "%s kNN graph: k=%d, %d edges, %.2f s",
