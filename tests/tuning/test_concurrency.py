@@ -6,6 +6,8 @@ import importlib.util
 import time
 from pathlib import Path
 
+import pytest
+
 
 def load_worker():
     path = Path(__file__).with_name("tune_worker.py")
@@ -26,7 +28,9 @@ def test_two_processes_share_one_sqlite_study(tmp_path: Path):
 
 
 
-def test_trial_of_a_killed_worker_is_replaced_after_its_heartbeat_expires(tmp_path: Path):
+def test_trial_of_a_killed_worker_is_replaced_after_its_heartbeat_expires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     import os
     import signal
     import subprocess
@@ -43,10 +47,10 @@ def test_trial_of_a_killed_worker_is_replaced_after_its_heartbeat_expires(tmp_pa
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     try:
-        while time.monotonic() < deadline:   # until its first trial reported an epoch
+        while time.monotonic() < deadline:   # kill it as soon as its first trial exists
             try:
                 study = optuna.load_study(study_name="killed", storage=url)
-                if study.trials and study.trials[0].intermediate_values:
+                if study.trials and study.trials[0].state == TrialState.RUNNING:
                     break
             except KeyError:
                 pass
@@ -57,6 +61,7 @@ def test_trial_of_a_killed_worker_is_replaced_after_its_heartbeat_expires(tmp_pa
         slow.send_signal(signal.SIGKILL)
         slow.wait()
     time.sleep(3)   # heartbeat 1 s -> grace period 2 s
+    monkeypatch.setenv("TUNE_WORKER_HEARTBEAT", "1")   # the new worker: grace period 2 s
     reports = worker.launch(url, "killed", 3, seeds=[0])
     trials = optuna.load_study(study_name="killed", storage=url).trials
     assert trials[0].state == TrialState.FAIL

@@ -150,3 +150,16 @@ def test_joining_a_study_with_the_other_direction_fails(tmp_path: Path):
     open_study(config(url, 2), seed=0)
     with pytest.raises(ConfigError, match="created to maximize, but tune.direction is minimize"):
         open_study(config(url, 2, direction="minimize"), seed=0)
+
+
+def test_a_new_trial_has_a_heartbeat_from_birth(tmp_path: Path):
+    """Without it, a worker killed before Optuna's heartbeat thread runs leaves a RUNNING trial
+    that is never detected as stale."""
+    import time
+
+    storage = make_storage(f"sqlite:///{tmp_path}/optuna.db", heartbeat_interval_s=1,
+                           grace_period_s=1)
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()            # ask/tell: no heartbeat thread at all
+    time.sleep(2.2)
+    assert storage._get_stale_trial_ids(study._study_id) == [trial._trial_id]

@@ -106,7 +106,13 @@ class BudgetedRDBStorage(RDBStorage):
             )
             if active >= budget:
                 raise TrialBudgetReached(f"study already holds {active}/{budget} trials")
-        return super()._get_prepared_new_trial(study_id, template_trial, session)
+        trial = super()._get_prepared_new_trial(study_id, template_trial, session)
+        if self.heartbeat_interval is not None and template_trial is None:
+            # First heartbeat in the same transaction as the trial: Optuna's heartbeat thread
+            # starts a moment later, and a worker killed in between would leave a RUNNING trial
+            # without heartbeat, which is never detected as stale.
+            session.add(models.TrialHeartbeatModel(trial_id=trial.trial_id))
+        return trial
 
 
 def make_storage(
