@@ -57,11 +57,13 @@ PARAMS = {
 def _shared(inputs: dict) -> list:
     return [
         inputs["split"],
+        inputs["interactions"],
+        inputs["items"],
+        inputs["dataset_info"],
         inputs["fused_item_features"],
         inputs["modality_graphs"],
         inputs["user_item_graph"],
-        inputs["items"],
-        inputs["dataset_info"],
+        None,  # item_texts: only the llm fusion strategy needs them
     ]
 
 

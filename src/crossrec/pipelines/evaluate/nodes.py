@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,16 +51,6 @@ def _progress(iterable, desc: str):
     return tqdm(iterable, desc=desc, leave=False)
 
 
-def item_texts(items: pd.DataFrame, dataset_info: dict) -> list[str]:
-    """One text per item: the dataset's text columns joined (for the llm fusion strategy)."""
-    columns = [c for c in dataset_info.get("text_columns", []) if c in items.columns]
-    ordered = items.sort_values("item_idx")
-    if not columns:
-        return [""] * len(ordered)
-    parts = ordered[columns].fillna("").astype(str)
-    return [". ".join(p for p in row if p) for row in parts.itertuples(index=False)]
-
-
 def prepare_evaluation(
     interactions: pd.DataFrame, items: pd.DataFrame, dataset_info: dict, params: dict
 ) -> EvalSplit:
@@ -80,22 +71,32 @@ def prepare_evaluation(
     return split
 
 
-def _training_data(
-    split: EvalSplit, features: dict, graphs: dict, ui_graph, texts: list[str] | None
-):
-    from crossrec.models.training import TrainingData
+@dataclass
+class Upstream:
+    """The artifacts every trained variant is rebuilt from (as finetune built its data)."""
 
-    return TrainingData(
-        n_users=split.n_users,
-        n_items=split.n_items,
-        train=split.train,
-        valid=split.valid,
-        item_features=features,
-        modality_graphs=graphs,
-        user_item_graph=ui_graph,
-        item_texts=texts,
-        train_recency=split.train_recency,
-    )
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    dataset_info: dict
+    fused_item_features: dict
+    modality_graphs: dict
+    user_item_graph: Any
+    item_texts: list[str] | None
+
+    def training_data(self, config: dict, features: dict | None = None, graphs=None):
+        """finetune's own TrainingData builder, so evaluation sees exactly what training saw."""
+        from crossrec.pipelines.finetune.nodes import build_training_data
+
+        return build_training_data(
+            self.interactions,
+            self.items,
+            self.dataset_info,
+            self.fused_item_features if features is None else features,
+            self.modality_graphs if graphs is None else graphs,
+            self.user_item_graph,
+            config,
+            self.item_texts,
+        )
 
 
 def _content(features: dict) -> np.ndarray | None:
@@ -126,11 +127,13 @@ def _run(score_fn, split: EvalSplit, cfg: EvaluateConfig, content, slices=None) 
 def evaluate_trained_model(
     trained_model: dict,
     split: EvalSplit,
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    dataset_info: dict,
     fused_item_features: dict,
     modality_graphs: dict,
     user_item_graph: Any,
-    items: pd.DataFrame,
-    dataset_info: dict,
+    item_texts: list[str] | None,
     params: dict,
     seed: int,
 ) -> dict:
@@ -142,11 +145,25 @@ def evaluate_trained_model(
     from crossrec.evaluation.experiments import bundle_seed, model_score_fn, train_variant
 
     cfg = _config(params)
-    texts = item_texts(items, dataset_info)
-    data = _training_data(split, fused_item_features, modality_graphs, user_item_graph, texts)
+    up = Upstream(
+        interactions,
+        items,
+        dataset_info,
+        fused_item_features,
+        modality_graphs,
+        user_item_graph,
+        item_texts,
+    )
+    config = dict(trained_model["config"])
+    data = up.training_data(config)
     content = _content(fused_item_features)
     trained_seed = bundle_seed(trained_model, seed)
-    config = dict(trained_model["config"])
+    if trained_seed not in cfg.seeds:
+        logger.warning(
+            "trained_model was trained with seed %d, not in evaluate.seeds %s: all seeds retrained",
+            trained_seed,
+            cfg.seeds,
+        )
     runs, bundles, train_s, eval_s = [], [], 0.0, 0.0
     for s in _progress(cfg.seeds, f"{cfg.model_name} seeds"):
         start = time.perf_counter()
@@ -161,12 +178,14 @@ def evaluate_trained_model(
         runs.append(_run(model_score_fn(bundle, data, _device(cfg.device)), split, cfg, content))
         eval_s += time.perf_counter() - start
         bundles.append(bundle)
-    if trained_seed not in cfg.seeds:
-        logger.warning(
-            "trained_model was trained with seed %d, not in evaluate.seeds %s: all seeds retrained",
-            trained_seed,
-            cfg.seeds,
-        )
+    test = aggregate_seeds(runs).get("test", {})
+    logger.info(
+        "%s: test recall@20 %s (retraining %.1fs, eval %.1fs)",
+        cfg.model_name,
+        rep.fmt(test.get("recall@20")),
+        train_s,
+        eval_s,
+    )
     return {
         "name": cfg.model_name,
         "runs": runs,
@@ -190,11 +209,13 @@ def _simple_scorer(spec: BaselineConfig, split: EvalSplit, seed: int):
 def evaluate_baselines(
     trained_model: dict,
     split: EvalSplit,
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    dataset_info: dict,
     fused_item_features: dict,
     modality_graphs: dict,
     user_item_graph: Any,
-    items: pd.DataFrame,
-    dataset_info: dict,
+    item_texts: list[str] | None,
     params: dict,
 ) -> dict:
     """Every baseline on the same split, slices and ranking code as the trained model.
@@ -210,8 +231,16 @@ def evaluate_baselines(
     )
 
     cfg = _config(params)
+    up = Upstream(
+        interactions,
+        items,
+        dataset_info,
+        fused_item_features,
+        modality_graphs,
+        user_item_graph,
+        item_texts,
+    )
     content = _content(fused_item_features)
-    texts = item_texts(items, dataset_info)
     device = _device(cfg.device)
     out: dict[str, dict] = {}
     for name, spec in _progress(list(cfg.baselines.items()), "baselines"):
@@ -226,9 +255,9 @@ def evaluate_baselines(
                     [m for m in fused_item_features if not m.startswith("__")],
                 )
                 continue
-            data = _training_data(split, features, modality_graphs, user_item_graph, texts)
             base = deep_merge(dict(trained_model["config"]), cfg.baseline_defaults)
             config = deep_merge(base, spec.overrides)
+            data = up.training_data(config, features=features)
             seeds = list(cfg.seeds)
         else:
             # deterministic scorers need one run; random gets every seed
@@ -259,11 +288,13 @@ def evaluate_baselines(
 def evaluate_modality_ablation(
     model_runs: dict,
     split: EvalSplit,
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    dataset_info: dict,
     fused_item_features: dict,
     modality_graphs: dict,
     user_item_graph: Any,
-    items: pd.DataFrame,
-    dataset_info: dict,
+    item_texts: list[str] | None,
     params: dict,
 ) -> dict:
     """The trained model (every seed) with one modality removed at inference time."""
@@ -274,11 +305,20 @@ def evaluate_modality_ablation(
         return {}
     bundles = model_runs["bundles"]
     modalities = list(bundles[0].get("modalities") or [])
-    if len(modalities) < 1 or not bundles[0]["config"].get("model", {}).get("use_content", True):
+    if not modalities or not bundles[0]["config"].get("model", {}).get("use_content", True):
         logger.info("modality ablation skipped: the model uses no content modalities")
         return {}
-    texts = item_texts(items, dataset_info)
+    up = Upstream(
+        interactions,
+        items,
+        dataset_info,
+        fused_item_features,
+        modality_graphs,
+        user_item_graph,
+        item_texts,
+    )
     device = _device(cfg.device)
+    content = _content(fused_item_features)
     slices = [s for s in cfg.slices if s != "valid"]
     out = {}
     for modality in _progress(modalities, "modality ablation"):
@@ -287,16 +327,8 @@ def evaluate_modality_ablation(
             features, graphs = ablate_modality(
                 fused_item_features, modality_graphs, modality, bundle["config"]
             )
-            data = _training_data(split, features, graphs, user_item_graph, texts)
-            runs.append(
-                _run(
-                    model_score_fn(bundle, data, device),
-                    split,
-                    cfg,
-                    _content(fused_item_features),
-                    slices,
-                )
-            )
+            data = up.training_data(bundle["config"], features=features, graphs=graphs)
+            runs.append(_run(model_score_fn(bundle, data, device), split, cfg, content, slices))
         out[f"{cfg.model_name} w/o {modality}"] = {
             "runs": runs,
             "seeds": list(cfg.seeds),

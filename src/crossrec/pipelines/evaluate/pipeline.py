@@ -6,13 +6,16 @@ from kedro.pipeline import Node, Pipeline
 
 from crossrec.pipelines.evaluate import nodes
 
+#: what finetune trained from: every retrained seed, baseline and ablation is rebuilt from it
 SHARED = [
     "evaluate_split",
+    "interactions",
+    "items",
+    "dataset_info",
     "fused_item_features",
     "modality_graphs",
     "user_item_graph",
-    "items",
-    "dataset_info",
+    "item_texts",
 ]
 
 

@@ -1,0 +1,312 @@
+"""Side by side with Cornac 3.0.1: MostPop, BPR and VBPR on OUR split, scored by both tools.
+
+    make bench-cornac                       # creates .venv-cornac, then runs this script
+    .venv/bin/python benchmarks/vs_cornac.py --dataset movielens100k_multimodal
+
+Runs in the project venv. It exports the ingest split (data/02_intermediate/<dataset>/) and an
+item feature matrix for VBPR (image features from featurize's item_features.pkl, else a
+precomputed matrix such as Last.fm's VGGish) to a temporary folder, then runs itself inside
+``.venv-cornac`` (``--worker``): Cornac trains the three models, evaluates them with its own
+``ranking_eval`` (timed) and writes every model's full score matrix. Back here, the same
+score matrices go through crossrec's ``evaluate_ranking`` (timed, same protocol: train and
+valid items masked, all items ranked). One table: metrics per model from each tool, and the
+wall time of each tool's ranking evaluation.
+
+Cornac's VBPR needs torch; the side venv borrows the project venv's torch (its site-packages
+directory is appended to ``sys.path`` after Cornac's own numpy / scipy are imported), so the
+side venv stays small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KS = (10, 20)
+
+
+# --------------------------------------------------------------------------- Cornac side
+def worker(folder: Path, torch_site: str | None, args: argparse.Namespace) -> None:
+    """Runs inside .venv-cornac: train, evaluate with Cornac, dump score matrices."""
+    import numpy as np
+    import pandas as pd
+    from cornac.data import ImageModality
+    from cornac.eval_methods import BaseMethod
+    from cornac.eval_methods.base_method import ranking_eval
+    from cornac.metrics import NDCG, Precision, Recall
+    from cornac.models import BPR, VBPR, MostPop
+
+    def triples(name: str) -> list[tuple[str, str, float]]:
+        frame = pd.read_csv(folder / f"{name}.tsv", sep="\t", dtype={"u": str, "i": str})
+        return list(zip(frame["u"], frame["i"], frame["r"].astype(float), strict=True))
+
+    meta = json.loads((folder / "meta.json").read_text())
+    features_path = folder / "features.npy"
+    features = np.load(features_path) if features_path.exists() else None
+    item_ids = [str(i) for i in range(meta["n_items"])]
+    image = ImageModality(features=features, ids=item_ids) if features is not None else None
+    method = BaseMethod.from_splits(
+        train_data=triples("train"),
+        test_data=triples("test"),
+        val_data=triples("valid"),
+        exclude_unknowns=False,
+        rating_threshold=1.0,
+        seed=args.seed,
+        verbose=False,
+        item_image=image,
+    )
+    # Cornac sizes each split by the ids seen so far (train, test, then valid): items seen only
+    # in valid would fall outside test_set's masks. Every split spans the whole catalogue here.
+    for split in (method.test_set, method.val_set):
+        split.num_items, split.num_users = method.total_items, method.total_users
+    metrics = [m(k=k) for k in KS for m in (Recall, NDCG, Precision)]
+    models = {
+        "MostPop": MostPop(),
+        "BPR": BPR(
+            k=args.factors,
+            max_iter=args.bpr_epochs,
+            learning_rate=args.bpr_lr,
+            lambda_reg=args.bpr_reg,
+            seed=args.seed,
+            verbose=False,
+        ),
+    }
+    if image is not None:
+        if torch_site:
+            sys.path.append(torch_site)  # after numpy/scipy/cornac are imported from this venv
+        models["VBPR"] = VBPR(
+            k=args.factors // 2,
+            k2=args.factors // 2,
+            n_epochs=args.vbpr_epochs,
+            batch_size=100,
+            learning_rate=args.vbpr_lr,
+            lambda_w=1.0,
+            lambda_b=0.01,
+            lambda_e=0.0,
+            use_gpu=False,
+            seed=args.seed,
+        )
+    uid = method.global_uid_map
+    iid = method.global_iid_map
+    user_order = np.array([uid[str(u)] for u in range(meta["n_users"]) if str(u) in uid])
+    our_users = np.array([u for u in range(meta["n_users"]) if str(u) in uid])
+    item_order = np.array([iid[str(i)] for i in range(meta["n_items"])])
+    results = {}
+    for name, model in models.items():
+        start = time.perf_counter()
+        model.fit(method.train_set, method.val_set)
+        fit_s = time.perf_counter() - start
+        start, cpu = time.perf_counter(), time.process_time()
+        avg, _ = ranking_eval(
+            model,
+            metrics,
+            method.train_set,
+            method.test_set,
+            val_set=method.val_set,
+            rating_threshold=1.0,
+            exclude_unknowns=False,
+        )
+        eval_s, eval_cpu_s = time.perf_counter() - start, time.process_time() - cpu
+        scores = np.full((meta["n_users"], meta["n_items"]), -np.inf, dtype=np.float32)
+        for our_u, cornac_u in zip(our_users, user_order, strict=True):
+            known = np.asarray(model.score(int(cornac_u)), dtype=np.float32)
+            full = np.full(method.total_items, known.min(), dtype=np.float32)  # as Cornac's rank()
+            full[: len(known)] = known
+            scores[our_u] = full[item_order]
+        np.save(folder / f"scores_{name}.npy", scores)
+        results[name] = {
+            "fit_s": fit_s,
+            "eval_s": eval_s,
+            "eval_cpu_s": eval_cpu_s,
+            "metrics": {m.name: float(v) for m, v in zip(metrics, avg, strict=True)},
+        }
+        print(f"[cornac] {name}: fit {fit_s:.1f}s, ranking_eval {eval_s:.3f}s", flush=True)
+    (folder / "cornac_results.json").write_text(json.dumps(results, indent=2))
+
+
+# --------------------------------------------------------------------------- our side
+def export_split(dataset: str, folder: Path, modality: str | None) -> dict:
+    """Our ingest split as Cornac triples (implicit: rating 1) and the VBPR feature matrix."""
+    import numpy as np
+    import pandas as pd
+
+    base = ROOT / "data" / "02_intermediate" / dataset
+    path = base / "interactions.parquet"
+    if not path.exists():
+        sys.exit(f"{path} not found: run `kedro run --pipelines ingest --params dataset={dataset}`")
+    inter = pd.read_parquet(path)
+    info = json.loads((base / "dataset_info.json").read_text())
+    for name in ("train", "valid", "test"):
+        part = inter[inter["split"] == name]
+        pd.DataFrame({"u": part["user_idx"], "i": part["item_idx"], "r": 1.0}).to_csv(
+            folder / f"{name}.tsv", sep="\t", index=False
+        )
+    features, source = load_features(dataset, modality)
+    if features is not None:
+        np.save(folder / "features.npy", features.astype(np.float32))
+    meta = {"n_users": int(info["n_users"]), "n_items": int(info["n_items"]), "features": source}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return meta | {"interactions": inter}
+
+
+def load_features(dataset: str, modality: str | None):
+    """(n_items, d) features for VBPR: featurize's item_features, else ingest's precomputed."""
+    import numpy as np
+
+    feature_dir = ROOT / "data" / "04_feature" / dataset
+    candidates = [modality] if modality else ["image", "audio_vggish", "audio"]
+    for file in ("item_features.pkl", "precomputed_features.pkl"):
+        path = feature_dir / file
+        if not path.exists():
+            continue
+        table = pickle.loads(path.read_bytes())
+        for name in candidates:
+            entry = table.get(name)
+            if entry is None:
+                continue
+            vectors = np.asarray(entry["vectors"] if isinstance(entry, dict) else entry, np.float32)
+            return vectors, f"{file}:{name}"
+    print(
+        f"no {candidates} features under {feature_dir}: VBPR skipped "
+        "(run featurize_modalities first)",
+        flush=True,
+    )
+    return None, None
+
+
+def our_evaluation(folder: Path, meta: dict, names: list[str], repeats: int) -> dict:
+    import numpy as np
+    import torch
+
+    from crossrec.evaluation.ranking import evaluate_ranking, interactions_to_csr, mean_metrics
+
+    inter = meta["interactions"]
+    n_users, n_items = meta["n_users"], meta["n_items"]
+
+    def matrix(split: str):
+        part = inter[inter["split"] == split]
+        return interactions_to_csr(
+            part["user_idx"].to_numpy(), part["item_idx"].to_numpy(), n_users, n_items
+        )
+
+    train, valid, test = matrix("train"), matrix("valid"), matrix("test")
+    seen = (train + valid).tocsr()
+    out = {}
+    for name in names:
+        scores = torch.from_numpy(np.load(folder / f"scores_{name}.npy"))
+        times, cpu_times = [], []
+        for _ in range(repeats):
+            start, cpu = time.perf_counter(), time.process_time()
+            _, per_user = evaluate_ranking(lambda u, s=scores: s[u], test, seen, ks=KS)
+            times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu)
+        out[name] = {
+            "eval_s": float(np.median(times)),
+            "eval_cpu_s": float(np.median(cpu_times)),
+            "metrics": mean_metrics(per_user),
+        }
+    return out
+
+
+def print_table(cornac: dict, ours: dict) -> str:
+    names = [(m, m.lower()) for m in ("Recall", "NDCG", "Precision")]
+    header = [f"{m}@{k}" for k in KS for m, _ in names]
+    rows = [
+        "| model | tool | " + " | ".join(header) + " | ranking eval wall (s) | cpu (s) |",
+        "|---|---|" + "---|" * (len(header) + 2),
+    ]
+    for name in cornac:
+        for tool, entry, which in (("Cornac", cornac[name], 0), ("crossrec", ours[name], 1)):
+            values = [entry["metrics"][f"{pair[which]}@{k}"] for k in KS for pair in names]
+            rows.append(
+                f"| {name} | {tool} | "
+                + " | ".join(f"{v:.4f}" for v in values)
+                + f" | {entry['eval_s']:.4f} | {entry['eval_cpu_s']:.4f} |"
+            )
+    wall = [cornac[n]["eval_s"] / max(ours[n]["eval_s"], 1e-9) for n in cornac]
+    cpu = [cornac[n]["eval_cpu_s"] / max(ours[n]["eval_cpu_s"], 1e-9) for n in cornac]
+    return (
+        "\n".join(rows)
+        + f"\n\ncrossrec's ranking evaluation is {min(wall):.1f}x to {max(wall):.1f}x faster "
+        f"(wall), {min(cpu):.1f}x to {max(cpu):.1f}x (cpu time)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="movielens100k_multimodal")
+    parser.add_argument(
+        "--modality",
+        default=None,
+        help="VBPR feature (default: image, else audio_vggish, else audio)",
+    )
+    parser.add_argument("--cornac-python", default=str(ROOT / ".venv-cornac" / "bin" / "python"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--bpr-epochs", type=int, default=200)
+    parser.add_argument("--bpr-lr", type=float, default=0.01)
+    parser.add_argument("--bpr-reg", type=float, default=0.001)
+    parser.add_argument("--vbpr-epochs", type=int, default=30)
+    parser.add_argument("--vbpr-lr", type=float, default=0.001)
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats of our evaluation")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads for our evaluation (default 1: Cornac's ranking_eval is a "
+        "single-threaded Python loop; 0 = torch's default)",
+    )
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--torch-site", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(Path(args.worker), args.torch_site, args)
+        return
+
+    import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if not Path(args.cornac_python).exists():
+        sys.exit(f"{args.cornac_python} not found: `make bench-cornac` creates .venv-cornac")
+    torch_site = str(Path(torch.__file__).resolve().parents[1])
+    with tempfile.TemporaryDirectory(prefix="crossrec-cornac-") as tmp:
+        folder = Path(tmp)
+        meta = export_split(args.dataset, folder, args.modality)
+        print(
+            f"exported {args.dataset}: {meta['n_users']} users x {meta['n_items']} items, "
+            f"VBPR features: {meta['features']}",
+            flush=True,
+        )
+        passthrough = [a for a in sys.argv[1:]]
+        env = dict(os.environ, PYTHONNOUSERSITE="1")
+        subprocess.run(
+            [
+                args.cornac_python,
+                __file__,
+                *passthrough,
+                "--worker",
+                str(folder),
+                "--torch-site",
+                torch_site,
+            ],
+            check=True,
+            env=env,
+        )
+        cornac = json.loads((folder / "cornac_results.json").read_text())
+        ours = our_evaluation(folder, meta, list(cornac), args.repeats)
+    print(f"\n{args.dataset}, seed {args.seed}: same split, same score matrices\n")
+    print(print_table(cornac, ours))
+    print("\nCornac: fit time " + ", ".join(f"{n} {c['fit_s']:.1f}s" for n, c in cornac.items()))
+
+
+if __name__ == "__main__":
+    main()
