@@ -121,12 +121,14 @@ class ImageEncoder:
         bf16: bool = True,
     ):
         import timm
+        import torch
 
         self.model_name, self.batch_size, self.num_workers = model, batch_size, num_workers
         self.device = resolve_device(device)
         self.bf16 = bf16
         self.model, self.identity = load_timm_model(model)
-        self.model.to(self.device)
+        # channels-last is markedly faster for convnets on CPU (oneDNN) and on tensor cores
+        self.model.to(self.device, memory_format=torch.channels_last)
         self.data_config = timm.data.resolve_data_config({}, model=self.model)
         self.transform = timm.data.create_transform(**self.data_config)
         self.dim = int(self.model.num_features)
@@ -155,6 +157,8 @@ class ImageEncoder:
         )
 
     def _run(self, paths: Sequence[str], head: bool, progress: Callable[[int], None] | None):
+        import torch
+
         dim = self.model.num_classes if head else self.dim
         out = np.zeros((len(paths), dim), dtype=np.float32)
         ok = np.zeros(len(paths), dtype=bool)
@@ -163,7 +167,9 @@ class ImageEncoder:
             for indices, pixels, failed in self._loader(paths):
                 reasons.update(failed)
                 if pixels is not None:
-                    features = self.model.forward_features(pixels.to(self.device, non_blocking=True))
+                    pixels = pixels.to(self.device, non_blocking=True,
+                                       memory_format=torch.channels_last)
+                    features = self.model.forward_features(pixels)
                     vectors = self.model.forward_head(features, pre_logits=not head)
                     out[indices] = vectors.float().cpu().numpy()
                     ok[indices] = True

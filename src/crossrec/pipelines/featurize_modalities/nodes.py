@@ -1,7 +1,7 @@
 """featurize_modalities nodes: small functions that pick inputs from ``items`` and call the encoders.
 
-Each raw modality node returns a ``ModalityResult`` (or None when the modality is off for this
-dataset); the encoders read media and write cache shards through the ``*_embedding_cache``
+Each raw modality node returns ``{modality: ModalityResult}`` (empty when the modality is off
+for this dataset: Kedro cannot save None); the encoders read media and write cache shards through the ``*_embedding_cache``
 catalog datasets (see ``crossrec.encoders.cache``), so no node opens a file itself. Heavy
 libraries are imported inside the encoder constructors.
 """
@@ -48,12 +48,12 @@ def item_texts(items: pd.DataFrame, dataset_info: dict[str, Any], config: Featur
 
 def encode_text(
     items: pd.DataFrame, dataset_info: dict[str, Any], params: dict[str, Any], cache: EmbeddingStore
-) -> ModalityResult | None:
+) -> dict[str, ModalityResult]:
     """Text modality from the dataset's text columns through a transformers model."""
     config = parse_featurize_params(params)
     columns = list(dataset_info.get("text_columns") or [])
     if not is_enabled(config.text.enabled, bool(columns), "text"):
-        return None
+        return {}
     _check_items(items, dataset_info, columns)
     from crossrec.encoders.text import TextEncoder
 
@@ -61,20 +61,20 @@ def encode_text(
     encoder = TextEncoder(model=t.model, pooling=t.pooling, prompt=t.prompt, max_tokens=t.max_tokens,
                           batch_size=t.batch_size, device=config.device, bf16=config.bf16,
                           normalize=t.normalize)
-    return encode_modality(
+    return {"text": encode_modality(
         "text", items["item_id"].astype(str).tolist(), item_texts(items, dataset_info, config),
         "text", encoder, cache.modality("text", encoder.settings()),
         source=f"text:{t.model}/{t.pooling}", shard_size=config.shard_size,
-    )
+    )}
 
 
 def encode_images(
     items: pd.DataFrame, dataset_info: dict[str, Any], params: dict[str, Any], cache: EmbeddingStore
-) -> ModalityResult | None:
+) -> dict[str, ModalityResult]:
     """Image modality from ``items.image_path`` through a timm backbone."""
     config = parse_featurize_params(params)
     if not is_enabled(config.image.enabled, bool(dataset_info.get("has_images")), "image"):
-        return None
+        return {}
     _check_items(items, dataset_info, ["image_path"])
     from crossrec.encoders.image import ImageEncoder
 
@@ -87,16 +87,16 @@ def encode_images(
         shard_size=config.shard_size,
     )
     check_bad_share(result, config.max_bad_media_share)
-    return result
+    return {result.name: result}
 
 
 def encode_audio(
     items: pd.DataFrame, dataset_info: dict[str, Any], params: dict[str, Any], cache: EmbeddingStore
-) -> ModalityResult | None:
+) -> dict[str, ModalityResult]:
     """Audio modality from ``items.audio_path`` (log-mel statistics or the Whisper encoder)."""
     config = parse_featurize_params(params)
     if not is_enabled(config.audio.enabled, bool(dataset_info.get("has_audio")), "audio"):
-        return None
+        return {}
     _check_items(items, dataset_info, ["audio_path"])
     from crossrec.encoders.audio import AudioEncoder
 
@@ -112,13 +112,13 @@ def encode_audio(
         shard_size=config.shard_size,
     )
     check_bad_share(result, config.max_bad_media_share)
-    return result
+    return {result.name: result}
 
 
 def assemble_item_features(
-    text: ModalityResult | None,
-    image: ModalityResult | None,
-    audio: ModalityResult | None,
+    text: dict[str, ModalityResult],
+    image: dict[str, ModalityResult],
+    audio: dict[str, ModalityResult],
     precomputed_features: dict[str, np.ndarray],
     dataset_info: dict[str, Any],
     params: dict[str, Any],
@@ -128,9 +128,7 @@ def assemble_item_features(
     n_items = int(dataset_info["n_items"])
     features: dict[str, dict[str, Any]] = {}
     report: dict[str, Any] = {"dataset": dataset_info.get("name"), "modalities": {}, "failures": []}
-    for result in (text, image, audio):
-        if result is None:
-            continue
+    for result in [*text.values(), *image.values(), *audio.values()]:
         if len(result.mask) != n_items:
             raise ValueError(f"{result.name}: {len(result.mask)} rows, dataset_info.n_items = {n_items}")
         features[result.name] = result.block()

@@ -1,0 +1,129 @@
+"""Embedding cache: shards, fingerprints, hits/misses through encode_modality, bad media."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crossrec.encoders.cache import EmbeddingCacheDataset, EmbeddingStore, fingerprint, item_key
+from crossrec.encoders.featurize import (
+    BadMediaError,
+    check_bad_share,
+    encode_modality,
+    precomputed_block,
+    select_names,
+)
+
+
+class Counting:
+    """Wraps a real encoder and records how many inputs it was asked to encode."""
+
+    def __init__(self, encoder):
+        self.encoder, self.dim, self.seen = encoder, encoder.dim, []
+
+    def settings(self):
+        return self.encoder.settings()
+
+    def encode(self, inputs, progress=None):
+        self.seen.extend(inputs)
+        return self.encoder.encode(inputs, progress=progress)
+
+
+def test_store_appends_shards_and_looks_up(tmp_path):
+    store = EmbeddingStore(tmp_path)
+    cache = store.modality("text", {"model": "m", "pooling": "mean"})
+    cache.append(["a\x1f1", "b\x1f2"], np.ones((2, 3)))
+    cache.append(["c\x1f3"], np.full((1, 3), 2.0))
+    assert cache.n_shards() == 2 and len(cache) == 3
+    again = EmbeddingCacheDataset(str(tmp_path)).load().modality("text", {"pooling": "mean", "model": "m"})
+    hits, vectors = again.lookup(["c\x1f3", "zzz", "a\x1f1"])
+    assert hits.tolist() == [True, False, True]
+    np.testing.assert_array_equal(vectors, [[2, 2, 2], [1, 1, 1]])
+    other = store.modality("text", {"model": "other", "pooling": "mean"})
+    assert other.lookup(["a\x1f1"])[0].tolist() == [False]
+    assert not list(tmp_path.rglob("*.tmp"))
+    with pytest.raises(ValueError):
+        cache.append(["x"], np.ones((2, 3)))
+
+
+def test_dataset_save_copies_another_store(tmp_path):
+    src = EmbeddingStore(tmp_path / "a")
+    src.modality("image", {"m": 1}).append(["k"], np.ones((1, 2)))
+    target = EmbeddingCacheDataset(str(tmp_path / "b"))
+    assert not target.exists()
+    target.save(src)
+    target.save(target.load())  # same folder: no-op
+    assert target.load().modality("image", {"m": 1}).lookup(["k"])[0].tolist() == [True]
+    assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
+
+
+def test_one_changed_text_recomputes_one_item_and_model_change_recomputes_all(tmp_path, minilm, zoo_dir):
+    from crossrec.encoders.text import TextEncoder
+
+    store = EmbeddingStore(tmp_path)
+    ids = ["i1", "i2", "i3", "i4"]
+    texts = ["A heist thriller in Los Angeles.", "A romantic comedy in Paris.", "",
+             "A documentary about whales."]
+    enc = Counting(minilm)
+    first = encode_modality("text", ids, texts, "text", enc, store.modality("text", enc.settings()),
+                            source="text:minilm", shard_size=2)
+    assert len(enc.seen) == 3 and first.n_computed == 3
+    assert first.mask.tolist() == [True, True, False, True]
+    assert np.all(first.vectors[2] == 0)
+
+    enc.seen.clear()
+    warm = encode_modality("text", ids, texts, "text", enc, store.modality("text", enc.settings()),
+                           source="text:minilm")
+    assert enc.seen == [] and warm.n_cached == 3
+    np.testing.assert_array_equal(warm.vectors, first.vectors)
+
+    edited = list(texts)
+    edited[1] = "A romantic comedy in Rome."
+    third = encode_modality("text", ids, edited, "text", enc, store.modality("text", enc.settings()),
+                            source="text:minilm")
+    assert enc.seen == ["A romantic comedy in Rome."] and third.n_cached == 2
+    np.testing.assert_array_equal(third.vectors[[0, 3]], first.vectors[[0, 3]])
+    assert not np.allclose(third.vectors[1], first.vectors[1])
+
+    other = Counting(TextEncoder("minilm-l6", pooling="last", device="cpu", max_tokens=64))
+    fourth = encode_modality("text", ids, edited, "text", other,
+                             store.modality("text", other.settings()), source="text:minilm/last")
+    assert len(other.seen) == 3 and fourth.n_cached == 0
+
+
+def test_corrupt_and_missing_media_are_masked_and_reported(tmp_path, image_encoder, media):
+    store = EmbeddingStore(tmp_path)
+    ids = ["a", "b", "c", "d", "e"]
+    paths = [str(media["red"]), str(media["bad_png"]), str(media["missing_png"]), None,
+             str(media["blue"])]
+    enc = Counting(image_encoder)
+    result = encode_modality("image", ids, paths, "file", enc, store.modality("image", enc.settings()),
+                             source="image:efficientnet-lite0")
+    assert result.mask.tolist() == [True, False, False, False, True]
+    by_item = {f["item_id"]: f for f in result.failures}
+    assert set(by_item) == {"b", "c"}
+    assert by_item["b"]["path"].endswith("bad.png") and "decode" in by_item["b"]["reason"]
+    assert by_item["c"]["reason"] == "missing or unreadable file"
+    assert result.n_with_input == 4  # item d has no image at all: masked, not a failure
+    with pytest.raises(BadMediaError, match="2 of 4 files"):
+        check_bad_share(result, max_share=0.25)
+    check_bad_share(result, max_share=0.5)
+    # failures are not cached: fixing the file makes the next run encode it
+    enc.seen.clear()
+    media["bad_png"].write_bytes(media["red"].read_bytes())
+    again = encode_modality("image", ids, paths, "file", enc, store.modality("image", enc.settings()),
+                            source="image:efficientnet-lite0")
+    assert enc.seen == [str(media["bad_png"])] and again.mask.tolist() == [True, True, False, False, True]
+
+
+def test_precomputed_blocks_and_selection():
+    matrix = np.array([[1.0, 2.0], [0.0, 0.0], [np.nan, 1.0]])
+    block = precomputed_block("audio_vggish", matrix, 3)
+    assert block["vectors"].dtype == np.float32 and block["mask"].tolist() == [True, False, False]
+    assert np.all(block["vectors"][2] == 0) and block["source"] == "precomputed:audio_vggish"
+    with pytest.raises(ValueError, match="rows aligned"):
+        precomputed_block("x", matrix, 4)
+    names = ["audio_vggish", "audio_whisper", "text_minilm"]
+    assert select_names(names, ["audio_*"], []) == names[:2]
+    assert select_names(names, ["*"], ["*whisper"]) == ["audio_vggish", "text_minilm"]
+    assert item_key("7", "abc") == "7\x1fabc"
