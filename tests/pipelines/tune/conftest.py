@@ -68,7 +68,7 @@ def tiny_finetune() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def synthetic_fused(synthetic_ingested: dict) -> dict[str, Any]:
-    """Catalog-shaped fuse outputs of the synthetic dataset: fused_item_features,
+    """Catalog-shaped fuse outputs of the synthetic dataset: item_texts, fused_item_features,
     modality_graphs, user_item_graph."""
     from crossrec.fusion.graphs import knn_graph, normalized_user_item_graph
 
@@ -86,6 +86,7 @@ def synthetic_fused(synthetic_ingested: dict) -> dict[str, Any]:
     interactions = synthetic_ingested["interactions"]
     train_rows = interactions[interactions["split"] == "train"]
     return {
+        "item_texts": texts,
         "fused_item_features": features,
         "modality_graphs": {
             name: knn_graph(features[name]["vectors"], features[name]["mask"], 5)
@@ -95,19 +96,3 @@ def synthetic_fused(synthetic_ingested: dict) -> dict[str, Any]:
             train_rows["user_idx"].to_numpy(), train_rows["item_idx"].to_numpy(), n_users, n_items
         ),
     }
-
-
-@pytest.fixture(scope="session")
-def synthetic_training_data(synthetic_ingested: dict, synthetic_fused: dict) -> Any:
-    """finetune's ``TrainingData`` of the synthetic dataset, built by finetune's own node."""
-    from crossrec.pipelines.finetune.nodes import build_training_data
-
-    return build_training_data(
-        synthetic_ingested["interactions"],
-        synthetic_ingested["items"],
-        synthetic_ingested["dataset_info"],
-        synthetic_fused["fused_item_features"],
-        synthetic_fused["modality_graphs"],
-        synthetic_fused["user_item_graph"],
-        copy.deepcopy(TINY_FINETUNE),
-    )

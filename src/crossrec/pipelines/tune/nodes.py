@@ -65,6 +65,7 @@ def build_tuning_data(
     fused_item_features: dict,
     modality_graphs: dict,
     user_item_graph: Any,
+    item_texts: list[str] | None,
     config: TuneConfig,
     finetune: dict[str, Any],
 ) -> Any:
@@ -76,7 +77,7 @@ def build_tuning_data(
         finetune = apply_overrides(finetune, {"model.fusion.strategy": "llm"})
     return build_training_data(
         interactions, items, dataset_info, fused_item_features, modality_graphs,
-        user_item_graph, finetune,
+        user_item_graph, finetune, item_texts,
     )
 
 
