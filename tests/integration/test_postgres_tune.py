@@ -1,7 +1,8 @@
 """Two tune workers share one study on a real PostgreSQL server started here on loopback.
 
 Needs Debian's server binaries (``apt-get install -y postgresql``: /usr/lib/postgresql/*/bin)
-and the psycopg2 driver (``pip install -e '.[postgres]'``); skipped with the reason otherwise.
+and the psycopg2 driver (``pip install -e '.[postgres]'``); skipped with the reason otherwise,
+or failed when ``CROSSREC_REQUIRE_INTEGRATION=1`` (``make test-integration`` in CI).
 The test runs initdb into a temporary folder, starts the server with pg_ctl on 127.0.0.1 and a
 free port, and stops it at the end. initdb refuses to run as root: as root the server commands
 run as the ``postgres`` system user (runuser) on a folder it owns.
@@ -28,10 +29,17 @@ pytestmark = pytest.mark.integration
 WORKER = Path(__file__).resolve().parents[1] / "tuning" / "tune_worker.py"
 
 
+def unavailable(reason: str) -> None:
+    """Skip, or fail where CI demands the integration tests (CROSSREC_REQUIRE_INTEGRATION=1)."""
+    if os.environ.get("CROSSREC_REQUIRE_INTEGRATION") == "1":
+        pytest.fail(f"integration test required but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def server_bin() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
-        pytest.skip("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin): "
+        unavailable("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin): "
                     "apt-get install -y postgresql")
     return Path(found[-1]).parent
 
@@ -48,7 +56,7 @@ def as_server_user(args: list[str]) -> list[str]:
         return args
     runuser = shutil.which("runuser")
     if runuser is None:
-        pytest.skip("running as root without runuser: cannot start PostgreSQL")
+        unavailable("running as root without runuser: cannot start PostgreSQL")
     return [runuser, "-u", "postgres", "--", *args]
 
 
@@ -61,14 +69,15 @@ def run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    pytest.importorskip("psycopg2", reason="psycopg2 missing: pip install -e '.[postgres]'")
+    if importlib.util.find_spec("psycopg2") is None:
+        unavailable("psycopg2 missing: pip install -e '.[postgres]'")
     bindir = server_bin()
     root = Path(tempfile.mkdtemp(prefix="crossrec-pg-"))
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and no 'postgres' system user for initdb")
+            unavailable("running as root and no 'postgres' system user for initdb")
         shutil.chown(root, user="postgres")
     data, port = root / "data", free_port()
     run([str(bindir / "initdb"), "-D", str(data), "-U", "crossrec", "--auth=trust",
