@@ -188,3 +188,32 @@ def test_bf16_mixed_step_runs_with_float32_propagation_and_scores(tiny_data, tmp
     with torch.autocast("cpu", dtype=torch.bfloat16):
         scores = model.score_users(torch.tensor([0]))
     assert scores.dtype == torch.float32
+
+
+def _module(data, **loss):
+    config = _config(loss={"kind": "softmax", **loss}, data={"sampler": "none"})
+    torch.manual_seed(0)
+    return RecommenderModule(build_recommender(data, config), config, data.train, data.valid)
+
+
+def test_logq_correction_is_neutral_for_equal_popularity(tiny_data):
+    """Same popularity everywhere: the correction shifts every in-batch logit equally."""
+    module = _module(tiny_data, logq_correction=True)
+    module.log_popularity.fill_(-3.0)
+    plain = _module(tiny_data, logq_correction=False)
+    batch = {"users": torch.tensor([0, 1, 2, 3]), "pos": torch.tensor([4, 5, 6, 7]),
+             "neg": torch.zeros(4, 0, dtype=torch.long)}
+    assert module.batch_loss(batch).item() == pytest.approx(plain.batch_loss(batch).item(), rel=1e-5)
+
+
+def test_logq_correction_lowers_popular_in_batch_negatives(tiny_data):
+    module = _module(tiny_data, logq_correction=True, temperature=0.5)
+    pos = torch.tensor([1, 2, 3])
+    log_pop = torch.full((tiny_data.n_items,), -5.0)
+    log_pop[1] = -1.0  # item 1 is popular
+    module.log_popularity.copy_(log_pop)
+    scores = torch.zeros(3)
+    in_batch = torch.zeros(3, 3)
+    _, corrected = module._logq_corrected(pos, torch.zeros(3, 0, dtype=torch.long), scores,
+                                          in_batch, in_batch=True)
+    assert (corrected[:, 0] < corrected[:, 1]).all()  # popular item's logit is discounted

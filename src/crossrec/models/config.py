@@ -88,6 +88,9 @@ class LossConfig(StrictConfig):
     temperature: float = Field(0.2, gt=0)
     #: softmax: score with cosine similarity (recommended with a temperature)
     cosine: bool = False
+    #: softmax: subtract log(expected count of each candidate in the sample) from its logit, so
+    #: popularity-biased in-batch negatives do not push popular items down (sampled softmax)
+    logq_correction: bool = True
     #: L2 penalty on the batch's ego embeddings (LightGCN style), per example
     reg_weight: float = Field(1e-4, ge=0)
 

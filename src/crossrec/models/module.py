@@ -38,6 +38,18 @@ class RecommenderModule(pl.LightningModule):
         self.train_csr = sp.csr_matrix(train)
         self.valid_csr = sp.csr_matrix(valid)
         self.history: list[dict] = []
+        counts = np.asarray(self.train_csr.sum(axis=0)).ravel().astype(np.float64) + 1.0
+        popularity = torch.as_tensor(np.log(counts / counts.sum()), dtype=torch.float32)
+        self.register_buffer("log_popularity", popularity, persistent=False)
+        data = config.data
+        if data.sampler == "popularity":
+            weights = counts ** data.popularity_alpha  # as NegativeSampler draws them
+            sampling = np.log(weights / weights.sum())
+        else:
+            sampling = np.full(len(counts), -np.log(len(counts)))
+        self.register_buffer(
+            "log_sampling", torch.as_tensor(sampling, dtype=torch.float32), persistent=False
+        )
         self._loss_sum = 0.0
         self._loss_count = 0
         self._epoch_start = time.perf_counter()
@@ -60,11 +72,13 @@ class RecommenderModule(pl.LightningModule):
         pos_scores = (u * p).sum(-1)
         neg_scores = torch.einsum("bd,bkd->bk", u, n)
         valid = torch.ones_like(neg_scores, dtype=torch.bool)
-        if self.config.data.in_batch_negatives and len(users) > 1:
-            in_batch = u @ p.T
+        in_batch = self.config.data.in_batch_negatives and len(users) > 1
+        if in_batch:
             not_own = pos.unsqueeze(0) != pos.unsqueeze(1)
-            neg_scores = torch.cat([neg_scores, in_batch], dim=1)
+            neg_scores = torch.cat([neg_scores, u @ p.T], dim=1)
             valid = torch.cat([valid, not_own], dim=1)
+        if loss_cfg.kind == "softmax" and loss_cfg.logq_correction:
+            pos_scores, neg_scores = self._logq_corrected(pos, neg, pos_scores, neg_scores, in_batch)
         loss = ranking_loss(loss_cfg.kind, pos_scores, neg_scores, valid, loss_cfg.temperature)
         if loss_cfg.reg_weight > 0:
             reg = emb.users_ego[users].pow(2).sum() + emb.items_ego[pos].pow(2).sum()
@@ -72,6 +86,23 @@ class RecommenderModule(pl.LightningModule):
                 reg = reg + emb.items_ego[neg].pow(2).sum() / neg.shape[1]
             loss = loss + loss_cfg.reg_weight * reg / (2 * len(users))
         return loss
+
+    def _logq_corrected(self, pos, neg, pos_scores, neg_scores, in_batch: bool):
+        """Scores minus T * log(expected count in the sample) of each candidate.
+
+        In-batch candidates (and the positive, when there are in-batch negatives) appear about
+        batch_size * popularity times; sampled negatives num_negatives * their sampling
+        probability (uniform or popularity ** alpha, as the DataModule draws them).
+        """
+        temperature = self.config.loss.temperature
+        batch = len(pos)
+        parts = [self.log_sampling[neg] + float(np.log(max(self.config.data.num_negatives, 1)))]
+        pos_corr = torch.zeros_like(pos_scores)
+        if in_batch:
+            pos_corr = self.log_popularity[pos] + float(np.log(batch))
+            parts.append(pos_corr.unsqueeze(0).expand(batch, -1))
+        correction = torch.cat(parts, dim=1)
+        return pos_scores - temperature * pos_corr, neg_scores - temperature * correction
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.batch_loss(batch)
