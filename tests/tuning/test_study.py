@@ -163,3 +163,20 @@ def test_a_new_trial_has_a_heartbeat_from_birth(tmp_path: Path):
     trial = study.ask()            # ask/tell: no heartbeat thread at all
     time.sleep(2.2)
     assert storage._get_stale_trial_ids(study._study_id) == [trial._trial_id]
+
+
+def test_lightning_ctrl_c_exit_marks_the_trial_failed(tmp_path: Path, monkeypatch):
+    """Lightning turns Ctrl-C into sys.exit(1); the trial must be FAIL, not left RUNNING."""
+    import crossrec.models.training as training
+    from crossrec.tuning.objective import make_finetune_objective
+
+    def interrupted(*args, **kwargs):
+        raise SystemExit(1)
+
+    monkeypatch.setattr(training, "train_recommender", interrupted)
+    cfg = config(f"sqlite:///{tmp_path}/optuna.db", 3)
+    objective = make_finetune_objective(None, {}, cfg, run_root=tmp_path / "runs", seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(objective, cfg, seed=0)
+    trials = optuna.load_study(study_name="unit", storage=cfg.storage.url).trials
+    assert [t.state for t in trials] == [TrialState.FAIL]

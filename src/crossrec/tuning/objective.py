@@ -68,6 +68,11 @@ def make_finetune_objective(
                 data, finetune, run_dir=run_dir, extra_callbacks=[pruning],
                 enable_progress_bar=False,
             )
+        except SystemExit as exit_:
+            # Lightning answers Ctrl-C with a graceful shutdown and sys.exit(1); SystemExit
+            # would bypass Optuna and leave the trial RUNNING until its heartbeat expires.
+            # As KeyboardInterrupt, Optuna marks it FAIL at once (a rerun replaces it).
+            raise KeyboardInterrupt(f"trial {trial.number} interrupted") from exit_
         finally:
             if not config.keep_checkpoints:
                 shutil.rmtree(run_dir / finetune.trainer.checkpoint_dir, ignore_errors=True)
