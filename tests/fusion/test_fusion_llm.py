@@ -37,6 +37,7 @@ def test_shapes_out_dim_and_repeated_items(tiny_llama_dir, toy_items):
     texts, features = toy_items
     encoder = _build(tiny_llama_dir, texts, features)
     assert encoder.out_dim == 32 and encoder.modalities == ["image", "audio"]
+    assert all(m.training for m in encoder.modules())  # like any fresh nn.Module
     out = encoder(torch.tensor([0, 3, 3, 11]))
     assert out.shape == (4, 32) and out.dtype == torch.float32
     torch.testing.assert_close(out[1], out[2])
@@ -142,7 +143,23 @@ def test_full_mode_trains_everything_with_gradient_checkpointing(tiny_llama_dir,
     assert (
         ckpt.backbone.is_activation_checkpointing and not plain.backbone.is_activation_checkpointing
     )
-    out_plain, out_ckpt = _backward(plain), _backward(ckpt)
+    saved = {}
+    outputs = {}
+    for key, enc in (("plain", plain), ("ckpt", ckpt)):
+        count = [0]
+
+        def pack(t, count=count):
+            count[0] += 1
+            return t
+
+        enc.zero_grad(set_to_none=True)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            outputs[key] = enc(torch.tensor((0, 1, 2, 4, 7)))
+        outputs[key].pow(2).sum().backward()
+        saved[key] = count[0]
+    # checkpointed layers keep only their inputs for backward and recompute the rest
+    assert saved["ckpt"] < saved["plain"] / 2
+    out_plain, out_ckpt = outputs["plain"], outputs["ckpt"]
     torch.testing.assert_close(out_plain, out_ckpt, atol=1e-5, rtol=1e-5)
     assert plain.trainable_share() == 1.0
     for (name, p), (_, q) in zip(plain.named_parameters(), ckpt.named_parameters(), strict=True):

@@ -412,7 +412,9 @@ def build_llm_item_encoder(
             )
     backbone = _apply_mode(backbone, config)
     input_ids, attention_mask = tokenize_texts(tokenizer, item_texts, config.max_text_tokens)
-    encoder = LLMItemEncoder(backbone, input_ids, attention_mask, features, config)
+    # from_pretrained returns eval mode; nn.Modules start in train mode (LoRA dropout and
+    # gradient checkpointing only act in training), and Lightning keeps whatever mode it finds.
+    encoder = LLMItemEncoder(backbone, input_ids, attention_mask, features, config).train()
     logger.info(
         "LLM item encoder: %s (%s mode), %d items, soft tokens from %s, %d text tokens max, "
         "%.2f%% of LLM weights trainable",

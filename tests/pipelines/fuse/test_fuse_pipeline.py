@@ -245,3 +245,53 @@ def test_graph_device_cuda_without_gpu_is_a_clear_error(item_features, synthetic
     fused = fuse_item_features(item_features, synthetic_ingested["dataset_info"], PARAMS)
     with pytest.raises(ValueError, match="knn.device is 'cuda'.*not available"):
         build_modality_graphs(fused, {**PARAMS, "knn": {**PARAMS["knn"], "device": "cuda"}})
+
+
+def test_fuse_outputs_train_an_llm_lora_recommender_end_to_end(
+    item_features, synthetic_ingested, tmp_path
+):
+    """synthetic media -> fuse nodes -> finetune's train_recommender with the real LLM encoder
+    (tiny LLaMA, LoRA) -> bundle without frozen LLM weights -> load_recommender -> scores."""
+    import torch
+
+    from crossrec.evaluation.ranking import interactions_to_csr
+    from crossrec.models.bundle import load_recommender
+    from crossrec.models.config import FinetuneConfig
+    from crossrec.models.training import TrainingData, train_recommender
+
+    info, inter = synthetic_ingested["dataset_info"], synthetic_ingested["interactions"]
+    fused = fuse_item_features(item_features, info, PARAMS)
+
+    def matrix(split):
+        rows = inter[inter["split"] == split]
+        return interactions_to_csr(
+            rows["user_idx"].to_numpy(),
+            rows["item_idx"].to_numpy(),
+            info["n_users"],
+            info["n_items"],
+        )
+
+    data = TrainingData(
+        n_users=info["n_users"], n_items=info["n_items"], train=matrix("train"),
+        valid=matrix("valid"), item_features=fused,
+        modality_graphs=build_modality_graphs(fused, PARAMS),
+        user_item_graph=build_user_item_graph(inter, info),
+        item_texts=build_item_texts(synthetic_ingested["items"], info, PARAMS),
+    )  # fmt: skip
+    model_dir = _tiny_llama_helpers().make_tiny_llama(tmp_path / "llm")
+    llm = {"model": str(model_dir), "mode": "lora", "lora_r": 2, "max_text_tokens": 16}
+    config = FinetuneConfig.model_validate(
+        {
+            "model": {"embedding_dim": 16, "fusion": {"strategy": "llm", "llm": llm}},
+            "data": {"batch_size": 256},
+            "optim": {"lr": 0.01, "llm_lr": 0.001},
+            "trainer": {"max_epochs": 1, "seed": 0, "val_ks": [10, 20]},
+        }
+    )
+    result = train_recommender(data, config, run_dir=tmp_path / "run", enable_progress_bar=False)
+    state = result.bundle["state_dict"]
+    assert any("lora_B" in k for k in state) and any("projectors.image" in k for k in state)
+    assert not any(k.endswith("base_layer.weight") or "embed_tokens" in k for k in state)
+    model = load_recommender(result.bundle, data)
+    scores = model.score_users(torch.arange(4))
+    assert scores.shape == (4, info["n_items"]) and torch.isfinite(scores).all()
