@@ -236,6 +236,7 @@ def test_soft_token_modalities_skip_text_like_names():
     assert soft_token_modalities({**features, "text_minilm": {}}, explicit) == ["text_minilm"]
 
 
+@pytest.mark.slow
 def test_real_smollm2_through_the_zoo_when_cached():
     """SmolLM2-135M-Instruct (converted once by featurize's zoo): LoRA share and sane vectors."""
     zoo = pytest.importorskip("crossrec.encoders.zoo")

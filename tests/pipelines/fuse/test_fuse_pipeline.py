@@ -295,3 +295,9 @@ def test_fuse_outputs_train_an_llm_lora_recommender_end_to_end(
     model = load_recommender(result.bundle, data)
     scores = model.score_users(torch.arange(4))
     assert scores.shape == (4, info["n_items"]) and torch.isfinite(scores).all()
+
+
+def test_an_upstream_order_is_kept(item_features, synthetic_ingested):
+    ordered = {**item_features, "__order__": ["audio", "text", "image"]}
+    fused = fuse_item_features(ordered, synthetic_ingested["dataset_info"], PARAMS)
+    assert fused["__order__"] == ["audio", "text", "image"]

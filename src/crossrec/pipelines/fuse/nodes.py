@@ -45,7 +45,8 @@ def parse_fuse_params(params: dict[str, Any] | FuseConfig) -> FuseConfig:
 
 
 def _modality_names(item_features: dict, config: FuseConfig) -> list[str]:
-    available = [name for name in item_features if not name.startswith("__")]
+    available = list(item_features.get("__order__") or [])  # keep an order given upstream
+    available += [n for n in item_features if not n.startswith("__") and n not in available]
     if config.modalities is None:
         return available
     unknown = [m for m in config.modalities if m not in available]
