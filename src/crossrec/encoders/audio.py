@@ -159,19 +159,31 @@ class AudioEncoder:
         self.device, self.bf16 = resolve_device(device), bf16
         if kind == "mel":
             self.featurize = MelStats(sample_rate, n_mels, n_mfcc)
-            self.sample_rate, self.dim, self.encoder, self.identity = sample_rate, self.featurize.dim, None, None
+            self.sample_rate, self.dim, self.identity = sample_rate, self.featurize.dim, None
         elif kind == "whisper":
-            from transformers import WhisperModel
+            from transformers import AutoConfig
 
-            folder = resolve_model(model)
-            self.featurize = WhisperWindows(str(folder))
+            self.folder = resolve_model(model)
+            self.featurize = WhisperWindows(str(self.folder))
             self.sample_rate = self.featurize.sample_rate
-            self.encoder = WhisperModel.from_pretrained(folder).get_encoder().to(self.device).eval()
-            self.dim = int(self.encoder.config.d_model)
-            self.identity = weights_identity(folder)
+            self._encoder = None  # loaded on first use: a warm run never needs it
+            self.dim = int(AutoConfig.from_pretrained(self.folder).d_model)
+            self.identity = weights_identity(self.folder)
         else:
             raise ValueError(f"audio kind must be 'mel' or 'whisper', got {kind!r}")
         logger.info("Audio encoder %s (%d-d) on %s", kind, self.dim, self.device)
+
+    @property
+    def encoder(self):
+        """The Whisper encoder (kind ``whisper`` only), loaded on first use."""
+        if self.kind != "whisper":
+            return None
+        if self._encoder is None:
+            from transformers import WhisperModel
+
+            model = WhisperModel.from_pretrained(self.folder)
+            self._encoder = model.get_encoder().to(self.device).eval()
+        return self._encoder
 
     def settings(self) -> dict[str, Any]:
         base = {"kind": f"audio-{self.kind}", "sample_rate": self.sample_rate,

@@ -28,40 +28,42 @@ from crossrec.encoders.zoo import CONVERTERS, PACKAGED_FOLDERS, resolve_model
 logger = logging.getLogger(__name__)
 
 
-def load_timm_model(name_or_path: str):
-    """``(model in eval mode with its classifier, identity for fingerprints)``."""
-    import timm
-
+def _timm_recipe(name_or_path: str) -> tuple[str, dict[str, Any], Path | None, list]:
+    """(timm architecture, create_model kwargs, weights folder or None, identity)."""
     key = name_or_path.lower()
-    folder = None
-    if key in CONVERTERS or key in PACKAGED_FOLDERS or Path(name_or_path).is_dir():
-        folder = resolve_model(name_or_path)
-    if folder is None:  # a timm name: pretrained weights via timm (needs a hub or its cache)
-        model = timm.create_model(name_or_path, pretrained=True)
-        return model.eval(), [("timm", name_or_path)]
+    if not (key in CONVERTERS or key in PACKAGED_FOLDERS or Path(name_or_path).is_dir()):
+        # a timm name: pretrained weights via timm (needs a hub or its cache)
+        return name_or_path, {"pretrained": True}, None, [("timm", name_or_path)]
+    folder = resolve_model(name_or_path)
     config_file = folder / "config.json"
     if not config_file.exists():
         raise FileNotFoundError(f"{folder}: an image model folder needs config.json with 'architecture'")
     config = json.loads(config_file.read_text())
     if "architecture" not in config:
         raise ValueError(f"{config_file}: missing 'architecture' (a timm model name)")
-    model = timm.create_model(
-        config["architecture"],
-        pretrained=False,
-        num_classes=config.get("num_classes", 1000),
-        pretrained_cfg_overlay=config.get("pretrained_cfg") or None,
-    )
-    weights = folder / "model.safetensors"
-    if weights.exists():
-        from safetensors.torch import load_file
+    kwargs = {"pretrained": False, "num_classes": config.get("num_classes", 1000),
+              "pretrained_cfg_overlay": config.get("pretrained_cfg") or None}
+    return config["architecture"], kwargs, folder, weights_identity(folder)
 
-        state = load_file(weights)
-    else:
-        import torch
 
-        state = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
-    return model.eval(), weights_identity(folder)
+def load_timm_model(name_or_path: str):
+    """``(model in eval mode with its classifier, identity for fingerprints)``."""
+    import timm
+
+    arch, kwargs, folder, identity = _timm_recipe(name_or_path)
+    model = timm.create_model(arch, **kwargs)
+    if folder is not None:
+        weights = folder / "model.safetensors"
+        if weights.exists():
+            from safetensors.torch import load_file
+
+            state = load_file(weights)
+        else:
+            import torch
+
+            state = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    return model.eval(), identity
 
 
 class ImageFiles:
@@ -126,14 +128,27 @@ class ImageEncoder:
         self.model_name, self.batch_size, self.num_workers = model, batch_size, num_workers
         self.device = resolve_device(device)
         self.bf16 = bf16
-        self.model, self.identity = load_timm_model(model)
-        # channels-last is markedly faster for convnets on CPU (oneDNN) and on tensor cores
-        self.model.to(self.device, memory_format=torch.channels_last)
-        self.data_config = timm.data.resolve_data_config({}, model=self.model)
+        arch, kwargs, _, self.identity = _timm_recipe(model)
+        # Shapes and preprocessing from a weightless skeleton on the meta device; the weights
+        # load on first use, so a warm (all cached) run never reads them.
+        with torch.device("meta"):
+            skeleton = timm.create_model(arch, **{**kwargs, "pretrained": False})
+        self.data_config = timm.data.resolve_data_config({}, model=skeleton)
         self.transform = timm.data.create_transform(**self.data_config)
-        self.dim = int(self.model.num_features)
-        logger.info("Image encoder %s (%d-d) on %s, preprocessing %s", model, self.dim, self.device,
-                    self.data_config)
+        self.dim = int(skeleton.num_features)
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            import torch
+
+            model, _ = load_timm_model(self.model_name)
+            # channels-last is markedly faster for convnets on CPU (oneDNN) and on tensor cores
+            self._model = model.to(self.device, memory_format=torch.channels_last)
+            logger.info("Image encoder %s (%d-d) loaded on %s, preprocessing %s", self.model_name,
+                        self.dim, self.device, self.data_config)
+        return self._model
 
     def settings(self) -> dict[str, Any]:
         return {

@@ -103,8 +103,7 @@ class TextEncoder:
         bf16: bool = True,
         normalize: bool = False,
     ):
-        import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoConfig
 
         if pooling not in ("mean", "last", "prompt"):
             raise ValueError(f"pooling must be mean, last or prompt, got {pooling!r}")
@@ -115,13 +114,31 @@ class TextEncoder:
         self.device = resolve_device(device)
         self.bf16 = bf16
         self.path = resolve_model(model)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
-        self.tokenizer.padding_side = "right"
-        self.model = AutoModel.from_pretrained(self.path, dtype=torch.float32).to(self.device).eval()
-        self.dim = int(self.model.config.hidden_size)
-        logger.info("Text encoder %s (%s pooling, %d-d) on %s", model, pooling, self.dim, self.device)
+        self.dim = int(AutoConfig.from_pretrained(self.path).hidden_size)
+        self._tokenizer = self._model = None  # loaded on first use: a warm run never needs them
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(self.path)
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+            tokenizer.padding_side = "right"
+            self._tokenizer = tokenizer
+        return self._tokenizer
+
+    @property
+    def model(self):
+        if self._model is None:
+            import torch
+            from transformers import AutoModel
+
+            self._model = AutoModel.from_pretrained(self.path, dtype=torch.float32).to(self.device).eval()
+            logger.info("Text encoder %s (%s pooling, %d-d) loaded on %s", self.model_name,
+                        self.pooling, self.dim, self.device)
+        return self._model
 
     def settings(self) -> dict[str, Any]:
         """Everything that changes the vectors (the cache fingerprint)."""
