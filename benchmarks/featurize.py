@@ -94,8 +94,9 @@ def naive_text(encoder, texts):
 
     out = []
     for text in texts:
-        ids = encoder.tokenizer([text], return_tensors="pt", truncation=True,
-                                max_length=encoder.max_tokens)
+        ids = encoder.tokenizer(
+            [text], return_tensors="pt", truncation=True, max_length=encoder.max_tokens
+        )
         hidden = encoder.model(**ids).last_hidden_state
         out.append(pool(hidden, ids["attention_mask"], "mean").detach().numpy())
     return np.concatenate(out)
@@ -108,16 +109,23 @@ def naive_image(encoder, paths):
     for path in paths:
         with Image.open(path) as image:
             x = encoder.transform(image.convert("RGB"))[None]
-        out.append(encoder.model.forward_head(encoder.model.forward_features(x), pre_logits=True)
-                   .detach().numpy())
+        out.append(
+            encoder.model.forward_head(encoder.model.forward_features(x), pre_logits=True)
+            .detach()
+            .numpy()
+        )
     return np.concatenate(out)
 
 
 def naive_audio(encoder, paths):
     from crossrec.encoders.audio import decode_audio
 
-    return np.stack([encoder.featurize(decode_audio(p, encoder.sample_rate, encoder.max_seconds))
-                     for p in paths])
+    return np.stack(
+        [
+            encoder.featurize(decode_audio(p, encoder.sample_rate, encoder.max_seconds))
+            for p in paths
+        ]
+    )
 
 
 # --------------------------------------------------------------------------- FLOP rates
@@ -164,8 +172,9 @@ def cold_warm(name, build, inputs, kind, workdir: Path) -> tuple[float, float]:
     for _ in range(2):
         start = time.perf_counter()
         encoder = build()
-        encode_modality(name, ids, inputs, kind, encoder, store.modality(name, encoder.settings()),
-                        source=name)
+        encode_modality(
+            name, ids, inputs, kind, encoder, store.modality(name, encoder.settings()), source=name
+        )
         times.append(time.perf_counter() - start)
     return times[0], times[1]
 
@@ -193,25 +202,41 @@ def main() -> None:
     texts, images = texts[: args.n_text], images[: args.n_image]
     items = synthetic()["items"]
     audio = [p for p in items["audio_path"].tolist() if isinstance(p, str)][: args.n_audio]
-    print(f"inputs: {len(texts)} texts and {len(images)} images from {source}, "
-          f"{len(audio)} WAV clips from the synthetic dataset; torch threads "
-          f"{torch.get_num_threads()}, device cpu\n", flush=True)
+    print(
+        f"inputs: {len(texts)} texts and {len(images)} images from {source}, "
+        f"{len(audio)} WAV clips from the synthetic dataset; torch threads "
+        f"{torch.get_num_threads()}, device cpu\n",
+        flush=True,
+    )
 
     def text_encoder():
-        return TextEncoder(text_model, pooling=t_cfg["pooling"], max_tokens=t_cfg["max_tokens"],
-                           batch_size=t_cfg["batch_size"], device="cpu")
+        return TextEncoder(
+            text_model,
+            pooling=t_cfg["pooling"],
+            max_tokens=t_cfg["max_tokens"],
+            batch_size=t_cfg["batch_size"],
+            device="cpu",
+        )
 
     def image_encoder():
-        return ImageEncoder(i_cfg["model"], batch_size=i_cfg["batch_size"],
-                            num_workers=i_cfg["num_workers"], device="cpu")
+        return ImageEncoder(
+            i_cfg["model"],
+            batch_size=i_cfg["batch_size"],
+            num_workers=i_cfg["num_workers"],
+            device="cpu",
+        )
 
     def audio_encoder():
-        return AudioEncoder(kind="mel", batch_size=a_cfg["batch_size"],
-                            num_workers=a_cfg["num_workers"], device="cpu")
+        return AudioEncoder(
+            kind="mel",
+            batch_size=a_cfg["batch_size"],
+            num_workers=a_cfg["num_workers"],
+            device="cpu",
+        )
 
     rows = []
     text_enc, img_enc, aud_enc = text_encoder(), image_encoder(), audio_encoder()
-    text_enc.model  # load weights before timing
+    _ = text_enc.model  # load weights before timing
     for name, enc, inputs, naive in (
         (f"text ({text_model})", text_enc, texts, naive_text),
         (f"image ({i_cfg['model']})", img_enc, images, naive_image),
@@ -232,12 +257,18 @@ def main() -> None:
     batch = text_enc.tokenizer.pad({"input_ids": ids}, return_tensors="pt")
     t_g, t_rate = gflops(lambda: text_enc.model(**batch))
     pixels = torch.randn(img_enc.batch_size, *img_enc.data_config["input_size"]).to(
-        memory_format=torch.channels_last)
+        memory_format=torch.channels_last
+    )
     i_g, i_rate = gflops(lambda: img_enc.model.forward_features(pixels))
-    print("\n| encoder (one batch) | GFLOP per batch | achieved GFLOP/s | matmul same FLOPs (n) | matmul GFLOP/s | share of matmul |")
+    print(
+        "\n| encoder (one batch) | GFLOP per batch | achieved GFLOP/s | matmul same FLOPs (n) "
+        "| matmul GFLOP/s | share of matmul |"
+    )
     print("|---|---|---|---|---|---|")
-    for name, g, rate in ((f"text {text_model} bs {len(ids)}", t_g, t_rate),
-                          (f"image {i_cfg['model']} bs {img_enc.batch_size}", i_g, i_rate)):
+    for name, g, rate in (
+        (f"text {text_model} bs {len(ids)}", t_g, t_rate),
+        (f"image {i_cfg['model']} bs {img_enc.batch_size}", i_g, i_rate),
+    ):
         n, mm = matmul_rate(g)
         print(f"| {name} | {g:.1f} | {rate:.1f} | {n} | {mm:.1f} | {rate / mm:.0%} |")
 
@@ -245,9 +276,11 @@ def main() -> None:
     try:
         print("\n| modality | cold run s (empty cache) | warm re-run s | warm speed-up |")
         print("|---|---|---|---|")
-        for name, build, inputs, kind in (("text", text_encoder, texts, "text"),
-                                          ("image", image_encoder, images, "file"),
-                                          ("audio", audio_encoder, audio, "file")):
+        for name, build, inputs, kind in (
+            ("text", text_encoder, texts, "text"),
+            ("image", image_encoder, images, "file"),
+            ("audio", audio_encoder, audio, "file"),
+        ):
             cold, warm = cold_warm(name, build, inputs, kind, work)
             print(f"| {name} | {cold:.2f} | {warm:.3f} | {cold / warm:.0f}x |", flush=True)
     finally:

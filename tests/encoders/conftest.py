@@ -49,7 +49,9 @@ def write_png(path: Path, rgb: tuple[int, int, int], size=(40, 56), stripes: boo
     return path
 
 
-def write_tone(path: Path, freq: float, seconds: float, rate: int = 22050, channels: int = 1) -> Path:
+def write_tone(
+    path: Path, freq: float, seconds: float, rate: int = 22050, channels: int = 1
+) -> Path:
     import soundfile as sf
 
     t = np.arange(int(seconds * rate)) / rate

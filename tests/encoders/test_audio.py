@@ -14,7 +14,7 @@ def test_decode_mixes_to_mono_resamples_and_caps_length(media, make_tone, tmp_pa
     assert abs(len(wave) - 16000) <= 2
     long = make_tone(tmp_path / "long.wav", 440.0, 5.0, rate=8000)
     assert abs(len(decode_audio(str(long), 16000, max_seconds=2.0)) - 32000) <= 2
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError):  # soundfile.LibsndfileError
         decode_audio(str(media["bad_wav"]), 16000)
 
 

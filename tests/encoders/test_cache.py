@@ -35,7 +35,11 @@ def test_store_appends_shards_and_looks_up(tmp_path):
     cache.append(["a\x1f1", "b\x1f2"], np.ones((2, 3)))
     cache.append(["c\x1f3"], np.full((1, 3), 2.0))
     assert cache.n_shards() == 2 and len(cache) == 3
-    again = EmbeddingCacheDataset(str(tmp_path)).load().modality("text", {"pooling": "mean", "model": "m"})
+    again = (
+        EmbeddingCacheDataset(str(tmp_path))
+        .load()
+        .modality("text", {"pooling": "mean", "model": "m"})
+    )
     hits, vectors = again.lookup(["c\x1f3", "zzz", "a\x1f1"])
     assert hits.tolist() == [True, False, True]
     np.testing.assert_array_equal(vectors, [[2, 2, 2], [1, 1, 1]])
@@ -57,48 +61,95 @@ def test_dataset_save_copies_another_store(tmp_path):
     assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
 
 
-def test_one_changed_text_recomputes_one_item_and_model_change_recomputes_all(tmp_path, minilm, zoo_dir):
+def test_one_changed_text_recomputes_one_item_and_model_change_recomputes_all(
+    tmp_path, minilm, zoo_dir
+):
     from crossrec.encoders.text import TextEncoder
 
     store = EmbeddingStore(tmp_path)
     ids = ["i1", "i2", "i3", "i4"]
-    texts = ["A heist thriller in Los Angeles.", "A romantic comedy in Paris.", "",
-             "A documentary about whales."]
+    texts = [
+        "A heist thriller in Los Angeles.",
+        "A romantic comedy in Paris.",
+        "",
+        "A documentary about whales.",
+    ]
     enc = Counting(minilm)
-    first = encode_modality("text", ids, texts, "text", enc, store.modality("text", enc.settings()),
-                            source="text:minilm", shard_size=2)
+    first = encode_modality(
+        "text",
+        ids,
+        texts,
+        "text",
+        enc,
+        store.modality("text", enc.settings()),
+        source="text:minilm",
+        shard_size=2,
+    )
     assert len(enc.seen) == 3 and first.n_computed == 3
     assert first.mask.tolist() == [True, True, False, True]
     assert np.all(first.vectors[2] == 0)
 
     enc.seen.clear()
-    warm = encode_modality("text", ids, texts, "text", enc, store.modality("text", enc.settings()),
-                           source="text:minilm")
+    warm = encode_modality(
+        "text",
+        ids,
+        texts,
+        "text",
+        enc,
+        store.modality("text", enc.settings()),
+        source="text:minilm",
+    )
     assert enc.seen == [] and warm.n_cached == 3
     np.testing.assert_array_equal(warm.vectors, first.vectors)
 
     edited = list(texts)
     edited[1] = "A romantic comedy in Rome."
-    third = encode_modality("text", ids, edited, "text", enc, store.modality("text", enc.settings()),
-                            source="text:minilm")
+    third = encode_modality(
+        "text",
+        ids,
+        edited,
+        "text",
+        enc,
+        store.modality("text", enc.settings()),
+        source="text:minilm",
+    )
     assert enc.seen == ["A romantic comedy in Rome."] and third.n_cached == 2
     np.testing.assert_array_equal(third.vectors[[0, 3]], first.vectors[[0, 3]])
     assert not np.allclose(third.vectors[1], first.vectors[1])
 
     other = Counting(TextEncoder("minilm-l6", pooling="last", device="cpu", max_tokens=64))
-    fourth = encode_modality("text", ids, edited, "text", other,
-                             store.modality("text", other.settings()), source="text:minilm/last")
+    fourth = encode_modality(
+        "text",
+        ids,
+        edited,
+        "text",
+        other,
+        store.modality("text", other.settings()),
+        source="text:minilm/last",
+    )
     assert len(other.seen) == 3 and fourth.n_cached == 0
 
 
 def test_corrupt_and_missing_media_are_masked_and_reported(tmp_path, image_encoder, media):
     store = EmbeddingStore(tmp_path)
     ids = ["a", "b", "c", "d", "e"]
-    paths = [str(media["red"]), str(media["bad_png"]), str(media["missing_png"]), None,
-             str(media["blue"])]
+    paths = [
+        str(media["red"]),
+        str(media["bad_png"]),
+        str(media["missing_png"]),
+        None,
+        str(media["blue"]),
+    ]
     enc = Counting(image_encoder)
-    result = encode_modality("image", ids, paths, "file", enc, store.modality("image", enc.settings()),
-                             source="image:efficientnet-lite0")
+    result = encode_modality(
+        "image",
+        ids,
+        paths,
+        "file",
+        enc,
+        store.modality("image", enc.settings()),
+        source="image:efficientnet-lite0",
+    )
     assert result.mask.tolist() == [True, False, False, False, True]
     by_item = {f["item_id"]: f for f in result.failures}
     assert set(by_item) == {"b", "c"}
@@ -111,9 +162,22 @@ def test_corrupt_and_missing_media_are_masked_and_reported(tmp_path, image_encod
     # failures are not cached: fixing the file makes the next run encode it
     enc.seen.clear()
     media["bad_png"].write_bytes(media["red"].read_bytes())
-    again = encode_modality("image", ids, paths, "file", enc, store.modality("image", enc.settings()),
-                            source="image:efficientnet-lite0")
-    assert enc.seen == [str(media["bad_png"])] and again.mask.tolist() == [True, True, False, False, True]
+    again = encode_modality(
+        "image",
+        ids,
+        paths,
+        "file",
+        enc,
+        store.modality("image", enc.settings()),
+        source="image:efficientnet-lite0",
+    )
+    assert enc.seen == [str(media["bad_png"])] and again.mask.tolist() == [
+        True,
+        True,
+        False,
+        False,
+        True,
+    ]
 
 
 def test_precomputed_blocks_and_selection():

@@ -26,7 +26,9 @@ def test_render_texts_template_auto_and_empty():
         {"title": "Nameless", "genres": "", "overview": None},
         {"title": "", "genres": "", "overview": float("nan")},
     ]
-    out = render_texts(rows, ["title", "genres", "overview"], "{title}. Genres: {genres}. {overview}")
+    out = render_texts(
+        rows, ["title", "genres", "overview"], "{title}. Genres: {genres}. {overview}"
+    )
     assert out[0] == "Heat (1995). Genres: Crime. A thief and a cop."
     assert out[1].startswith("Nameless") and "None" not in out[1]
     assert out[2] == ""  # no text at all: the item gets mask False, not an encoded blank
@@ -63,8 +65,9 @@ def test_minilm_truncates_to_max_tokens(minilm):
 def test_prompt_pooling_keeps_the_prompt_end_when_truncating(zoo_dir):
     from crossrec.encoders.text import TextEncoder
 
-    enc = TextEncoder("minilm-l6", pooling="prompt", prompt="Item: {text} Summary:", max_tokens=32,
-                      device="cpu")
+    enc = TextEncoder(
+        "minilm-l6", pooling="prompt", prompt="Item: {text} Summary:", max_tokens=32, device="cpu"
+    )
     ids = enc._token_ids(["very long text " * 100, "short"])
     assert all(len(i) <= 32 for i in ids)
     tail = enc.tokenizer.decode(ids[0][-4:], skip_special_tokens=True)
@@ -88,12 +91,15 @@ def test_settings_fingerprint_changes_with_pooling(minilm, zoo_dir):
 def test_smollm2_encodes_items_sensibly(zoo_dir):
     from crossrec.encoders.text import TextEncoder
 
-    enc = TextEncoder("smollm2-135m-instruct", pooling="mean", batch_size=4, device="cpu",
-                      max_tokens=48)
+    enc = TextEncoder(
+        "smollm2-135m-instruct", pooling="mean", batch_size=4, device="cpu", max_tokens=48
+    )
     assert enc.dim == 576
-    texts = ["Star Wars. Genres: Action, Sci-Fi. Rebels fight the Empire in space.",
-             "Star Trek. Genres: Action, Sci-Fi. A starship crew explores the galaxy.",
-             "Sense and Sensibility. Genres: Drama, Romance. Two sisters seek love in England."]
+    texts = [
+        "Star Wars. Genres: Action, Sci-Fi. Rebels fight the Empire in space.",
+        "Star Trek. Genres: Action, Sci-Fi. A starship crew explores the galaxy.",
+        "Sense and Sensibility. Genres: Drama, Romance. Two sisters seek love in England.",
+    ]
     mean = enc.encode(texts)
     assert np.isfinite(mean).all() and mean.shape == (3, 576)
     centred = mean - mean.mean(0)

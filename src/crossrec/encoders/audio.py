@@ -86,7 +86,12 @@ class MelStats:
         with torch.inference_mode():
             log_mel = torch.log(mel_t(x) + 1e-6)  # (n_mels, frames)
             mfcc = mfcc_t(x)  # (n_mfcc, frames)
-        parts = [log_mel.mean(1), log_mel.std(1, unbiased=False), mfcc.mean(1), mfcc.std(1, unbiased=False)]
+        parts = [
+            log_mel.mean(1),
+            log_mel.std(1, unbiased=False),
+            mfcc.mean(1),
+            mfcc.std(1, unbiased=False),
+        ]
         return torch.cat(parts).numpy().astype(np.float32)
 
 
@@ -106,14 +111,18 @@ class WhisperWindows:
         pieces = [wave[i : i + self.window] for i in range(0, len(wave), self.window)] or [wave]
         feats = self.extractor(pieces, sampling_rate=self.sample_rate, return_tensors="np")
         max_frames = self.window // self.samples_per_frame
-        frames = [min(max_frames, max(1, math.ceil(len(p) / self.samples_per_frame))) for p in pieces]
+        frames = [
+            min(max_frames, max(1, math.ceil(len(p) / self.samples_per_frame))) for p in pieces
+        ]
         return feats["input_features"].astype(np.float32), np.asarray(frames, dtype=np.int64)
 
 
 class AudioFiles:
     """Map-style dataset: decode + featurise one file in a worker; failures carry a reason."""
 
-    def __init__(self, paths: Sequence[str], sample_rate: int, max_seconds: float | None, featurize):
+    def __init__(
+        self, paths: Sequence[str], sample_rate: int, max_seconds: float | None, featurize
+    ):
         self.paths, self.sample_rate = list(paths), sample_rate
         self.max_seconds, self.featurize = max_seconds, featurize
 
@@ -186,19 +195,31 @@ class AudioEncoder:
         return self._encoder
 
     def settings(self) -> dict[str, Any]:
-        base = {"kind": f"audio-{self.kind}", "sample_rate": self.sample_rate,
-                "max_seconds": self.max_seconds}
+        base = {
+            "kind": f"audio-{self.kind}",
+            "sample_rate": self.sample_rate,
+            "max_seconds": self.max_seconds,
+        }
         if self.kind == "mel":
             return {**base, "n_mels": self.featurize.n_mels, "n_mfcc": self.featurize.n_mfcc}
-        return {**base, "model": self.model_name, "weights": self.identity,
-                "precision": precision_name(self.device, self.bf16)}
+        return {
+            **base,
+            "model": self.model_name,
+            "weights": self.identity,
+            "precision": precision_name(self.device, self.bf16),
+        }
 
     def _loader(self, paths: Sequence[str]):
         from torch.utils.data import DataLoader
 
         dataset = AudioFiles(paths, self.sample_rate, self.max_seconds, self.featurize)
-        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
-                          collate_fn=_collate, worker_init_fn=_worker_init if self.num_workers else None)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=_collate,
+            worker_init_fn=_worker_init if self.num_workers else None,
+        )
 
     def encode(self, paths: Sequence[str], progress: Callable[[int], None] | None = None):
         """``(vectors (n, dim) float32, ok bool (n,), {position: failure reason})``."""

@@ -14,7 +14,8 @@ Layout::
 
     <root>/<modality>/<settings fingerprint>/settings.json
     <root>/<modality>/<settings fingerprint>/shard-000001.vectors.npy   float32 (n, d)
-    <root>/<modality>/<settings fingerprint>/shard-000001.keys.npy      str (n,)  "<item id>\\x1f<content hash>"
+    <root>/<modality>/<settings fingerprint>/shard-000001.keys.npy      str (n,)
+        (key = "<item id>\\x1f<content hash>")
 
 The settings fingerprint covers model identity + every setting that changes vectors, so a new
 model or pooling opens a fresh folder (that modality recomputes; others are untouched). The key
@@ -85,7 +86,9 @@ class ModalityCache:
     def _shard_ids(self) -> list[int]:
         if not self.folder.is_dir():
             return []
-        return sorted(int(p.name.split(".")[0].split("-")[1]) for p in self.folder.glob("shard-*.keys.npy"))
+        return sorted(
+            int(p.name.split(".")[0].split("-")[1]) for p in self.folder.glob("shard-*.keys.npy")
+        )
 
     def _load_index(self) -> dict[str, tuple[int, int]]:
         if self._index is None:
@@ -114,7 +117,8 @@ class ModalityCache:
         hits = np.array([key in index for key in keys], dtype=bool)
         if not hits.any():
             return hits, None
-        rows = [self._shard_vectors(index[k][0])[index[k][1]] for k, h in zip(keys, hits) if h]
+        found = [index[k] for k, h in zip(keys, hits, strict=True) if h]
+        rows = [self._shard_vectors(shard)[row] for shard, row in found]
         return hits, np.asarray(np.stack(rows), dtype=np.float32)
 
     # ------------------------------------------------------------------ writing
@@ -128,7 +132,9 @@ class ModalityCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         settings_file = self.folder / "settings.json"
         if not settings_file.exists():
-            settings_file.write_text(json.dumps(self.settings, indent=2, sort_keys=True, default=str))
+            settings_file.write_text(
+                json.dumps(self.settings, indent=2, sort_keys=True, default=str)
+            )
         shard = (self._shard_ids() or [0])[-1] + 1
         for kind, array in (("vectors", vectors), ("keys", np.asarray(list(keys), dtype=str))):
             final = self._path(shard, kind)
@@ -196,7 +202,9 @@ class EmbeddingCacheDataset(AbstractDataset[EmbeddingStore, EmbeddingStore]):
 
     def save(self, data: EmbeddingStore) -> None:
         if not isinstance(data, EmbeddingStore):
-            raise TypeError(f"EmbeddingCacheDataset({self._path}) saves an EmbeddingStore, got {type(data)}")
+            raise TypeError(
+                f"EmbeddingCacheDataset({self._path}) saves an EmbeddingStore, got {type(data)}"
+            )
         if data.root.resolve() == self._path.resolve():
             return
         shutil.copytree(data.root, self._path, dirs_exist_ok=True)

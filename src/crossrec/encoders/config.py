@@ -27,7 +27,7 @@ class TextConfig(StrictConfig):
     #: Tried in order; the first whose fields are all text columns of the dataset is used.
     #: None fit -> "<Column>: <value>" for every text column (a single column: its value).
     templates: list[str] = Field(default_factory=list)
-    max_tokens: int = Field(256, ge=8)
+    max_tokens: int = Field(128, ge=8)
     batch_size: int = Field(32, ge=1)
     normalize: bool = False
 
@@ -61,7 +61,7 @@ class PrecomputedConfig(StrictConfig):
 class FeaturizeConfig(StrictConfig):
     device: str = "auto"
     bf16: bool = True
-    shard_size: int = Field(2048, ge=1)
+    shard_size: int = Field(512, ge=1)
     max_bad_media_share: float = Field(0.05, ge=0.0, le=1.0)
     text: TextConfig = Field(default_factory=TextConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
@@ -78,6 +78,8 @@ def is_enabled(setting: Enabled, available: bool, what: str) -> bool:
     if setting == "auto":
         return available
     if setting and not available:
-        raise ValueError(f"{WHERE}: {what}.enabled is true but the dataset has no {what} input "
-                         "(dataset_info says so)")
+        raise ValueError(
+            f"{WHERE}: {what}.enabled is true but the dataset has no {what} input "
+            "(dataset_info says so)"
+        )
     return bool(setting)

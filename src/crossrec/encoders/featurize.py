@@ -66,7 +66,11 @@ class ModalityResult:
 
 
 def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and np.isnan(value)) and str(value) != ""
+    return (
+        value is not None
+        and not (isinstance(value, float) and np.isnan(value))
+        and str(value) != ""
+    )
 
 
 def encode_modality(
@@ -92,14 +96,26 @@ def encode_modality(
     failures: list[dict[str, str]] = []
 
     keys: dict[int, str] = {}
-    for i, value in enumerate(tqdm(inputs, desc=f"{name}: fingerprint inputs", leave=False,
-                                   disable=input_kind == "text" or n < 2000)):
+    for i, value in enumerate(
+        tqdm(
+            inputs,
+            desc=f"{name}: fingerprint inputs",
+            leave=False,
+            disable=input_kind == "text" or n < 2000,
+        )
+    ):
         if not _present(value):
             continue
         digest = content_hash(str(value)) if input_kind == "text" else file_hash(value)
         if digest is None:
-            failures.append({"item_id": str(item_ids[i]), "modality": name, "path": str(value),
-                             "reason": "missing or unreadable file"})
+            failures.append(
+                {
+                    "item_id": str(item_ids[i]),
+                    "modality": name,
+                    "path": str(value),
+                    "reason": "missing or unreadable file",
+                }
+            )
             continue
         keys[i] = item_key(str(item_ids[i]), digest)
 
@@ -125,20 +141,40 @@ def encode_modality(
             else:
                 chunk_vectors, ok, reasons = encoder.encode(batch_inputs, progress=bar.update)
             for local, reason in sorted(reasons.items()):
-                failures.append({"item_id": str(item_ids[chunk[local]]), "modality": name,
-                                 "path": str(batch_inputs[local]), "reason": reason})
+                failures.append(
+                    {
+                        "item_id": str(item_ids[chunk[local]]),
+                        "modality": name,
+                        "path": str(batch_inputs[local]),
+                        "reason": reason,
+                    }
+                )
             vectors[chunk[ok]] = chunk_vectors[ok]
             mask[chunk[ok]] = True
             if cache is not None:
                 cache.append([keys[i] for i in chunk[ok]], chunk_vectors[ok])
 
     result = ModalityResult(
-        name=name, vectors=vectors, mask=mask, source=source, failures=failures,
+        name=name,
+        vectors=vectors,
+        mask=mask,
+        source=source,
+        failures=failures,
         n_with_input=len(keys) + sum(f["reason"] == "missing or unreadable file" for f in failures),
-        n_cached=n_cached, n_computed=int(len(todo)), seconds=time.perf_counter() - start,
+        n_cached=n_cached,
+        n_computed=int(len(todo)),
+        seconds=time.perf_counter() - start,
     )
-    logger.info("%s: %d items, %d usable, %d from cache, %d encoded, %d failed in %.1fs",
-                name, n, int(mask.sum()), n_cached, len(todo), len(failures), result.seconds)
+    logger.info(
+        "%s: %d items, %d usable, %d from cache, %d encoded, %d failed in %.1fs",
+        name,
+        n,
+        int(mask.sum()),
+        n_cached,
+        len(todo),
+        len(failures),
+        result.seconds,
+    )
     return result
 
 
@@ -154,8 +190,12 @@ def check_bad_share(result: ModalityResult, max_share: float) -> None:
             f"({share:.1%} > max_bad_media_share {max_share:.1%}). First ones:\n{examples}"
         )
     if result.failures:
-        logger.warning("%s: %d unusable files (%.1f%%) masked; see the featurize report",
-                       result.name, len(result.failures), 100 * share)
+        logger.warning(
+            "%s: %d unusable files (%.1f%%) masked; see the featurize report",
+            result.name,
+            len(result.failures),
+            100 * share,
+        )
 
 
 def precomputed_block(name: str, matrix: np.ndarray, n_items: int) -> dict[str, Any]:
@@ -176,6 +216,8 @@ def precomputed_block(name: str, matrix: np.ndarray, n_items: int) -> dict[str, 
 def select_names(names: Sequence[str], include: Sequence[str], exclude: Sequence[str]) -> list[str]:
     """Names matching any ``include`` glob and no ``exclude`` glob, in input order."""
     return [
-        n for n in names
-        if any(fnmatch.fnmatch(n, p) for p in include) and not any(fnmatch.fnmatch(n, p) for p in exclude)
+        n
+        for n in names
+        if any(fnmatch.fnmatch(n, p) for p in include)
+        and not any(fnmatch.fnmatch(n, p) for p in exclude)
     ]

@@ -37,12 +37,17 @@ def _timm_recipe(name_or_path: str) -> tuple[str, dict[str, Any], Path | None, l
     folder = resolve_model(name_or_path)
     config_file = folder / "config.json"
     if not config_file.exists():
-        raise FileNotFoundError(f"{folder}: an image model folder needs config.json with 'architecture'")
+        raise FileNotFoundError(
+            f"{folder}: an image model folder needs config.json with 'architecture'"
+        )
     config = json.loads(config_file.read_text())
     if "architecture" not in config:
         raise ValueError(f"{config_file}: missing 'architecture' (a timm model name)")
-    kwargs = {"pretrained": False, "num_classes": config.get("num_classes", 1000),
-              "pretrained_cfg_overlay": config.get("pretrained_cfg") or None}
+    kwargs = {
+        "pretrained": False,
+        "num_classes": config.get("num_classes", 1000),
+        "pretrained_cfg_overlay": config.get("pretrained_cfg") or None,
+    }
     return config["architecture"], kwargs, folder, weights_identity(folder)
 
 
@@ -146,8 +151,13 @@ class ImageEncoder:
             model, _ = load_timm_model(self.model_name)
             # channels-last is markedly faster for convnets on CPU (oneDNN) and on tensor cores
             self._model = model.to(self.device, memory_format=torch.channels_last)
-            logger.info("Image encoder %s (%d-d) loaded on %s, preprocessing %s", self.model_name,
-                        self.dim, self.device, self.data_config)
+            logger.info(
+                "Image encoder %s (%d-d) loaded on %s, preprocessing %s",
+                self.model_name,
+                self.dim,
+                self.device,
+                self.data_config,
+            )
         return self._model
 
     def settings(self) -> dict[str, Any]:
@@ -182,8 +192,9 @@ class ImageEncoder:
             for indices, pixels, failed in self._loader(paths):
                 reasons.update(failed)
                 if pixels is not None:
-                    pixels = pixels.to(self.device, non_blocking=True,
-                                       memory_format=torch.channels_last)
+                    pixels = pixels.to(
+                        self.device, non_blocking=True, memory_format=torch.channels_last
+                    )
                     features = self.model.forward_features(pixels)
                     vectors = self.model.forward_head(features, pre_logits=not head)
                     out[indices] = vectors.float().cpu().numpy()

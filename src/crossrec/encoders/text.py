@@ -84,7 +84,11 @@ def render_texts(
         elif len(columns) == 1:
             texts.append(values[columns[0]])
         else:
-            texts.append(". ".join(f"{c.replace('_', ' ').capitalize()}: {v}" for c, v in values.items() if v))
+            texts.append(
+                ". ".join(
+                    f"{c.replace('_', ' ').capitalize()}: {v}" for c, v in values.items() if v
+                )
+            )
     return texts
 
 
@@ -135,9 +139,16 @@ class TextEncoder:
             import torch
             from transformers import AutoModel
 
-            self._model = AutoModel.from_pretrained(self.path, dtype=torch.float32).to(self.device).eval()
-            logger.info("Text encoder %s (%s pooling, %d-d) loaded on %s", self.model_name,
-                        self.pooling, self.dim, self.device)
+            self._model = (
+                AutoModel.from_pretrained(self.path, dtype=torch.float32).to(self.device).eval()
+            )
+            logger.info(
+                "Text encoder %s (%s pooling, %d-d) loaded on %s",
+                self.model_name,
+                self.pooling,
+                self.dim,
+                self.device,
+            )
         return self._model
 
     def settings(self) -> dict[str, Any]:

@@ -38,7 +38,7 @@ class ModelNotFoundError(FileNotFoundError):
 
 
 def model_cache_dir(cache_dir: str | Path | None = None) -> Path:
-    """Where converted weights live: argument > ``$CROSSREC_MODEL_CACHE`` > ``data/06_models/zoo``."""
+    """Converted weights' folder: argument > ``$CROSSREC_MODEL_CACHE`` > ``data/06_models/zoo``."""
     if cache_dir is not None:
         return Path(cache_dir)
     env = os.environ.get("CROSSREC_MODEL_CACHE")
@@ -74,7 +74,9 @@ def _convert_smollm2(target: Path) -> None:
     # lm_head is tied to the embeddings in SmolLM2; anything else missing is a real mismatch.
     missing = [k for k in missing if k != "lm_head.weight"]
     if missing or unexpected:
-        raise RuntimeError(f"SmolLM2 conversion mismatch: missing={missing} unexpected={unexpected}")
+        raise RuntimeError(
+            f"SmolLM2 conversion mismatch: missing={missing} unexpected={unexpected}"
+        )
     plain.tie_weights()
     plain.save_pretrained(target)
     tokenizer.save_pretrained(target)
@@ -97,7 +99,8 @@ def _convert_efficientnet_lite0(target: Path) -> None:
     dst_keys = [k for k in dest if not k.endswith("num_batches_tracked")]
     if len(src_items) != len(dst_keys):
         raise RuntimeError(
-            f"EfficientNet-Lite0 tensors: package has {len(src_items)}, timm expects {len(dst_keys)}"
+            f"EfficientNet-Lite0 tensors: package has {len(src_items)}, "
+            f"timm expects {len(dst_keys)}"
         )
     mapped = {}
     for (src_key, value), dst_key in zip(src_items, dst_keys, strict=True):
@@ -109,7 +112,9 @@ def _convert_efficientnet_lite0(target: Path) -> None:
         mapped[dst_key] = value.detach().clone().contiguous().float()
     model.load_state_dict(mapped, strict=False)  # num_batches_tracked keep their defaults
     target.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, target / "model.safetensors")
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, target / "model.safetensors"
+    )
     # The package is a port for the lukemelas EfficientNet-PyTorch code, whose preprocessing
     # normalises with ImageNet statistics (timm's tf_ default is 0.5/0.5); with them the
     # reference photo's top-1 is the expected class (see tests/encoders/test_image.py).
@@ -273,7 +278,9 @@ def _convert_whisper_tiny(target: Path) -> None:
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if k != "proj_out.weight"]  # tied to embed_tokens
     if missing or unexpected:
-        raise RuntimeError(f"Whisper conversion mismatch: missing={missing} unexpected={unexpected}")
+        raise RuntimeError(
+            f"Whisper conversion mismatch: missing={missing} unexpected={unexpected}"
+        )
     model.tie_weights()
     with torch.no_grad():
         model.save_pretrained(target)

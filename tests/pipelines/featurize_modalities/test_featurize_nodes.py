@@ -38,8 +38,9 @@ def _run_all(ingested: dict, caches: Path, params: dict = PARAMS):
     text = nodes.encode_text(items, info, params, EmbeddingStore(caches / "text"))
     image = nodes.encode_images(items, info, params, EmbeddingStore(caches / "image"))
     audio = nodes.encode_audio(items, info, params, EmbeddingStore(caches / "audio"))
-    return nodes.assemble_item_features(text, image, audio, ingested["precomputed_features"],
-                                        info, params)
+    return nodes.assemble_item_features(
+        text, image, audio, ingested["precomputed_features"], info, params
+    )
 
 
 def test_synthetic_dataset_gives_text_image_audio_features(synthetic_ingested, tmp_path):
@@ -112,7 +113,9 @@ def test_bad_configuration_and_inputs_fail_clearly(synthetic_ingested, tmp_path)
         nodes.encode_text(items, info, {"text": {"modle": "x"}}, EmbeddingStore(tmp_path))
     no_images = dict(info, has_images=False)
     with pytest.raises(ValueError, match="image.enabled is true"):
-        nodes.encode_images(items, no_images, {"image": {"enabled": True}}, EmbeddingStore(tmp_path))
+        nodes.encode_images(
+            items, no_images, {"image": {"enabled": True}}, EmbeddingStore(tmp_path)
+        )
     with pytest.raises(ValueError, match="missing column"):
         nodes.encode_text(items.drop(columns=["item_id"]), info, PARAMS, EmbeddingStore(tmp_path))
 
@@ -139,13 +142,26 @@ def test_pipeline_wiring_and_catalog_entries():
     from omegaconf.resolvers import oc
 
     pipe = create_pipeline()
-    assert {"items", "dataset_info", "precomputed_features", "params:featurize_modalities",
-            "text_embedding_cache", "image_embedding_cache", "audio_embedding_cache"} <= pipe.inputs()
+    assert {
+        "items",
+        "dataset_info",
+        "precomputed_features",
+        "params:featurize_modalities",
+        "text_embedding_cache",
+        "image_embedding_cache",
+        "audio_embedding_cache",
+    } <= pipe.inputs()
     assert pipe.outputs() == {"item_features", "featurize_report"}
-    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base",
-                               custom_resolvers={"oc.env": oc.env})
+    loader = OmegaConfigLoader(
+        str(PROJECT_ROOT / "conf"),
+        base_env="base",
+        default_run_env="base",
+        custom_resolvers={"oc.env": oc.env},
+    )
     params = loader["parameters"]["featurize_modalities"]
     from crossrec.encoders.config import parse_featurize_params
 
     config = parse_featurize_params(params)
-    assert config.text.model == "smollm2-135m-instruct" and config.image.model == "efficientnet-lite0"
+    assert (
+        config.text.model == "smollm2-135m-instruct" and config.image.model == "efficientnet-lite0"
+    )

@@ -1,9 +1,9 @@
-"""featurize_modalities nodes: small functions that pick inputs from ``items`` and call the encoders.
+"""featurize_modalities nodes: pick each modality's inputs from ``items``, call the encoders.
 
 Each raw modality node returns ``{modality: ModalityResult}`` (empty when the modality is off
-for this dataset: Kedro cannot save None); the encoders read media and write cache shards through the ``*_embedding_cache``
-catalog datasets (see ``crossrec.encoders.cache``), so no node opens a file itself. Heavy
-libraries are imported inside the encoder constructors.
+for this dataset: Kedro cannot save None). The encoders read media and write cache shards
+through the ``*_embedding_cache`` catalog datasets (see ``crossrec.encoders.cache``), so no
+node opens a file itself. Heavy libraries are imported inside the encoder constructors.
 """
 
 from __future__ import annotations
@@ -31,14 +31,20 @@ logger = logging.getLogger(__name__)
 def _check_items(items: pd.DataFrame, info: dict[str, Any], columns: list[str]) -> None:
     missing = [c for c in ["item_idx", "item_id", *columns] if c not in items.columns]
     if missing:
-        raise ValueError(f"items: missing column(s) {missing} (dataset_info / docs/architecture.md)")
+        raise ValueError(
+            f"items: missing column(s) {missing} (dataset_info / docs/architecture.md)"
+        )
     if len(items) != int(info.get("n_items", len(items))):
-        raise ValueError(f"items has {len(items)} rows but dataset_info.n_items = {info['n_items']}")
+        raise ValueError(
+            f"items has {len(items)} rows but dataset_info.n_items = {info['n_items']}"
+        )
     if not np.array_equal(items["item_idx"].to_numpy(), np.arange(len(items))):
         raise ValueError("items.item_idx must be 0..n_items-1 in row order")
 
 
-def item_texts(items: pd.DataFrame, dataset_info: dict[str, Any], config: FeaturizeConfig) -> list[str]:
+def item_texts(
+    items: pd.DataFrame, dataset_info: dict[str, Any], config: FeaturizeConfig
+) -> list[str]:
     """The text each item is encoded from (template chosen from the dataset's text columns)."""
     columns = list(dataset_info.get("text_columns") or [])
     template = choose_template(config.text.templates, columns)
@@ -58,14 +64,28 @@ def encode_text(
     from crossrec.encoders.text import TextEncoder
 
     t = config.text
-    encoder = TextEncoder(model=t.model, pooling=t.pooling, prompt=t.prompt, max_tokens=t.max_tokens,
-                          batch_size=t.batch_size, device=config.device, bf16=config.bf16,
-                          normalize=t.normalize)
-    return {"text": encode_modality(
-        "text", items["item_id"].astype(str).tolist(), item_texts(items, dataset_info, config),
-        "text", encoder, cache.modality("text", encoder.settings()),
-        source=f"text:{t.model}/{t.pooling}", shard_size=config.shard_size,
-    )}
+    encoder = TextEncoder(
+        model=t.model,
+        pooling=t.pooling,
+        prompt=t.prompt,
+        max_tokens=t.max_tokens,
+        batch_size=t.batch_size,
+        device=config.device,
+        bf16=config.bf16,
+        normalize=t.normalize,
+    )
+    return {
+        "text": encode_modality(
+            "text",
+            items["item_id"].astype(str).tolist(),
+            item_texts(items, dataset_info, config),
+            "text",
+            encoder,
+            cache.modality("text", encoder.settings()),
+            source=f"text:{t.model}/{t.pooling}",
+            shard_size=config.shard_size,
+        )
+    }
 
 
 def encode_images(
@@ -79,11 +99,21 @@ def encode_images(
     from crossrec.encoders.image import ImageEncoder
 
     c = config.image
-    encoder = ImageEncoder(model=c.model, batch_size=c.batch_size, num_workers=c.num_workers,
-                           device=config.device, bf16=config.bf16)
+    encoder = ImageEncoder(
+        model=c.model,
+        batch_size=c.batch_size,
+        num_workers=c.num_workers,
+        device=config.device,
+        bf16=config.bf16,
+    )
     result = encode_modality(
-        "image", items["item_id"].astype(str).tolist(), items["image_path"].tolist(), "file",
-        encoder, cache.modality("image", encoder.settings()), source=f"image:{c.model}",
+        "image",
+        items["item_id"].astype(str).tolist(),
+        items["image_path"].tolist(),
+        "file",
+        encoder,
+        cache.modality("image", encoder.settings()),
+        source=f"image:{c.model}",
         shard_size=config.shard_size,
     )
     check_bad_share(result, config.max_bad_media_share)
@@ -101,14 +131,27 @@ def encode_audio(
     from crossrec.encoders.audio import AudioEncoder
 
     a = config.audio
-    encoder = AudioEncoder(kind=a.kind, model=a.model, sample_rate=a.sample_rate,
-                           max_seconds=a.max_seconds, n_mels=a.n_mels, n_mfcc=a.n_mfcc,
-                           batch_size=a.batch_size, num_workers=a.num_workers,
-                           device=config.device, bf16=config.bf16)
+    encoder = AudioEncoder(
+        kind=a.kind,
+        model=a.model,
+        sample_rate=a.sample_rate,
+        max_seconds=a.max_seconds,
+        n_mels=a.n_mels,
+        n_mfcc=a.n_mfcc,
+        batch_size=a.batch_size,
+        num_workers=a.num_workers,
+        device=config.device,
+        bf16=config.bf16,
+    )
     source = f"audio:{a.model}" if a.kind == "whisper" else "audio:log-mel+mfcc-stats"
     result = encode_modality(
-        "audio", items["item_id"].astype(str).tolist(), items["audio_path"].tolist(), "file",
-        encoder, cache.modality("audio", encoder.settings()), source=source,
+        "audio",
+        items["item_id"].astype(str).tolist(),
+        items["audio_path"].tolist(),
+        "file",
+        encoder,
+        cache.modality("audio", encoder.settings()),
+        source=source,
         shard_size=config.shard_size,
     )
     check_bad_share(result, config.max_bad_media_share)
@@ -130,25 +173,35 @@ def assemble_item_features(
     report: dict[str, Any] = {"dataset": dataset_info.get("name"), "modalities": {}, "failures": []}
     for result in [*text.values(), *image.values(), *audio.values()]:
         if len(result.mask) != n_items:
-            raise ValueError(f"{result.name}: {len(result.mask)} rows, dataset_info.n_items = {n_items}")
+            raise ValueError(
+                f"{result.name}: {len(result.mask)} rows, dataset_info.n_items = {n_items}"
+            )
         features[result.name] = result.block()
         report["modalities"][result.name] = result.stats()
         report["failures"].extend(result.failures)
     shipped = list((precomputed_features or {}).keys())
     declared = list(dataset_info.get("precomputed") or [])
     if set(declared) - set(shipped):
-        raise ValueError(f"dataset_info.precomputed lists {sorted(set(declared) - set(shipped))} "
-                         "but precomputed_features lacks them")
+        raise ValueError(
+            f"dataset_info.precomputed lists {sorted(set(declared) - set(shipped))} "
+            "but precomputed_features lacks them"
+        )
     for name in select_names(shipped, config.precomputed.include, config.precomputed.exclude):
         if name in features:
             raise ValueError(f"precomputed feature '{name}' collides with an encoded modality name")
         block = precomputed_block(name, precomputed_features[name], n_items)
         features[name] = block
-        report["modalities"][name] = {"source": block["source"], "dim": int(block["vectors"].shape[1]),
-                                      "n_items": n_items, "n_usable": int(block["mask"].sum())}
+        report["modalities"][name] = {
+            "source": block["source"],
+            "dim": int(block["vectors"].shape[1]),
+            "n_items": n_items,
+            "n_usable": int(block["mask"].sum()),
+        }
     if not features:
-        raise ValueError("featurize_modalities produced no modality: the dataset has no text, "
-                         "images, audio or precomputed features enabled")
+        raise ValueError(
+            "featurize_modalities produced no modality: the dataset has no text, "
+            "images, audio or precomputed features enabled"
+        )
     for name, stats in report["modalities"].items():
         logger.info("item_features[%s]: %s", name, stats)
     return features, report

@@ -14,15 +14,36 @@ def create_pipeline(**kwargs) -> Pipeline:
     """Outputs (catalog_featurize_modalities.yml): item_features, featurize_report."""
     return Pipeline(
         [
-            Node(nodes.encode_text, [*_COMMON, "text_embedding_cache"], "featurize_text_result",
-                 name="encode_text"),
-            Node(nodes.encode_images, [*_COMMON, "image_embedding_cache"],
-                 "featurize_image_result", name="encode_images"),
-            Node(nodes.encode_audio, [*_COMMON, "audio_embedding_cache"],
-                 "featurize_audio_result", name="encode_audio"),
-            Node(nodes.assemble_item_features,
-                 ["featurize_text_result", "featurize_image_result", "featurize_audio_result",
-                  "precomputed_features", "dataset_info", "params:featurize_modalities"],
-                 ["item_features", "featurize_report"], name="assemble_item_features"),
+            Node(
+                nodes.encode_text,
+                [*_COMMON, "text_embedding_cache"],
+                "featurize_text_result",
+                name="encode_text",
+            ),
+            Node(
+                nodes.encode_images,
+                [*_COMMON, "image_embedding_cache"],
+                "featurize_image_result",
+                name="encode_images",
+            ),
+            Node(
+                nodes.encode_audio,
+                [*_COMMON, "audio_embedding_cache"],
+                "featurize_audio_result",
+                name="encode_audio",
+            ),
+            Node(
+                nodes.assemble_item_features,
+                [
+                    "featurize_text_result",
+                    "featurize_image_result",
+                    "featurize_audio_result",
+                    "precomputed_features",
+                    "dataset_info",
+                    "params:featurize_modalities",
+                ],
+                ["item_features", "featurize_report"],
+                name="assemble_item_features",
+            ),
         ]
     )
