@@ -23,6 +23,7 @@ bundles and checkpoints small.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator, Sequence
 from fnmatch import fnmatch
 from pathlib import Path
@@ -351,7 +352,9 @@ def _apply_mode(backbone: nn.Module, config: LLMFusionConfig) -> nn.Module:
             target_modules=list(config.target_modules),
             bias="none",
         )
-        return get_peft_model(backbone, lora)
+        with warnings.catch_warnings():  # peft still asks transformers' deprecated alias
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+            return get_peft_model(backbone, lora)
     if config.mode == "partial":
         layers = decoder_layers(backbone)
         if config.top_n_layers > len(layers):
