@@ -243,8 +243,10 @@ def evaluate_baselines(
     content = _content(fused_item_features)
     device = _device(cfg.device)
     out: dict[str, dict] = {}
-    for name, spec in _progress(list(cfg.baselines.items()), "baselines"):
+    enabled = [(name, spec) for name, spec in cfg.baselines.items() if spec.enabled]
+    for name, spec in _progress(enabled, "baselines"):
         runs, train_s, eval_s = [], 0.0, 0.0
+        seeds = list(spec.seeds or cfg.seeds)
         if spec.kind == "finetune":
             features = select_modalities(fused_item_features, spec.modalities)
             if spec.modalities is not None and not features["__order__"]:
@@ -258,10 +260,8 @@ def evaluate_baselines(
             base = deep_merge(dict(trained_model["config"]), cfg.baseline_defaults)
             config = deep_merge(base, spec.overrides)
             data = up.training_data(config, features=features)
-            seeds = list(cfg.seeds)
-        else:
-            # deterministic scorers need one run; random gets every seed
-            seeds = list(cfg.seeds) if spec.kind == "random" else [cfg.seeds[0]]
+        elif spec.kind != "random":
+            seeds = seeds[:1]  # deterministic scorers: one run
         for s in seeds:
             start = time.perf_counter()
             if spec.kind == "finetune":

@@ -21,6 +21,10 @@ class BaselineConfig(StrictConfig):
     #: finetune: keep only these modalities of fused_item_features (those the dataset has);
     #: None = all. A baseline none of whose modalities exist is skipped with a warning.
     modalities: list[str] | None = None
+    #: seeds of this baseline (None = evaluate.seeds); deterministic kinds always run once
+    seeds: list[int] | None = Field(None, min_length=1)
+    #: false = left out of this run (kept in the file for reference)
+    enabled: bool = True
 
 
 class EvaluateConfig(StrictConfig):
