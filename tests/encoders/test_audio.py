@@ -54,8 +54,7 @@ def test_whisper_pools_only_frames_of_real_audio(zoo_dir, media, make_tone, tmp_
 
     enc = AudioEncoder(kind="whisper", batch_size=4, num_workers=0, device="cpu")
     assert enc.dim == 384
-    long = make_tone(tmp_path / "long.wav", 330.0, 31.0, rate=16000)  # 2 windows
-    vectors, ok, _ = enc.encode([str(media["low"]), str(long)])
+    vectors, ok, _ = enc.encode([str(media["low"])])
     assert ok.all() and np.isfinite(vectors).all()
     # manual: 1 s = 50 encoder frames (20 ms each)
     feats, frames = enc.featurize(decode_audio(str(media["low"]), 16000))
@@ -65,5 +64,6 @@ def test_whisper_pools_only_frames_of_real_audio(zoo_dir, media, make_tone, tmp_
     np.testing.assert_allclose(vectors[0], hidden[:50].mean(0).numpy(), atol=1e-4)
     assert not np.allclose(vectors[0], hidden.mean(0).numpy(), atol=1e-2)
     # clips longer than 30 s become several windows, each pooled over its real frames
+    long = make_tone(tmp_path / "long.wav", 330.0, 31.0, rate=16000)
     feats_long, frames_long = enc.featurize(decode_audio(str(long), 16000))
     assert feats_long.shape == (2, 80, 3000) and frames_long.tolist() == [1500, 50]

@@ -22,15 +22,15 @@ def test_template_choice_follows_available_columns():
 
 def test_render_texts_template_auto_and_empty():
     rows = [
-        {"title": "Heat (1995)", "genres": "Crime", "overview": "A thief and a cop."},
+        {"title": "Heat (1995)", "genres": "Crime", "overview": "A thief... and a cop."},
         {"title": "Nameless", "genres": "", "overview": None},
         {"title": "", "genres": "", "overview": float("nan")},
     ]
     out = render_texts(
         rows, ["title", "genres", "overview"], "{title}. Genres: {genres}. {overview}"
     )
-    assert out[0] == "Heat (1995). Genres: Crime. A thief and a cop."
-    assert out[1].startswith("Nameless") and "None" not in out[1]
+    assert out[0] == "Heat (1995). Genres: Crime. A thief... and a cop."
+    assert out[1] == "Nameless."  # segments whose fields are all empty are dropped
     assert out[2] == ""  # no text at all: the item gets mask False, not an encoded blank
     auto = render_texts(rows[:1], ["title", "genres"], None)
     assert auto == ["Title: Heat (1995). Genres: Crime"]

@@ -50,13 +50,20 @@ def choose_template(templates: Sequence[str], columns: Sequence[str]) -> str | N
     return None
 
 
-def _clean(text: str) -> str:
-    """Tidy what empty fields leave behind: doubled separators, empty brackets, spaces."""
-    text = re.sub(r"\(\s*\)|\[\s*\]", "", text)
-    text = re.sub(r"[ \t]+", " ", text)
-    text = re.sub(r"(\s*[.;,]\s*)+(?=[.;,])", "", text)
-    text = re.sub(r"\s+([.,;])", r"\1", text)
-    return text.strip(" \n.;,:") + ("." if text.strip().endswith(".") else "")
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    """Format ``template``, dropping each sentence-like segment whose fields are all empty.
+
+    ``"{title}. Genres: {genres}. {overview}"`` with no genres gives ``"Heat. A thief..."``
+    rather than ``"Heat. Genres: . A thief..."``.
+    """
+    kept = []
+    for segment in re.split(r"(?<=[.;!?])\s+", template):
+        fields = template_fields(segment)
+        if fields and not any(values.get(f) for f in fields):
+            continue
+        kept.append(segment.format(**values))
+    text = re.sub(r"\(\s*\)|\[\s*\]", "", " ".join(kept))
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def render_texts(
@@ -80,7 +87,7 @@ def render_texts(
         if not any(values.values()):
             texts.append("")
         elif template is not None:
-            texts.append(_clean(template.format(**values)))
+            texts.append(_fill(template, values))
         elif len(columns) == 1:
             texts.append(values[columns[0]])
         else:

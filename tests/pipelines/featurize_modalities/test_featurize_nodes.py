@@ -43,10 +43,18 @@ def _run_all(ingested: dict, caches: Path, params: dict = PARAMS):
     )
 
 
-def test_synthetic_dataset_gives_text_image_audio_features(synthetic_ingested, tmp_path):
+@pytest.fixture(scope="module")
+def cold_run(synthetic_ingested, tmp_path_factory):
+    """One cold pass over the synthetic dataset; its caches are reused by the tests below."""
+    caches = tmp_path_factory.mktemp("featurize_caches")
+    features, report = _run_all(synthetic_ingested, caches)
+    return caches, features, report
+
+
+def test_synthetic_dataset_gives_text_image_audio_features(synthetic_ingested, cold_run):
     info = synthetic_ingested["dataset_info"]
     assert info["has_images"] and info["has_audio"]
-    features, report = _run_all(synthetic_ingested, tmp_path)
+    _, features, report = cold_run
     n = info["n_items"]
     assert set(features) == {"text", "image", "audio"}
     dims = {"text": 384, "image": 1280, "audio": 168}
@@ -69,18 +77,21 @@ def test_synthetic_dataset_gives_text_image_audio_features(synthetic_ingested, t
         same = (cls[:, None] == cls[None, :]) & ~np.eye(n, dtype=bool)
         assert sims[same].mean() > sims[~same].mean()
 
-    # warm re-run: everything from the cache, identical vectors
-    warm, warm_report = _run_all(synthetic_ingested, tmp_path)
+
+def test_warm_rerun_loads_everything_from_the_cache(synthetic_ingested, cold_run):
+    caches, features, _ = cold_run
+    warm, warm_report = _run_all(synthetic_ingested, caches)
     for name in features:
         np.testing.assert_array_equal(warm[name]["vectors"], features[name]["vectors"])
+        np.testing.assert_array_equal(warm[name]["mask"], features[name]["mask"])
         assert warm_report["modalities"][name]["n_computed"] == 0
 
 
-def test_changed_model_recomputes_only_that_modality(synthetic_ingested, tmp_path):
-    _run_all(synthetic_ingested, tmp_path)
+def test_changed_model_recomputes_only_that_modality(synthetic_ingested, cold_run):
+    caches = cold_run[0]
     params = copy.deepcopy(PARAMS)
     params["text"]["pooling"] = "last"
-    _, report = _run_all(synthetic_ingested, tmp_path, params)
+    _, report = _run_all(synthetic_ingested, caches, params)
     n = synthetic_ingested["dataset_info"]["n_items"]
     assert report["modalities"]["text"]["n_computed"] == n
     assert report["modalities"]["image"]["n_computed"] == 0
