@@ -133,7 +133,9 @@ def worker(folder: Path, torch_site: str | None, args: argparse.Namespace) -> No
 
 
 # --------------------------------------------------------------------------- our side
-def export_split(dataset: str, folder: Path, modality: str | None) -> dict:
+def export_split(
+    dataset: str, folder: Path, modality: str | None, features_file: str | None
+) -> dict:
     """Our ingest split as Cornac triples (implicit: rating 1) and the VBPR feature matrix."""
     import numpy as np
     import pandas as pd
@@ -149,7 +151,10 @@ def export_split(dataset: str, folder: Path, modality: str | None) -> dict:
         pd.DataFrame({"u": part["user_idx"], "i": part["item_idx"], "r": 1.0}).to_csv(
             folder / f"{name}.tsv", sep="\t", index=False
         )
-    features, source = load_features(dataset, modality)
+    if features_file:
+        features, source = np.load(features_file), features_file
+    else:
+        features, source = load_features(dataset, modality)
     if features is not None:
         np.save(folder / "features.npy", features.astype(np.float32))
     meta = {"n_users": int(info["n_users"]), "n_items": int(info["n_items"]), "features": source}
@@ -248,6 +253,9 @@ def main() -> None:
         default=None,
         help="VBPR feature (default: image, else audio_vggish, else audio)",
     )
+    parser.add_argument(
+        "--features", default=None, help="(n_items, d) .npy for VBPR instead of the artifacts"
+    )
     parser.add_argument("--cornac-python", default=str(ROOT / ".venv-cornac" / "bin" / "python"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--factors", type=int, default=64)
@@ -280,7 +288,7 @@ def main() -> None:
     torch_site = str(Path(torch.__file__).resolve().parents[1])
     with tempfile.TemporaryDirectory(prefix="crossrec-cornac-") as tmp:
         folder = Path(tmp)
-        meta = export_split(args.dataset, folder, args.modality)
+        meta = export_split(args.dataset, folder, args.modality, args.features)
         print(
             f"exported {args.dataset}: {meta['n_users']} users x {meta['n_items']} items, "
             f"VBPR features: {meta['features']}",

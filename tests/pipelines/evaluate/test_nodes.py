@@ -164,3 +164,19 @@ def test_prepare_evaluation_matrices(evaluate_inputs) -> None:
     counts = inp["interactions"]["split"].value_counts()
     assert split.train.nnz == counts["train"] and split.test.nnz == counts["test"]
     assert np.array_equal(split.history_length, np.diff(split.train.indptr))
+
+
+def test_baseline_seeds_and_enabled(evaluate_inputs, tiny_trained_model) -> None:
+    params = PARAMS | {
+        "baselines": {
+            "MostPop": {"kind": "most_popular", "enabled": False},
+            "Random": {"kind": "random", "seeds": [1, 2, 3]},
+            "ItemKNN": {"kind": "item_knn", "seeds": [1, 2]},  # deterministic: runs once
+        }
+    }
+    out = nodes.evaluate_baselines(tiny_trained_model, *_shared(evaluate_inputs), params)
+    assert set(out) == {"Random", "ItemKNN"}
+    assert out["Random"]["seeds"] == [1, 2, 3] and len(out["Random"]["runs"]) == 3
+    assert len(out["ItemKNN"]["runs"]) == 1
+    recall = [r["test"]["metrics"]["recall@10"].mean() for r in out["Random"]["runs"]]
+    assert len(set(recall)) > 1  # different seeds, different random lists
