@@ -191,3 +191,16 @@ def test_precomputed_blocks_and_selection():
     assert select_names(names, ["audio_*"], []) == names[:2]
     assert select_names(names, ["*"], ["*whisper"]) == ["audio_vggish", "text_minilm"]
     assert item_key("7", "abc") == "7\x1fabc"
+
+
+def test_prune_removes_stale_settings_folders(tmp_path):
+    store = EmbeddingStore(tmp_path)
+    old = store.modality("text", {"model": "old"})
+    new = store.modality("text", {"model": "new"})
+    image = store.modality("image", {"model": "cnn"})
+    for cache in (old, new, image):
+        cache.append(["k"], np.ones((1, 2)))
+    removed = store.prune({"text": [new.folder.name]})
+    assert removed == [old.folder]
+    assert new.folder.is_dir() and image.folder.is_dir() and not old.folder.exists()
+    assert store.modalities() == ["image", "text"]
