@@ -172,3 +172,9 @@ def test_clear_errors_for_bad_inputs() -> None:
 def test_auto_chunk_size_respects_budget() -> None:
     assert auto_chunk_size(1_000_000) == 11
     assert auto_chunk_size(10, budget_bytes=100) == 1
+
+
+def test_topk_accepts_half_precision_and_matches_float() -> None:
+    scores = torch.tensor([[0.5, 0.25, 0.75, 0.25]])
+    assert topk_deterministic(scores.to(torch.bfloat16), 3).tolist() == [[2, 0, 1]]
+    assert topk_deterministic(scores.double(), 3).tolist() == [[2, 0, 1]]

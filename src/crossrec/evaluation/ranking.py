@@ -53,6 +53,8 @@ def topk_deterministic(scores: torch.Tensor, k: int) -> torch.Tensor:
     k = min(k, n_items)
     if k == 0 or n_rows == 0:
         return torch.empty((n_rows, k), dtype=torch.long, device=scores.device)
+    if scores.dtype in (torch.float16, torch.bfloat16):
+        scores = scores.float()  # exact (widening), and numpy has no bfloat16
     values, items = _largest(scores, min(k + 1, n_items))
     if bool(torch.isnan(values).any()):  # both paths rank NaN highest: only then a full pass
         scores = scores.masked_fill(torch.isnan(scores), -torch.inf)
@@ -88,7 +90,7 @@ def _largest(scores: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     """
     if scores.device.type != "cpu":
         return torch.topk(scores, m, dim=1)
-    array = scores.numpy()
+    array = scores.detach().numpy()
     n = array.shape[1]
     cand = np.argpartition(array, n - m, axis=1)[:, n - m :] if m < n else np.argsort(array, 1)
     vals = np.take_along_axis(array, cand, axis=1)
