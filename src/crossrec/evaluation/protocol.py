@@ -115,10 +115,11 @@ def ranking_slices(split: EvalSplit, names: Sequence[str]) -> list[Slice]:
         raise ValueError(f"unknown slices {unknown}; expected some of {sorted(available)}")
     slices = []
     for name in names:
-        if name == "test_cold" and not split.is_cold.any():
+        if name in ("test_cold", "test_warm") and not split.is_cold.any():
             logger.info(
                 "no cold-start items in this split (ingest split.cold_items.share = 0): "
-                "skipping the test_cold slice"
+                "skipping the %s slice (test_warm would equal test)",
+                name,
             )
             continue
         slices.append(available[name]())
