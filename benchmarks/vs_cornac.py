@@ -79,7 +79,8 @@ def worker(folder: Path, torch_site: str | None, args: argparse.Namespace) -> No
             verbose=False,
         ),
     }
-    if image is not None:
+    models = {name: model for name, model in models.items() if name in args.models.split(",")}
+    if image is not None and "VBPR" in args.models.split(","):
         if torch_site:
             sys.path.append(torch_site)  # after numpy/scipy/cornac are imported from this venv
         models["VBPR"] = VBPR(
@@ -257,6 +258,7 @@ def main() -> None:
         "--features", default=None, help="(n_items, d) .npy for VBPR instead of the artifacts"
     )
     parser.add_argument("--cornac-python", default=str(ROOT / ".venv-cornac" / "bin" / "python"))
+    parser.add_argument("--models", default="MostPop,BPR,VBPR", help="comma-separated subset")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--bpr-epochs", type=int, default=200)
