@@ -79,8 +79,13 @@ def make_tiny_data(
     recency = train.copy()
     recency.data = np.arange(1, recency.nnz + 1, dtype=np.float32)
     return TrainingData(
-        n_users=n_users, n_items=n_items, train=train, valid=valid, item_features=features,
-        modality_graphs=graphs, user_item_graph=user_item_graph(train),
+        n_users=n_users,
+        n_items=n_items,
+        train=train,
+        valid=valid,
+        item_features=features,
+        modality_graphs=graphs,
+        user_item_graph=user_item_graph(train),
         item_texts=[f"item {i} of cluster {cluster[i]}" for i in range(n_items)],
         train_recency=recency,
     )

@@ -14,7 +14,9 @@ from crossrec.models.losses import bce_loss, bpr_loss, ranking_loss, softmax_los
 def test_bpr_equal_scores_is_log2():
     pos = torch.zeros(3)
     neg = torch.zeros(3, 4)
-    assert bpr_loss(pos, neg, torch.ones(3, 4, dtype=torch.bool)).item() == pytest.approx(math.log(2))
+    assert bpr_loss(pos, neg, torch.ones(3, 4, dtype=torch.bool)).item() == pytest.approx(
+        math.log(2)
+    )
 
 
 def test_bce_matches_manual_formula():

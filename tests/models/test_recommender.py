@@ -43,7 +43,9 @@ def test_propagation_mixes_neighbours(tiny_data):
 
 def test_cold_item_scores_from_content(tiny_data):
     """Content-only items: two items with identical features score identically for every user."""
-    features = {k: (dict(v) if isinstance(v, dict) else v) for k, v in tiny_data.item_features.items()}
+    features = {
+        k: (dict(v) if isinstance(v, dict) else v) for k, v in tiny_data.item_features.items()
+    }
     for name in ("text", "image"):
         vectors = features[name]["vectors"].copy()
         vectors[1] = vectors[0]

@@ -57,8 +57,11 @@ def test_content_only_model_learns_the_content_signal(tmp_path):
 
     data = make_tiny_data(n_users=60, n_items=120, n_clusters=6, per_user=10, seed=1)
     config = _config(
-        model={"use_id_embedding": False, "propagation": {"kind": "none"},
-               "fusion": {"strategy": "concat"}},
+        model={
+            "use_id_embedding": False,
+            "propagation": {"kind": "none"},
+            "fusion": {"strategy": "concat"},
+        },
         loss={"kind": "softmax", "temperature": 0.2, "cosine": True, "reg_weight": 0.0},
         trainer={"max_epochs": 25, "patience": 25},
     )
@@ -100,14 +103,19 @@ def test_llm_strategy_wiring(tiny_data, monkeypatch):
         return _FakeLLMEncoder(len(item_texts))
 
     monkeypatch.setattr(llm, "build_llm_item_encoder", fake_builder)
-    config = _config(model={"fusion": {"strategy": "llm", "llm": {"mode": "lora"}}},
-                     optim={"lr": 0.01, "llm_lr": 0.001})
+    config = _config(
+        model={"fusion": {"strategy": "llm", "llm": {"mode": "lora"}}},
+        optim={"lr": 0.01, "llm_lr": 0.001},
+    )
     model = build_recommender(tiny_data, config)
     assert seen["texts"] == tiny_data.item_texts
     assert getattr(seen["config"], "mode", None) == "lora"
     module = RecommenderModule(model, config, tiny_data.train, tiny_data.valid)
-    batch = {"users": torch.tensor([0, 1, 2]), "pos": torch.tensor([0, 1, 2]),
-             "neg": torch.tensor([[3, 4], [5, 6], [7, 8]])}
+    batch = {
+        "users": torch.tensor([0, 1, 2]),
+        "pos": torch.tensor([0, 1, 2]),
+        "neg": torch.tensor([[3, 4], [5, 6], [7, 8]]),
+    }
     module.batch_loss(batch).backward()
     encoder = model.fusion.encoder
     assert encoder.adapter.weight.grad is not None and encoder.adapter.weight.grad.abs().sum() > 0
@@ -144,7 +152,9 @@ def test_resume_after_kill_continues_from_last_checkpoint(tiny_data, tmp_path):
     import lightning.pytorch as pl
 
     config = _config(trainer={"max_epochs": 3, "resume": True, "patience": 10})
-    script = KILLER.format(here=str(HERE), config=config.model_dump(mode="json"), run_dir=str(tmp_path))
+    script = KILLER.format(
+        here=str(HERE), config=config.model_dump(mode="json"), run_dir=str(tmp_path)
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=300)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
@@ -160,11 +170,20 @@ def test_resume_after_kill_continues_from_last_checkpoint(tiny_data, tmp_path):
         def on_train_epoch_start(self, trainer, module):
             starts.append((trainer.current_epoch, trainer.global_step))
 
-    result = train_recommender(tiny_data, config, run_dir=tmp_path, extra_callbacks=[RecordStart()],
-                               enable_progress_bar=False)
+    result = train_recommender(
+        tiny_data,
+        config,
+        run_dir=tmp_path,
+        extra_callbacks=[RecordStart()],
+        enable_progress_bar=False,
+    )
     assert starts[0] == (1, steps_per_epoch)  # continued, not restarted
     assert [e for e, _ in starts] == [1, 2]
-    assert result.history["epoch"].tolist() == [0, 1, 2]  # epoch 0's record came from the checkpoint
+    assert result.history["epoch"].tolist() == [
+        0,
+        1,
+        2,
+    ]  # epoch 0's record came from the checkpoint
 
 
 def test_precision_resolution():
@@ -180,8 +199,10 @@ def test_precision_resolution():
 def test_bf16_mixed_step_runs_with_float32_propagation_and_scores(tiny_data, tmp_path):
     """The GPU default (bf16-mixed) exercised through CPU autocast: graph propagation and
     validation scores stay float32."""
-    config = _config(trainer={"fast_dev_run": True, "precision": "bf16-mixed"},
-                     model={"fusion": {"strategy": "attention"}})
+    config = _config(
+        trainer={"fast_dev_run": True, "precision": "bf16-mixed"},
+        model={"fusion": {"strategy": "attention"}},
+    )
     result = train_recommender(tiny_data, config, run_dir=tmp_path, enable_progress_bar=False)
     assert np.isfinite(result.history["train_loss"]).all()
     model = load_recommender(result.bundle, tiny_data)
@@ -201,9 +222,14 @@ def test_logq_correction_is_neutral_for_equal_popularity(tiny_data):
     module = _module(tiny_data, logq_correction=True)
     module.log_popularity.fill_(-3.0)
     plain = _module(tiny_data, logq_correction=False)
-    batch = {"users": torch.tensor([0, 1, 2, 3]), "pos": torch.tensor([4, 5, 6, 7]),
-             "neg": torch.zeros(4, 0, dtype=torch.long)}
-    assert module.batch_loss(batch).item() == pytest.approx(plain.batch_loss(batch).item(), rel=1e-5)
+    batch = {
+        "users": torch.tensor([0, 1, 2, 3]),
+        "pos": torch.tensor([4, 5, 6, 7]),
+        "neg": torch.zeros(4, 0, dtype=torch.long),
+    }
+    assert module.batch_loss(batch).item() == pytest.approx(
+        plain.batch_loss(batch).item(), rel=1e-5
+    )
 
 
 def test_logq_correction_lowers_popular_in_batch_negatives(tiny_data):
@@ -214,6 +240,7 @@ def test_logq_correction_lowers_popular_in_batch_negatives(tiny_data):
     module.log_popularity.copy_(log_pop)
     scores = torch.zeros(3)
     in_batch = torch.zeros(3, 3)
-    _, corrected = module._logq_corrected(pos, torch.zeros(3, 0, dtype=torch.long), scores,
-                                          in_batch, in_batch=True)
+    _, corrected = module._logq_corrected(
+        pos, torch.zeros(3, 0, dtype=torch.long), scores, in_batch, in_batch=True
+    )
     assert (corrected[:, 0] < corrected[:, 1]).all()  # popular item's logit is discounted

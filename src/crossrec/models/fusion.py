@@ -124,7 +124,12 @@ class AttentionFusion(nn.Module):
     """Modality tokens (plus a summary token) through a small transformer encoder."""
 
     def __init__(
-        self, item_features: dict, modalities: Sequence[str], dim: int, heads: int, layers: int,
+        self,
+        item_features: dict,
+        modalities: Sequence[str],
+        dim: int,
+        heads: int,
+        layers: int,
         dropout: float = 0.0,
     ):
         super().__init__()
@@ -195,7 +200,9 @@ def _llm_config(options: dict):
     except ImportError:
         return options
     return parse_params(
-        LLMFusionConfig, options, where="conf/base/parameters_finetune.yml: finetune.model.fusion.llm"
+        LLMFusionConfig,
+        options,
+        where="conf/base/parameters_finetune.yml: finetune.model.fusion.llm",
     )
 
 

@@ -43,7 +43,7 @@ class RecommenderModule(pl.LightningModule):
         self.register_buffer("log_popularity", popularity, persistent=False)
         data = config.data
         if data.sampler == "popularity":
-            weights = counts ** data.popularity_alpha  # as NegativeSampler draws them
+            weights = counts**data.popularity_alpha  # as NegativeSampler draws them
             sampling = np.log(weights / weights.sum())
         else:
             sampling = np.full(len(counts), -np.log(len(counts)))
@@ -66,7 +66,11 @@ class RecommenderModule(pl.LightningModule):
         emb = self.model.embeddings()
         u = emb.users[users]
         p = self.model.item_vectors(emb, pos)
-        n = self.model.item_vectors(emb, neg) if neg.numel() else p.new_zeros(len(users), 0, p.shape[1])
+        n = (
+            self.model.item_vectors(emb, neg)
+            if neg.numel()
+            else p.new_zeros(len(users), 0, p.shape[1])
+        )
         if loss_cfg.kind == "softmax" and loss_cfg.cosine:
             u, p, n = F.normalize(u, dim=-1), F.normalize(p, dim=-1), F.normalize(n, dim=-1)
         pos_scores = (u * p).sum(-1)
@@ -78,7 +82,9 @@ class RecommenderModule(pl.LightningModule):
             neg_scores = torch.cat([neg_scores, u @ p.T], dim=1)
             valid = torch.cat([valid, not_own], dim=1)
         if loss_cfg.kind == "softmax" and loss_cfg.logq_correction:
-            pos_scores, neg_scores = self._logq_corrected(pos, neg, pos_scores, neg_scores, in_batch)
+            pos_scores, neg_scores = self._logq_corrected(
+                pos, neg, pos_scores, neg_scores, in_batch
+            )
         loss = ranking_loss(loss_cfg.kind, pos_scores, neg_scores, valid, loss_cfg.temperature)
         if loss_cfg.reg_weight > 0:
             reg = emb.users_ego[users].pow(2).sum() + emb.items_ego[pos].pow(2).sum()
@@ -108,8 +114,14 @@ class RecommenderModule(pl.LightningModule):
         loss = self.batch_loss(batch)
         self._loss_sum += float(loss.detach())
         self._loss_count += 1
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
-                 batch_size=len(batch["users"]))
+        self.log(
+            "train/loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(batch["users"]),
+        )
         return loss
 
     # ---------------------------------------------------------------- validation
@@ -130,8 +142,9 @@ class RecommenderModule(pl.LightningModule):
         metrics = self.validation_metrics()
         monitor = self.config.trainer.monitor
         for name, value in metrics.items():
-            self.log(name, value, on_epoch=True, sync_dist=True, batch_size=1,
-                     prog_bar=name == monitor)
+            self.log(
+                name, value, on_epoch=True, sync_dist=True, batch_size=1, prog_bar=name == monitor
+            )
         if self.trainer.sanity_checking:
             return
         record = {
@@ -143,8 +156,12 @@ class RecommenderModule(pl.LightningModule):
         }
         self.history.append(record)
         log.info(
-            "epoch %d: train_loss %.4f  %s %.4f  (%.1fs)", record["epoch"], record["train_loss"],
-            monitor, metrics.get(monitor, float("nan")), record["epoch_time_s"],
+            "epoch %d: train_loss %.4f  %s %.4f  (%.1fs)",
+            record["epoch"],
+            record["train_loss"],
+            monitor,
+            metrics.get(monitor, float("nan")),
+            record["epoch_time_s"],
         )
 
     # ---------------------------------------------------------------- optimiser

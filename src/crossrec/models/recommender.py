@@ -39,7 +39,9 @@ def scipy_to_torch_sparse(matrix: sp.spmatrix) -> torch.Tensor:
     return torch.sparse_coo_tensor(indices, values, coo.shape, check_invariants=True).coalesce()
 
 
-def mean_item_graph(graphs: dict[str, sp.spmatrix], names: Iterable[str], n_items: int) -> sp.csr_matrix:
+def mean_item_graph(
+    graphs: dict[str, sp.spmatrix], names: Iterable[str], n_items: int
+) -> sp.csr_matrix:
     """Average of the named modality kNN graphs (each already normalised by fuse)."""
     names = list(names)
     for name in names:
@@ -53,7 +55,10 @@ def mean_item_graph(graphs: dict[str, sp.spmatrix], names: Iterable[str], n_item
                 f"modality_graphs[{name!r}]: expected shape ({n_items}, {n_items}), "
                 f"got {graphs[name].shape}"
             )
-    total = sum((sp.csr_matrix(graphs[n], dtype=np.float32) for n in names), sp.csr_matrix((n_items, n_items), dtype=np.float32))
+    total = sum(
+        (sp.csr_matrix(graphs[n], dtype=np.float32) for n in names),
+        sp.csr_matrix((n_items, n_items), dtype=np.float32),
+    )
     return (total / max(len(names), 1)).tocsr()
 
 
@@ -129,7 +134,9 @@ class Recommender(nn.Module):
                     f"user_item_graph: expected shape ({size}, {size}) for {n_users} users + "
                     f"{n_items} items, got {user_item_graph.shape}"
                 )
-            self.register_buffer("ui_graph", scipy_to_torch_sparse(user_item_graph), persistent=False)
+            self.register_buffer(
+                "ui_graph", scipy_to_torch_sparse(user_item_graph), persistent=False
+            )
         names = prop.item_graph_modalities
         if names is None:
             names = sorted(modality_graphs or {})
@@ -183,7 +190,9 @@ class Recommender(nn.Module):
         users_ego = self.user_ego(items_ego)
         users, items = users_ego, items_ego
         if self.ui_layers:
-            both = self._propagate_sparse(self.ui_graph, torch.cat([users_ego, items_ego]), self.ui_layers)
+            both = self._propagate_sparse(
+                self.ui_graph, torch.cat([users_ego, items_ego]), self.ui_layers
+            )
             users, items = both[: self.n_users], both[self.n_users :]
         if self.ii_layers:
             smoothed = self._propagate_sparse(self.ii_graph, items_ego, self.ii_layers)
@@ -234,7 +243,9 @@ class Recommender(nn.Module):
         if not self.late_content:
             return []
         encoder = self.fusion.encoder
-        params = encoder.llm_parameters() if hasattr(encoder, "llm_parameters") else encoder.parameters()
+        params = (
+            encoder.llm_parameters() if hasattr(encoder, "llm_parameters") else encoder.parameters()
+        )
         return [p for p in params if p.requires_grad]
 
     def clear_cache(self) -> None:

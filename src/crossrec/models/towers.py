@@ -1,4 +1,4 @@
-"""User tower pieces: the history matrix and the history encoders (mean / attention / transformer)."""
+"""User tower pieces: the history matrix and the history encoders (mean, attention, transformer)."""
 
 from __future__ import annotations
 
@@ -48,8 +48,15 @@ class HistoryEncoder(nn.Module):
     padding (zeros) and the (b, L) history indices; returns (b, d).
     """
 
-    def __init__(self, kind: str, dim: int, length: int, heads: int = 2, layers: int = 1,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        kind: str,
+        dim: int,
+        length: int,
+        heads: int = 2,
+        layers: int = 1,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.kind = kind
         if kind in ("attention", "transformer"):
@@ -71,7 +78,9 @@ class HistoryEncoder(nn.Module):
         tokens = item_table[history]
         weights = valid.to(tokens.dtype)
         if self.kind == "mean":
-            return (tokens * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True).clamp_min(1)
+            return (tokens * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True).clamp_min(
+                1
+            )
         tokens = tokens + self.position[: history.shape[1]]
         if self.kind == "attention":
             logits = self.score(tokens).squeeze(-1).masked_fill(~valid, -1e9)

@@ -45,7 +45,8 @@ class TrainingData:
                 raise ValueError(f"TrainingData.{name}: expected shape {shape}, got {matrix.shape}")
         if self.item_texts is not None and len(self.item_texts) != self.n_items:
             raise ValueError(
-                f"TrainingData.item_texts: expected {self.n_items} texts, got {len(self.item_texts)}"
+                f"TrainingData.item_texts: expected {self.n_items} texts, "
+                f"got {len(self.item_texts)}"
             )
 
 
@@ -135,7 +136,11 @@ def train_recommender(
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info(
         "training %s users x %s items, %d trainable parameters, precision %s, run_dir %s",
-        data.n_users, data.n_items, n_params, precision, run_dir,
+        data.n_users,
+        data.n_items,
+        n_params,
+        precision,
+        run_dir,
     )
     trainer = pl.Trainer(
         accelerator=tcfg.accelerator,
@@ -163,14 +168,18 @@ def train_recommender(
     if best_path and Path(best_path).exists():
         state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
         model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
-        log.info("best checkpoint %s (%s = %s)", best_path, tcfg.monitor, checkpoint.best_model_score)
+        log.info(
+            "best checkpoint %s (%s = %s)", best_path, tcfg.monitor, checkpoint.best_model_score
+        )
     model.cpu().eval()
     history = history_frame(module.history)
     column = tcfg.monitor.replace("val/", "val_")
     if checkpoint.best_model_score is not None:
         best_score = float(checkpoint.best_model_score)
     elif column in history and history[column].notna().any():
-        best_score = float(np.nanmax(history[column]) if tcfg.mode == "max" else np.nanmin(history[column]))
+        best_score = float(
+            np.nanmax(history[column]) if tcfg.mode == "max" else np.nanmin(history[column])
+        )
     else:
         best_score = float("nan")
     bundle = make_bundle(model, config, module.history)

@@ -18,7 +18,9 @@ from crossrec.pipelines.finetune import create_pipeline
 from crossrec.pipelines.finetune.nodes import build_training_data, train_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-PARAMS = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_finetune.yml").read_text())["finetune"]
+PARAMS = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_finetune.yml").read_text())[
+    "finetune"
+]
 CATALOG = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog_finetune.yml").read_text())
 
 
@@ -53,14 +55,20 @@ def fused(synthetic_ingested) -> dict:
         fuse_item_features,
     )
 
-    fuse_params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_fuse.yml").read_text())["fuse"]
+    fuse_params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_fuse.yml").read_text())[
+        "fuse"
+    ]
     fuse_params["knn"]["k"] = 5
     info = synthetic_ingested["dataset_info"]
     items = synthetic_ingested["items"].sort_values("item_idx")
     texts = (items["title"].fillna("") + " " + items["description"].fillna("")).tolist()
     image, image_mask = _mean_colour(items["image_path"].tolist())
     features = {
-        "text": {"vectors": _bag_of_words(texts), "mask": np.ones(len(items), bool), "source": "bow"},
+        "text": {
+            "vectors": _bag_of_words(texts),
+            "mask": np.ones(len(items), bool),
+            "source": "bow",
+        },
         "image": {"vectors": image, "mask": image_mask, "source": "colour"},
     }
     fused_features = fuse_item_features(features, info, fuse_params)
@@ -83,9 +91,14 @@ def _tiny_params(tmp_path: Path) -> dict:
 
 def _training_data(ingested, fused, params):
     return build_training_data(
-        ingested["interactions"], ingested["items"], ingested["dataset_info"],
-        fused["fused_item_features"], fused["modality_graphs"], fused["user_item_graph"],
-        params, fused["item_texts"],
+        ingested["interactions"],
+        ingested["items"],
+        ingested["dataset_info"],
+        fused["fused_item_features"],
+        fused["modality_graphs"],
+        fused["user_item_graph"],
+        params,
+        fused["item_texts"],
     )
 
 
@@ -98,8 +111,15 @@ def test_shipped_parameters_are_valid():
 def test_pipeline_wiring_matches_catalog():
     pipeline = create_pipeline()
     assert {"trained_model", "training_history"} <= pipeline.outputs()
-    assert {"interactions", "fused_item_features", "modality_graphs", "user_item_graph",
-            "item_texts", "params:finetune", "params:seed"} <= pipeline.inputs()
+    assert {
+        "interactions",
+        "fused_item_features",
+        "modality_graphs",
+        "user_item_graph",
+        "item_texts",
+        "params:finetune",
+        "params:seed",
+    } <= pipeline.inputs()
     assert CATALOG["trained_model"]["versioned"] is True
     assert CATALOG["trained_model"]["type"] == "pickle.PickleDataset"
     assert CATALOG["training_history"]["type"] == "pandas.CSVDataset"
@@ -127,9 +147,15 @@ def test_bad_inputs_are_clear_errors(synthetic_ingested, fused, tmp_path):
     bad = synthetic_ingested["interactions"].copy()
     bad.loc[bad.index[0], "split"] = "holdout"
     with pytest.raises(ValueError, match="interactions.split"):
-        build_training_data(bad, synthetic_ingested["items"], synthetic_ingested["dataset_info"],
-                            fused["fused_item_features"], fused["modality_graphs"],
-                            fused["user_item_graph"], params)
+        build_training_data(
+            bad,
+            synthetic_ingested["items"],
+            synthetic_ingested["dataset_info"],
+            fused["fused_item_features"],
+            fused["modality_graphs"],
+            fused["user_item_graph"],
+            params,
+        )
     params["model"]["embeding_dim"] = 8
     with pytest.raises(ConfigError, match=r"(?s)parameters_finetune.yml.*model.embeding_dim"):
         _training_data(synthetic_ingested, fused, params)

@@ -33,7 +33,9 @@ def parse_finetune_params(params: dict[str, Any] | FinetuneConfig) -> FinetuneCo
 def _check_interactions(interactions: pd.DataFrame, n_users: int, n_items: int) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in interactions.columns]
     if missing:
-        raise ValueError(f"interactions: missing columns {missing}; expected {list(REQUIRED_COLUMNS)}")
+        raise ValueError(
+            f"interactions: missing columns {missing}; expected {list(REQUIRED_COLUMNS)}"
+        )
     bad_split = set(interactions["split"].unique()) - {"train", "valid", "test"}
     if bad_split:
         raise ValueError(f"interactions.split: unexpected values {sorted(bad_split)}")
@@ -93,18 +95,31 @@ def build_training_data(
         if item_texts is not None:
             texts = list(item_texts)
             if len(texts) != n_items:
-                raise ValueError(f"item_texts: expected {n_items} texts (one per item), got {len(texts)}")
+                raise ValueError(
+                    f"item_texts: expected {n_items} texts (one per item), got {len(texts)}"
+                )
         else:
-            texts = item_texts_from_items(items, list(dataset_info.get("text_columns", [])), n_items)
+            texts = item_texts_from_items(
+                items, list(dataset_info.get("text_columns", [])), n_items
+            )
     logger.info(
         "finetune data: %d users, %d items, %d train / %d valid interactions, modalities %s",
-        n_users, n_items, train.nnz, valid.nnz,
+        n_users,
+        n_items,
+        train.nnz,
+        valid.nnz,
         [k for k in fused_item_features if not k.startswith("__")],
     )
     return TrainingData(
-        n_users=n_users, n_items=n_items, train=train, valid=valid,
-        item_features=fused_item_features, modality_graphs=modality_graphs,
-        user_item_graph=user_item_graph, item_texts=texts, train_recency=recency,
+        n_users=n_users,
+        n_items=n_items,
+        train=train,
+        valid=valid,
+        item_features=fused_item_features,
+        modality_graphs=modality_graphs,
+        user_item_graph=user_item_graph,
+        item_texts=texts,
+        train_recency=recency,
     )
 
 

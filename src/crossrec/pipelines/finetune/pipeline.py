@@ -13,8 +13,16 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.build_training_data,
-                ["interactions", "items", "dataset_info", "fused_item_features",
-                 "modality_graphs", "user_item_graph", "params:finetune", "item_texts"],
+                [
+                    "interactions",
+                    "items",
+                    "dataset_info",
+                    "fused_item_features",
+                    "modality_graphs",
+                    "user_item_graph",
+                    "params:finetune",
+                    "item_texts",
+                ],
                 "finetune_training_data",
                 name="build_training_data",
             ),
