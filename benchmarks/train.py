@@ -375,6 +375,11 @@ def main() -> None:
     print()
     for row in [header, tuple("-" * w for w in widths), *rows]:
         print(" | ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
+    print(
+        f"\nsamples = train (user, positive) pairs; val R@20 ranks only the subset's "
+        f"{data.n_items} items after {args.epochs} epoch(s): a sanity check, not a quality figure. "
+        f"Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs."
+    )
 
 
 if __name__ == "__main__":
