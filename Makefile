@@ -15,7 +15,7 @@ export COLUMNS ?= 160
 CROSSREC_DATA_DIR ?= $(shell if ls -d data/01_raw/*/ >/dev/null 2>&1; then echo data/01_raw; elif [ -d ../shared/data ]; then echo ../shared/data; else echo data/01_raw; fi)
 export CROSSREC_DATA_DIR
 
-.PHONY: setup demo test test-integration lint viz clean-data
+.PHONY: setup demo test test-integration lint viz bench-cornac
 
 setup: $(STAMP)
 
@@ -43,3 +43,14 @@ lint: setup
 
 viz: setup
 	$(BIN)/kedro viz build
+
+# Cornac (needs numpy >= 2) lives in its own venv, outside the default install.
+CORNAC_VENV ?= .venv-cornac
+$(CORNAC_VENV)/.installed: requirements/cornac.txt
+	$(PYTHON) -m venv $(CORNAC_VENV)
+	$(CORNAC_VENV)/bin/pip install --progress-bar off -r requirements/cornac.txt
+	touch $@
+
+# Cornac's MostPop/BPR/VBPR vs crossrec's evaluation on our split (needs `make demo` outputs).
+bench-cornac: setup $(CORNAC_VENV)/.installed
+	$(BIN)/python benchmarks/vs_cornac.py --dataset $(or $(DATASET),movielens100k_multimodal)

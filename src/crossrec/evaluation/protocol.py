@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,9 @@ from crossrec.evaluation.beyond import (
     intra_list_diversity,
     novelty,
 )
-from crossrec.evaluation.ranking import ScoreFn, interactions_to_csr, rank_and_evaluate
+
+if TYPE_CHECKING:  # ranking imports torch; the evaluate pipeline registry must not
+    from crossrec.evaluation.ranking import ScoreFn
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ def build_split(
     interactions: pd.DataFrame, items: pd.DataFrame, n_users: int, n_items: int
 ) -> EvalSplit:
     """Binary train/valid/test matrices (and a recency matrix) from the ``interactions`` table."""
+    from crossrec.evaluation.ranking import interactions_to_csr
+
     where = "interactions (data/02_intermediate/<dataset>/interactions.parquet)"
     missing = {"user_idx", "item_idx", "split"} - set(interactions.columns)
     if missing:
@@ -161,6 +166,8 @@ def evaluate_scorer(
     ``metrics`` maps metric name -> per-user array aligned with ``users``; ``scalars`` holds the
     slice-level numbers (``coverage@K``).
     """
+    from crossrec.evaluation.ranking import rank_and_evaluate
+
     out: dict[str, dict] = {}
     for piece in slices:
         users, per_user, ranked = rank_and_evaluate(
