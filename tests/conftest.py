@@ -1,4 +1,4 @@
-"""Test-wide settings: offline, no telemetry, real data from ../shared/data (or CROSSREC_DATA_DIR)."""
+"""Test-wide settings: offline, no telemetry, real data from ../shared/data (or the env var)."""
 
 from __future__ import annotations
 

@@ -30,7 +30,9 @@ def test_parse_params_accepts_valid_block():
 
 def test_unknown_key_fails_with_its_dotted_name_and_file():
     with pytest.raises(ConfigError) as err:
-        parse_params(_Outer, {"name": "x", "inner": {"lr": 0.1, "lrr": 2}}, where="parameters_x.yml")
+        parse_params(
+            _Outer, {"name": "x", "inner": {"lr": 0.1, "lrr": 2}}, where="parameters_x.yml"
+        )
     assert "inner.lrr" in str(err.value)
     assert "parameters_x.yml" in str(err.value)
 

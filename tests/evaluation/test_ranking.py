@@ -170,7 +170,7 @@ def test_clear_errors_for_bad_inputs() -> None:
 
 
 def test_auto_chunk_size_respects_budget() -> None:
-    assert auto_chunk_size(1_000_000) == 11
+    assert auto_chunk_size(1_000_000) == 9
     assert auto_chunk_size(10, budget_bytes=100) == 1
 
 

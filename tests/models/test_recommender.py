@@ -93,3 +93,34 @@ def test_impossible_model_is_rejected(tiny_data):
         build_recommender(tiny_data, _config(use_id_embedding=False, use_content=False))
     with pytest.raises(ValueError, match="item_graph_modalities"):
         build_recommender(tiny_data, _config(propagation={"item_graph_modalities": ["audio"]}))
+
+
+def test_items_and_users_without_training_data_have_no_id_embedding(tiny_data):
+    """An ID never trained is only noise: its embedding is masked to zero in the ego vectors."""
+    import scipy.sparse as sp
+
+    train = tiny_data.train.tolil()
+    train[:, 5] = 0  # item 5: no training interactions (a cold item)
+    train[7, :] = 0  # user 7: no training history
+    train = sp.csr_matrix(train)
+    train.eliminate_zeros()
+    data = type(tiny_data)(**{**tiny_data.__dict__, "train": train})
+    config = _config(use_content=False, user_tower={"kind": "none"}, propagation={"kind": "none"})
+    model = build_recommender(data, config).eval()
+    with torch.no_grad():
+        items, users = model.item_ego(), model.user_ego(model.item_ego())
+    assert torch.count_nonzero(items[5]) == 0 and torch.count_nonzero(users[7]) == 0
+    assert torch.count_nonzero(items[4]) > 0 and torch.count_nonzero(users[6]) > 0
+
+
+def test_id_dropout_zeroes_item_ids_only_while_training(tiny_data):
+    torch.manual_seed(0)
+    model = build_recommender(tiny_data, _config(id_dropout=0.5))
+    content = model.fusion(None).detach()
+    model.train()
+    dropped = (model.item_ego().detach() - content).abs().sum(dim=1) == 0
+    assert 0.2 < dropped.float().mean() < 0.8  # about half of the items lost their ID part
+    model.eval()
+    with torch.no_grad():
+        kept = (model.item_ego() - model.fusion(None)).abs().sum(dim=1) == 0
+    assert not kept.any()

@@ -51,6 +51,8 @@ class EvalSplit:
     test: sp.csr_matrix
     is_cold: np.ndarray  # bool (n_items,)
     train_recency: sp.csr_matrix | None = None
+    #: order of tied scores shared by every scorer (None = item index); see tie_break_order
+    tie_order: np.ndarray | None = None
     popularity: np.ndarray = field(init=False)
     history_length: np.ndarray = field(init=False)
 
@@ -60,10 +62,18 @@ class EvalSplit:
 
 
 def build_split(
-    interactions: pd.DataFrame, items: pd.DataFrame, n_users: int, n_items: int
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    n_users: int,
+    n_items: int,
+    tie_break_seed: int | None = None,
 ) -> EvalSplit:
-    """Binary train/valid/test matrices (and a recency matrix) from the ``interactions`` table."""
-    from crossrec.evaluation.ranking import interactions_to_csr
+    """Binary train/valid/test matrices (and a recency matrix) from the ``interactions`` table.
+
+    ``tie_break_seed`` draws the random order in which every scorer's tied scores are ranked
+    (None: by item index, which can leak whatever the ids encode).
+    """
+    from crossrec.evaluation.ranking import interactions_to_csr, tie_break_order
 
     where = "interactions (data/02_intermediate/<dataset>/interactions.parquet)"
     missing = {"user_idx", "item_idx", "split"} - set(interactions.columns)
@@ -95,7 +105,10 @@ def build_split(
     if "is_cold" in items.columns:
         cold = items.set_index("item_idx")["is_cold"].astype(bool)
         is_cold[cold.index.to_numpy(np.int64)] = cold.to_numpy()
-    return EvalSplit(n_users, n_items, **matrices, is_cold=is_cold, train_recency=recency)
+    tie_order = None if tie_break_seed is None else tie_break_order(n_items, tie_break_seed)
+    return EvalSplit(
+        n_users, n_items, **matrices, is_cold=is_cold, train_recency=recency, tie_order=tie_order
+    )
 
 
 @dataclass
@@ -179,6 +192,7 @@ def evaluate_scorer(
             device,
             progress,
             candidates=piece.candidates,
+            tie_order=split.tie_order,
         )
         per_user = dict(per_user)
         per_user[f"novelty@{beyond_k}"] = novelty(ranked, split.popularity, split.n_users, beyond_k)

@@ -56,6 +56,9 @@ class ModelConfig(StrictConfig):
     use_content: bool = True
     init_std: float = Field(0.1, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1)
+    #: training-time share of items whose ID embedding is zeroed each step (DropoutNet), so the
+    #: content path learns to score items on its own — what cold-start items rely on
+    id_dropout: float = Field(0.0, ge=0, lt=1)
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     user_tower: UserTowerConfig = Field(default_factory=UserTowerConfig)
     propagation: PropagationConfig = Field(default_factory=PropagationConfig)

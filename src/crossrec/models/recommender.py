@@ -5,8 +5,9 @@ over the ego embeddings of the user's recent items (+ user-ID embedding). With
 ``propagation.kind = lightgcn`` the ego embeddings are smoothed LightGCN-style over the
 normalised train user-item graph (mean over layers), and items also get their ego embedding
 propagated over the averaged frozen modality kNN graphs (FREEDOM). Score = dot product (cosine
-when trained with a cosine softmax). Cold items have no train edges, so they score from their
-content (and their modality-graph neighbours) alone.
+when trained with a cosine softmax). Cold items have no train edges and their (untrained) ID
+embedding is masked to zero, so they score from their content and their modality-graph
+neighbours alone.
 
 Graphs, feature vectors and histories are non-persistent buffers: the state dict holds only
 what was learnt, and ``crossrec.models.bundle.load_recommender`` rebuilds the rest from data.
@@ -112,6 +113,15 @@ class Recommender(nn.Module):
         for table in (self.user_id, self.item_id):
             if table is not None:
                 nn.init.normal_(table.weight, std=config.init_std)
+        if config.use_id_embedding:
+            # an ID never seen in training keeps its random init: cold items / users score from
+            # content (and graph neighbours) alone instead of from that noise
+            train_csr = sp.csr_matrix(train)
+            seen_items = np.asarray((train_csr != 0).sum(axis=0)).ravel() > 0
+            seen_users = np.diff(train_csr.indptr) > 0
+            for name, seen in (("item_id_seen", seen_items), ("user_id_seen", seen_users)):
+                mask = torch.as_tensor(seen, dtype=torch.float32).unsqueeze(1)
+                self.register_buffer(name, mask, persistent=False)
         self.dropout = nn.Dropout(config.dropout)
 
         self.history_encoder = None
@@ -153,7 +163,11 @@ class Recommender(nn.Module):
         """(n_items, d) input embedding of every item."""
         parts = []
         if self.item_id is not None:
-            parts.append(self.item_id.weight)
+            ids = self.item_id.weight * self.item_id_seen
+            if self.training and self.config.id_dropout > 0 and self.fusion is not None:
+                keep = torch.rand(self.n_items, 1, device=ids.device) >= self.config.id_dropout
+                ids = ids * keep
+            parts.append(ids)
         if self.fusion is not None and not self.late_content:
             parts.append(self.dropout(self.fusion(None)))
         if not parts:  # late (LLM) content only: graph part starts from zeros
@@ -162,7 +176,7 @@ class Recommender(nn.Module):
 
     def user_ego(self, items_ego: torch.Tensor) -> torch.Tensor:
         """(n_users, d) input embedding of every user."""
-        out = self.user_id.weight if self.user_id is not None else None
+        out = self.user_id.weight * self.user_id_seen if self.user_id is not None else None
         if self.history_encoder is not None:
             table = torch.cat([items_ego, items_ego.new_zeros(1, items_ego.shape[1])])
             encoded = self.dropout(self.history_encoder(table, self.history))

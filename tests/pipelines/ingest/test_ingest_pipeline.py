@@ -186,9 +186,15 @@ def test_real_movielens_end_to_end(shared_data_dir):
     out = ingest_in_memory(params, "movielens100k_multimodal", seed=2026)
     info, inter = out["dataset_info"], out["interactions"]
     assert (info["n_users"], info["n_items"], info["n_interactions"]) == (943, 1663, 99_815)
-    assert info["split_strategy"] == "random" and info["has_images"] and not info["has_audio"]
+    assert info["split_strategy"] == "random+cold_items"
+    assert info["has_images"] and not info["has_audio"]
     assert out["media_report"] == []
-    shares = inter["split"].value_counts(normalize=True)
+    # the default cold-start holdout: 5% of the items, none of their rows in train
+    cold = out["items"].loc[out["items"]["is_cold"], "item_idx"]
+    assert len(cold) == 83
+    is_cold_row = inter["item_idx"].isin(cold)
+    assert set(inter.loc[is_cold_row, "split"]) == {"valid", "test"}
+    shares = inter.loc[~is_cold_row, "split"].value_counts(normalize=True)
     assert abs(shares["train"] - 0.8) < 0.01 and abs(shares["test"] - 0.1) < 0.01
     assert out["data_summary"]["splits"]["test"]["users_without_train"] == 0
     assert out["items"]["image_path"].map(lambda p: Path(p).is_file()).all()
@@ -198,9 +204,19 @@ def test_real_lastfm_end_to_end(shared_data_dir):
     params = yaml.safe_load((CONF / "parameters_ingest.yml").read_text())["ingest"]
     params["raw_root"] = str(shared_data_dir)
     out = ingest_in_memory(params, "lastfm2k_multimodal", seed=2026)
-    counts = out["interactions"]["split"].value_counts()
+    params["split"] = {"cold_items": {"share": 0.0}}
+    published = ingest_in_memory(params, "lastfm2k_multimodal", seed=2026)
+    counts = published["interactions"]["split"].value_counts()
     assert (counts["train"], counts["valid"], counts["test"]) == (44_327, 4_799, 7_219)
-    assert out["dataset_info"]["split_strategy"] == "published"
+    assert published["dataset_info"]["split_strategy"] == "published"
+    # with the default cold-item holdout the other rows keep their published labels
+    assert out["dataset_info"]["split_strategy"] == "published+cold_items"
+    key = ["user_idx", "item_idx"]
+    both = out["interactions"].merge(published["interactions"], on=key, suffixes=("", "_pub"))
+    assert len(both) == 56_345
+    cold = both["item_idx"].isin(out["items"].loc[out["items"]["is_cold"], "item_idx"])
+    assert (both.loc[~cold, "split"] == both.loc[~cold, "split_pub"]).all()
+    assert set(both.loc[cold, "split"]) == {"valid", "test"}
     assert sorted(out["precomputed_features"]) == ["audio_vggish", "audio_whisper",
                                                    "text_minilm"]
     assert out["precomputed_features"]["audio_whisper"].shape == (1425, 512)

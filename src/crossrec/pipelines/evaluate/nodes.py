@@ -55,9 +55,13 @@ def prepare_evaluation(
     interactions: pd.DataFrame, items: pd.DataFrame, dataset_info: dict, params: dict
 ) -> EvalSplit:
     """Split matrices and item/user facts shared by every model evaluated."""
-    _config(params)  # fail on a bad parameters file before any training
+    cfg = _config(params)  # fail on a bad parameters file before any training
     split = build_split(
-        interactions, items, int(dataset_info["n_users"]), int(dataset_info["n_items"])
+        interactions,
+        items,
+        int(dataset_info["n_users"]),
+        int(dataset_info["n_items"]),
+        tie_break_seed=cfg.tie_break_seed if cfg.tie_break == "random" else None,
     )
     logger.info(
         "evaluation split: %d users x %d items; train %d, valid %d, test %d; %d cold items",

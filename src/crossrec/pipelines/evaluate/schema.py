@@ -40,6 +40,10 @@ class EvaluateConfig(StrictConfig):
     #: seeds of the trained model and of every trained baseline (mean ± std over them); the
     #: trained_model artifact is reused for the seed it was trained with
     seeds: list[int] = Field(default_factory=lambda: [2026, 2027, 2028], min_length=1)
+    #: order of tied scores: random (a permutation drawn from tie_break_seed, shared by every
+    #: model) or index (item index; ids often encode release order or popularity)
+    tie_break: Literal["random", "index"] = "random"
+    tie_break_seed: int = 0
     #: auto = cuda when available
     device: str = "auto"
     #: users scored per chunk (None = from a 256 MiB budget, see crossrec.evaluation.ranking)
