@@ -9,8 +9,13 @@ precomputed matrix such as Last.fm's VGGish) to a temporary folder, then runs it
 ``.venv-cornac`` (``--worker``): Cornac trains the three models, evaluates them with its own
 ``ranking_eval`` (timed) and writes every model's full score matrix. Back here, the same
 score matrices go through crossrec's ``evaluate_ranking`` (timed, same protocol: train and
-valid items masked, all items ranked). One table: metrics per model from each tool, and the
-wall time of each tool's ranking evaluation.
+valid items masked, all items ranked, ties in evaluate's seeded order). One table: metrics per
+model from each tool, and the wall time of each tool's ranking evaluation.
+
+When evaluate has run (``data/07_model_output/<dataset>/per_user_metrics.parquet``), a second
+table pairs crossrec's trained model (per-user values averaged over its seeds) with every Cornac
+model, user by user, on ``test`` and — when ingest held out cold-start items — ``test_warm``
+and ``test_cold`` (only warm / cold items compete): means and the Wilcoxon signed-rank p-value.
 
 Cornac's VBPR needs torch; the side venv borrows the project venv's torch (its site-packages
 directory is appended to ``sys.path`` after Cornac's own numpy / scipy are imported), so the
@@ -147,6 +152,10 @@ def export_split(
         sys.exit(f"{path} not found: run `kedro run --pipelines ingest --params dataset={dataset}`")
     inter = pd.read_parquet(path)
     info = json.loads((base / "dataset_info.json").read_text())
+    items = pd.read_parquet(base / "items.parquet")
+    is_cold = np.zeros(int(info["n_items"]), dtype=bool)
+    if "is_cold" in items.columns:
+        is_cold[items["item_idx"].to_numpy()] = items["is_cold"].to_numpy(bool)
     for name in ("train", "valid", "test"):
         part = inter[inter["split"] == name]
         pd.DataFrame({"u": part["user_idx"], "i": part["item_idx"], "r": 1.0}).to_csv(
@@ -160,7 +169,7 @@ def export_split(
         np.save(folder / "features.npy", features.astype(np.float32))
     meta = {"n_users": int(info["n_users"]), "n_items": int(info["n_items"]), "features": source}
     (folder / "meta.json").write_text(json.dumps(meta))
-    return meta | {"interactions": inter}
+    return meta | {"interactions": inter, "is_cold": is_cold}
 
 
 def load_features(dataset: str, modality: str | None):
@@ -188,11 +197,20 @@ def load_features(dataset: str, modality: str | None):
     return None, None
 
 
-def our_evaluation(folder: Path, meta: dict, names: list[str], repeats: int) -> dict:
+def our_evaluation(
+    folder: Path, meta: dict, names: list[str], repeats: int, tie_seed: int
+) -> dict:
+    """Cornac's score matrices through crossrec's ranking code: timed on ``test``, plus the
+    per-user values on every slice (for the paired comparison with our trained model)."""
     import numpy as np
     import torch
 
-    from crossrec.evaluation.ranking import evaluate_ranking, interactions_to_csr, mean_metrics
+    from crossrec.evaluation.ranking import (
+        interactions_to_csr,
+        mean_metrics,
+        rank_and_evaluate,
+        tie_break_order,
+    )
 
     inter = meta["interactions"]
     n_users, n_items = meta["n_users"], meta["n_items"]
@@ -205,21 +223,71 @@ def our_evaluation(folder: Path, meta: dict, names: list[str], repeats: int) -> 
 
     train, valid, test = matrix("train"), matrix("valid"), matrix("test")
     seen = (train + valid).tocsr()
+    order = tie_break_order(n_items, tie_seed)
+    slices = {"test": None}
+    if meta["is_cold"].any():
+        slices |= {"test_warm": ~meta["is_cold"], "test_cold": meta["is_cold"]}
     out = {}
     for name in names:
         scores = torch.from_numpy(np.load(folder / f"scores_{name}.npy"))
+        score_fn = lambda u, s=scores: s[u]  # noqa: E731
         times, cpu_times = [], []
         for _ in range(repeats):
             start, cpu = time.perf_counter(), time.process_time()
-            _, per_user = evaluate_ranking(lambda u, s=scores: s[u], test, seen, ks=KS)
+            _, per_user, _ = rank_and_evaluate(score_fn, test, seen, ks=KS, tie_order=order)
             times.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu)
+        per_slice = {}
+        for slice_name, candidates in slices.items():
+            users, values, _ = rank_and_evaluate(
+                score_fn, test, seen, ks=KS, candidates=candidates, tie_order=order
+            )
+            per_slice[slice_name] = (users, values)
         out[name] = {
             "eval_s": float(np.median(times)),
             "eval_cpu_s": float(np.median(cpu_times)),
             "metrics": mean_metrics(per_user),
+            "per_slice": per_slice,
         }
     return out
+
+
+def paired_with_ours(per_user_path: Path, model: str, ours: dict) -> str:
+    """crossrec's trained model (seed-averaged per user) vs each Cornac model, same users."""
+    import numpy as np
+    import pandas as pd
+
+    from crossrec.evaluation.significance import paired_test
+
+    table = pd.read_parquet(per_user_path)
+    table = table[table["model"] == model]
+    if table.empty:
+        return f"{per_user_path}: no rows for model {model!r}"
+    seeds = sorted(table["seed"].unique())
+    rows = [
+        f"crossrec `{model}` (mean over seeds {seeds}) vs Cornac's models, paired over users; "
+        "our ranking code for both, same split and tie order",
+        "",
+        "| slice | metric | Cornac model | users | crossrec | Cornac | diff | Wilcoxon p |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in ours.items():
+        for slice_name, (users, values) in entry["per_slice"].items():
+            part = table[table["slice"] == slice_name]
+            if part.empty:
+                continue
+            for metric in ("recall@20", "ndcg@20"):
+                mine = part.groupby("user_idx")[metric].mean()
+                if not np.array_equal(mine.index.to_numpy(), users):
+                    rows.append(f"| {slice_name} | {metric} | {name} | users differ: skipped |")
+                    continue
+                result = paired_test(mine.to_numpy(), values[metric], metric)
+                rows.append(
+                    f"| {slice_name} | {metric} | {name} | {result.n_users} | "
+                    f"{result.mean_a:.4f} | {result.mean_b:.4f} | {result.mean_diff:+.4f} | "
+                    f"{result.wilcoxon_p:.2e} |"
+                )
+    return "\n".join(rows)
 
 
 def print_table(cornac: dict, ours: dict) -> str:
@@ -268,6 +336,16 @@ def main() -> None:
     parser.add_argument("--vbpr-lr", type=float, default=0.001)
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats of our evaluation")
     parser.add_argument(
+        "--tie-seed", type=int, default=0, help="seed of the tie order (evaluate.tie_break_seed)"
+    )
+    parser.add_argument(
+        "--per-user",
+        default=None,
+        help="evaluate's per_user_metrics.parquet (default: "
+        "data/07_model_output/<dataset>/per_user_metrics.parquet when it exists)",
+    )
+    parser.add_argument("--model-name", default="crossrec", help="model to pair (evaluate's)")
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -312,10 +390,18 @@ def main() -> None:
             env=env,
         )
         cornac = json.loads((folder / "cornac_results.json").read_text())
-        ours = our_evaluation(folder, meta, list(cornac), args.repeats)
+        ours = our_evaluation(folder, meta, list(cornac), args.repeats, args.tie_seed)
     print(f"\n{args.dataset}, seed {args.seed}: same split, same score matrices\n")
     print(print_table(cornac, ours))
     print("\nCornac: fit time " + ", ".join(f"{n} {c['fit_s']:.1f}s" for n, c in cornac.items()))
+    per_user = Path(
+        args.per_user
+        or ROOT / "data" / "07_model_output" / args.dataset / "per_user_metrics.parquet"
+    )
+    if per_user.exists():
+        print("\n" + paired_with_ours(per_user, args.model_name, ours))
+    else:
+        print(f"\n{per_user} not found: run `kedro run --pipelines evaluate` to pair with crossrec")
 
 
 if __name__ == "__main__":

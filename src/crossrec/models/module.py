@@ -64,7 +64,7 @@ class RecommenderModule(pl.LightningModule):
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]
         loss_cfg = self.config.loss
         emb = self.model.embeddings()
-        u = emb.users[users]
+        u = emb.users.index_select(0, users)
         p = self.model.item_vectors(emb, pos)
         n = (
             self.model.item_vectors(emb, neg)
@@ -87,11 +87,26 @@ class RecommenderModule(pl.LightningModule):
             )
         loss = ranking_loss(loss_cfg.kind, pos_scores, neg_scores, valid, loss_cfg.temperature)
         if loss_cfg.reg_weight > 0:
-            reg = emb.users_ego[users].pow(2).sum() + emb.items_ego[pos].pow(2).sum()
-            if neg.numel():
-                reg = reg + emb.items_ego[neg].pow(2).sum() / neg.shape[1]
-            loss = loss + loss_cfg.reg_weight * reg / (2 * len(users))
+            loss = loss + loss_cfg.reg_weight * self._ego_penalty(emb, users, pos, neg)
         return loss
+
+    @staticmethod
+    def _ego_penalty(emb, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor):
+        """L2 of the batch's ego embeddings: sum over users, positives and negatives (divided by
+        the negatives per example) of ||ego||^2, over 2 * batch size.
+
+        Computed as occurrence counts times per-row squared norms: the same sum as gathering the
+        rows, without a (batch x negatives) gather whose backward dominated a CPU step.
+        """
+        user_norms = emb.users_ego.pow(2).sum(1)
+        item_norms = emb.items_ego.pow(2).sum(1)
+        item_counts = torch.bincount(pos, minlength=len(item_norms)).to(item_norms.dtype)
+        if neg.numel():
+            neg_counts = torch.bincount(neg.reshape(-1), minlength=len(item_norms))
+            item_counts = item_counts + neg_counts.to(item_norms.dtype) / neg.shape[1]
+        user_counts = torch.bincount(users, minlength=len(user_norms)).to(user_norms.dtype)
+        reg = (user_counts * user_norms).sum() + (item_counts * item_norms).sum()
+        return reg / (2 * len(users))
 
     def _logq_corrected(self, pos, neg, pos_scores, neg_scores, in_batch: bool):
         """Scores minus T * log(expected count in the sample) of each candidate.

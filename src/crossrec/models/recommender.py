@@ -16,6 +16,7 @@ what was learnt, and ``crossrec.models.bundle.load_recommender`` rebuilds the re
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -33,11 +34,46 @@ log = logging.getLogger(__name__)
 
 
 def scipy_to_torch_sparse(matrix: sp.spmatrix) -> torch.Tensor:
-    """scipy sparse -> coalesced float32 torch COO tensor."""
-    coo = sp.coo_matrix(matrix)
-    indices = torch.as_tensor(np.vstack([coo.row, coo.col]).astype(np.int64))
-    values = torch.as_tensor(coo.data.astype(np.float32))
-    return torch.sparse_coo_tensor(indices, values, coo.shape, check_invariants=True).coalesce()
+    """scipy sparse -> float32 torch CSR tensor (CPU sparse @ dense is ~2x faster than COO)."""
+    csr = sp.csr_matrix(matrix, dtype=np.float32)
+    csr.sum_duplicates()
+    csr.sort_indices()
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": sparse.mm is all we use
+        warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            torch.as_tensor(csr.indptr.astype(np.int64)),
+            torch.as_tensor(csr.indices.astype(np.int64)),
+            torch.as_tensor(csr.data),
+            size=csr.shape,
+            check_invariants=True,
+        )
+
+
+def graph_and_transpose(matrix: sp.spmatrix) -> tuple[torch.Tensor, torch.Tensor]:
+    """The graph and its transpose as CSR tensors (the same tensor when it is symmetric)."""
+    csr = sp.csr_matrix(matrix, dtype=np.float32)
+    graph = scipy_to_torch_sparse(csr)
+    if (abs(csr - csr.T) > 1e-6 * max(float(abs(csr).max()) if csr.nnz else 0.0, 1e-30)).nnz:
+        return graph, scipy_to_torch_sparse(csr.T)
+    return graph, graph
+
+
+class GraphMatmul(torch.autograd.Function):
+    """``graph @ x`` whose backward is ``graph.T @ grad`` with a transpose built once.
+
+    torch's own sparse backward rebuilds the transpose on every call: ~9x slower per
+    propagation step on CPU, and propagation runs over the whole graph on every training step.
+    The graph itself gets no gradient (it is a fixed normalised adjacency).
+    """
+
+    @staticmethod
+    def forward(ctx, graph: torch.Tensor, graph_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.graph_t = graph_t
+        return torch.sparse.mm(graph, x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, None, torch.sparse.mm(ctx.graph_t, grad.contiguous())
 
 
 def mean_item_graph(
@@ -144,15 +180,18 @@ class Recommender(nn.Module):
                     f"user_item_graph: expected shape ({size}, {size}) for {n_users} users + "
                     f"{n_items} items, got {user_item_graph.shape}"
                 )
-            self.register_buffer(
-                "ui_graph", scipy_to_torch_sparse(user_item_graph), persistent=False
-            )
+            graph, graph_t = graph_and_transpose(user_item_graph)
+            self.register_buffer("ui_graph", graph, persistent=False)
+            self.register_buffer("ui_graph_t", graph_t, persistent=False)
         names = prop.item_graph_modalities
         if names is None:
             names = sorted(modality_graphs or {})
         if self.ii_layers and names:
-            graph = mean_item_graph(modality_graphs or {}, names, n_items)
-            self.register_buffer("ii_graph", scipy_to_torch_sparse(graph), persistent=False)
+            graph, graph_t = graph_and_transpose(
+                mean_item_graph(modality_graphs or {}, names, n_items)
+            )
+            self.register_buffer("ii_graph", graph, persistent=False)
+            self.register_buffer("ii_graph_t", graph_t, persistent=False)
         else:
             self.ii_layers = 0
         self._cache: Embeddings | None = None
@@ -186,13 +225,15 @@ class Recommender(nn.Module):
     def _device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def _propagate_sparse(self, graph: torch.Tensor, x: torch.Tensor, layers: int) -> torch.Tensor:
+    def _propagate_sparse(
+        self, graph: torch.Tensor, graph_t: torch.Tensor, x: torch.Tensor, layers: int
+    ) -> torch.Tensor:
         """Mean of the layer outputs (layer 0 included), in float32 even under autocast."""
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = x.float()
             outputs = [x]
             for _ in range(layers):
-                x = torch.sparse.mm(graph, x)
+                x = GraphMatmul.apply(graph, graph_t, x)
                 outputs.append(x)
             return torch.stack(outputs).mean(0)
 
@@ -205,11 +246,13 @@ class Recommender(nn.Module):
         users, items = users_ego, items_ego
         if self.ui_layers:
             both = self._propagate_sparse(
-                self.ui_graph, torch.cat([users_ego, items_ego]), self.ui_layers
+                self.ui_graph, self.ui_graph_t, torch.cat([users_ego, items_ego]), self.ui_layers
             )
             users, items = both[: self.n_users], both[self.n_users :]
         if self.ii_layers:
-            smoothed = self._propagate_sparse(self.ii_graph, items_ego, self.ii_layers)
+            smoothed = self._propagate_sparse(
+                self.ii_graph, self.ii_graph_t, items_ego, self.ii_layers
+            )
             items = items + smoothed
         out = Embeddings(users, items, users_ego, items_ego)
         if not self.training and not torch.is_grad_enabled():
@@ -218,7 +261,9 @@ class Recommender(nn.Module):
 
     def item_vectors(self, emb: Embeddings, item_idx: torch.Tensor) -> torch.Tensor:
         """Final vectors of some items (adds late LLM content for the items asked for)."""
-        vectors = emb.items[item_idx]
+        # index_select: its backward (index_add) is several times faster on CPU than that of
+        # advanced indexing (index_put with accumulate), and this gathers batch x negatives rows
+        vectors = emb.items.index_select(0, item_idx.reshape(-1)).view(*item_idx.shape, -1)
         if self.late_content:
             vectors = vectors + self.dropout(self.fusion(item_idx.reshape(-1))).view_as(vectors)
         return vectors

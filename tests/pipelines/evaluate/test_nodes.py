@@ -75,6 +75,7 @@ def evaluated(evaluate_inputs, tiny_trained_model) -> dict:
     ablation = nodes.evaluate_modality_ablation(model, *shared, PARAMS)
     metrics, significance, timings = nodes.summarize_evaluation(model, baselines, ablation, PARAMS)
     return {
+        "per_user": nodes.per_user_table(model, baselines, ablation),
         "model": model,
         "metrics": metrics,
         "significance": significance,
@@ -110,6 +111,20 @@ def test_metrics_json_structure(evaluated) -> None:
     assert evaluated["timings"]["crossrec"]["seeds"] == 2
     assert evaluated["timings"]["MostPop"]["seeds"] == 1
     assert metrics["MostPop"]["test"]["recall@10"]["std"] == 0.0
+
+
+def test_per_user_table_reproduces_the_metrics(evaluated) -> None:
+    """Averaging the per-user table over users, then over seeds, gives metrics.json's means."""
+    table = evaluated["per_user"]
+    assert list(table.columns[:4]) == ["model", "seed", "slice", "user_idx"]
+    assert set(table["model"]) == set(evaluated["metrics"])
+    assert sorted(table.loc[table["model"] == "crossrec", "seed"].unique()) == [7, 8]
+    assert not table.duplicated(["model", "seed", "slice", "user_idx"]).any()
+    for model in ("crossrec", "MostPop", "crossrec w/o text"):
+        rows = table[(table["model"] == model) & (table["slice"] == "test")]
+        mean = rows.groupby("seed")["ndcg@10"].mean().mean()
+        expected = evaluated["metrics"][model]["test"]["ndcg@10"]["mean"]
+        assert mean == pytest.approx(expected, abs=1e-9)
 
 
 def test_trained_model_reused_for_its_seed(evaluated) -> None:

@@ -346,6 +346,27 @@ def _all_models(model_runs: dict, baseline_runs: dict, ablation_runs: dict) -> d
     return {model_runs["name"]: model_runs} | baseline_runs | ablation_runs
 
 
+def per_user_table(model_runs: dict, baseline_runs: dict, ablation_runs: dict) -> pd.DataFrame:
+    """Long table of every per-user result: one row per (model, seed, slice, user), one column
+    per metric. Paired tests against models run elsewhere (benchmarks/vs_cornac.py) and any
+    further slicing start from it instead of re-running evaluation."""
+    frames = []
+    for name, entry in _all_models(model_runs, baseline_runs, ablation_runs).items():
+        for seed, run in zip(entry["seeds"], entry["runs"], strict=False):
+            for slice_name, result in run.items():
+                frame = pd.DataFrame(
+                    {m: np.asarray(v, dtype=np.float64) for m, v in result["metrics"].items()}
+                )
+                frame.insert(0, "user_idx", np.asarray(result["users"], dtype=np.int64))
+                frame.insert(0, "slice", slice_name)
+                frame.insert(0, "seed", int(seed))
+                frame.insert(0, "model", name)
+                frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["model", "seed", "slice", "user_idx"])
+    return pd.concat(frames, ignore_index=True)
+
+
 def summarize_evaluation(
     model_runs: dict, baseline_runs: dict, ablation_runs: dict, params: dict
 ) -> tuple[dict, dict, dict]:
@@ -439,8 +460,14 @@ def write_report(
         f"Seeds {cfg.seeds} (mean ± sample std over seeds; deterministic baselines run once).",
         "",
         "Protocol: full ranking over all items; the user's train items (and valid items for "
-        "test) are masked; users without held-out items are left out; ties broken by item "
-        "index. `test_warm` / `test_cold`: only warm / cold-start items compete and count. "
+        "test) are masked; users without held-out items are left out; "
+        + (
+            f"tied scores ranked in one seeded random item order (seed {cfg.tie_break_seed}), "
+            "the same for every model. "
+            if cfg.tie_break == "random"
+            else "ties broken by item index. "
+        )
+        + "`test_warm` / `test_cold`: only warm / cold-start items compete and count. "
         "`users_*`: test users bucketed by training-history length "
         f"(quantiles {cfg.history_quantiles}).",
         "",
@@ -501,6 +528,15 @@ def write_report(
     ]
     report_md = "\n".join(parts)
     logger.info("evaluation (test, mean ± std over seeds):\n%s", test_table)
+    logger.info(
+        "slices (recall@%d):\n%s",
+        k,
+        rep.slice_table(
+            {m: v for m, v in metrics.items() if m not in ablations},
+            f"recall@{k}",
+            [s for s in slices_present if s != "valid"],
+        ),
+    )
     if sig_rows:
         logger.info(
             "significance vs %s:\n%s",

@@ -58,6 +58,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="summarize_evaluation",
             ),
             Node(
+                nodes.per_user_table,
+                ["evaluate_model_runs", "evaluate_baseline_runs", "evaluate_ablation_runs"],
+                "per_user_metrics",
+                name="export_per_user_metrics",
+            ),
+            Node(
                 nodes.write_report,
                 [
                     "metrics",
