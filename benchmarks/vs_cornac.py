@@ -263,7 +263,7 @@ def paired_with_ours(per_user_path: Path, model: str, ours: dict) -> str:
     table = table[table["model"] == model]
     if table.empty:
         return f"{per_user_path}: no rows for model {model!r}"
-    seeds = sorted(table["seed"].unique())
+    seeds = sorted(int(s) for s in table["seed"].unique())
     rows = [
         f"crossrec `{model}` (mean over seeds {seeds}) vs Cornac's models, paired over users; "
         "our ranking code for both, same split and tie order",
