@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-if TYPE_CHECKING:
-    from crossrec.models.config import FinetuneConfig
-    from crossrec.models.training import TrainingData
+# torch-free modules (numpy / scipy / pydantic): imported at module level so Kedro can resolve
+# the node type hints; torch and lightning are imported inside the functions that train
+from crossrec.models.config import FinetuneConfig
+from crossrec.models.training import TrainingData
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,6 @@ REQUIRED_COLUMNS = ("user_idx", "item_idx", "split")
 
 def parse_finetune_params(params: dict[str, Any] | FinetuneConfig) -> FinetuneConfig:
     from crossrec.config import parse_params
-    from crossrec.models.config import FinetuneConfig
 
     return parse_params(FinetuneConfig, params, where=WHERE)
 
@@ -74,7 +74,6 @@ def build_training_data(
     strategy; without it the items' text columns are joined.
     """
     from crossrec.evaluation.ranking import interactions_to_csr
-    from crossrec.models.training import TrainingData
 
     config = parse_finetune_params(finetune)
     n_users, n_items = int(dataset_info["n_users"]), int(dataset_info["n_items"])
