@@ -232,17 +232,18 @@ def our_evaluation(
         scores = torch.from_numpy(np.load(folder / f"scores_{name}.npy"))
         score_fn = lambda u, s=scores: s[u]  # noqa: E731
         times, cpu_times = [], []
-        for _ in range(repeats):
+        for _ in range(max(repeats, 1)):
             start, cpu = time.perf_counter(), time.process_time()
-            _, per_user, _ = rank_and_evaluate(score_fn, test, seen, ks=KS, tie_order=order)
+            users, per_user, _ = rank_and_evaluate(score_fn, test, seen, ks=KS, tie_order=order)
             times.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu)
-        per_slice = {}
+        per_slice = {"test": (users, per_user)}  # the timed pass is the test slice
         for slice_name, candidates in slices.items():
-            users, values, _ = rank_and_evaluate(
-                score_fn, test, seen, ks=KS, candidates=candidates, tie_order=order
-            )
-            per_slice[slice_name] = (users, values)
+            if candidates is not None:
+                users, values, _ = rank_and_evaluate(
+                    score_fn, test, seen, ks=KS, candidates=candidates, tie_order=order
+                )
+                per_slice[slice_name] = (users, values)
         out[name] = {
             "eval_s": float(np.median(times)),
             "eval_cpu_s": float(np.median(cpu_times)),

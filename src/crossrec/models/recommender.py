@@ -53,7 +53,8 @@ def graph_and_transpose(matrix: sp.spmatrix) -> tuple[torch.Tensor, torch.Tensor
     """The graph and its transpose as CSR tensors (the same tensor when it is symmetric)."""
     csr = sp.csr_matrix(matrix, dtype=np.float32)
     graph = scipy_to_torch_sparse(csr)
-    if (abs(csr - csr.T) > 1e-6 * max(float(abs(csr).max()) if csr.nnz else 0.0, 1e-30)).nnz:
+    asymmetry = abs(csr - csr.T)
+    if asymmetry.nnz and asymmetry.max() > 1e-6 * abs(csr).max():
         return graph, scipy_to_torch_sparse(csr.T)
     return graph, graph
 
@@ -153,8 +154,8 @@ class Recommender(nn.Module):
             # an ID never seen in training keeps its random init: cold items / users score from
             # content (and graph neighbours) alone instead of from that noise
             train_csr = sp.csr_matrix(train)
-            seen_items = np.asarray((train_csr != 0).sum(axis=0)).ravel() > 0
-            seen_users = np.diff(train_csr.indptr) > 0
+            seen_items = train_csr.getnnz(axis=0) > 0
+            seen_users = train_csr.getnnz(axis=1) > 0
             for name, seen in (("item_id_seen", seen_items), ("user_id_seen", seen_users)):
                 mask = torch.as_tensor(seen, dtype=torch.float32).unsqueeze(1)
                 self.register_buffer(name, mask, persistent=False)

@@ -352,7 +352,7 @@ def per_user_table(model_runs: dict, baseline_runs: dict, ablation_runs: dict) -
     further slicing start from it instead of re-running evaluation."""
     frames = []
     for name, entry in _all_models(model_runs, baseline_runs, ablation_runs).items():
-        for seed, run in zip(entry["seeds"], entry["runs"], strict=False):
+        for seed, run in zip(entry["seeds"], entry["runs"], strict=True):
             for slice_name, result in run.items():
                 frame = pd.DataFrame(
                     {m: np.asarray(v, dtype=np.float64) for m, v in result["metrics"].items()}
