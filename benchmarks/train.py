@@ -141,8 +141,8 @@ def subset(inputs: dict, n_users: int, n_items: int) -> dict:
 
 def training_data(sub: dict, fuse_params: dict):
     """Fuse nodes on the subset, then the finetune ``TrainingData``."""
-    from crossrec.evaluation.ranking import interactions_to_csr
-    from crossrec.models.training import TrainingData
+    from crossrec.data.matrices import interactions_to_csr
+    from crossrec.models.inputs import TrainingData
     from crossrec.pipelines.fuse import nodes
 
     info, inter = sub["dataset_info"], sub["interactions"]

@@ -205,7 +205,7 @@ def our_evaluation(
     import numpy as np
     import torch
 
-    from crossrec.evaluation.ranking import (
+    from crossrec.metrics.ranking import (
         interactions_to_csr,
         mean_metrics,
         rank_and_evaluate,

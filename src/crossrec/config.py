@@ -7,6 +7,7 @@ path and the parameters file it lives in, instead of deep inside a node.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -36,3 +37,14 @@ def parse_params(schema: type[T], params: dict[str, Any] | T, where: str) -> T:
             key = ".".join(str(part) for part in issue["loc"]) or "<root>"
             problems.append(f"  - {key}: {issue['msg']} (got {issue.get('input')!r:.80})")
         raise ConfigError(f"Invalid parameters in {where}:\n" + "\n".join(problems)) from None
+
+
+def deep_merge(base: dict, overrides: dict | None) -> dict:
+    """``base`` with ``overrides`` applied key by key (nested dicts merge, the rest replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

@@ -15,7 +15,7 @@ from crossrec.evaluation.baselines import (
     item_popularity,
 )
 from crossrec.evaluation.protocol import build_split
-from crossrec.evaluation.ranking import evaluate_ranking, mean_metrics, rank_all_items
+from crossrec.metrics.ranking import evaluate_ranking, mean_metrics, rank_all_items
 
 
 def test_most_popular_ranks_in_popularity_order_with_index_ties() -> None:
@@ -89,14 +89,15 @@ def test_tie_order_decides_ties_and_keeps_score_order() -> None:
 def test_tie_order_removes_the_edge_item_ids_give_to_ties() -> None:
     """All-zero (tied) scores: under index ties the low ids win; under a seeded permutation the
     result matches chance, whatever the ids encode."""
-    from crossrec.evaluation.ranking import tie_break_order
+    from crossrec.metrics.ranking import tie_break_order
 
     n_users, n_items = 300, 200
     rng = np.random.default_rng(0)
     # held-out items concentrate on low ids, as popular old movies do in MovieLens
     truth_items = np.minimum(rng.geometric(0.05, size=n_users) - 1, n_items - 1)
-    truth = sp.csr_matrix((np.ones(n_users), (np.arange(n_users), truth_items)),
-                          shape=(n_users, n_items))
+    truth = sp.csr_matrix(
+        (np.ones(n_users), (np.arange(n_users), truth_items)), shape=(n_users, n_items)
+    )
     empty = sp.csr_matrix((n_users, n_items))
     tied = lambda users: torch.zeros(len(users), n_items)  # noqa: E731
     _, by_index = evaluate_ranking(tied, truth, empty, ks=[20])

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crossrec.evaluation.beyond import (
+from crossrec.evaluation.significance import paired_test
+from crossrec.metrics.beyond import (
     average_popularity,
     catalogue_coverage,
     content_vectors,
     intra_list_diversity,
     novelty,
 )
-from crossrec.evaluation.significance import paired_test
 
 
 def test_coverage_ignores_empty_slots() -> None:

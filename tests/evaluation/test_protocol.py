@@ -48,7 +48,7 @@ def test_build_split_matrices_and_errors() -> None:
     bad = pd.DataFrame({"user_idx": [0], "item_idx": [0], "split": ["tset"]})
     with pytest.raises(ValueError, match="'tset'"):
         build_split(bad, pd.DataFrame({"item_idx": [0]}), 1, 1)
-    with pytest.raises(ValueError, match="item_idx outside"):
+    with pytest.raises(ValueError, match=r"item_idx must lie in \[0, 1\)"):
         build_split(bad.assign(split="train", item_idx=3), pd.DataFrame({"item_idx": [0]}), 1, 1)
 
 

@@ -9,10 +9,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from crossrec.evaluation.ranking import (
+from crossrec.data.matrices import interactions_to_csr
+from crossrec.metrics.ranking import (
     auto_chunk_size,
     evaluate_ranking,
-    interactions_to_csr,
     mean_metrics,
     metrics_from_hits,
     rank_all_items,

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from crossrec.models.towers import HistoryEncoder, history_matrix
+from crossrec.models.towers import build_user_tower, history_matrix
 
 
 def test_history_most_recent_first_and_padded():
@@ -32,7 +32,7 @@ def test_encoders_shapes_empty_history_and_gradients(kind):
     items = torch.randn(6, 8, requires_grad=True)
     table = torch.cat([items, torch.zeros(1, 8)])
     history = torch.tensor([[0, 1, 2], [3, 6, 6], [6, 6, 6]])  # 6 = padding
-    encoder = HistoryEncoder(kind, 8, length=3, heads=2)
+    encoder = build_user_tower(kind, 8, length=3, heads=2)
     out = encoder(table, history)
     assert out.shape == (3, 8)
     assert torch.isfinite(out).all()

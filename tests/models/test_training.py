@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from crossrec.evaluation.ranking import evaluate_ranking
+from crossrec.metrics.ranking import evaluate_ranking
 from crossrec.models.bundle import build_recommender, load_recommender
 from crossrec.models.config import FinetuneConfig
 from crossrec.models.module import RecommenderModule
@@ -77,7 +77,7 @@ def test_content_only_model_learns_the_content_signal(tmp_path):
 
 
 class _FakeLLMEncoder(nn.Module):
-    """Stands in for crossrec.fusion.llm's encoder: a frozen 'pretrained' table + an adapter."""
+    """Stands in for the LLM item encoder: a frozen 'pretrained' table + an adapter."""
 
     def __init__(self, n_items: int):
         super().__init__()
@@ -94,7 +94,7 @@ class _FakeLLMEncoder(nn.Module):
 
 
 def test_llm_strategy_wiring(tiny_data, monkeypatch):
-    import crossrec.fusion.llm as llm
+    import crossrec.models.fusion.llm_encoder as llm
 
     seen = {}
 
@@ -212,7 +212,7 @@ def test_bf16_mixed_step_runs_with_float32_propagation_and_scores(tiny_data, tmp
 
 
 def _module(data, **loss):
-    config = _config(loss={"kind": "softmax", **loss}, data={"sampler": "none"})
+    config = _config(loss={"kind": "softmax", **loss}, data={"sampler": "none", "in_batch_negatives": True})
     torch.manual_seed(0)
     return RecommenderModule(build_recommender(data, config), config, data.train, data.valid)
 

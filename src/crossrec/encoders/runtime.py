@@ -6,22 +6,12 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from crossrec.device import resolve_device
+
 if TYPE_CHECKING:
     import torch
 
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else CPU; explicit names are validated."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device '{name}' requested but CUDA is not available; use 'auto' or 'cpu'"
-        )
-    return device
+__all__ = ["resolve_device", "precision_name", "inference_context", "weights_identity"]
 
 
 def precision_name(device: torch.device, bf16: bool) -> str:

@@ -1,9 +1,14 @@
-"""Non-learnt baselines as score functions for :func:`crossrec.evaluation.ranking.evaluate_ranking`.
+"""Baselines by name (:data:`crossrec.evaluation.config.BASELINES`), as score functions for
+:func:`crossrec.metrics.ranking.evaluate_ranking`.
 
 They see only the TRAIN matrix, return dense (batch, n_items) float32 scores, and go through the
 exact masking / tie-breaking / metric code the trained models use. The learnt ID and content
 baselines (MF-BPR, LightGCN, content-only, VBPR-style) are configurations of
-``crossrec.models.train_recommender`` instead (see ``conf/base/parameters_evaluate.yml``).
+``crossrec.models.train_recommender`` instead: the ``finetune`` kind, with overrides of the
+trained model's config in ``conf/base/parameters_evaluate.yml``.
+
+A new baseline is one registered class with ``from_spec(spec, split, seed)`` and a
+``deterministic`` flag, plus its entry under ``evaluate.baselines`` in YAML.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
+
+from crossrec.evaluation.config import BASELINES
 
 
 def item_popularity(train: sp.csr_matrix) -> np.ndarray:
@@ -20,8 +27,15 @@ def item_popularity(train: sp.csr_matrix) -> np.ndarray:
     return np.asarray(binary.sum(axis=0)).ravel()
 
 
+@BASELINES.register("most_popular")
 class MostPopular:
-    """Every user gets the training popularity order (ties: lower item index first)."""
+    """Every user gets the training popularity order (ties: the evaluation's tie order)."""
+
+    deterministic = True
+
+    @classmethod
+    def from_spec(cls, spec, split, seed: int) -> MostPopular:
+        return cls(split.train)
 
     def __init__(self, train: sp.csr_matrix):
         self.scores = torch.as_tensor(item_popularity(train), dtype=torch.float32)
@@ -31,8 +45,15 @@ class MostPopular:
         return scores.unsqueeze(0).expand(len(users), -1)
 
 
+@BASELINES.register("random")
 class RandomScorer:
     """Uniform random scores, fixed per (seed, user): the floor every model must clear."""
+
+    deterministic = False
+
+    @classmethod
+    def from_spec(cls, spec, split, seed: int) -> RandomScorer:
+        return cls(split.n_items, seed=seed)
 
     def __init__(self, n_items: int, seed: int = 0):
         self.n_items = n_items
@@ -85,8 +106,15 @@ def _keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
     )
 
 
+@BASELINES.register("item_knn")
 class ItemKNN:
     """Item-based kNN: score(u, j) = sum over the user's train items i of sim(i, j)."""
+
+    deterministic = True
+
+    @classmethod
+    def from_spec(cls, spec, split, seed: int) -> ItemKNN:
+        return cls(split.train, neighbours=spec.neighbours, shrink=spec.shrink)
 
     def __init__(self, train: sp.csr_matrix, neighbours: int = 100, shrink: float = 10.0):
         self.train = sp.csr_matrix(train, dtype=np.float32)
@@ -96,3 +124,12 @@ class ItemKNN:
     def __call__(self, users: torch.Tensor) -> torch.Tensor:
         block = self.train[users.cpu().numpy()] @ self.similarity
         return torch.as_tensor(block.toarray(), dtype=torch.float32, device=users.device)
+
+
+@BASELINES.register("finetune")
+class TrainedVariant:
+    """Marker: the recommender itself trained with ``overrides`` of the trained model's config
+    (MF-BPR, LightGCN, VBPR-style, ContentOnly); the evaluation runner trains it per seed."""
+
+    trained = True
+    deterministic = False

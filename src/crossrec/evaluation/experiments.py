@@ -7,7 +7,6 @@ baselines are configurations of the same machinery, not a separate codebase.
 
 from __future__ import annotations
 
-import copy
 import logging
 import tempfile
 from pathlib import Path
@@ -17,17 +16,6 @@ import numpy as np
 import scipy.sparse as sp
 
 logger = logging.getLogger(__name__)
-
-
-def deep_merge(base: dict, overrides: dict) -> dict:
-    """``base`` with ``overrides`` applied key by key (nested dicts merge, the rest replaces)."""
-    out = copy.deepcopy(base)
-    for key, value in (overrides or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def bundle_seed(bundle: dict, default: int) -> int:
@@ -82,7 +70,7 @@ def train_variant(data: Any, config_dict: dict, seed: int, where: str) -> dict:
     Checkpoints and logs go to a temporary folder that is removed afterwards: the evaluation
     keeps only the in-memory bundle.
     """
-    from crossrec.config import parse_params
+    from crossrec.config import deep_merge, parse_params
     from crossrec.models.config import FinetuneConfig
     from crossrec.models.training import train_recommender
 

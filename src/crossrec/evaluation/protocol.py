@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from crossrec.evaluation.beyond import (
+from crossrec.data.matrices import split_matrices
+from crossrec.metrics.beyond import (
     average_popularity,
     catalogue_coverage,
     intra_list_diversity,
@@ -33,11 +34,9 @@ from crossrec.evaluation.beyond import (
 )
 
 if TYPE_CHECKING:  # ranking imports torch; the evaluate pipeline registry must not
-    from crossrec.evaluation.ranking import ScoreFn
+    from crossrec.metrics.ranking import ScoreFn
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "valid", "test")
 
 
 @dataclass
@@ -50,7 +49,6 @@ class EvalSplit:
     valid: sp.csr_matrix
     test: sp.csr_matrix
     is_cold: np.ndarray  # bool (n_items,)
-    train_recency: sp.csr_matrix | None = None
     #: order of tied scores shared by every scorer (None = item index); see tie_break_order
     tie_order: np.ndarray | None = None
     popularity: np.ndarray = field(init=False)
@@ -68,46 +66,23 @@ def build_split(
     n_items: int,
     tie_break_seed: int | None = None,
 ) -> EvalSplit:
-    """Binary train/valid/test matrices (and a recency matrix) from the ``interactions`` table.
+    """The split matrices (:func:`crossrec.data.matrices.split_matrices`) plus the tie order.
 
     ``tie_break_seed`` draws the random order in which every scorer's tied scores are ranked
     (None: by item index, which can leak whatever the ids encode).
     """
-    from crossrec.evaluation.ranking import interactions_to_csr, tie_break_order
+    from crossrec.metrics.ranking import tie_break_order
 
-    where = "interactions (data/02_intermediate/<dataset>/interactions.parquet)"
-    missing = {"user_idx", "item_idx", "split"} - set(interactions.columns)
-    if missing:
-        raise ValueError(f"{where}: missing columns {sorted(missing)}")
-    unknown = set(interactions["split"].unique()) - set(SPLITS)
-    if unknown:
-        raise ValueError(f"{where}: column 'split' has values {sorted(unknown)}; expected {SPLITS}")
-    users = interactions["user_idx"].to_numpy(np.int64)
-    item_ids = interactions["item_idx"].to_numpy(np.int64)
-    if len(users) and (users.min() < 0 or users.max() >= n_users):
-        raise ValueError(f"{where}: user_idx outside [0, {n_users}) of dataset_info.n_users")
-    if len(item_ids) and (item_ids.min() < 0 or item_ids.max() >= n_items):
-        raise ValueError(f"{where}: item_idx outside [0, {n_items}) of dataset_info.n_items")
-    split = interactions["split"].to_numpy()
-    matrices = {
-        name: interactions_to_csr(users[split == name], item_ids[split == name], n_users, n_items)
-        for name in SPLITS
-    }
-    recency = None
-    if "timestamp" in interactions and (interactions["timestamp"] >= 0).any():
-        train_rows = split == "train"
-        # rank within the table's (user, timestamp) order: larger = more recent, never 0
-        order = np.arange(1, train_rows.sum() + 1, dtype=np.float32)
-        recency = sp.csr_matrix(
-            (order, (users[train_rows], item_ids[train_rows])), shape=(n_users, n_items)
-        )
-    is_cold = np.zeros(n_items, dtype=bool)
-    if "is_cold" in items.columns:
-        cold = items.set_index("item_idx")["is_cold"].astype(bool)
-        is_cold[cold.index.to_numpy(np.int64)] = cold.to_numpy()
+    matrices = split_matrices(interactions, items, n_users, n_items)
     tie_order = None if tie_break_seed is None else tie_break_order(n_items, tie_break_seed)
     return EvalSplit(
-        n_users, n_items, **matrices, is_cold=is_cold, train_recency=recency, tie_order=tie_order
+        n_users,
+        n_items,
+        matrices.train,
+        matrices.valid,
+        matrices.test,
+        is_cold=matrices.is_cold,
+        tie_order=tie_order,
     )
 
 
@@ -134,12 +109,7 @@ def ranking_slices(split: EvalSplit, names: Sequence[str]) -> list[Slice]:
     slices = []
     for name in names:
         if name in ("test_cold", "test_warm") and not split.is_cold.any():
-            logger.info(
-                "no cold-start items in this split (ingest split.cold_items.share = 0): "
-                "skipping the %s slice (test_warm would equal test)",
-                name,
-            )
-            continue
+            continue  # no cold-start holdout: said once by the runner's prepare_split
         slices.append(available[name]())
     return slices
 
@@ -179,7 +149,7 @@ def evaluate_scorer(
     ``metrics`` maps metric name -> per-user array aligned with ``users``; ``scalars`` holds the
     slice-level numbers (``coverage@K``).
     """
-    from crossrec.evaluation.ranking import rank_and_evaluate
+    from crossrec.metrics.ranking import rank_and_evaluate
 
     out: dict[str, dict] = {}
     for piece in slices:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+
+logger = logging.getLogger(__name__)
 
 MetricsTable = dict[str, dict[str, dict[str, dict[str, float]]]]  # model -> slice -> metric -> stat
 
@@ -178,3 +181,168 @@ def plot_training_curves(history) -> object:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     return fig
+
+
+def _training_time(timing: dict) -> str:
+    """Training seconds spent in evaluate; a reused finetune artifact is said, not shown as 0."""
+    reused = int(timing.get("reused_seeds", 0))
+    if reused and reused == timing["seeds"]:
+        return "reused (finetune)"
+    if reused:
+        return f"{timing['train_s']} (+{reused} reused from finetune)"
+    return str(timing["train_s"])
+
+
+def _split_warning(dataset_info: dict) -> list[str]:
+    """A published split that a cold-item holdout changed is stated where results are read."""
+    if not dataset_info.get("published_split_altered"):
+        return []
+    return [
+        "**Warning:** the dataset's published split was altered by a cold-item holdout "
+        f"(`{dataset_info.get('split_strategy')}`); compare with published results only on "
+        "an untouched split.",
+        "",
+    ]
+
+
+def build_report(
+    metrics: dict,
+    significance: dict,
+    timings: dict,
+    training_history,
+    dataset_info: dict,
+    cfg,
+):
+    """report.md and the figures; logs the test table so a run ends with the numbers.
+
+    ``cfg`` is the evaluate config (:class:`crossrec.evaluation.config.EvaluateConfig`).
+    """
+    k = cfg.k
+    main_cols = (
+        [f"recall@{x}" for x in cfg.ks]
+        + [f"ndcg@{x}" for x in cfg.ks]
+        + [f"precision@{k}", f"mrr@{k}", f"hit@{k}", f"map@{k}"]
+    )
+    beyond_cols = [f"coverage@{k}", f"novelty@{k}", f"arp@{k}", f"ild@{k}"]
+    order = [*cfg.slices, "users_short", "users_medium", "users_long"]
+    present = {s for per in metrics.values() for s in per}
+    slices_present = [s for s in order if s in present] + sorted(present - set(order))
+    test_table = metric_table(metrics, "test", main_cols)
+    ablations = [m for m in metrics if m.startswith(f"{cfg.model_name} w/o ")]
+    sig_rows = [t for t in significance["tests"] if t["best_baseline"]]
+    other_rows = [t for t in significance["tests"] if not t["best_baseline"]]
+    parts = [
+        f"# Evaluation report: {dataset_info.get('name', '')}",
+        "",
+        f"{dataset_info.get('n_users')} users × {dataset_info.get('n_items')} items, "
+        f"{dataset_info.get('n_interactions')} interactions, "
+        f"split `{dataset_info.get('split_strategy')}`. "
+        f"Seeds {cfg.seeds} (mean ± sample std over seeds; deterministic baselines run once).",
+        "",
+        "Protocol: full ranking over all items; the user's train items (and valid items for "
+        "test) are masked; users without held-out items are left out; "
+        + (
+            f"tied scores ranked in one seeded random item order (seed {cfg.tie_break_seed}), "
+            "the same for every model. "
+            if cfg.tie_break == "random"
+            else "ties broken by item index. "
+        )
+        + (
+            "`test_warm` / `test_cold`: only warm / cold-start items compete and count. "
+            if "test_cold" in present
+            else ""
+        )
+        + (
+            "`users_*`: test users bucketed by training-history length "
+            f"(quantiles {cfg.history_quantiles})."
+            if any(s.startswith("users_") for s in present)
+            else ""
+        ),
+        "",
+        *_split_warning(dataset_info),
+        "## Test accuracy",
+        "",
+        test_table,
+        "",
+        "## Beyond accuracy (test)",
+        "",
+        f"coverage = share of the catalogue in some top-{k}; novelty = mean −log2 popularity; "
+        f"arp = mean relative training popularity of recommended items; ild = intra-list "
+        f"content diversity (1 − cosine).",
+        "",
+        metric_table(metrics, "test", beyond_cols),
+        "",
+        f"## Slices (recall@{k})",
+        "",
+        slice_table(metrics, f"recall@{k}", slices_present),
+        "",
+        f"## Slices (ndcg@{k})",
+        "",
+        slice_table(metrics, f"ndcg@{k}", slices_present),
+        "",
+        "## Significance",
+        "",
+        f"Best baseline by {significance['selected_by']}: **{significance['best_baseline']}**. "
+        "Paired over users (per-user values averaged over seeds), two-sided.",
+        "",
+        significance_table(sig_rows, cfg.alpha) if sig_rows else "(no baseline)",
+        "",
+    ]
+    if other_rows:
+        parts += [
+            "Against the other baselines:",
+            "",
+            significance_table(other_rows, cfg.alpha),
+            "",
+        ]
+    if ablations:
+        parts += [
+            "## Modality ablation (inference-time, missing vectors)",
+            "",
+            slice_table(
+                {m: metrics[m] for m in [cfg.model_name, *ablations]},
+                f"recall@{k}",
+                [s for s in slices_present if s != "valid"],
+            ),
+            "",
+        ]
+    parts += [
+        "## Wall time",
+        "",
+        markdown_table(
+            ["model", "training (s)", "evaluation (s)", "runs"],
+            [[m, t["train_s"], t["eval_s"], t["seeds"]] for m, t in timings.items()],
+        ),
+        "",
+    ]
+    report_md = "\n".join(parts)
+    logger.info("evaluation (test, mean ± std over seeds):\n%s", test_table)
+    logger.info(
+        "slices (recall@%d):\n%s",
+        k,
+        slice_table(
+            {m: v for m, v in metrics.items() if m not in ablations},
+            f"recall@{k}",
+            [s for s in slices_present if s != "valid"],
+        ),
+    )
+    if sig_rows:
+        logger.info(
+            "significance vs %s:\n%s",
+            significance["best_baseline"],
+            significance_table(sig_rows, cfg.alpha),
+        )
+    bar_slices = [
+        s
+        for s in slices_present
+        if s in ("test", "test_warm", "test_cold") or s.startswith("users_")
+    ]
+    figures = (
+        plot_metric_at_k({m: v for m, v in metrics.items() if m not in ablations}, "test", cfg.ks),
+        plot_slices(
+            {m: v for m, v in metrics.items() if m not in ablations}, bar_slices, f"recall@{k}"
+        ),
+        plot_ablation(metrics, cfg.model_name, ablations, "test", (f"recall@{k}", f"ndcg@{k}")),
+        plot_training_curves(training_history),
+    )
+    return (report_md, *figures)

@@ -7,15 +7,11 @@ not stored: :func:`load_recommender` rebuilds them from the same data the model 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from crossrec.models.config import FinetuneConfig
+from crossrec.models.inputs import TrainingData
 from crossrec.models.recommender import Recommender
-
-if TYPE_CHECKING:
-    from crossrec.models.training import TrainingData
 
 BUNDLE_KEYS = ("config", "state_dict", "n_users", "n_items", "modalities", "history")
 

@@ -6,34 +6,81 @@ misspelt key fails with its dotted path instead of deep inside training.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
 from crossrec.config import StrictConfig
+from crossrec.models.registries import FUSION_STRATEGIES, LOSSES, USER_TOWERS
+
+
+class LLMFusionConfig(StrictConfig):
+    """Settings of the LLM item encoder (a sub-block of the finetune model config)."""
+
+    model: str = Field("smollm2-135m-instruct", description="zoo name, HF id or local folder")
+    mode: Literal["frozen", "lora", "partial", "full"] = "frozen"
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: float = Field(16.0, gt=0)
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
+    top_n_layers: int = Field(2, ge=1, description="layers trained in partial mode")
+    n_soft_tokens: int | dict[str, int] = Field(
+        1, description="soft tokens per modality: one int for all, or {modality: n}"
+    )
+    soft_token_modalities: list[str] | None = Field(
+        None,
+        description="modalities fed as soft tokens; None = every modality except text_modalities",
+    )
+    text_modalities: list[str] = Field(
+        default_factory=lambda: ["text", "text_*"],
+        description="glob patterns of modalities the LLM reads as text: no soft tokens for them "
+        "when soft_token_modalities is None",
+    )
+    max_text_tokens: int = Field(64, ge=1)
+    pooling: Literal["last", "mean"] = "mean"
+    gradient_checkpointing: bool = False
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    out_dim: int | None = Field(
+        None, ge=1, description="linear head to this size; None = LLM hidden size"
+    )
+    save_frozen_weights: bool = Field(
+        False,
+        description="keep frozen LLM weights in state_dict (large); off: reload from the folder",
+    )
 
 
 class FusionConfig(StrictConfig):
     """How the per-modality item vectors become one content vector."""
 
-    strategy: Literal["concat", "gated", "attention", "llm"] = "concat"
+    strategy: str = "concat"
     #: attention strategy: transformer over modality tokens
     attention_heads: int = Field(2, ge=1)
     attention_layers: int = Field(1, ge=1)
-    #: options passed to crossrec.fusion.llm.build_llm_item_encoder (its LLMFusionConfig:
-    #: model, mode frozen|lora|partial|full, LoRA rank, gradient checkpointing, ...)
-    llm: dict[str, Any] = Field(default_factory=dict)
+    #: the LLM item encoder of the ``llm`` strategy (crossrec.models.fusion.llm_encoder)
+    llm: LLMFusionConfig = Field(default_factory=LLMFusionConfig)
     #: items per chunk when the LLM encodes the whole catalogue for scoring
     llm_chunk_size: int = Field(64, ge=1)
+
+    @field_validator("strategy")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return FUSION_STRATEGIES.check(name)
 
 
 class UserTowerConfig(StrictConfig):
     """Encoder of a user's training history (most recent items first)."""
 
-    kind: Literal["none", "mean", "attention", "transformer"] = "mean"
+    kind: str = "none"
     history_length: int = Field(50, ge=1)
     heads: int = Field(2, ge=1)
     layers: int = Field(1, ge=1)
+
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return name if name == "none" else USER_TOWERS.check(name)
 
 
 class PropagationConfig(StrictConfig):
@@ -41,9 +88,9 @@ class PropagationConfig(StrictConfig):
 
     kind: Literal["none", "lightgcn"] = "lightgcn"
     #: LightGCN layers over the normalised user-item graph
-    layers: int = Field(2, ge=0)
+    layers: int = Field(3, ge=0)
     #: propagation layers over the (averaged) frozen modality item-item kNN graphs; 0 = unused
-    item_graph_layers: int = Field(1, ge=0)
+    item_graph_layers: int = Field(2, ge=0)
     #: which modality graphs to average; None = all of them
     item_graph_modalities: list[str] | None = None
 
@@ -65,12 +112,12 @@ class ModelConfig(StrictConfig):
 
 
 class DataConfig(StrictConfig):
-    batch_size: int = Field(2048, ge=1)
+    batch_size: int = Field(4096, ge=1)
     #: other positives of the batch act as negatives
-    in_batch_negatives: bool = True
+    in_batch_negatives: bool = False
     #: extra sampled negatives per positive
     sampler: Literal["none", "uniform", "popularity"] = "uniform"
-    num_negatives: int = Field(1, ge=0)
+    num_negatives: int = Field(16, ge=0)
     #: popularity sampler: p(item) ~ count ** alpha
     popularity_alpha: float = Field(0.75, ge=0)
     num_workers: int = Field(0, ge=0)
@@ -78,7 +125,7 @@ class DataConfig(StrictConfig):
 
 class OptimConfig(StrictConfig):
     optimizer: Literal["adam", "adamw"] = "adam"
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(5e-3, gt=0)
     #: learning rate of the LLM's trainable parameters (LoRA / partial / full)
     llm_lr: float = Field(5e-5, gt=0)
     weight_decay: float = Field(0.0, ge=0)
@@ -86,7 +133,7 @@ class OptimConfig(StrictConfig):
 
 
 class LossConfig(StrictConfig):
-    kind: Literal["bpr", "bce", "softmax"] = "bpr"
+    kind: str = "bpr"
     #: softmax / InfoNCE temperature
     temperature: float = Field(0.2, gt=0)
     #: softmax: score with cosine similarity (recommended with a temperature)
@@ -95,18 +142,23 @@ class LossConfig(StrictConfig):
     #: popularity-biased in-batch negatives do not push popular items down (sampled softmax)
     logq_correction: bool = True
     #: L2 penalty on the batch's ego embeddings (LightGCN style), per example
-    reg_weight: float = Field(1e-4, ge=0)
+    reg_weight: float = Field(1e-3, ge=0)
+
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return LOSSES.check(name)
 
 
 class TrainerConfig(StrictConfig):
-    max_epochs: int = Field(100, ge=1)
+    max_epochs: int = Field(150, ge=1)
     min_epochs: int = Field(0, ge=0)
     accelerator: str = "auto"
     devices: int | str | list[int] = "auto"
     strategy: str = "auto"
     #: auto = bf16-mixed on CUDA, 32-true elsewhere
     precision: str = "auto"
-    patience: int = Field(10, ge=1)
+    patience: int = Field(8, ge=1)
     monitor: str = "val/recall@20"
     mode: Literal["max", "min"] = "max"
     check_val_every_n_epoch: int = Field(1, ge=1)
@@ -142,4 +194,4 @@ class FinetuneConfig(StrictConfig):
     loss: LossConfig = Field(default_factory=LossConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     #: where checkpoints and logs go, relative to the project root (pipeline only)
-    run_dir: str = "data/06_models/lightning"
+    run_dir: str = "data/06_models/{dataset}/lightning"

@@ -2,14 +2,18 @@
 
 All losses take scores, not embeddings: ``pos`` (b,) and ``neg`` (b, m) with a boolean ``valid``
 (b, m) telling which negatives count (in-batch negatives that are the example's own positive
-are masked out). Every example must keep at least one valid negative for BPR/BCE to be defined;
-rows without one contribute only their positive term.
+are masked out). Every loss is registered by name in ``LOSSES`` with the signature
+``(pos, neg, valid, temperature=...)`` (losses that ignore the temperature accept it). Every
+example must keep at least one valid negative for BPR/BCE to be defined; rows without one
+contribute only their positive term.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from crossrec.models.registries import LOSSES
 
 
 def _masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -18,21 +22,28 @@ def _masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
-def bpr_loss(pos: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+@LOSSES.register("bpr")
+def bpr_loss(
+    pos: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
     """Bayesian personalised ranking: -log sigmoid(pos - neg), averaged over negatives."""
     pairwise = -F.logsigmoid(pos.unsqueeze(1) - neg)
     return _masked_mean(pairwise, valid).mean()
 
 
-def bce_loss(pos: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+@LOSSES.register("bce")
+def bce_loss(
+    pos: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
     """Binary cross-entropy: positives towards 1, negatives (averaged) towards 0."""
     pos_term = -F.logsigmoid(pos)
     neg_term = _masked_mean(-F.logsigmoid(-neg), valid)
     return (pos_term + neg_term).mean()
 
 
+@LOSSES.register("softmax")
 def softmax_loss(
-    pos: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor, temperature: float
+    pos: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor, temperature: float = 1.0
 ) -> torch.Tensor:
     """Sampled softmax / InfoNCE: cross-entropy of the positive among its negatives."""
     logits = torch.cat([pos.unsqueeze(1), neg], dim=1) / temperature
@@ -44,11 +55,5 @@ def softmax_loss(
 def ranking_loss(
     kind: str, pos: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor, temperature: float = 1.0
 ) -> torch.Tensor:
-    """Dispatch on the configured loss name (``bpr`` | ``bce`` | ``softmax``)."""
-    if kind == "bpr":
-        return bpr_loss(pos, neg, valid)
-    if kind == "bce":
-        return bce_loss(pos, neg, valid)
-    if kind == "softmax":
-        return softmax_loss(pos, neg, valid, temperature)
-    raise ValueError(f"unknown loss {kind!r}; expected bpr, bce or softmax")
+    """The loss registered as ``kind`` (:data:`crossrec.models.registries.LOSSES`)."""
+    return LOSSES.get(kind)(pos, neg, valid, temperature=temperature)

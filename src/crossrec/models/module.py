@@ -1,7 +1,7 @@
 """``LightningModule``: training step (sampled ranking loss) and full-ranking validation.
 
 Validation scores every user with a validation item against ALL items, train items masked,
-through :func:`crossrec.evaluation.ranking.evaluate_ranking` (the code ``evaluate`` uses), and
+through :func:`crossrec.metrics.ranking.evaluate_ranking` (the code ``evaluate`` uses), and
 logs ``val/<metric>@<k>`` (e.g. ``val/recall@20``) so EarlyStopping, ModelCheckpoint and
 Optuna's pruning callback can monitor it. The per-epoch history travels in checkpoints so a
 resumed run keeps its earlier epochs.
@@ -18,7 +18,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from crossrec.evaluation.ranking import evaluate_ranking, mean_metrics
+from crossrec.metrics.ranking import evaluate_ranking, mean_metrics
 from crossrec.models.config import FinetuneConfig
 from crossrec.models.losses import ranking_loss
 from crossrec.models.recommender import Recommender

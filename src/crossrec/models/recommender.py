@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from crossrec.models.config import ModelConfig
-from crossrec.models.fusion import LLMFusion, build_fusion, check_item_features
-from crossrec.models.towers import HistoryEncoder, history_matrix
+from crossrec.models.fusion import build_fusion
+from crossrec.models.fusion.modality import check_item_features
+from crossrec.models.towers import build_user_tower, history_matrix
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ class Recommender(nn.Module):
             self.fusion = build_fusion(
                 config.fusion, item_features, self.modalities, dim, config.dropout, item_texts
             )
-        self.late_content = isinstance(self.fusion, LLMFusion)
+        self.late_content = bool(getattr(self.fusion, "late", False))
         self.user_id = nn.Embedding(n_users, dim) if config.use_id_embedding else None
         self.item_id = nn.Embedding(n_items, dim) if config.use_id_embedding else None
         for table in (self.user_id, self.item_id):
@@ -163,7 +164,7 @@ class Recommender(nn.Module):
 
         self.history_encoder = None
         if tower.kind != "none":
-            self.history_encoder = HistoryEncoder(
+            self.history_encoder = build_user_tower(
                 tower.kind, dim, tower.history_length, tower.heads, tower.layers, config.dropout
             )
             history = history_matrix(train, tower.history_length, train_recency)

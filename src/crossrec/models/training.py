@@ -15,39 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from crossrec.models.config import FinetuneConfig, TrainerConfig
+from crossrec.models.inputs import TrainingData
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainingData:
-    """In-memory inputs of training, built by the finetune nodes from the catalog artifacts."""
-
-    n_users: int
-    n_items: int
-    train: sp.csr_matrix  # (n_users, n_items) binary
-    valid: sp.csr_matrix  # (n_users, n_items) binary
-    item_features: dict  # fused_item_features
-    modality_graphs: dict[str, sp.csr_matrix]
-    user_item_graph: sp.csr_matrix
-    item_texts: list[str] | None = None  # for the llm fusion strategy
-    #: optional, same pattern as ``train``; larger = more recent (orders user histories)
-    train_recency: sp.csr_matrix | None = None
-
-    def __post_init__(self) -> None:
-        shape = (self.n_users, self.n_items)
-        for name in ("train", "valid"):
-            matrix = getattr(self, name)
-            if matrix.shape != shape:
-                raise ValueError(f"TrainingData.{name}: expected shape {shape}, got {matrix.shape}")
-        if self.item_texts is not None and len(self.item_texts) != self.n_items:
-            raise ValueError(
-                f"TrainingData.item_texts: expected {self.n_items} texts, "
-                f"got {len(self.item_texts)}"
-            )
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 The score is the best value of ``config.metric`` (validation Recall@20 by default) over the
 epochs, exactly what ``finetune`` early-stops and checkpoints on, computed by the shared
-``crossrec.evaluation.ranking`` code inside the LightningModule. The pruning callback reports the
+``crossrec.metrics.ranking`` code inside the LightningModule. The pruning callback reports the
 same metric each epoch so the pruner can stop hopeless trials early.
 """
 
@@ -65,7 +65,10 @@ def make_finetune_objective(
         pruning = PyTorchLightningPruningCallback(trial, monitor=config.metric)
         try:
             result = train_recommender(
-                data, finetune, run_dir=run_dir, extra_callbacks=[pruning],
+                data,
+                finetune,
+                run_dir=run_dir,
+                extra_callbacks=[pruning],
                 enable_progress_bar=False,
             )
         except SystemExit as exit_:

@@ -29,7 +29,7 @@ def _bag_of_words(texts: list[str], dim: int = 32) -> np.ndarray:
 @pytest.fixture(scope="session")
 def evaluate_inputs(synthetic_ingested) -> dict:
     from crossrec.evaluation.protocol import build_split
-    from crossrec.fusion.graphs import knn_graph, normalized_user_item_graph
+    from crossrec.graphs.knn import knn_graph, normalized_user_item_graph
 
     info = synthetic_ingested["dataset_info"]
     items = synthetic_ingested["items"].sort_values("item_idx")
@@ -69,7 +69,8 @@ def tiny_trained_model(evaluate_inputs) -> dict:
     from pathlib import Path
 
     from crossrec.models.config import FinetuneConfig
-    from crossrec.models.training import TrainingData, train_recommender
+    from crossrec.models.inputs import TrainingData
+    from crossrec.models.training import train_recommender
 
     split = evaluate_inputs["split"]
     config = FinetuneConfig.model_validate(
@@ -87,7 +88,6 @@ def tiny_trained_model(evaluate_inputs) -> dict:
         item_features=evaluate_inputs["fused_item_features"],
         modality_graphs=evaluate_inputs["modality_graphs"],
         user_item_graph=evaluate_inputs["user_item_graph"],
-        train_recency=split.train_recency,
     )
     with tempfile.TemporaryDirectory() as run_dir:
         result = train_recommender(data, config, run_dir=Path(run_dir), enable_progress_bar=False)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from crossrec.evaluation.config import EvaluateConfig
 from crossrec.pipelines.evaluate import create_pipeline
-from crossrec.pipelines.evaluate.schema import EvaluateConfig
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -48,7 +48,7 @@ def test_default_parameters_validate() -> None:
 
 def test_default_baseline_overrides_are_valid_finetune_configs() -> None:
     """A misspelt override key would otherwise only fail after minutes of evaluation."""
-    from crossrec.evaluation.experiments import deep_merge
+    from crossrec.config import deep_merge
     from crossrec.models.config import FinetuneConfig
 
     finetune = yaml.safe_load((ROOT / "conf/base/parameters_finetune.yml").read_text())["finetune"]

@@ -162,7 +162,7 @@ def test_pipeline_wiring_and_catalog_entries():
         "image_embedding_cache",
         "audio_embedding_cache",
     } <= pipe.inputs()
-    assert pipe.outputs() == {"item_features", "featurize_report"}
+    assert pipe.outputs() == {"item_features", "featurize_report", "item_texts"}
     loader = OmegaConfigLoader(
         str(PROJECT_ROOT / "conf"),
         base_env="base",
@@ -176,3 +176,26 @@ def test_pipeline_wiring_and_catalog_entries():
     assert (
         config.text.model == "smollm2-135m-instruct" and config.image.model == "efficientnet-lite0"
     )
+
+
+def test_item_texts_follow_item_idx_and_template(synthetic_ingested):
+    """render_item_texts: one text per item in item_idx order, by the configured templates."""
+    import yaml
+
+    from crossrec.pipelines.featurize_modalities.nodes import render_item_texts
+
+    root = Path(__file__).resolve().parents[3]
+    params = yaml.safe_load((root / "conf/base/parameters_featurize_modalities.yml").read_text())[
+        "featurize_modalities"
+    ]
+    items, info = synthetic_ingested["items"], synthetic_ingested["dataset_info"]
+    texts = render_item_texts(items, info, params)
+    assert len(texts) == info["n_items"]
+    ordered = items.sort_values("item_idx")
+    assert all(t in text for t, text in zip(ordered["title"], texts, strict=True))
+    titled = render_item_texts(
+        items, info, {**params, "text": {**params["text"], "templates": ["{title}!"]}}
+    )
+    assert titled == [f"{t}!" for t in ordered["title"]]
+    with pytest.raises(ValueError, match="47 rows but dataset_info.n_items = 48"):
+        render_item_texts(items.iloc[1:], info, params)

@@ -45,11 +45,20 @@ def _mean_colour(paths) -> tuple[np.ndarray, np.ndarray]:
     return vectors, mask
 
 
+def _item_texts(ingested: dict) -> list[str]:
+    """featurize_modalities' item_texts artifact."""
+    from crossrec.pipelines.featurize_modalities.nodes import render_item_texts
+
+    featurize = yaml.safe_load(
+        (PROJECT_ROOT / "conf/base/parameters_featurize_modalities.yml").read_text()
+    )["featurize_modalities"]
+    return render_item_texts(ingested["items"], ingested["dataset_info"], featurize)
+
+
 @pytest.fixture(scope="module")
 def fused(synthetic_ingested) -> dict:
     """fuse's nodes over simple real features of the synthetic items (text words, poster colour)."""
     from crossrec.pipelines.fuse.nodes import (
-        build_item_texts,
         build_modality_graphs,
         build_user_item_graph,
         fuse_item_features,
@@ -76,7 +85,7 @@ def fused(synthetic_ingested) -> dict:
         "fused_item_features": fused_features,
         "modality_graphs": build_modality_graphs(fused_features, fuse_params),
         "user_item_graph": build_user_item_graph(synthetic_ingested["interactions"], info),
-        "item_texts": build_item_texts(synthetic_ingested["items"], info, fuse_params),
+        "item_texts": _item_texts(synthetic_ingested),
     }
 
 
@@ -146,7 +155,7 @@ def test_bad_inputs_are_clear_errors(synthetic_ingested, fused, tmp_path):
     params = _tiny_params(tmp_path)
     bad = synthetic_ingested["interactions"].copy()
     bad.loc[bad.index[0], "split"] = "holdout"
-    with pytest.raises(ValueError, match="interactions.split"):
+    with pytest.raises(ValueError, match="column 'split' has values \['holdout'\]"):
         build_training_data(
             bad,
             synthetic_ingested["items"],

@@ -14,7 +14,6 @@ import yaml
 from crossrec.config import ConfigError
 from crossrec.pipelines.fuse import create_pipeline
 from crossrec.pipelines.fuse.nodes import (
-    build_item_texts,
     build_modality_graphs,
     build_user_item_graph,
     fuse_item_features,
@@ -23,6 +22,16 @@ from crossrec.pipelines.fuse.nodes import (
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 PARAMS = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_fuse.yml").read_text())["fuse"]
 MISSING_IMAGE = (5, 30)
+
+
+def _item_texts(ingested: dict) -> list[str]:
+    """featurize_modalities' item_texts artifact (the llm strategy's input)."""
+    from crossrec.pipelines.featurize_modalities.nodes import render_item_texts
+
+    featurize = yaml.safe_load(
+        (PROJECT_ROOT / "conf/base/parameters_featurize_modalities.yml").read_text()
+    )["featurize_modalities"]
+    return render_item_texts(ingested["items"], ingested["dataset_info"], featurize)
 
 
 def _image_vector(path: str) -> np.ndarray:
@@ -78,11 +87,11 @@ def content_class(synthetic_ingested) -> np.ndarray:
 
 
 def _tiny_llama_helpers():
-    """tests/fusion/conftest.py (tests are imported in importlib mode, not as a package)."""
+    """tests/models/conftest.py (tests are imported in importlib mode, not as a package)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "fusion_conftest", PROJECT_ROOT / "tests" / "fusion" / "conftest.py"
+        "fusion_conftest", PROJECT_ROOT / "tests" / "models" / "conftest.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -188,22 +197,6 @@ def test_user_item_graph_uses_train_interactions_only(synthetic_ingested):
         build_user_item_graph(interactions.drop(columns="split"), info)
 
 
-def test_item_texts_follow_item_idx_and_template(synthetic_ingested):
-    items, info = synthetic_ingested["items"], synthetic_ingested["dataset_info"]
-    texts = build_item_texts(items, info, PARAMS)
-    assert len(texts) == info["n_items"]
-    ordered = items.sort_values("item_idx")
-    assert all(t in text for t, text in zip(ordered["title"], texts, strict=True))
-    assert texts[0].startswith("Title: ")  # no shipped template fits (title, description)
-    shuffled = items.sample(frac=1.0, random_state=0)
-    assert build_item_texts(shuffled, info, PARAMS) == texts
-    titled = build_item_texts(items, info, {"item_texts": {"templates": ["{title}!"]}})
-    assert titled == [f"{t}!" for t in ordered["title"]]
-    with pytest.raises(ValueError, match="exactly once"):
-        build_item_texts(items.iloc[1:], info, PARAMS)
-    assert build_item_texts(items, {**info, "text_columns": []}, PARAMS) == [""] * info["n_items"]
-
-
 def test_kedro_pipeline_runs_and_feeds_the_llm_encoder(item_features, synthetic_ingested, tmp_path):
     from kedro.io import DataCatalog, MemoryDataset
     from kedro.runner import SequentialRunner
@@ -212,20 +205,21 @@ def test_kedro_pipeline_runs_and_feeds_the_llm_encoder(item_features, synthetic_
         def _release(self) -> None:
             pass
 
-    outputs = ("fused_item_features", "modality_graphs", "user_item_graph", "item_texts")
+    outputs = ("fused_item_features", "modality_graphs", "user_item_graph")
     catalog = DataCatalog(datasets={n: Kept() for n in outputs})
     catalog["item_features"] = item_features
     for name in ("interactions", "items", "dataset_info"):
         catalog[name] = synthetic_ingested[name]
     catalog["params:fuse"] = PARAMS
     SequentialRunner().run(create_pipeline(), catalog)
-    fused, texts = catalog.load("fused_item_features"), catalog.load("item_texts")
+    fused = catalog.load("fused_item_features")
+    texts = _item_texts(synthetic_ingested)
     assert set(catalog.load("modality_graphs")) == {"text", "image", "audio"}
     assert catalog.load("user_item_graph").shape == (108, 108)
 
     import torch
 
-    from crossrec.fusion.llm import LLMFusionConfig, build_llm_item_encoder
+    from crossrec.models.fusion.llm_encoder import LLMFusionConfig, build_llm_item_encoder
 
     model_dir = _tiny_llama_helpers().make_tiny_llama(tmp_path / "llm")
     encoder = build_llm_item_encoder(
@@ -243,7 +237,7 @@ def test_graph_device_cuda_without_gpu_is_a_clear_error(item_features, synthetic
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     fused = fuse_item_features(item_features, synthetic_ingested["dataset_info"], PARAMS)
-    with pytest.raises(ValueError, match="knn.device is 'cuda'.*not available"):
+    with pytest.raises(ValueError, match="knn.device.*cuda.*not available"):
         build_modality_graphs(fused, {**PARAMS, "knn": {**PARAMS["knn"], "device": "cuda"}})
 
 
@@ -254,10 +248,11 @@ def test_fuse_outputs_train_an_llm_lora_recommender_end_to_end(
     (tiny LLaMA, LoRA) -> bundle without frozen LLM weights -> load_recommender -> scores."""
     import torch
 
-    from crossrec.evaluation.ranking import interactions_to_csr
+    from crossrec.data.matrices import interactions_to_csr
     from crossrec.models.bundle import load_recommender
     from crossrec.models.config import FinetuneConfig
-    from crossrec.models.training import TrainingData, train_recommender
+    from crossrec.models.inputs import TrainingData
+    from crossrec.models.training import train_recommender
 
     info, inter = synthetic_ingested["dataset_info"], synthetic_ingested["interactions"]
     fused = fuse_item_features(item_features, info, PARAMS)
@@ -276,7 +271,7 @@ def test_fuse_outputs_train_an_llm_lora_recommender_end_to_end(
         valid=matrix("valid"), item_features=fused,
         modality_graphs=build_modality_graphs(fused, PARAMS),
         user_item_graph=build_user_item_graph(inter, info),
-        item_texts=build_item_texts(synthetic_ingested["items"], info, PARAMS),
+        item_texts=_item_texts(synthetic_ingested),
     )  # fmt: skip
     model_dir = _tiny_llama_helpers().make_tiny_llama(tmp_path / "llm")
     llm = {"model": str(model_dir), "mode": "lora", "lora_r": 2, "max_text_tokens": 16}

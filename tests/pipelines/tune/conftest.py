@@ -70,7 +70,7 @@ def tiny_finetune() -> dict[str, Any]:
 def synthetic_fused(synthetic_ingested: dict) -> dict[str, Any]:
     """Catalog-shaped fuse outputs of the synthetic dataset: item_texts, fused_item_features,
     modality_graphs, user_item_graph."""
-    from crossrec.fusion.graphs import knn_graph, normalized_user_item_graph
+    from crossrec.graphs.knn import knn_graph, normalized_user_item_graph
 
     info = synthetic_ingested["dataset_info"]
     n_users, n_items = info["n_users"], info["n_items"]

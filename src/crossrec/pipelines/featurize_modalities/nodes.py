@@ -205,3 +205,13 @@ def assemble_item_features(
     for name, stats in report["modalities"].items():
         logger.info("item_features[%s]: %s", name, stats)
     return features, report
+
+
+def render_item_texts(
+    items: pd.DataFrame, dataset_info: dict[str, Any], params: dict[str, Any]
+) -> list[str]:
+    """The ``item_texts`` artifact: the text each item is encoded from, aligned to item_idx
+    (the input of the ``llm`` fusion strategy, rendered once by the same templates)."""
+    config = parse_featurize_params(params)
+    _check_items(items, dataset_info, list(dataset_info.get("text_columns") or []))
+    return item_texts(items, dataset_info, config)

@@ -11,9 +11,15 @@ _COMMON = ["items", "dataset_info", "params:featurize_modalities"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Outputs (catalog_featurize_modalities.yml): item_features, featurize_report."""
+    """Outputs (catalog_featurize_modalities.yml): item_features, featurize_report, item_texts."""
     return Pipeline(
         [
+            Node(
+                nodes.render_item_texts,
+                _COMMON,
+                "item_texts",
+                name="render_item_texts",
+            ),
             Node(
                 nodes.encode_text,
                 [*_COMMON, "text_embedding_cache"],

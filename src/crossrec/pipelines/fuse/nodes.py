@@ -1,207 +1,31 @@
-"""fuse nodes: validate and L2-normalise item features, build the kNN item graphs per modality,
-the normalised user-item graph of the TRAIN split, and the item texts for the ``llm`` strategy.
-
-Graph code lives in :mod:`crossrec.fusion.graphs` (torch is imported there, lazily).
-"""
+"""fuse nodes: parse ``params:fuse`` and call :mod:`crossrec.graphs.fuse`."""
 
 from __future__ import annotations
 
-import logging
-import time
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from pydantic import Field
 
-from crossrec.config import StrictConfig, parse_params
-
-logger = logging.getLogger(__name__)
-
-WHERE = "conf/base/parameters_fuse.yml: fuse"
-
-
-class KnnConfig(StrictConfig):
-    k: int = Field(10, ge=1)
-    k_per_modality: dict[str, int] = Field(default_factory=dict)
-    weighting: Literal["binary", "cosine"] = "binary"
-    chunk_rows: int | None = Field(None, ge=1, description="rows scored at once; None = ~128 MiB")
-    device: str = Field("auto", description="auto = CUDA when present, else CPU; or cpu / cuda:N")
-
-
-class ItemTextsConfig(StrictConfig):
-    templates: list[str] = Field(default_factory=list)
-
-
-class FuseConfig(StrictConfig):
-    modalities: list[str] | None = None
-    knn: KnnConfig = Field(default_factory=KnnConfig)
-    item_texts: ItemTextsConfig = Field(default_factory=ItemTextsConfig)
-
-
-def parse_fuse_params(params: dict[str, Any] | FuseConfig) -> FuseConfig:
-    return parse_params(FuseConfig, params, where=WHERE)
-
-
-def _modality_names(item_features: dict, config: FuseConfig) -> list[str]:
-    available = list(item_features.get("__order__") or [])  # keep an order given upstream
-    available += [n for n in item_features if not n.startswith("__") and n not in available]
-    if config.modalities is None:
-        return available
-    unknown = [m for m in config.modalities if m not in available]
-    if unknown:
-        raise ValueError(
-            f"{WHERE}.modalities: {unknown} not in item_features (available: {available})"
-        )
-    return list(config.modalities)
-
-
-def _check_modality(name: str, entry: Any, n_items: int) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(entry, dict) or "vectors" not in entry or "mask" not in entry:
-        raise ValueError(f"item_features[{name!r}] must be a dict with 'vectors' and 'mask'")
-    vectors, mask = np.asarray(entry["vectors"]), np.asarray(entry["mask"])
-    if vectors.ndim != 2 or vectors.shape[0] != n_items:
-        raise ValueError(
-            f"item_features[{name!r}].vectors has shape {vectors.shape}; expected ({n_items}, d) "
-            f"with n_items from dataset_info"
-        )
-    if mask.shape != (n_items,) or mask.dtype != bool:
-        raise ValueError(
-            f"item_features[{name!r}].mask must be bool of shape ({n_items},), "
-            f"got {mask.dtype} {mask.shape}"
-        )
-    bad = mask & ~np.isfinite(vectors).all(axis=1)
-    if bad.any():
-        raise ValueError(
-            f"item_features[{name!r}]: non-finite vectors for items "
-            f"{np.flatnonzero(bad)[:5].tolist()} (first 5)"
-        )
-    return vectors, mask
+from crossrec.graphs import fuse as lib
 
 
 def fuse_item_features(
     item_features: dict, dataset_info: dict[str, Any], fuse: dict[str, Any]
 ) -> dict[str, Any]:
     """Selected modalities with rows L2-normalised, masked rows zeroed, plus ``"__order__"``."""
-    config = parse_fuse_params(fuse)
-    n_items = int(dataset_info["n_items"])
-    names = _modality_names(item_features, config)
-    fused: dict[str, Any] = {}
-    for name in names:
-        vectors, mask = _check_modality(name, item_features[name], n_items)
-        vectors = np.where(mask[:, None], vectors, 0.0).astype(np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-        empty = mask & (norms[:, 0] == 0)
-        if empty.any():
-            logger.warning("%s: %d items have mask True but a zero vector", name, int(empty.sum()))
-        if not mask.any():
-            logger.warning("%s: no item has a usable vector; the modality carries no signal", name)
-        fused[name] = {
-            "vectors": vectors,
-            "mask": mask.copy(),
-            "source": str(item_features[name].get("source", "")),
-        }
-        logger.info("%s: %d-d, %.1f%% of items present", name, vectors.shape[1], 100 * mask.mean())
-    fused["__order__"] = names
-    return fused
-
-
-def _graph_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
-            f"{WHERE}.knn.device is {name!r} but CUDA is not available; use auto or cpu"
-        )
-    return name
+    return lib.fuse_item_features(item_features, dataset_info, lib.parse_fuse_params(fuse))
 
 
 def build_modality_graphs(
     fused_item_features: dict, fuse: dict[str, Any]
 ) -> dict[str, sp.csr_matrix]:
     """One symmetric-normalised top-k cosine item-item graph per modality."""
-    from crossrec.fusion.graphs import knn_graph
-
-    config = parse_fuse_params(fuse)
-    device = _graph_device(config.knn.device)
-    unknown = set(config.knn.k_per_modality) - set(fused_item_features["__order__"])
-    if unknown:
-        logger.warning("%s.knn.k_per_modality names absent modalities %s", WHERE, sorted(unknown))
-    graphs = {}
-    for name in fused_item_features["__order__"]:
-        entry = fused_item_features[name]
-        k = config.knn.k_per_modality.get(name, config.knn.k)
-        start = time.perf_counter()
-        graphs[name] = knn_graph(
-            entry["vectors"],
-            entry["mask"],
-            k,
-            weighting=config.knn.weighting,
-            chunk_rows=config.knn.chunk_rows,
-            device=device,
-        )
-        logger.info(
-            "%s kNN graph: k=%d, %d edges, %.2f s",
-            name,
-            k,
-            graphs[name].nnz,
-            time.perf_counter() - start,
-        )
-    return graphs
+    return lib.build_modality_graphs(fused_item_features, lib.parse_fuse_params(fuse))
 
 
 def build_user_item_graph(
     interactions: pd.DataFrame, dataset_info: dict[str, Any]
 ) -> sp.csr_matrix:
     """``D^-1/2 A D^-1/2`` over users then items, from the TRAIN split only (no leakage)."""
-    from crossrec.fusion.graphs import normalized_user_item_graph
-
-    missing = [c for c in ("user_idx", "item_idx", "split") if c not in interactions.columns]
-    if missing:
-        raise ValueError(f"interactions: missing column(s) {missing} (docs/architecture.md)")
-    train = interactions[interactions["split"] == "train"]
-    if train.empty:
-        raise ValueError(
-            "interactions: no row has split == 'train'; cannot build the user-item graph"
-        )
-    graph = normalized_user_item_graph(
-        train["user_idx"].to_numpy(),
-        train["item_idx"].to_numpy(),
-        int(dataset_info["n_users"]),
-        int(dataset_info["n_items"]),
-    )
-    logger.info("user-item graph: %d train interactions, %d nodes", len(train), graph.shape[0])
-    return graph
-
-
-def build_item_texts(
-    items: pd.DataFrame, dataset_info: dict[str, Any], fuse: dict[str, Any]
-) -> list[str]:
-    """One text per item, aligned to ``item_idx``, rendered the way featurize renders its text."""
-    from crossrec.encoders.text import choose_template, render_texts
-
-    config = parse_fuse_params(fuse)
-    columns = list(dataset_info.get("text_columns") or [])
-    missing = [c for c in ["item_idx", *columns] if c not in items.columns]
-    if missing:
-        raise ValueError(f"items: missing column(s) {missing} named by dataset_info.text_columns")
-    n_items = int(dataset_info["n_items"])
-    if not np.array_equal(np.sort(items["item_idx"].to_numpy()), np.arange(n_items)):
-        raise ValueError(f"items.item_idx must hold each of 0..{n_items - 1} exactly once")
-    ordered = items.sort_values("item_idx")
-    if not columns:
-        logger.warning("dataset has no text columns: item texts are empty (soft tokens only)")
-        return [""] * n_items
-    template = choose_template(config.item_texts.templates, columns)
-    texts = render_texts(ordered[columns].to_dict("records"), columns, template)
-    logger.info(
-        "item texts: template %s, %d of %d items without text",
-        template or f"automatic over {columns}",
-        sum(1 for t in texts if not t),
-        n_items,
-    )
-    return texts
+    return lib.build_user_item_graph(interactions, dataset_info)

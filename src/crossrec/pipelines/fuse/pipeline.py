@@ -30,11 +30,5 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "user_item_graph",
                 name="build_user_item_graph",
             ),
-            Node(
-                nodes.build_item_texts,
-                ["items", "dataset_info", "params:fuse"],
-                "item_texts",
-                name="build_item_texts",
-            ),
         ]
     )

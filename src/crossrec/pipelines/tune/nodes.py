@@ -71,13 +71,19 @@ def build_tuning_data(
 ) -> Any:
     """finetune's ``TrainingData`` (its own node function), with item texts when any trial
     can pick the ``llm`` fusion strategy."""
-    from crossrec.pipelines.finetune.nodes import build_training_data
+    from crossrec.models.inputs import build_training_data
 
     if needs_item_texts(config, finetune):
         finetune = apply_overrides(finetune, {"model.fusion.strategy": "llm"})
     return build_training_data(
-        interactions, items, dataset_info, fused_item_features, modality_graphs,
-        user_item_graph, finetune, item_texts,
+        interactions,
+        items,
+        dataset_info,
+        fused_item_features,
+        modality_graphs,
+        user_item_graph,
+        finetune,
+        item_texts,
     )
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from crossrec.fusion.graphs import knn_graph, normalized_user_item_graph, symmetric_normalize
+from crossrec.graphs.knn import knn_graph, normalized_user_item_graph, symmetric_normalize
 
 
 def _clustered(n_items: int = 60, d: int = 16, seed: int = 0) -> np.ndarray:

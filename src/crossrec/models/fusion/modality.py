@@ -1,4 +1,4 @@
-"""Content fusion: per-modality item vectors -> one content vector per item.
+"""Fusion strategies over frozen modality vectors: concat, gated, attention.
 
 The input is fuse's ``fused_item_features`` (``{modality: {"vectors", "mask", ...},
 "__order__": [...]}``). Vectors are frozen buffers (not saved in the state dict: they come from
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from crossrec.models.config import FusionConfig
+from crossrec.models.registries import FUSION_STRATEGIES
 
 
 def modality_order(item_features: dict) -> list[str]:
@@ -84,8 +85,18 @@ class ModalityProjector(nn.Module):
         return torch.stack(tokens, dim=1)
 
 
+@FUSION_STRATEGIES.register("concat")
 class ConcatFusion(nn.Module):
     """Per-modality projection, concatenation, then a linear map back to ``dim``."""
+
+    #: the recommender adds late (per-batch) content after propagation; these fuse up front
+    late = False
+
+    @classmethod
+    def build(cls, config: FusionConfig, item_features: dict, modalities, dim, dropout, texts):
+        """Registry entry point: every strategy is built from the same arguments."""
+        _require_modalities(modalities, config.strategy)
+        return cls(item_features, modalities, dim)
 
     def __init__(self, item_features: dict, modalities: Sequence[str], dim: int):
         super().__init__()
@@ -100,8 +111,18 @@ class ConcatFusion(nn.Module):
         return None
 
 
+@FUSION_STRATEGIES.register("gated")
 class GatedFusion(nn.Module):
     """Learned per-item softmax gates over modalities; the gates say which modality drove it."""
+
+    #: the recommender adds late (per-batch) content after propagation; these fuse up front
+    late = False
+
+    @classmethod
+    def build(cls, config: FusionConfig, item_features: dict, modalities, dim, dropout, texts):
+        """Registry entry point: every strategy is built from the same arguments."""
+        _require_modalities(modalities, config.strategy)
+        return cls(item_features, modalities, dim)
 
     def __init__(self, item_features: dict, modalities: Sequence[str], dim: int):
         super().__init__()
@@ -120,8 +141,18 @@ class GatedFusion(nn.Module):
         return self._weights(self.tokens(item_idx))
 
 
+@FUSION_STRATEGIES.register("attention")
 class AttentionFusion(nn.Module):
     """Modality tokens (plus a summary token) through a small transformer encoder."""
+
+    late = False
+
+    @classmethod
+    def build(cls, config: FusionConfig, item_features: dict, modalities, dim, dropout, texts):
+        _require_modalities(modalities, config.strategy)
+        return cls(
+            item_features, modalities, dim, config.attention_heads, config.attention_layers, dropout
+        )
 
     def __init__(
         self,
@@ -151,82 +182,9 @@ class AttentionFusion(nn.Module):
         return None
 
 
-class LLMFusion(nn.Module):
-    """The fuse owner's LLM item encoder (text + soft tokens for image/audio) projected to dim.
-
-    Too costly to run over the whole catalogue every step, so the recommender adds its output
-    after graph propagation ("late" content) and only for the items a batch needs.
-    """
-
-    def __init__(
-        self, item_texts: list[str] | None, item_features: dict, config: FusionConfig, dim: int
-    ):
-        super().__init__()
-        try:
-            from crossrec.fusion.llm import build_llm_item_encoder
-        except ImportError as err:  # the fuse owner's module has not landed in this checkout
-            raise NotImplementedError(
-                "fusion strategy 'llm' needs crossrec.fusion.llm.build_llm_item_encoder "
-                f"(fuse pipeline), which is not importable: {err}"
-            ) from err
-        if item_texts is None:
-            raise ValueError("fusion strategy 'llm' needs item texts (TrainingData.item_texts)")
-        llm_config = _llm_config(config.llm)
-        self.encoder = build_llm_item_encoder(item_texts, item_features, llm_config)
-        self.projection = nn.Linear(int(self.encoder.out_dim), dim)
-        self.chunk_size = config.llm_chunk_size
-
-    def forward(self, item_idx: torch.Tensor) -> torch.Tensor:
-        return self.projection(self.encoder(item_idx).float())
-
-    def encode_all(self, n_items: int, device: torch.device) -> torch.Tensor:
-        """Whole catalogue in chunks (used for scoring)."""
-        parts = [
-            self(torch.arange(s, min(s + self.chunk_size, n_items), device=device))
-            for s in range(0, n_items, self.chunk_size)
-        ]
-        return torch.cat(parts)
-
-    def modality_weights(self, item_idx: torch.Tensor) -> torch.Tensor | None:
-        return None
-
-
-def _llm_config(options: dict):
-    """Parse the ``model.fusion.llm`` block with the fuse owner's schema when it has one."""
-    from crossrec.config import parse_params
-
-    try:
-        from crossrec.fusion.llm import LLMFusionConfig
-    except ImportError:
-        return options
-    return parse_params(
-        LLMFusionConfig,
-        options,
-        where="conf/base/parameters_finetune.yml: finetune.model.fusion.llm",
-    )
-
-
-def build_fusion(
-    config: FusionConfig,
-    item_features: dict,
-    modalities: Sequence[str],
-    dim: int,
-    dropout: float = 0.0,
-    item_texts: list[str] | None = None,
-) -> nn.Module:
-    """The fusion module named by ``config.strategy``."""
-    if config.strategy == "llm":
-        return LLMFusion(item_texts, item_features, config, dim)
+def _require_modalities(modalities: Sequence[str], strategy: str) -> None:
     if not modalities:
         raise ValueError(
-            "fused_item_features has no modality; set model.use_content: false for an ID model"
+            f"fusion strategy {strategy!r}: fused_item_features has no modality; "
+            "set model.use_content: false for an ID model"
         )
-    if config.strategy == "concat":
-        return ConcatFusion(item_features, modalities, dim)
-    if config.strategy == "gated":
-        return GatedFusion(item_features, modalities, dim)
-    if config.strategy == "attention":
-        return AttentionFusion(
-            item_features, modalities, dim, config.attention_heads, config.attention_layers, dropout
-        )
-    raise ValueError(f"unknown fusion strategy {config.strategy!r}")

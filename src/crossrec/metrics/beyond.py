@@ -1,6 +1,6 @@
 """Beyond-accuracy measures of top-K lists: coverage, popularity bias, novelty, diversity.
 
-All take the ranked lists produced by :func:`crossrec.evaluation.ranking.rank_and_evaluate`
+All take the ranked lists produced by :func:`crossrec.metrics.ranking.rank_and_evaluate`
 (``-1`` = empty slot) so they describe exactly the lists the accuracy metrics scored.
 """
 

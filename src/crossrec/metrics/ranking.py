@@ -387,16 +387,6 @@ def hit_matrix(
     return hits
 
 
-def interactions_to_csr(
-    user_idx: np.ndarray, item_idx: np.ndarray, n_users: int, n_items: int
-) -> sp.csr_matrix:
-    """Binary (n_users, n_items) matrix of interactions (duplicates collapse to 1)."""
-    data = np.ones(len(user_idx), dtype=np.float32)
-    matrix = sp.csr_matrix((data, (user_idx, item_idx)), shape=(n_users, n_items))
-    matrix.data[:] = 1.0
-    return matrix
-
-
 def mean_metrics(per_user: dict[str, np.ndarray]) -> dict[str, float]:
     """Average per-user metrics (0.0 when no user was evaluated)."""
     return {name: float(values.mean()) if len(values) else 0.0 for name, values in per_user.items()}

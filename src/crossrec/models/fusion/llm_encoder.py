@@ -27,56 +27,15 @@ import warnings
 from collections.abc import Iterator, Sequence
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
 from torch import nn
 
-from crossrec.config import StrictConfig
+from crossrec.models.config import LLMFusionConfig
 
 logger = logging.getLogger(__name__)
-
-Mode = Literal["frozen", "lora", "partial", "full"]
-
-
-class LLMFusionConfig(StrictConfig):
-    """Settings of the LLM item encoder (a sub-block of the finetune model config)."""
-
-    model: str = Field("smollm2-135m-instruct", description="zoo name, HF id or local folder")
-    mode: Mode = "frozen"
-    lora_r: int = Field(8, ge=1)
-    lora_alpha: float = Field(16.0, gt=0)
-    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    target_modules: list[str] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
-    )
-    top_n_layers: int = Field(2, ge=1, description="layers trained in partial mode")
-    n_soft_tokens: int | dict[str, int] = Field(
-        1, description="soft tokens per modality: one int for all, or {modality: n}"
-    )
-    soft_token_modalities: list[str] | None = Field(
-        None,
-        description="modalities fed as soft tokens; None = every modality except text_modalities",
-    )
-    text_modalities: list[str] = Field(
-        default_factory=lambda: ["text", "text_*"],
-        description="glob patterns of modalities the LLM reads as text: no soft tokens for them "
-        "when soft_token_modalities is None",
-    )
-    max_text_tokens: int = Field(64, ge=1)
-    pooling: Literal["last", "mean"] = "mean"
-    gradient_checkpointing: bool = False
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    out_dim: int | None = Field(
-        None, ge=1, description="linear head to this size; None = LLM hidden size"
-    )
-    save_frozen_weights: bool = Field(
-        False,
-        description="keep frozen LLM weights in state_dict (large); off: reload from the folder",
-    )
-
 
 # --------------------------------------------------------------------------------------- helpers
 

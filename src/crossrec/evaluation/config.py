@@ -1,4 +1,4 @@
-"""Schema of ``conf/base/parameters_evaluate.yml: evaluate``."""
+"""Schema of ``conf/base/parameters_evaluate.yml: evaluate`` and the baseline registry."""
 
 from __future__ import annotations
 
@@ -7,12 +7,18 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from crossrec.config import StrictConfig
+from crossrec.registry import Registry
+
+#: baselines by name: a class with ``from_spec(spec, split, seed) -> ScoreFn`` and a
+#: ``deterministic`` flag (one run instead of one per seed), or ``trained = True`` for
+#: configurations of the recommender itself (``finetune``); see crossrec.evaluation.baselines
+BASELINES: Registry = Registry("baseline", ["crossrec.evaluation.baselines"])
 
 
 class BaselineConfig(StrictConfig):
     """One baseline: a simple scorer, or a FinetuneConfig variant of the trained model."""
 
-    kind: Literal["most_popular", "item_knn", "random", "finetune"]
+    kind: str
     #: item_knn: neighbours kept per item and cosine shrinkage
     neighbours: int = Field(100, ge=1)
     shrink: float = Field(10.0, ge=0)
@@ -25,6 +31,11 @@ class BaselineConfig(StrictConfig):
     seeds: list[int] | None = Field(None, min_length=1)
     #: false = left out of this run (kept in the file for reference)
     enabled: bool = True
+
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return BASELINES.check(name)
 
 
 class EvaluateConfig(StrictConfig):
@@ -46,7 +57,7 @@ class EvaluateConfig(StrictConfig):
     tie_break_seed: int = 0
     #: auto = cuda when available
     device: str = "auto"
-    #: users scored per chunk (None = from a 256 MiB budget, see crossrec.evaluation.ranking)
+    #: users scored per chunk (None = from a 256 MiB budget, see crossrec.metrics.ranking)
     chunk_users: int | None = Field(None, ge=1)
     #: per-modality ablation of the trained model at inference time
     ablation: bool = True

@@ -1,0 +1,373 @@
+"""The evaluation runner: the trained model over its seeds, every baseline and the modality
+ablation, on one split and one ranking code path; then metrics, significance and timings.
+
+The evaluate pipeline's nodes each make one call here; benchmarks and notebooks can do the same
+without Kedro.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crossrec.config import deep_merge
+from crossrec.evaluation.config import BASELINES, BaselineConfig, EvaluateConfig
+from crossrec.evaluation.protocol import (
+    EvalSplit,
+    aggregate_seeds,
+    build_split,
+    evaluate_scorer,
+    history_buckets,
+    per_user_seed_mean,
+    ranking_slices,
+)
+from crossrec.evaluation.report import fmt
+
+logger = logging.getLogger(__name__)
+
+WHERE = "conf/base/parameters_evaluate.yml: evaluate"
+
+
+def _progress(iterable, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, leave=False)
+
+
+def prepare_split(
+    interactions: pd.DataFrame, items: pd.DataFrame, dataset_info: dict, cfg: EvaluateConfig
+) -> EvalSplit:
+    """Split matrices and item/user facts shared by every model evaluated."""
+    split = build_split(
+        interactions,
+        items,
+        int(dataset_info["n_users"]),
+        int(dataset_info["n_items"]),
+        tie_break_seed=cfg.tie_break_seed if cfg.tie_break == "random" else None,
+    )
+    logger.info(
+        "evaluation split: %d users x %d items; train %d, valid %d, test %d; %d cold items",
+        split.n_users,
+        split.n_items,
+        split.train.nnz,
+        split.valid.nnz,
+        split.test.nnz,
+        int(split.is_cold.sum()),
+    )
+    if not split.is_cold.any() and {"test_warm", "test_cold"} & set(cfg.slices):
+        logger.info(
+            "no cold-start items in this split (ingest split.cold_items.share = 0): "
+            "test_warm / test_cold are not reported"
+        )
+    if max(cfg.ks) >= split.n_items:
+        logger.warning(
+            "evaluate.ks goes up to %d but the catalogue has only %d items: @%d metrics rank "
+            "(almost) every item and say little",
+            max(cfg.ks),
+            split.n_items,
+            max(cfg.ks),
+        )
+    return split
+
+
+@dataclass
+class Upstream:
+    """The artifacts every trained variant is rebuilt from (as finetune built its data)."""
+
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    dataset_info: dict
+    fused_item_features: dict
+    modality_graphs: dict
+    user_item_graph: Any
+    item_texts: list[str] | None
+
+    def training_data(self, config: dict, features: dict | None = None, graphs=None):
+        """The library's one TrainingData builder, so evaluation sees what training saw."""
+        from crossrec.models.inputs import build_training_data
+
+        return build_training_data(
+            self.interactions,
+            self.items,
+            self.dataset_info,
+            self.fused_item_features if features is None else features,
+            self.modality_graphs if graphs is None else graphs,
+            self.user_item_graph,
+            config,
+            self.item_texts,
+        )
+
+
+class Evaluation:
+    """One evaluation run: the config, the split and the upstream artifacts, shared by every
+    model evaluated in it."""
+
+    def __init__(self, cfg: EvaluateConfig, split: EvalSplit, upstream: Upstream):
+        from crossrec.device import resolve_device
+
+        self.cfg = cfg
+        self.split = split
+        self.upstream = upstream
+        self.device = str(resolve_device(cfg.device))
+        self.slices = ranking_slices(split, cfg.slices)
+        self.buckets = (
+            history_buckets(split.history_length, cfg.history_quantiles)
+            if cfg.history_quantiles
+            else None
+        )
+        features = upstream.fused_item_features
+        self.content = None
+        if features:
+            from crossrec.metrics.beyond import content_vectors
+
+            self.content = content_vectors(features)
+
+    def run(self, score_fn, skip: tuple[str, ...] = ()) -> dict:
+        """Per-user metrics of one scorer on every slice (except ``skip``)."""
+        return evaluate_scorer(
+            score_fn,
+            self.split,
+            [s for s in self.slices if s.name not in skip],
+            self.cfg.ks,
+            self.cfg.k,
+            self.content,
+            user_buckets=self.buckets,
+            device=self.device,
+            chunk_users=self.cfg.chunk_users,
+        )
+
+    # ------------------------------------------------------------------ the trained model
+    def model_runs(self, trained_model: dict, default_seed: int) -> dict:
+        """The trained model for every seed in ``seeds``: the artifact for the seed it was
+        trained with, the same configuration retrained for the others."""
+        from crossrec.evaluation.experiments import bundle_seed, model_score_fn, train_variant
+
+        cfg = self.cfg
+        config = dict(trained_model["config"])
+        data = self.upstream.training_data(config)
+        trained_seed = bundle_seed(trained_model, default_seed)
+        if trained_seed not in cfg.seeds:
+            logger.warning(
+                "trained_model was trained with seed %d, not in evaluate.seeds %s: "
+                "every seed is retrained",
+                trained_seed,
+                cfg.seeds,
+            )
+        runs, bundles, train_s, eval_s = [], [], 0.0, 0.0
+        reused = 0
+        for seed in _progress(cfg.seeds, f"{cfg.model_name} seeds"):
+            start = time.perf_counter()
+            if seed == trained_seed:
+                bundle, reused = trained_model, reused + 1
+            else:
+                where = f"{cfg.model_name} (trained_model config)"
+                bundle = train_variant(data, config, seed, where=where)
+            train_s += time.perf_counter() - start
+            start = time.perf_counter()
+            runs.append(self.run(model_score_fn(bundle, data, self.device)))
+            eval_s += time.perf_counter() - start
+            bundles.append(bundle)
+        test = aggregate_seeds(runs).get("test", {})
+        logger.info(
+            "%s: test recall@20 %s (retraining %.1fs, eval %.1fs)",
+            cfg.model_name,
+            fmt(test.get("recall@20")),
+            train_s,
+            eval_s,
+        )
+        return {
+            "name": cfg.model_name,
+            "runs": runs,
+            "seeds": list(cfg.seeds),
+            "train_s": train_s,
+            "eval_s": eval_s,
+            "bundles": bundles,
+            # the artifact's own training time is finetune's, not spent here
+            "reused_seeds": reused,
+        }
+
+    # ------------------------------------------------------------------ baselines
+    def _trained_baseline(self, name: str, spec: BaselineConfig, trained_model: dict):
+        """(data, config) of a ``finetune``-kind baseline, or None when it cannot run here."""
+        from crossrec.evaluation.experiments import select_modalities
+
+        features = select_modalities(self.upstream.fused_item_features, spec.modalities)
+        if spec.modalities is not None and not features["__order__"]:
+            available = [m for m in self.upstream.fused_item_features if not m.startswith("__")]
+            logger.warning(
+                "baseline %s skipped: none of its modalities %s in this dataset (has %s)",
+                name,
+                spec.modalities,
+                available,
+            )
+            return None
+        base = deep_merge(dict(trained_model["config"]), self.cfg.baseline_defaults)
+        config = deep_merge(base, spec.overrides)
+        return self.upstream.training_data(config, features=features), config
+
+    def baseline_runs(self, trained_model: dict) -> dict:
+        """Every enabled baseline on the same split, slices and ranking code as the model.
+
+        ``finetune`` baselines are the trained model's own config with ``baseline_defaults``
+        and then the baseline's ``overrides`` merged in.
+        """
+        from crossrec.evaluation.experiments import model_score_fn, train_variant
+
+        out: dict[str, dict] = {}
+        enabled = [(name, spec) for name, spec in self.cfg.baselines.items() if spec.enabled]
+        for name, spec in _progress(enabled, "baselines"):
+            kind = BASELINES.get(spec.kind)
+            trained = getattr(kind, "trained", False)
+            seeds = list(spec.seeds or self.cfg.seeds)
+            if getattr(kind, "deterministic", False):
+                seeds = seeds[:1]  # deterministic scorers: one run
+            if trained:
+                prepared = self._trained_baseline(name, spec, trained_model)
+                if prepared is None:
+                    continue
+                data, config = prepared
+            runs, train_s, eval_s = [], 0.0, 0.0
+            for seed in seeds:
+                start = time.perf_counter()
+                if trained:
+                    where = f"{WHERE}.baselines.{name}"
+                    bundle = train_variant(data, config, seed, where=where)
+                    scorer = model_score_fn(bundle, data, self.device)
+                else:
+                    scorer = kind.from_spec(spec, self.split, seed)
+                train_s += time.perf_counter() - start
+                start = time.perf_counter()
+                runs.append(self.run(scorer))
+                eval_s += time.perf_counter() - start
+            out[name] = {"runs": runs, "seeds": seeds, "train_s": train_s, "eval_s": eval_s}
+            test = aggregate_seeds(runs).get("test", {})
+            logger.info(
+                "baseline %s: test recall@20 %s (train %.1fs, eval %.1fs)",
+                name,
+                fmt(test.get("recall@20")),
+                train_s,
+                eval_s,
+            )
+        return out
+
+    # ------------------------------------------------------------------ ablation
+    def ablation_runs(self, model_runs: dict) -> dict:
+        """The trained model (every seed) with one modality removed at inference time."""
+        from crossrec.evaluation.experiments import ablate_modality, model_score_fn
+
+        if not self.cfg.ablation:
+            return {}
+        bundles = model_runs["bundles"]
+        modalities = list(bundles[0].get("modalities") or [])
+        if not modalities or not bundles[0]["config"].get("model", {}).get("use_content", True):
+            logger.info("modality ablation skipped: the model uses no content modalities")
+            return {}
+        up = self.upstream
+        out = {}
+        for modality in _progress(modalities, "modality ablation"):
+            runs, start = [], time.perf_counter()
+            for bundle in bundles:
+                features, graphs = ablate_modality(
+                    up.fused_item_features, up.modality_graphs, modality, bundle["config"]
+                )
+                data = up.training_data(bundle["config"], features=features, graphs=graphs)
+                runs.append(self.run(model_score_fn(bundle, data, self.device), skip=("valid",)))
+            out[f"{self.cfg.model_name} w/o {modality}"] = {
+                "runs": runs,
+                "seeds": list(model_runs["seeds"]),
+                "train_s": 0.0,
+                "eval_s": time.perf_counter() - start,
+            }
+        return out
+
+
+# ---------------------------------------------------------------------- summaries
+
+
+def all_models(model_runs: dict, baseline_runs: dict, ablation_runs: dict) -> dict:
+    return {model_runs["name"]: model_runs} | baseline_runs | ablation_runs
+
+
+def per_user_table(model_runs: dict, baseline_runs: dict, ablation_runs: dict) -> pd.DataFrame:
+    """Long table of every per-user result: one row per (model, seed, slice, user), one column
+    per metric. Paired tests against models run elsewhere (benchmarks/vs_cornac.py) and any
+    further slicing start from it instead of re-running evaluation."""
+    frames = []
+    for name, entry in all_models(model_runs, baseline_runs, ablation_runs).items():
+        for seed, run in zip(entry["seeds"], entry["runs"], strict=True):
+            for slice_name, result in run.items():
+                frame = pd.DataFrame(
+                    {m: np.asarray(v, dtype=np.float64) for m, v in result["metrics"].items()}
+                )
+                frame.insert(0, "user_idx", np.asarray(result["users"], dtype=np.int64))
+                frame.insert(0, "slice", slice_name)
+                frame.insert(0, "seed", int(seed))
+                frame.insert(0, "model", name)
+                frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["model", "seed", "slice", "user_idx"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _paired_tests(cfg: EvaluateConfig, model_runs: dict, baseline_runs: dict, best) -> list:
+    from crossrec.evaluation.significance import paired_test
+
+    tests = []
+    for baseline, entry in baseline_runs.items():
+        for slice_name in cfg.significance_slices:
+            if slice_name not in model_runs["runs"][0] or slice_name not in entry["runs"][0]:
+                continue
+            for metric in cfg.significance_metrics:
+                users_a, a = per_user_seed_mean(model_runs["runs"], slice_name, metric)
+                users_b, b = per_user_seed_mean(entry["runs"], slice_name, metric)
+                if not np.array_equal(users_a, users_b):
+                    raise ValueError(
+                        f"slice {slice_name}: {cfg.model_name} and {baseline} were "
+                        "evaluated on different users"
+                    )
+                tests.append(
+                    paired_test(a, b, metric).as_dict()
+                    | {
+                        "slice": slice_name,
+                        "model_a": cfg.model_name,
+                        "model_b": baseline,
+                        "best_baseline": baseline == best,
+                    }
+                )
+    return tests
+
+
+def summarize(
+    cfg: EvaluateConfig, model_runs: dict, baseline_runs: dict, ablation_runs: dict
+) -> tuple[dict, dict, dict]:
+    """metrics.json (model -> slice -> metric -> {mean, std}), significance tests, timings."""
+    everything = all_models(model_runs, baseline_runs, ablation_runs)
+    metrics = {name: aggregate_seeds(entry["runs"]) for name, entry in everything.items()}
+    primary = cfg.significance_metrics[0] if cfg.significance_metrics else f"recall@{cfg.k}"
+    candidates = {
+        name: metrics[name].get("test", {}).get(primary, {}).get("mean", -1.0)
+        for name in baseline_runs
+    }
+    best = max(candidates, key=candidates.get) if candidates else None
+    significance = {
+        "best_baseline": best,
+        "selected_by": f"test {primary}",
+        "alpha": cfg.alpha,
+        "seeds": list(cfg.seeds),
+        "tests": _paired_tests(cfg, model_runs, baseline_runs, best),
+    }
+    timings = {
+        name: {
+            "train_s": round(entry["train_s"], 2),
+            "eval_s": round(entry["eval_s"], 2),
+            "seeds": len(entry["runs"]),
+            "reused_seeds": int(entry.get("reused_seeds", 0)),
+        }
+        for name, entry in everything.items()
+    }
+    return metrics, significance, timings

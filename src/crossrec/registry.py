@@ -1,0 +1,74 @@
+"""Named, pluggable components (adapters, fusion strategies, losses, user towers, baselines).
+
+A component registers itself under a name with a decorator; configuration names it in YAML.
+Adding one is one class (decorated) plus its YAML entry. A registry may list the modules that
+define its built-in entries: they are imported on the first lookup, so a registry can live in a
+torch-free module (config schemas validate names against it) while its entries import torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownComponentError(ValueError):
+    """A configured name matches no registered component."""
+
+
+def did_you_mean(name: str, candidates: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
+    close = difflib.get_close_matches(str(name), list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class Registry(Generic[T]):
+    """name -> component. ``builtin_modules`` are imported before the first lookup."""
+
+    def __init__(self, kind: str, builtin_modules: Sequence[str] = ()):
+        self.kind = kind
+        self._builtin_modules = tuple(builtin_modules)
+        self._loaded = not self._builtin_modules
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: ``@LOSSES.register("bpr")`` on a class or function."""
+
+        def add(component: T) -> T:
+            existing = self._entries.get(name)
+            if existing is not None and existing is not component:
+                raise ValueError(f"{self.kind} {name!r} is already registered ({existing!r})")
+            self._entries[name] = component
+            return component
+
+        return add
+
+    def _load_builtins(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for module in self._builtin_modules:
+                importlib.import_module(module)
+
+    def names(self) -> list[str]:
+        self._load_builtins()
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        self._load_builtins()
+        return name in self._entries
+
+    def check(self, name: str) -> str:
+        """``name`` when registered, else an error naming the known ones (pydantic validator)."""
+        if name not in self:
+            raise UnknownComponentError(
+                f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; "
+                f"registered: {', '.join(self.names())}"
+            )
+        return name
+
+    def get(self, name: str) -> T:
+        return self._entries[self.check(name)]
