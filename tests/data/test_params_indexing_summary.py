@@ -23,7 +23,7 @@ def test_dataset_overrides_merge_key_by_key():
     a, b = config.resolve("a"), config.resolve("b")
     assert a.split.strategy == "temporal" and a.split.cold_items.share == 0.2
     assert a.split.cold_items.valid_fraction == 0.3
-    assert b.split.cold_items.share == 0.0
+    assert b.split.cold_items.share == 0.05  # the schema default, equal to the YAML one
 
 
 def test_bad_params_name_the_key():

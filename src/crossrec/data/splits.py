@@ -167,3 +167,25 @@ def assign_splits(
         draws[canonical] = np.random.default_rng([seed, 2]).random(len(cold_rows))
         labels[is_cold_row] = np.where(draws < cold_valid_fraction, VALID, TEST)
     return labels, cold
+
+
+def cold_share_for(strategy: str, share: float, apply_to_published: bool) -> float:
+    """The holdout share to use: a published split is reproduced exactly unless asked.
+
+    Papers report results on their published split; silently moving a share of its items to
+    valid/test would make our numbers incomparable with theirs.
+    """
+    if strategy == "published" and not apply_to_published:
+        if share > 0:
+            logger.info("published split reproduced exactly: the cold-item holdout (share %g) "
+                        "is not applied to it (split.cold_items.apply_to_published: true would "
+                        "apply it)", share)
+        return 0.0
+    return share
+
+
+def published_rows_changed(frame: pd.DataFrame, labels: np.ndarray) -> int:
+    """How many rows got another label than the published one (0 without a published split)."""
+    if "published_split" not in frame.columns:
+        return 0
+    return int((frame["published_split"].to_numpy(dtype=object) != labels).sum())

@@ -64,6 +64,7 @@ def summarize(
         "has_timestamps": bool(dataset_info.get("has_timestamps", False)),
         "modality_coverage": coverage,
         "split_strategy": dataset_info.get("split_strategy"),
+        "published_split_altered": bool(dataset_info.get("published_split_altered", False)),
         "splits": splits,
         "cold_items": int(items["is_cold"].sum()) if "is_cold" in items.columns else 0,
         "unusable_media": len(media_report),
@@ -81,6 +82,8 @@ def format_summary(summary: dict[str, Any]) -> str:
              row("density", f"{summary['density']:.4%}"),
              row("timestamps", "yes" if summary["has_timestamps"] else "no"),
              row("split strategy", str(summary["split_strategy"])),
+             *([row("published split", "ALTERED")] if summary.get("published_split_altered")
+               else []),
              row("cold-start items", f"{summary['cold_items']:,}"),
              row("unusable media", f"{summary['unusable_media']:,}"),
              "coverage (share of items):"]

@@ -140,7 +140,8 @@ def synthetic_ingest_params(dataset_dir: Path, **overrides: Any) -> dict[str, An
     """An ``ingest`` parameter block reading ``dataset_dir`` with the generic adapter.
 
     The dataset is named after the folder; ``overrides`` replace top-level blocks (e.g.
-    ``split={"strategy": "leave_last_out"}``).
+    ``validation={...}``), except ``split``, whose keys are merged over the default: a random
+    split without cold-item holdout (``split={"cold_items": {"share": 0.2}}`` asks for one).
     """
     dataset_dir = Path(dataset_dir)
     params: dict[str, Any] = {
@@ -162,7 +163,8 @@ def synthetic_ingest_params(dataset_dir: Path, **overrides: Any) -> dict[str, An
                 },
             }
         },
-        "split": {"strategy": "random"},
+        "split": {"strategy": "random", "cold_items": {"share": 0.0}},
     }
+    params["split"].update(overrides.pop("split", {}))
     params.update(overrides)
     return params

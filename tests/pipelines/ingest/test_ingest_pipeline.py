@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +107,8 @@ def test_contract_of_synthetic_outputs(synthetic_ingested):
     info = synthetic_ingested["dataset_info"]
     assert set(info) == {"name", "n_users", "n_items", "n_interactions", "text_columns",
                          "has_images", "has_audio", "has_timestamps", "precomputed",
-                         "split_strategy"}
+                         "split_strategy", "published_split_altered"}
+    assert info["published_split_altered"] is False
     summary = synthetic_ingested["data_summary"]
     assert summary["interactions"] == sum(s["interactions"] for s in summary["splits"].values())
     assert summary["modality_coverage"]["image"] == 1.0
@@ -200,23 +202,54 @@ def test_real_movielens_end_to_end(shared_data_dir):
     assert out["items"]["image_path"].map(lambda p: Path(p).is_file()).all()
 
 
-def test_real_lastfm_end_to_end(shared_data_dir):
+def test_real_lastfm_published_split_reproduced_exactly(shared_data_dir, caplog):
+    """By default the published split is the split: no cold holdout is drawn from it."""
+    caplog.set_level(logging.INFO, logger="crossrec.data.splits")
     params = yaml.safe_load((CONF / "parameters_ingest.yml").read_text())["ingest"]
     params["raw_root"] = str(shared_data_dir)
+    assert params["split"]["cold_items"]["share"] > 0  # the global default asks for a holdout
     out = ingest_in_memory(params, "lastfm2k_multimodal", seed=2026)
-    params["split"] = {"cold_items": {"share": 0.0}}
-    published = ingest_in_memory(params, "lastfm2k_multimodal", seed=2026)
-    counts = published["interactions"]["split"].value_counts()
+    info = out["dataset_info"]
+    assert info["split_strategy"] == "published" and info["published_split_altered"] is False
+    assert out["data_summary"]["published_split_altered"] is False
+    assert not out["items"]["is_cold"].any()
+    assert "not applied to it" in caplog.text
+    # row by row, the label of every interaction is its x_label in lfm2k.inter
+    raw = pd.read_csv(shared_data_dir / "lastfm2k_multimodal" / "lfm2k.inter", sep="\t")
+    published = raw.assign(split=raw["x_label"].map({0: "train", 1: "valid", 2: "test"}),
+                           user_id=raw["userID"].astype(str), item_id=raw["itemID"].astype(str))
+    ours = (out["interactions"].merge(out["users"], on="user_idx")
+            .merge(out["items"][["item_idx", "item_id"]], on="item_idx"))
+    both = ours.merge(published, on=["user_id", "item_id"], suffixes=("", "_pub"))
+    assert len(both) == len(ours) == len(raw) == 56_345
+    assert (both["split"] == both["split_pub"]).all()
+    counts = out["interactions"]["split"].value_counts()
     assert (counts["train"], counts["valid"], counts["test"]) == (44_327, 4_799, 7_219)
-    assert published["dataset_info"]["split_strategy"] == "published"
-    # with the default cold-item holdout the other rows keep their published labels
-    assert out["dataset_info"]["split_strategy"] == "published+cold_items"
-    key = ["user_idx", "item_idx"]
-    both = out["interactions"].merge(published["interactions"], on=key, suffixes=("", "_pub"))
-    assert len(both) == 56_345
-    cold = both["item_idx"].isin(out["items"].loc[out["items"]["is_cold"], "item_idx"])
-    assert (both.loc[~cold, "split"] == both.loc[~cold, "split_pub"]).all()
-    assert set(both.loc[cold, "split"]) == {"valid", "test"}
     assert sorted(out["precomputed_features"]) == ["audio_vggish", "audio_whisper",
                                                    "text_minilm"]
     assert out["precomputed_features"]["audio_whisper"].shape == (1425, 512)
+
+
+def test_real_lastfm_cold_holdout_on_published_split_is_explicit(shared_data_dir, caplog):
+    params = yaml.safe_load((CONF / "parameters_ingest.yml").read_text())["ingest"]
+    params["raw_root"] = str(shared_data_dir)
+    published = ingest_in_memory(params, "lastfm2k_multimodal", seed=2026)
+    params["datasets"]["lastfm2k_multimodal"]["split"] = {
+        "cold_items": {"apply_to_published": True}}
+    out = ingest_in_memory(params, "lastfm2k_multimodal", seed=2026)
+    info = out["dataset_info"]
+    assert info["split_strategy"] == "published+cold_items"
+    assert info["published_split_altered"] is True
+    assert out["data_summary"]["published_split_altered"] is True
+    assert "ALTERED" in format_summary(out["data_summary"])
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"
+                and "ALTERS the published split" in r.getMessage()]
+    assert len(warnings) == 1
+    cold_items = out["items"].loc[out["items"]["is_cold"], "item_idx"]
+    assert len(cold_items) == round(0.05 * 1425)
+    key = ["user_idx", "item_idx"]
+    both = out["interactions"].merge(published["interactions"], on=key, suffixes=("", "_pub"))
+    assert len(both) == 56_345
+    cold = both["item_idx"].isin(cold_items)
+    assert (both.loc[~cold, "split"] == both.loc[~cold, "split_pub"]).all()
+    assert set(both.loc[cold, "split"]) == {"valid", "test"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -99,3 +100,33 @@ def parse_split_labels(
 
 def empty_media(n: int) -> pd.Series:
     return pd.Series([None] * n, dtype=object)
+
+
+def check_pattern(pattern: str | None) -> str | None:
+    """A media path pattern must name ``{item_id}`` and nothing else (pydantic validator)."""
+    if pattern is None:
+        return None
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None}
+    except ValueError as err:
+        raise ValueError(f"bad path pattern {pattern!r}: {err}") from None
+    if fields != {"item_id"}:
+        raise ValueError(f"path pattern {pattern!r} must contain {{item_id}} and no other field "
+                         f"(found {sorted(fields)})")
+    return pattern
+
+
+def absolute_pattern(pattern: str | None, folder: Path) -> str | None:
+    """The pattern as an absolute path pattern (relative ones are under the dataset folder)."""
+    if not pattern:
+        return None
+    path = Path(pattern)
+    return str(path if path.is_absolute() else folder.resolve() / path)
+
+
+def pattern_paths(ids: pd.Series, pattern: str | None, folder: Path) -> pd.Series:
+    """Media path per item from a pattern; files that are absent are caught by the media check."""
+    if not pattern:
+        return empty_media(len(ids))
+    return pd.Series([str((folder / pattern.format(item_id=i)).resolve()) for i in ids],
+                     dtype=object)

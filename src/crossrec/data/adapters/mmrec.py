@@ -148,4 +148,5 @@ def read_mmrec(name: str, folder: Path, options: Mapping[str, Any]) -> RawData:
     items["image_path"] = empty_media(len(items))
     items["audio_path"] = empty_media(len(items))
     return RawData(name, interactions, items, text_columns, precomputed, files,
-                   has_timestamps=opts.timestamp_column is not None)
+                   has_timestamps=opts.timestamp_column is not None,
+                   id_columns={"user": opts.user_column, "item": opts.item_column})

@@ -11,7 +11,12 @@ import numpy as np
 import pandas as pd
 
 from crossrec.config import StrictConfig, parse_params
-from crossrec.data.adapters.base import build_interactions, empty_media, register
+from crossrec.data.adapters.base import (
+    absolute_pattern,
+    build_interactions,
+    pattern_paths,
+    register,
+)
 from crossrec.data.errors import DataValidationError
 from crossrec.data.raw import RawData
 from crossrec.data.validation import parse_ids, read_table, require_columns
@@ -63,14 +68,6 @@ def year_text(values: pd.Series) -> np.ndarray:
     return text.to_numpy(dtype=object)
 
 
-def pattern_paths(ids: pd.Series, pattern: str | None, folder: Path) -> pd.Series:
-    """Media path per item from a pattern; files that are absent are caught by the media check."""
-    if not pattern:
-        return empty_media(len(ids))
-    return pd.Series([str((folder / pattern.format(item_id=i)).resolve()) for i in ids],
-                     dtype=object)
-
-
 @register("movielens_multimodal")
 def read_movielens(name: str, folder: Path, options: Mapping[str, Any]) -> RawData:
     opts = parse_params(MovieLensOptions, dict(options),
@@ -101,4 +98,12 @@ def read_movielens(name: str, folder: Path, options: Mapping[str, Any]) -> RawDa
     items["audio_path"] = pattern_paths(ids, opts.audio_pattern, folder)
     return RawData(name, interactions, items, text_columns, {},
                    {"interactions": str(ratings_path), "items": str(items_path)},
-                   has_timestamps=cols.timestamp is not None)
+                   has_timestamps=cols.timestamp is not None,
+                   id_columns={"user": cols.user, "item": cols.item},
+                   media_patterns=_patterns(opts, folder))
+
+
+def _patterns(opts: MovieLensOptions, folder: Path) -> dict[str, str]:
+    pairs = {"image_path": absolute_pattern(opts.image_pattern, folder),
+             "audio_path": absolute_pattern(opts.audio_pattern, folder)}
+    return {role: pattern for role, pattern in pairs.items() if pattern}

@@ -19,9 +19,10 @@ from crossrec.data.kcore import kcore_filter
 from crossrec.data.media import check_media
 from crossrec.data.params import WHERE, parse_ingest_params
 from crossrec.data.raw import RawData
-from crossrec.data.splits import assign_splits
+from crossrec.data.splits import assign_splits, cold_share_for, published_rows_changed
 from crossrec.data.summary import format_summary, summarize
 from crossrec.data.validation import (
+    add_bare_items,
     check_unknown_items,
     deduplicate_interactions,
     deduplicate_items,
@@ -63,9 +64,18 @@ def clean_dataset(raw: RawData, ingest: dict[str, Any], dataset: str) -> RawData
         interactions = interactions[keep].reset_index(drop=True)
     interactions = deduplicate_interactions(
         interactions, spec.validation.duplicate_interactions, raw.file("interactions"))
+    policy = spec.validation.unknown_items
     interactions = check_unknown_items(
-        interactions, items["item_id"], spec.validation.unknown_items,
-        raw.file("interactions"), raw.file("items"))
+        interactions, items["item_id"], policy, raw.file("interactions"), raw.file("items"),
+        column=raw.column("item"))
+    if policy == "keep":
+        unknown = set(interactions["item_id"]) - set(items["item_id"])
+        n_before = len(items)
+        items = add_bare_items(items, unknown, raw.text_columns, raw.media_patterns,
+                               raw.file("interactions"))
+        precomputed = {name: np.vstack([m, np.zeros((len(items) - n_before, m.shape[1]),
+                                                    dtype=m.dtype)])
+                       for name, m in precomputed.items()}
     return raw.replace(interactions=interactions, items=items, precomputed=precomputed)
 
 
@@ -119,11 +129,18 @@ def split_dataset(
     strategy = spec.split.strategy
     if strategy == "auto":
         strategy = "published" if meta["has_published_split"] else "random"
+    cold_items = spec.split.cold_items
     labels, cold = assign_splits(
         interactions, strategy, ratios=spec.split.ratios,
         min_user_interactions=spec.split.min_user_interactions,
-        cold_share=spec.split.cold_items.share,
-        cold_valid_fraction=spec.split.cold_items.valid_fraction, seed=seed)
+        cold_share=cold_share_for(strategy, cold_items.share, cold_items.apply_to_published),
+        cold_valid_fraction=cold_items.valid_fraction, seed=seed)
+    changed = published_rows_changed(interactions, labels) if strategy == "published" else 0
+    if changed:
+        logger.warning("%s: the cold-item holdout ALTERS the published split (cold_items."
+                       "apply_to_published: true): %d items held out, %d of %d rows changed "
+                       "split; results are not comparable with those on the published split",
+                       dataset, len(cold), changed, len(labels))
     out = interactions.drop(columns=["published_split"], errors="ignore").copy()
     out["split"] = labels.astype(str)
     out = out.astype({"user_idx": "int64", "item_idx": "int64", "rating": "float32",
@@ -141,6 +158,7 @@ def split_dataset(
         "has_timestamps": bool(meta["has_timestamps"]),
         "precomputed": sorted(precomputed),
         "split_strategy": strategy + ("+cold_items" if len(cold) else ""),
+        "published_split_altered": changed > 0,
     }
     return out, items, info
 
