@@ -253,3 +253,60 @@ def test_real_lastfm_cold_holdout_on_published_split_is_explicit(shared_data_dir
     cold = both["item_idx"].isin(cold_items)
     assert (both.loc[~cold, "split"] == both.loc[~cold, "split_pub"]).all()
     assert set(both.loc[cold, "split"]) == {"valid", "test"}
+
+
+def _catalogue_with_missing_rows(tmp_path, drop=("item003", "item007")) -> Path:
+    """The retail case: every item has an image, some lack a metadata row."""
+    folder = _broken_copy(tmp_path)
+    items = pd.read_csv(folder / "items.csv")
+    items[~items["item"].isin(drop)].to_csv(folder / "items.csv", index=False)
+    return folder
+
+
+def _with_pattern(folder: Path, **overrides):
+    params = synthetic_ingest_params(folder, **overrides)
+    options = params["datasets"][folder.name]["options"]
+    options.update(image_column=None, audio_column=None, image_pattern="images/{item_id}.png")
+    return params
+
+
+def test_unknown_items_keep_adds_them_with_pattern_media(tmp_path, caplog):
+    folder = _catalogue_with_missing_rows(tmp_path)
+    with pytest.raises(DataValidationError, match="item 'item00[37]' is not in the item table"):
+        ingest_in_memory(_with_pattern(folder), "syn", seed=0)   # the default stays `error`
+    dropped = ingest_in_memory(_with_pattern(folder, validation={"unknown_items": "drop"}),
+                               "syn", seed=0)
+    out = ingest_in_memory(_with_pattern(folder, validation={"unknown_items": "keep"}), "syn",
+                           seed=0)
+    items = out["items"].set_index("item_id")
+    assert len(items) == 12 and len(dropped["items"]) == 10
+    assert out["dataset_info"]["n_interactions"] > dropped["dataset_info"]["n_interactions"]
+    for kept in ("item003", "item007"):
+        assert items.loc[kept, "title"] == "" and items.loc[kept, "description"] == ""
+        assert items.loc[kept, "image_path"] == str(folder / "images" / f"{kept}.png")
+    assert out["media_report"] == []   # the pattern found real, decodable images
+    assert "kept 2 interacted items that have no row in the item table" in caplog.text
+
+
+def test_errors_name_the_users_columns(tmp_path):
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "transactions.csv").write_text("customer_id,article_id\nc1,0101\nc2,0102\n")
+    (folder / "articles.csv").write_text("article_id,name\n0101,Shirt\n")
+    params = {"raw_root": str(tmp_path), "datasets": {"shop": {"adapter": "generic", "options": {
+        "interactions_file": "transactions.csv", "items_file": "articles.csv",
+        "user_column": "customer_id", "item_column": "article_id",
+        "item_id_column": "article_id", "text_columns": ["name"]}}}}
+    with pytest.raises(DataValidationError) as err:
+        ingest_in_memory(params, "shop", seed=0)
+    message = str(err.value)
+    assert message.startswith(f"{folder / 'transactions.csv'}, row 2, column 'article_id': "
+                              "item '0102' is not in the item table")
+    assert "'item'" not in message and "item_id" not in message
+
+
+def test_header_only_interactions_fail_at_read_time_not_in_kcore(tmp_path):
+    folder = _broken_copy(tmp_path)
+    (folder / "interactions.csv").write_text("user,item,rating,timestamp\n")
+    with pytest.raises(DataValidationError, match=r"interactions\.csv: no data rows"):
+        load_raw_dataset(synthetic_ingest_params(folder), "syn")
