@@ -99,3 +99,14 @@ def test_real_lastfm(shared_data_dir):
     assert {k: v.shape for k, v in raw.precomputed.items()} == {
         "audio_vggish": (1425, 128), "audio_whisper": (1425, 512), "text_minilm": (1425, 384)}
     assert (raw.items["text"] != "").all()
+
+
+def test_text_file_encoding(mm_folder):
+    (mm_folder / "text.tsv").write_bytes("artistID\ttext\n70\tBj\u00f6rk\n50\tjazz\n"
+                                         .encode("latin-1"))
+    with pytest.raises(DataValidationError, match=r"text\.tsv: text file is not valid utf-8 "
+                                                  r"text: byte 0xf6 at line 2"):
+        read_mmrec("toy", mm_folder, OPTIONS)
+    options = {**OPTIONS, "text": {**OPTIONS["text"], "encoding": "latin-1"}}
+    assert read_mmrec("toy", mm_folder, options).items["text"].tolist() == ["jazz", "",
+                                                                            "Bj\u00f6rk"]

@@ -89,3 +89,13 @@ def test_real_movielens(shared_data_dir):
     toy = raw.items[raw.items["item_id"] == "1"].iloc[0]
     assert toy["genres"] == "Animation, Children, Comedy" and toy["year"] == "1995"
     assert np.isin(raw.interactions["rating"].unique(), [1, 2, 3, 4, 5]).all()
+
+
+def test_encoding_option_and_unknown_items_name_the_ratings_column(ml_folder):
+    (ml_folder / "items.csv").write_bytes(ITEMS.replace("Toy Story", "L\u00e9on").encode("cp1252"))
+    with pytest.raises(DataValidationError, match=r"items\.csv: items file is not valid utf-8"):
+        read_movielens("ml", ml_folder, OPTIONS)
+    raw = read_movielens("ml", ml_folder, {**OPTIONS, "encoding": "cp1252"})
+    assert raw.items["title"].iloc[0] == "L\u00e9on (1995)"
+    assert raw.column("item") == "movie_id" and raw.column("user") == "user_id"
+    assert raw.media_patterns == {"image_path": str(ml_folder / "posters" / "{item_id}.jpg")}

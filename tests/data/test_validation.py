@@ -202,3 +202,8 @@ def test_unknown_items_keep_adds_bare_items_with_pattern_media(caplog):
     assert kept["image_path"].tolist() == ["/x/a.jpg", "/img/b9.jpg", "/img/zz.jpg"]
     assert kept["audio_path"].tolist() == [None, None, None]
     assert "kept 2 interacted items that have no row in the item table" in caplog.text
+
+
+def test_empty_rating_says_so():
+    with pytest.raises(DataValidationError, match=r"row 2, column 'r': rating is empty"):
+        parse_ratings(pd.Series(["4", None]), "f.csv", "r")

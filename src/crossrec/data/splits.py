@@ -74,8 +74,9 @@ def _require_timestamps(frame: pd.DataFrame, strategy: str) -> None:
     if (frame["timestamp"].to_numpy() < 0).any():
         raise DataValidationError(
             "interactions", f"split strategy {strategy!r} needs timestamps but the dataset has "
-            "none (or some are -1)", column="timestamp",
-            expected="timestamps, or split.strategy: random / published",
+            "none (or some are -1)",
+            expected="a timestamp column named in the adapter options (generic: "
+            "timestamp_column), or split.strategy: random / published",
         )
 
 
@@ -119,8 +120,8 @@ def published_split(frame: pd.DataFrame) -> np.ndarray:
     if "published_split" not in frame.columns:
         raise DataValidationError(
             "interactions", "split strategy 'published' but the dataset ships no split",
-            column="published_split",
-            expected="an adapter option naming the split column (mmrec: x_label)",
+            expected="an adapter option naming the split column (generic and mmrec: "
+            "split_column)",
         )
     return frame["published_split"].to_numpy(dtype=object)
 

@@ -169,9 +169,13 @@ def parse_ratings(values: pd.Series, file: Path | str, column: str) -> np.ndarra
     bad = ~np.isfinite(numbers.to_numpy(dtype=np.float64, na_value=np.nan))
     if bad.any():
         i = _first_bad(bad)
-        what = "is not finite" if pd.notna(numbers.iloc[i]) else "is not a number"
+        if pd.isna(values.iloc[i]):
+            what = "rating is empty"
+        else:
+            what = f"rating {values.iloc[i]!r} " + (
+                "is not finite" if pd.notna(numbers.iloc[i]) else "is not a number")
         raise DataValidationError(
-            file, f"rating {values.iloc[i]!r} {what}", row=i + 1, column=column,
+            file, what, row=i + 1, column=column,
             expected="a finite numeric rating",
         )
     return numbers.to_numpy(dtype=np.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import string
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -100,6 +101,17 @@ def parse_split_labels(
 
 def empty_media(n: int) -> pd.Series:
     return pd.Series([None] * n, dtype=object)
+
+
+def check_encoding(value: str | None) -> str | None:
+    """A text encoding Python knows (pydantic validator of the adapters' ``encoding``)."""
+    if value is not None:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown text encoding {value!r} (e.g. utf-8, cp1252, "
+                             "latin-1, utf-16)") from None
+    return value
 
 
 def check_pattern(pattern: str | None) -> str | None:

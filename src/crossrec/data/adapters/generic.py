@@ -15,7 +15,6 @@ pattern (``image_pattern: images/{item_id}.jpg``); paths are relative to the dat
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from crossrec.config import StrictConfig, parse_params
 from crossrec.data.adapters.base import (
     absolute_pattern,
     build_interactions,
+    check_encoding,
     check_pattern,
     pattern_paths,
     register,
@@ -40,16 +40,6 @@ from crossrec.data.validation import (
 )
 
 
-def _check_encoding(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            codecs.lookup(value)
-        except LookupError:
-            raise ValueError(f"unknown text encoding {value!r} (e.g. utf-8, cp1252, "
-                             "latin-1, utf-16)") from None
-    return value
-
-
 class TableFile(StrictConfig):
     """One file with its own reading options; None inherits the dataset-wide option."""
 
@@ -60,7 +50,7 @@ class TableFile(StrictConfig):
     @field_validator("encoding")
     @classmethod
     def _encoding_known(cls, value: str | None) -> str | None:
-        return _check_encoding(value)
+        return check_encoding(value)
 
 
 class GenericOptions(StrictConfig):
@@ -86,7 +76,7 @@ class GenericOptions(StrictConfig):
     @field_validator("encoding")
     @classmethod
     def _encoding_known(cls, value: str) -> str:
-        return _check_encoding(value)
+        return check_encoding(value)
 
     @field_validator("image_pattern", "audio_pattern")
     @classmethod

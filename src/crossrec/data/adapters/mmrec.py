@@ -14,9 +14,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import field_validator
 
 from crossrec.config import StrictConfig, parse_params
-from crossrec.data.adapters.base import build_interactions, empty_media, register
+from crossrec.data.adapters.base import (
+    build_interactions,
+    check_encoding,
+    empty_media,
+    register,
+)
 from crossrec.data.errors import DataValidationError
 from crossrec.data.raw import RawData
 from crossrec.data.validation import parse_ids, parse_int_ids, read_table, require_columns
@@ -31,6 +37,12 @@ class MMRecText(StrictConfig):
     id_map_file: str | None = None
     id_map_item_column: str | None = None  # default: the main item column
     separator: str | None = None
+    encoding: str | None = None  # default: the dataset's `encoding`
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding_known(cls, value: str | None) -> str | None:
+        return check_encoding(value)
 
 
 class MMRecOptions(StrictConfig):
@@ -44,6 +56,12 @@ class MMRecOptions(StrictConfig):
     features: dict[str, str] = {}
     text: MMRecText | None = None
     separator: str | None = None
+    encoding: str = "utf-8"
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding_known(cls, value: str) -> str:
+        return check_encoding(value)
 
 
 def load_feature_matrix(path: Path) -> np.ndarray:
@@ -65,10 +83,11 @@ def load_feature_matrix(path: Path) -> np.ndarray:
 
 
 def original_item_ids(
-    inter: pd.DataFrame, item_ids: np.ndarray, map_path: Path, column: str, sep: str | None
+    inter: pd.DataFrame, item_ids: np.ndarray, map_path: Path, column: str, sep: str | None,
+    encoding: str = "utf-8",
 ) -> pd.Series:
     """itemID -> original id via a file row-aligned with the main .inter file."""
-    mapping_table = read_table(map_path, sep=sep, role="id map")
+    mapping_table = read_table(map_path, sep=sep, encoding=encoding, role="id map")
     require_columns(mapping_table, [column], map_path)
     if len(mapping_table) != len(inter):
         raise DataValidationError(
@@ -91,7 +110,8 @@ def read_mmrec(name: str, folder: Path, options: Mapping[str, Any]) -> RawData:
     opts = parse_params(MMRecOptions, dict(options),
                         f"conf/base/parameters_ingest.yml: ingest.datasets.{name}.options")
     inter_path = folder / opts.inter_file
-    table = read_table(inter_path, sep=opts.separator, role="interactions")
+    table = read_table(inter_path, sep=opts.separator, encoding=opts.encoding,
+                       role="interactions")
     interactions = build_interactions(
         table, inter_path, user=opts.user_column, item=opts.item_column,
         rating=opts.rating_column, timestamp=opts.timestamp_column,
@@ -119,7 +139,8 @@ def read_mmrec(name: str, folder: Path, options: Mapping[str, Any]) -> RawData:
     if opts.text:
         text_path = folder / opts.text.file
         files["items"] = str(text_path)
-        text = read_table(text_path, sep=opts.text.separator, role="text")
+        text = read_table(text_path, sep=opts.text.separator,
+                          encoding=opts.text.encoding or opts.encoding, role="text")
         require_columns(text, [opts.text.key_column, *opts.text.columns], text_path)
         text = text.assign(_key=parse_ids(text[opts.text.key_column], text_path,
                                           opts.text.key_column))
@@ -132,7 +153,7 @@ def read_mmrec(name: str, folder: Path, options: Mapping[str, Any]) -> RawData:
             map_path = folder / opts.text.id_map_file
             original = original_item_ids(table, item_int, map_path,
                                          opts.text.id_map_item_column or opts.item_column,
-                                         opts.separator)
+                                         opts.separator, opts.encoding)
             keys = original.reindex(ids).to_numpy(dtype=object)
         else:
             keys = items["item_id"].to_numpy(dtype=object)

@@ -9,11 +9,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import field_validator
 
 from crossrec.config import StrictConfig, parse_params
 from crossrec.data.adapters.base import (
     absolute_pattern,
     build_interactions,
+    check_encoding,
     pattern_paths,
     register,
 )
@@ -41,6 +43,12 @@ class MovieLensOptions(StrictConfig):
     image_pattern: str | None = "posters/{item_id}.jpg"
     audio_pattern: str | None = None
     separator: str | None = None
+    encoding: str = "utf-8"
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding_known(cls, value: str) -> str:
+        return check_encoding(value)
 
 
 def genres_text(table: pd.DataFrame, columns: list[str], file: Path) -> np.ndarray:
@@ -75,11 +83,12 @@ def read_movielens(name: str, folder: Path, options: Mapping[str, Any]) -> RawDa
     ratings_path = folder / opts.ratings_file
     cols = opts.ratings_columns
     interactions = build_interactions(
-        read_table(ratings_path, sep=opts.separator, role="ratings"), ratings_path,
+        read_table(ratings_path, sep=opts.separator, encoding=opts.encoding, role="ratings"),
+        ratings_path,
         user=cols.user, item=cols.item, rating=cols.rating, timestamp=cols.timestamp)
 
     items_path = folder / opts.items_file
-    table = read_table(items_path, sep=opts.separator, role="items")
+    table = read_table(items_path, sep=opts.separator, encoding=opts.encoding, role="items")
     year = [opts.year_column] if opts.year_column else []
     require_columns(table, [opts.item_id_column, *opts.text_columns, *opts.genre_columns, *year],
                     items_path)
