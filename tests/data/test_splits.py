@@ -80,10 +80,14 @@ def test_leave_last_out_puts_the_latest_in_test(frame):
 
 def test_temporal_split_has_no_future_in_train(frame):
     df = frame.assign(split=temporal_split(frame, (0.8, 0.1, 0.1)))
-    assert df.loc[df.split == "train", "timestamp"].max() < df.loc[df.split == "valid",
-                                                                   "timestamp"].min()
-    assert df.loc[df.split == "valid", "timestamp"].max() < df.loc[df.split == "test",
-                                                                   "timestamp"].min()
+    assert (
+        df.loc[df.split == "train", "timestamp"].max()
+        < df.loc[df.split == "valid", "timestamp"].min()
+    )
+    assert (
+        df.loc[df.split == "valid", "timestamp"].max()
+        < df.loc[df.split == "test", "timestamp"].min()
+    )
     assert abs((df.split == "train").mean() - 0.8) < 0.001
 
 
@@ -113,7 +117,7 @@ def test_published_split_reproduced_unless_the_holdout_is_asked_for(frame, caplo
     assert len(cold) == 0 and published_rows_changed(published, out) == 0
     share = cold_share_for("published", 0.05, apply_to_published=True)
     out, cold = _split(published, "published", share=share)
-    assert len(cold) == 15   # 5% of 300 items
+    assert len(cold) == 15  # 5% of 300 items
     changed = published_rows_changed(published, out)
     cold_rows = np.isin(frame["item_idx"], cold)
     assert 0 < changed <= cold_rows.sum() and (out[~cold_rows] == labels[~cold_rows]).all()

@@ -88,8 +88,11 @@ def test_bad_timestamp_names_row(values, row):
 
 def test_duplicate_interactions_error_names_the_row():
     frame = _inter([["u", "a", 1, 5], ["u", "b", 1, 6], ["u", "a", 1, 7]])
-    with pytest.raises(DataValidationError, match=r"r\.csv, row 3: duplicate interaction of "
-                                                  r"user 'u' with item 'a'"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"r\.csv, row 3: duplicate interaction of "
+        r"user 'u' with item 'a'",
+    ):
         deduplicate_interactions(frame, "error", "r.csv")
 
 
@@ -110,10 +113,15 @@ def test_unknown_items_error_and_drop(caplog):
 
 
 def test_deduplicate_items_keeps_most_complete_then_first(caplog):
-    items = pd.DataFrame({"item_id": ["1", "2", "1", "2", "3"],
-                          "title": ["A", "B", "A", "B2", "C"],
-                          "overview": ["", "x", "plot", "y", ""],
-                          "image_path": [None] * 5, "audio_path": [None] * 5})
+    items = pd.DataFrame(
+        {
+            "item_id": ["1", "2", "1", "2", "3"],
+            "title": ["A", "B", "A", "B2", "C"],
+            "overview": ["", "x", "plot", "y", ""],
+            "image_path": [None] * 5,
+            "audio_path": [None] * 5,
+        }
+    )
     kept, positions = deduplicate_items(items, ["title", "overview"], "items.csv")
     # '1' keeps its row with the plot (position 2); '2' is a tie -> the first (position 1);
     # kept rows stay in file order.
@@ -151,9 +159,12 @@ def test_read_table_decode_error_names_line_and_option(tmp_path):
 def test_read_table_utf16_is_recognised_by_its_byte_order_mark(tmp_path):
     path = tmp_path / "ratings.csv"
     path.write_text("user,item\nu1,\u00e9t\u00e9\n", encoding="utf-16")
-    with pytest.raises(DataValidationError, match=r"not valid utf-8 text: byte 0xff at line 1 "
-                                                  r"\(byte 0\).*encoding` to the file's "
-                                                  r"encoding \(utf-16\)"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"not valid utf-8 text: byte 0xff at line 1 "
+        r"\(byte 0\).*encoding` to the file's "
+        r"encoding \(utf-16\)",
+    ):
         read_table(path)
     assert read_table(path, encoding="utf-16")["item"].tolist() == ["\u00e9t\u00e9"]
 
@@ -161,28 +172,50 @@ def test_read_table_utf16_is_recognised_by_its_byte_order_mark(tmp_path):
 def test_id_rule_trims_and_drops_float_suffix_but_keeps_leading_zeros(caplog):
     values = pd.Series([" 7 ", "7.0", "7.", "-3.00", "07", "007.0", "1e3", "x7.0", "A1", "7.5"])
     assert parse_ids(values, "f", "c").tolist() == [
-        "7", "7", "7", "-3", "07", "007", "1e3", "x7.0", "A1", "7.5"]
+        "7",
+        "7",
+        "7",
+        "-3",
+        "07",
+        "007",
+        "1e3",
+        "x7.0",
+        "A1",
+        "7.5",
+    ]
     assert "ids differ from another only by leading zeros (e.g. '007', '07', '7')" in caplog.text
 
 
 @pytest.mark.parametrize("bad", ["inf", "-inf", "Infinity", "nan"])
 def test_non_finite_ratings_name_row_and_column(bad):
-    with pytest.raises(DataValidationError, match=rf"f\.csv, row 3, column 'stars': rating "
-                                                  rf"'{bad}' is not (finite|a number)"):
+    with pytest.raises(
+        DataValidationError,
+        match=rf"f\.csv, row 3, column 'stars': rating "
+        rf"'{bad}' is not (finite|a number)",
+    ):
         parse_ratings(pd.Series(["4", "2", bad]), "f.csv", "stars")
 
 
 def test_non_finite_timestamp_names_row():
-    with pytest.raises(DataValidationError, match=r"row 2, column 'ts': timestamp 'inf' is not "
-                                                  r"finite"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"row 2, column 'ts': timestamp 'inf' is not "
+        r"finite",
+    ):
         parse_timestamps(pd.Series(["10", "inf"]), "f.csv", "ts")
 
 
 def test_unknown_item_error_names_the_users_column_and_leading_zero_near_miss():
     frame = _inter([["u", "0108775015", 1, 1], ["u", "108775044", 1, 2]])
     with pytest.raises(DataValidationError) as err:
-        check_unknown_items(frame, pd.Series(["0108775015", "0108775044"]), "error", "t.csv",
-                            "articles.csv", column="article_id")
+        check_unknown_items(
+            frame,
+            pd.Series(["0108775015", "0108775044"]),
+            "error",
+            "t.csv",
+            "articles.csv",
+            column="article_id",
+        )
     message = str(err.value)
     assert message.startswith("t.csv, row 2, column 'article_id': item '108775044' is not in")
     assert "the item table has '0108775044', which differs only by leading zeros" in message
@@ -191,12 +224,14 @@ def test_unknown_item_error_names_the_users_column_and_leading_zero_near_miss():
 
 def test_unknown_items_keep_adds_bare_items_with_pattern_media(caplog):
     frame = _inter([["u", "a", 1, 1], ["u", "zz", 1, 2], ["v", "b9", 1, 3]])
-    items = pd.DataFrame({"item_id": ["a"], "title": ["Alpha"], "image_path": ["/x/a.jpg"],
-                          "audio_path": [None]})
+    items = pd.DataFrame(
+        {"item_id": ["a"], "title": ["Alpha"], "image_path": ["/x/a.jpg"], "audio_path": [None]}
+    )
     out = check_unknown_items(frame, items["item_id"], "keep", "r.csv", "items.csv")
     assert out["item_id"].tolist() == ["a", "zz", "b9"]
-    kept = add_bare_items(items, {"zz", "b9"}, ["title"], {"image_path": "/img/{item_id}.jpg"},
-                          "r.csv")
+    kept = add_bare_items(
+        items, {"zz", "b9"}, ["title"], {"image_path": "/img/{item_id}.jpg"}, "r.csv"
+    )
     assert kept["item_id"].tolist() == ["a", "b9", "zz"]
     assert kept["title"].tolist() == ["Alpha", "", ""]
     assert kept["image_path"].tolist() == ["/x/a.jpg", "/img/b9.jpg", "/img/zz.jpg"]

@@ -37,18 +37,21 @@ def read_table(
         else:
             if sep is None:
                 sep = "\t" if suffix in {".tsv", ".inter", ".tab"} else ","
-            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""],
-                                encoding=encoding)
+            frame = pd.read_csv(
+                path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding
+            )
     except UnicodeError:
         raise decode_error(path, encoding, role) from None
     except pd.errors.EmptyDataError:
-        raise DataValidationError(path, f"{role} file is empty",
-                                  expected="a header line and at least one row of data") from None
+        raise DataValidationError(
+            path, f"{role} file is empty", expected="a header line and at least one row of data"
+        ) from None
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise DataValidationError(path, f"cannot be parsed as a {role} table: {err}") from None
     if frame.empty:
-        raise DataValidationError(path, "no data rows",
-                                  expected=f"a {role} table with at least one row under its header")
+        raise DataValidationError(
+            path, "no data rows", expected=f"a {role} table with at least one row under its header"
+        )
     return frame
 
 
@@ -63,7 +66,7 @@ def decode_error(path: Path, encoding: str, role: str) -> DataValidationError:
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as err:
-                lines += chunk[:err.start].count(b"\n")
+                lines += chunk[: err.start].count(b"\n")
                 offset += err.start
                 problem = f"byte 0x{chunk[err.start]:02x} at line {lines} (byte {offset})"
                 break
@@ -74,10 +77,14 @@ def decode_error(path: Path, encoding: str, role: str) -> DataValidationError:
                 decoder.decode(b"", final=True)
             except UnicodeDecodeError:
                 problem = f"incomplete character at the end (byte {offset})"
-    guess = ("utf-16" if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-             else "e.g. cp1252, latin-1 or utf-16")
+    guess = (
+        "utf-16"
+        if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+        else "e.g. cp1252, latin-1 or utf-16"
+    )
     return DataValidationError(
-        path, f"{role} file is not valid {encoding} text: {problem}",
+        path,
+        f"{role} file is not valid {encoding} text: {problem}",
         expected=f"{encoding} text, or set the adapter option `encoding` to the file's "
         f"encoding ({guess})",
     )
@@ -140,9 +147,14 @@ def _warn_leading_zero_twins(ids: pd.Series, file: Path | str, column: str) -> N
     if twins.any():
         first = stripped[twins].iloc[0]
         examples = sorted(unique[stripped == first].tolist())
-        logger.warning("%s, column %r: %d ids differ from another only by leading zeros (e.g. "
-                       "%s); ids keep their leading zeros, so these are different ids", file,
-                       column, int(twins.sum()), ", ".join(repr(e) for e in examples))
+        logger.warning(
+            "%s, column %r: %d ids differ from another only by leading zeros (e.g. "
+            "%s); ids keep their leading zeros, so these are different ids",
+            file,
+            column,
+            int(twins.sum()),
+            ", ".join(repr(e) for e in examples),
+        )
 
 
 def parse_int_ids(values: pd.Series, file: Path | str, column: str) -> np.ndarray:
@@ -173,9 +185,13 @@ def parse_ratings(values: pd.Series, file: Path | str, column: str) -> np.ndarra
             what = "rating is empty"
         else:
             what = f"rating {values.iloc[i]!r} " + (
-                "is not finite" if pd.notna(numbers.iloc[i]) else "is not a number")
+                "is not finite" if pd.notna(numbers.iloc[i]) else "is not a number"
+            )
         raise DataValidationError(
-            file, what, row=i + 1, column=column,
+            file,
+            what,
+            row=i + 1,
+            column=column,
             expected="a finite numeric rating",
         )
     return numbers.to_numpy(dtype=np.float32)
@@ -187,16 +203,24 @@ def parse_timestamps(values: pd.Series, file: Path | str, column: str) -> np.nda
     infinite = np.isinf(numbers.to_numpy(dtype=np.float64, na_value=np.nan))
     if infinite.any():
         i = _first_bad(infinite)
-        raise DataValidationError(file, f"timestamp {values.iloc[i]!r} is not finite", row=i + 1,
-                                  column=column, expected="unix seconds or an ISO date/time")
+        raise DataValidationError(
+            file,
+            f"timestamp {values.iloc[i]!r} is not finite",
+            row=i + 1,
+            column=column,
+            expected="unix seconds or an ISO date/time",
+        )
     if numbers.notna().all():
         return np.floor(numbers.to_numpy(dtype=np.float64)).astype(np.int64)
     if numbers.notna().any():  # mix of numbers and something else: report the first non-number
         bad = numbers.isna().to_numpy()
         i = _first_bad(bad)
         raise DataValidationError(
-            file, f"timestamp {values.iloc[i]!r} is not a number like the rows before it",
-            row=i + 1, column=column, expected="one format per column: unix seconds or ISO dates",
+            file,
+            f"timestamp {values.iloc[i]!r} is not a number like the rows before it",
+            row=i + 1,
+            column=column,
+            expected="one format per column: unix seconds or ISO dates",
         )
     else:
         dates = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
@@ -237,14 +261,19 @@ def deduplicate_interactions(
             expected="one row per (user, item); set validation.duplicate_interactions: keep_first "
             "to keep the earliest",
         )
-    logger.warning("%s: dropped %d duplicate (user, item) interactions, kept the earliest",
-                   file, n_dup)
+    logger.warning(
+        "%s: dropped %d duplicate (user, item) interactions, kept the earliest", file, n_dup
+    )
     return ordered[~dup].sort_values("row", kind="stable").reset_index(drop=True)
 
 
 def check_unknown_items(
-    interactions: pd.DataFrame, item_ids: pd.Series, policy: str, file: Path | str,
-    items_file: Path | str, column: str = "item",
+    interactions: pd.DataFrame,
+    item_ids: pd.Series,
+    policy: str,
+    file: Path | str,
+    items_file: Path | str,
+    column: str = "item",
 ) -> pd.DataFrame:
     """Interactions must point at items of the item table.
 
@@ -269,8 +298,13 @@ def check_unknown_items(
             expected="every interacted item in the item table; set validation.unknown_items: "
             "drop to drop these interactions, or keep to keep the items without metadata",
         )
-    logger.warning("%s: dropped %d interactions with %d items that are not in %s", file,
-                   n_unknown, n_items, items_file)
+    logger.warning(
+        "%s: dropped %d interactions with %d items that are not in %s",
+        file,
+        n_unknown,
+        n_items,
+        items_file,
+    )
     return interactions[~unknown].reset_index(drop=True)
 
 
@@ -281,13 +315,18 @@ def _leading_zero_hint(item_id: str, item_ids: pd.Series) -> str:
     match = table[strip_leading_zeros(table) == key]
     if match.empty:
         return ""
-    return (f"; the item table has {match.iloc[0]!r}, which differs only by leading zeros "
-            "(ids keep their leading zeros)")
+    return (
+        f"; the item table has {match.iloc[0]!r}, which differs only by leading zeros "
+        "(ids keep their leading zeros)"
+    )
 
 
 def add_bare_items(
-    items: pd.DataFrame, item_ids: Iterable[str], text_columns: list[str],
-    media_patterns: dict[str, str], file: Path | str,
+    items: pd.DataFrame,
+    item_ids: Iterable[str],
+    text_columns: list[str],
+    media_patterns: dict[str, str],
+    file: Path | str,
 ) -> pd.DataFrame:
     """Append items that have no item-table row: empty text, media from the path patterns.
 
@@ -304,13 +343,19 @@ def add_bare_items(
         pattern = media_patterns.get(column)
         extra[column] = pd.Series(
             [str(Path(pattern.format(item_id=i)).resolve()) if pattern else None for i in new],
-            dtype=object)
+            dtype=object,
+        )
     with_media = [c for c in ("image_path", "audio_path") if media_patterns.get(c)]
-    logger.warning("%s: kept %d interacted items that have no row in the item table (empty "
-                   "text; media from the %s pattern)", file, len(new),
-                   " / ".join(with_media) if with_media else "no")
-    return pd.concat([items, extra[[c for c in extra.columns if c in items.columns]]],
-                     ignore_index=True)
+    logger.warning(
+        "%s: kept %d interacted items that have no row in the item table (empty "
+        "text; media from the %s pattern)",
+        file,
+        len(new),
+        " / ".join(with_media) if with_media else "no",
+    )
+    return pd.concat(
+        [items, extra[[c for c in extra.columns if c in items.columns]]], ignore_index=True
+    )
 
 
 def resolve_media_paths(
@@ -358,12 +403,18 @@ def deduplicate_items(
         if column in items.columns:
             values = items[column]
             filled += (values.notna() & (values.astype(str).str.strip() != "")).to_numpy()
-    order = pd.DataFrame({"item_id": items["item_id"].to_numpy(), "filled": -filled,
-                          "pos": np.arange(len(items))})
+    order = pd.DataFrame(
+        {"item_id": items["item_id"].to_numpy(), "filled": -filled, "pos": np.arange(len(items))}
+    )
     order = order.sort_values(["item_id", "filled", "pos"], kind="stable")
     keep = np.sort(order.drop_duplicates("item_id", keep="first")["pos"].to_numpy())
     n_dropped = len(items) - len(keep)
     n_ids = int(items.loc[dup_any, "item_id"].nunique())
-    logger.warning("%s: %d duplicate item rows for %d ids dropped (kept the most complete row "
-                   "of each, ties to the first)", file, n_dropped, n_ids)
+    logger.warning(
+        "%s: %d duplicate item rows for %d ids dropped (kept the most complete row "
+        "of each, ties to the first)",
+        file,
+        n_dropped,
+        n_ids,
+    )
     return items.iloc[keep].reset_index(drop=True), keep

@@ -93,8 +93,11 @@ class GenericOptions(StrictConfig):
     def table(self, spec: str | TableFile) -> TableFile:
         """The file spec with the dataset-wide separator / encoding filled in."""
         spec = TableFile(path=spec) if isinstance(spec, str) else spec
-        return TableFile(path=spec.path, separator=spec.separator or self.separator,
-                         encoding=spec.encoding or self.encoding)
+        return TableFile(
+            path=spec.path,
+            separator=spec.separator or self.separator,
+            encoding=spec.encoding or self.encoding,
+        )
 
 
 def read_file(folder: Path, spec: TableFile, role: str) -> tuple[Path, pd.DataFrame]:
@@ -105,25 +108,44 @@ def read_file(folder: Path, spec: TableFile, role: str) -> tuple[Path, pd.DataFr
 @register("generic")
 def read_generic(name: str, folder: Path, options: Mapping[str, Any]) -> RawData:
     """Read a generic dataset folder; without an item table, items are the interacted ids."""
-    opts = parse_params(GenericOptions, dict(options),
-                        f"conf/base/parameters_ingest.yml: ingest.datasets.{name}.options")
+    opts = parse_params(
+        GenericOptions,
+        dict(options),
+        f"conf/base/parameters_ingest.yml: ingest.datasets.{name}.options",
+    )
     inter_path, raw = read_file(folder, opts.table(opts.interactions_file), "interactions")
     interactions = build_interactions(
-        raw, inter_path, user=opts.user_column, item=opts.item_column,
-        rating=opts.rating_column, timestamp=opts.timestamp_column,
-        split=opts.split_column, split_values=opts.split_values,
+        raw,
+        inter_path,
+        user=opts.user_column,
+        item=opts.item_column,
+        rating=opts.rating_column,
+        timestamp=opts.timestamp_column,
+        split=opts.split_column,
+        split_values=opts.split_values,
     )
     files = {"interactions": str(inter_path)}
-    patterns = {role: absolute_pattern(pattern, folder) for role, pattern in
-                (("image_path", opts.image_pattern), ("audio_path", opts.audio_pattern))}
-    common = {"has_timestamps": opts.timestamp_column is not None,
-              "id_columns": {"user": opts.user_column, "item": opts.item_column},
-              "media_patterns": {role: p for role, p in patterns.items() if p}}
+    patterns = {
+        role: absolute_pattern(pattern, folder)
+        for role, pattern in (
+            ("image_path", opts.image_pattern),
+            ("audio_path", opts.audio_pattern),
+        )
+    }
+    common = {
+        "has_timestamps": opts.timestamp_column is not None,
+        "id_columns": {"user": opts.user_column, "item": opts.item_column},
+        "media_patterns": {role: p for role, p in patterns.items() if p},
+    }
     if opts.items_file is None:
         ids = pd.Series(sorted(set(interactions["item_id"])), dtype=object)
-        items = pd.DataFrame({"item_id": ids,
-                              "image_path": pattern_paths(ids, opts.image_pattern, folder),
-                              "audio_path": pattern_paths(ids, opts.audio_pattern, folder)})
+        items = pd.DataFrame(
+            {
+                "item_id": ids,
+                "image_path": pattern_paths(ids, opts.image_pattern, folder),
+                "audio_path": pattern_paths(ids, opts.audio_pattern, folder),
+            }
+        )
         return RawData(name, interactions, items, [], {}, files, **common)
 
     items_path, table = read_file(folder, opts.table(opts.items_file), "items")
@@ -138,6 +160,8 @@ def read_generic(name: str, folder: Path, options: Mapping[str, Any]) -> RawData
     for modality in ("image", "audio"):
         column, pattern = getattr(opts, f"{modality}_column"), getattr(opts, f"{modality}_pattern")
         items[f"{modality}_path"] = (
-            resolve_media_paths(table[column], folder, items_path, column) if column
-            else pattern_paths(ids, pattern, folder))
+            resolve_media_paths(table[column], folder, items_path, column)
+            if column
+            else pattern_paths(ids, pattern, folder)
+        )
     return RawData(name, interactions, items, list(opts.text_columns), {}, files, **common)
