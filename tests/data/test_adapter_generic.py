@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -11,13 +13,21 @@ from crossrec.data.errors import DataValidationError
 
 read_generic = get_adapter("generic", "test")
 
-OPTIONS = {"user_column": "uid", "item_column": "iid", "rating_column": "stars",
-           "timestamp_column": "when", "item_id_column": "iid", "text_columns": ["name"],
-           "image_column": "pic", "audio_column": "sound"}
+OPTIONS = {
+    "user_column": "uid",
+    "item_column": "iid",
+    "rating_column": "stars",
+    "timestamp_column": "when",
+    "item_id_column": "iid",
+    "text_columns": ["name"],
+    "image_column": "pic",
+    "audio_column": "sound",
+}
 
 
-def _write(folder, inter: str, items: str | None = "iid,name,pic,sound\nA,Alpha,a.png,\n"
-           "B,,,b.wav\n") -> None:
+def _write(
+    folder, inter: str, items: str | None = "iid,name,pic,sound\nA,Alpha,a.png,\nB,,,b.wav\n"
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "interactions.csv").write_text(inter)
     if items is not None:
@@ -25,8 +35,9 @@ def _write(folder, inter: str, items: str | None = "iid,name,pic,sound\nA,Alpha,
 
 
 def test_reads_configured_columns(tmp_path):
-    _write(tmp_path, "uid,iid,stars,when\nu1,A,4,1970-01-01 00:01:40\n"
-           "u2,B,2.5,2020-01-01T00:00:00Z\n")
+    _write(
+        tmp_path, "uid,iid,stars,when\nu1,A,4,1970-01-01 00:01:40\nu2,B,2.5,2020-01-01T00:00:00Z\n"
+    )
     raw = read_generic("toy", tmp_path, OPTIONS)
     inter = raw.interactions
     assert inter["user_id"].tolist() == ["u1", "u2"] and inter["item_id"].tolist() == ["A", "B"]
@@ -49,8 +60,13 @@ def test_parquet_interactions_and_no_item_table(tmp_path):
 
 def test_published_split_column(tmp_path):
     _write(tmp_path, "uid,iid,part\nu1,A,tr\nu1,B,te\n")
-    options = {**OPTIONS, "rating_column": None, "timestamp_column": None,
-               "split_column": "part", "split_values": {"tr": "train", "te": "test"}}
+    options = {
+        **OPTIONS,
+        "rating_column": None,
+        "timestamp_column": None,
+        "split_column": "part",
+        "split_values": {"tr": "train", "te": "test"},
+    }
     raw = read_generic("toy", tmp_path, options)
     assert raw.interactions["published_split"].tolist() == ["train", "test"]
     (tmp_path / "interactions.csv").write_text("uid,iid,part\nu1,A,tr\nu1,B,holdout\n")
@@ -62,8 +78,9 @@ def test_misnamed_interaction_column(tmp_path):
     _write(tmp_path, "user_id,iid,stars,when\nu1,A,4,100\n")
     with pytest.raises(DataValidationError) as err:
         read_generic("toy", tmp_path, OPTIONS)
-    assert str(err.value).startswith(f"{tmp_path / 'interactions.csv'}, column 'uid': "
-                                     "missing column 'uid'")
+    assert str(err.value).startswith(
+        f"{tmp_path / 'interactions.csv'}, column 'uid': missing column 'uid'"
+    )
 
 
 def test_misnamed_item_column(tmp_path):
@@ -74,15 +91,21 @@ def test_misnamed_item_column(tmp_path):
 
 def test_bad_timestamp_names_file_and_row(tmp_path):
     _write(tmp_path, "uid,iid,stars,when\nu1,A,4,100\nu2,B,3,yesterday-ish\n")
-    with pytest.raises(DataValidationError, match=r"interactions\.csv, row 2, column 'when': "
-                                                  r"timestamp 'yesterday-ish'"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"interactions\.csv, row 2, column 'when': "
+        r"timestamp 'yesterday-ish'",
+    ):
         read_generic("toy", tmp_path, OPTIONS)
 
 
 def test_mixed_timestamp_formats(tmp_path):
     _write(tmp_path, "uid,iid,stars,when\nu1,A,4,100\nu2,B,3,2020-01-01\n")
-    with pytest.raises(DataValidationError, match=r"row 2, column 'when': timestamp "
-                                                  r"'2020-01-01' is not a number"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"row 2, column 'when': timestamp "
+        r"'2020-01-01' is not a number",
+    ):
         read_generic("toy", tmp_path, OPTIONS)
 
 
@@ -99,8 +122,11 @@ def test_unknown_option_is_a_config_error(tmp_path):
 
 
 def test_missing_interactions_file(tmp_path):
-    with pytest.raises(DataValidationError, match=r"interactions\.csv: interactions file does "
-                                                  r"not exist"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"interactions\.csv: interactions file does "
+        r"not exist",
+    ):
         read_generic("toy", tmp_path, OPTIONS)
 
 
@@ -112,3 +138,177 @@ def test_synthetic_folder(synthetic_dataset_dir):
     raw = read_generic("synthetic", synthetic_dataset_dir, options)
     assert len(raw.items) == 48 and raw.text_columns == ["title", "description"]
     assert raw.items["image_path"].map(lambda p: p.endswith(".png")).all()
+
+
+def test_encoding_option_reads_cp1252(tmp_path):
+    _write(tmp_path, "uid,iid,stars,when\nu1,A,4,100\n")
+    (tmp_path / "items.csv").write_bytes(
+        "iid,name,pic,sound\nA,Caf\u00e9 cr\u00e8me,,\n".encode("cp1252")
+    )
+    with pytest.raises(
+        DataValidationError,
+        match=r"items\.csv: items file is not valid utf-8 "
+        r"text: byte 0xe9 at line 2.*option `encoding`",
+    ):
+        read_generic("toy", tmp_path, OPTIONS)
+    raw = read_generic("toy", tmp_path, {**OPTIONS, "encoding": "cp1252"})
+    assert raw.items["name"].tolist() == ["Caf\u00e9 cr\u00e8me"]
+
+
+def test_per_file_separator_and_encoding(tmp_path):
+    """ratings ';'-separated UTF-16, items tab-separated UTF-8: each file its own options."""
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "ratings.txt").write_text("uid;iid;stars\nu\u00e9;A;4\nu2;B;3\n", encoding="utf-16")
+    (tmp_path / "items.txt").write_text("iid\tname\nA\tAlpha, the first\nB\tBeta\n")
+    options = {
+        "interactions_file": {"path": "ratings.txt", "separator": ";", "encoding": "utf-16"},
+        "items_file": {"path": "items.txt", "separator": "\t"},
+        "user_column": "uid",
+        "item_column": "iid",
+        "rating_column": "stars",
+        "item_id_column": "iid",
+        "text_columns": ["name"],
+    }
+    raw = read_generic("toy", tmp_path, options)
+    assert raw.interactions["user_id"].tolist() == ["u\u00e9", "u2"]
+    assert raw.items["name"].tolist() == ["Alpha, the first", "Beta"]
+
+
+def test_single_separator_still_applies_to_every_file(tmp_path):
+    _write(tmp_path, "uid|iid\nu1|A\n", "iid|name\nA|Alpha\n")
+    options = {
+        "separator": "|",
+        "user_column": "uid",
+        "item_column": "iid",
+        "item_id_column": "iid",
+        "text_columns": ["name"],
+    }
+    raw = read_generic("toy", tmp_path, options)
+    assert raw.interactions["item_id"].tolist() == ["A"] and raw.items["name"].tolist() == ["Alpha"]
+
+
+def test_unknown_encoding_is_a_config_error(tmp_path):
+    _write(tmp_path, "uid,iid\nu1,A\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"(?s)options.*encoding.*unknown text encoding "
+        r"'utf-9'",
+    ):
+        read_generic("toy", tmp_path, {**OPTIONS, "encoding": "utf-9"})
+    with pytest.raises(ConfigError, match=r"(?s)items_file.*unknown text encoding"):
+        read_generic(
+            "toy", tmp_path, {**OPTIONS, "items_file": {"path": "items.csv", "encoding": "klingon"}}
+        )
+
+
+@pytest.mark.parametrize("bad", ["inf", "-inf", "nan"])
+def test_non_finite_rating_names_file_row_and_column(tmp_path, bad):
+    _write(tmp_path, f"uid,iid,stars,when\nu1,A,4,100\nu2,B,{bad},200\n")
+    with pytest.raises(DataValidationError) as err:
+        read_generic("toy", tmp_path, OPTIONS)
+    assert str(err.value).startswith(
+        f"{tmp_path / 'interactions.csv'}, row 2, column 'stars': rating '{bad}' is not"
+    )
+
+
+@pytest.mark.parametrize("which", ["interactions.csv", "items.csv"])
+def test_header_only_file_fails_at_read_time(tmp_path, which):
+    _write(tmp_path, "uid,iid,stars,when\nu1,A,4,100\n")
+    (tmp_path / which).write_text((tmp_path / which).read_text().splitlines()[0] + "\n")
+    with pytest.raises(DataValidationError) as err:
+        read_generic("toy", tmp_path, OPTIONS)
+    assert str(err.value).startswith(f"{tmp_path / which}: no data rows")
+
+
+def test_one_id_rule_for_users_and_items_in_every_table(tmp_path):
+    """'7.0' is '7' in both tables; '07' stays its own id (leading zeros are kept)."""
+    _write(tmp_path, "uid,iid\n7,7.0\n7.0,07\n07,7\n", "iid,name\n7,seven\n07,zero-seven\n")
+    options = {
+        "user_column": "uid",
+        "item_column": "iid",
+        "item_id_column": "iid",
+        "text_columns": ["name"],
+    }
+    raw = read_generic("toy", tmp_path, options)
+    assert raw.interactions["user_id"].tolist() == ["7", "7", "07"]
+    assert raw.interactions["item_id"].tolist() == ["7", "07", "7"]
+    assert raw.items["item_id"].tolist() == ["7", "07"]
+
+
+def test_image_and_audio_patterns(tmp_path):
+    _write(tmp_path, "uid,iid\nu1,A\nu2,B\n", "iid,name\nA,Alpha\nB,Beta\n")
+    options = {
+        "user_column": "uid",
+        "item_column": "iid",
+        "item_id_column": "iid",
+        "image_pattern": "img/{item_id}.jpg",
+        "audio_pattern": "/abs/{item_id}.wav",
+    }
+    raw = read_generic("toy", tmp_path, options)
+    assert raw.items["image_path"].tolist() == [
+        str(tmp_path / "img/A.jpg"),
+        str(tmp_path / "img/B.jpg"),
+    ]
+    assert raw.items["audio_path"].tolist() == ["/abs/A.wav", "/abs/B.wav"]
+    assert raw.media_patterns == {
+        "image_path": str(tmp_path / "img/{item_id}.jpg"),
+        "audio_path": "/abs/{item_id}.wav",
+    }
+    # without an item table the pattern applies to the interacted items
+    raw = read_generic("toy", tmp_path, {**options, "items_file": None})
+    assert raw.items["image_path"].tolist() == [
+        str(tmp_path / "img/A.jpg"),
+        str(tmp_path / "img/B.jpg"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        ({"image_pattern": "img/{id}.jpg"}, r"must contain \{item_id\} and no other field"),
+        ({"image_pattern": "img/x.jpg"}, r"must contain \{item_id\}"),
+        (
+            {"image_pattern": "img/{item_id}.jpg", "image_column": "pic"},
+            "either image_column or image_pattern",
+        ),
+    ],
+)
+def test_bad_media_pattern_is_a_config_error(tmp_path, extra, match):
+    _write(tmp_path, "uid,iid\nu1,A\n")
+    with pytest.raises(ConfigError, match=match):
+        read_generic("toy", tmp_path, {**OPTIONS, "image_column": None, **extra})
+
+
+def test_commented_example_in_parameters_file_shows_the_defaults():
+    """The generic example in parameters_ingest.yml, uncommented, is valid and is the defaults."""
+    import yaml
+
+    from crossrec.data.adapters.generic import GenericOptions
+
+    conf = Path(__file__).resolve().parents[2] / "conf" / "base" / "parameters_ingest.yml"
+    lines = conf.read_text().splitlines()
+    start = lines.index("    # my_shop:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("    # "):
+            break
+        block.append(line[:4] + line[6:])
+    spec = yaml.safe_load("\n".join(block))["my_shop"]
+    assert spec["adapter"] == "generic"
+    assert GenericOptions.model_validate(spec["options"]) == GenericOptions()
+    assert set(spec["options"]) == set(GenericOptions.model_fields)
+
+
+def test_readme_example_is_a_valid_dataset_entry():
+    import yaml
+
+    from crossrec.data.adapters.generic import GenericOptions
+    from crossrec.data.params import ValidationConfig
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Your own data (generic adapter)", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    spec = yaml.safe_load(block)["my_shop"]
+    options = GenericOptions.model_validate(spec["options"])
+    assert options.table(options.items_file).encoding == "cp1252"
+    assert ValidationConfig.model_validate(spec["validation"]).unknown_items == "keep"

@@ -12,17 +12,26 @@ from crossrec.data.errors import DataValidationError
 
 read_mmrec = get_adapter("mmrec", "test")
 
-OPTIONS = {"inter_file": "toy.inter", "features": {"audio_x": "audio.npy", "text_y": "t.npy"},
-           "text": {"file": "text.tsv", "key_column": "artistID", "columns": ["text"],
-                    "id_map_file": "og.inter"}}
+OPTIONS = {
+    "inter_file": "toy.inter",
+    "features": {"audio_x": "audio.npy", "text_y": "t.npy"},
+    "text": {
+        "file": "text.tsv",
+        "key_column": "artistID",
+        "columns": ["text"],
+        "id_map_file": "og.inter",
+    },
+}
 
 
 @pytest.fixture()
 def mm_folder(tmp_path):
     (tmp_path / "toy.inter").write_text(
-        "userID\titemID\trating\tx_label\n0\t0\t1\t0\n0\t2\t1\t2\n1\t1\t1\t0\n1\t2\t1\t1\n")
+        "userID\titemID\trating\tx_label\n0\t0\t1\t0\n0\t2\t1\t2\n1\t1\t1\t0\n1\t2\t1\t1\n"
+    )
     (tmp_path / "og.inter").write_text(
-        "userID\titemID\trating\tx_label\n5\t50\t1\t0\n5\t70\t1\t2\n6\t60\t1\t0\n6\t70\t1\t1\n")
+        "userID\titemID\trating\tx_label\n5\t50\t1\t0\n5\t70\t1\t2\n6\t60\t1\t0\n6\t70\t1\t1\n"
+    )
     (tmp_path / "text.tsv").write_text("artistID\ttext\n70\trock,loud\n50\tjazz\n99\tunused\n")
     np.save(tmp_path / "audio.npy", np.arange(12, dtype=np.float64).reshape(3, 4))
     np.save(tmp_path / "t.npy", np.ones((3, 2), dtype=np.float32))
@@ -43,8 +52,10 @@ def test_reads_split_features_and_mapped_text(mm_folder, caplog):
 def test_features_follow_item_index_after_ingest(mm_folder):
     from crossrec.pipelines.ingest.nodes import ingest_in_memory
 
-    params = {"raw_root": str(mm_folder.parent),
-              "datasets": {mm_folder.name: {"adapter": "mmrec", "options": OPTIONS}}}
+    params = {
+        "raw_root": str(mm_folder.parent),
+        "datasets": {mm_folder.name: {"adapter": "mmrec", "options": OPTIONS}},
+    }
     out = ingest_in_memory(params, mm_folder.name, seed=0)
     assert out["dataset_info"]["split_strategy"] == "published"
     assert out["dataset_info"]["precomputed"] == ["audio_x", "text_y"]
@@ -57,8 +68,11 @@ def test_features_follow_item_index_after_ingest(mm_folder):
 def test_item_beyond_feature_rows(mm_folder):
     (mm_folder / "toy.inter").write_text("userID\titemID\trating\tx_label\n0\t3\t1\t0\n")
     (mm_folder / "og.inter").write_text("userID\titemID\trating\tx_label\n5\t50\t1\t0\n")
-    with pytest.raises(DataValidationError, match=r"toy\.inter, row 1, column 'itemID': itemID "
-                                                  r"3 has no feature row"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"toy\.inter, row 1, column 'itemID': itemID "
+        r"3 has no feature row",
+    ):
         read_mmrec("toy", mm_folder, OPTIONS)
 
 
@@ -70,8 +84,11 @@ def test_feature_matrices_disagree(mm_folder):
 
 def test_id_map_not_row_aligned(mm_folder):
     (mm_folder / "og.inter").write_text("userID\titemID\trating\tx_label\n5\t50\t1\t0\n")
-    with pytest.raises(DataValidationError, match=r"og\.inter: 1 rows but the interactions "
-                                                  r"file has 4"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"og\.inter: 1 rows but the interactions "
+        r"file has 4",
+    ):
         read_mmrec("toy", mm_folder, OPTIONS)
 
 
@@ -91,11 +108,35 @@ def test_real_lastfm(shared_data_dir):
 
     params_file = Path(__file__).resolve().parents[2] / "conf/base/parameters_ingest.yml"
     spec = yaml.safe_load(params_file.read_text())["ingest"]["datasets"]
-    raw = read_mmrec("lastfm2k_multimodal", shared_data_dir / "lastfm2k_multimodal",
-                     spec["lastfm2k_multimodal"]["options"])
+    raw = read_mmrec(
+        "lastfm2k_multimodal",
+        shared_data_dir / "lastfm2k_multimodal",
+        spec["lastfm2k_multimodal"]["options"],
+    )
     counts = raw.interactions["published_split"].value_counts()
     assert (counts["train"], counts["valid"], counts["test"]) == (44_327, 4_799, 7_219)
     assert len(raw.items) == 1_425 and raw.interactions["user_id"].nunique() == 1_858
     assert {k: v.shape for k, v in raw.precomputed.items()} == {
-        "audio_vggish": (1425, 128), "audio_whisper": (1425, 512), "text_minilm": (1425, 384)}
+        "audio_vggish": (1425, 128),
+        "audio_whisper": (1425, 512),
+        "text_minilm": (1425, 384),
+    }
     assert (raw.items["text"] != "").all()
+
+
+def test_text_file_encoding(mm_folder):
+    (mm_folder / "text.tsv").write_bytes(
+        "artistID\ttext\n70\tBj\u00f6rk\n50\tjazz\n".encode("latin-1")
+    )
+    with pytest.raises(
+        DataValidationError,
+        match=r"text\.tsv: text file is not valid utf-8 "
+        r"text: byte 0xf6 at line 2",
+    ):
+        read_mmrec("toy", mm_folder, OPTIONS)
+    options = {**OPTIONS, "text": {**OPTIONS["text"], "encoding": "latin-1"}}
+    assert read_mmrec("toy", mm_folder, options).items["text"].tolist() == [
+        "jazz",
+        "",
+        "Bj\u00f6rk",
+    ]

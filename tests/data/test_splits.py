@@ -10,7 +10,9 @@ from crossrec.data.errors import DataValidationError
 from crossrec.data.splits import (
     assign_splits,
     choose_cold_items,
+    cold_share_for,
     leave_last_out_split,
+    published_rows_changed,
     published_split,
     random_split,
     temporal_split,
@@ -78,10 +80,14 @@ def test_leave_last_out_puts_the_latest_in_test(frame):
 
 def test_temporal_split_has_no_future_in_train(frame):
     df = frame.assign(split=temporal_split(frame, (0.8, 0.1, 0.1)))
-    assert df.loc[df.split == "train", "timestamp"].max() < df.loc[df.split == "valid",
-                                                                   "timestamp"].min()
-    assert df.loc[df.split == "valid", "timestamp"].max() < df.loc[df.split == "test",
-                                                                   "timestamp"].min()
+    assert (
+        df.loc[df.split == "train", "timestamp"].max()
+        < df.loc[df.split == "valid", "timestamp"].min()
+    )
+    assert (
+        df.loc[df.split == "valid", "timestamp"].max()
+        < df.loc[df.split == "test", "timestamp"].min()
+    )
     assert abs((df.split == "train").mean() - 0.8) < 0.001
 
 
@@ -98,6 +104,26 @@ def test_published_split_is_kept_and_required(frame):
     assert (out == labels).all()
     with pytest.raises(DataValidationError, match="ships no split"):
         published_split(frame)
+
+
+def test_published_split_reproduced_unless_the_holdout_is_asked_for(frame, caplog):
+    """The default holdout share does not touch a published split; apply_to_published does."""
+    caplog.set_level("INFO", logger="crossrec.data.splits")
+    labels = np.array(["train", "valid", "test"], dtype=object)[np.arange(len(frame)) % 3]
+    published = frame.assign(published_split=labels)
+    share = cold_share_for("published", 0.05, apply_to_published=False)
+    assert share == 0.0 and "not applied to it" in caplog.text
+    out, cold = _split(published, "published", share=share)
+    assert len(cold) == 0 and published_rows_changed(published, out) == 0
+    share = cold_share_for("published", 0.05, apply_to_published=True)
+    out, cold = _split(published, "published", share=share)
+    assert len(cold) == 15  # 5% of 300 items
+    changed = published_rows_changed(published, out)
+    cold_rows = np.isin(frame["item_idx"], cold)
+    assert 0 < changed <= cold_rows.sum() and (out[~cold_rows] == labels[~cold_rows]).all()
+    # other strategies keep their share; data without a published split never counts changes
+    assert cold_share_for("random", 0.05, apply_to_published=False) == 0.05
+    assert published_rows_changed(frame, out) == 0
 
 
 @pytest.mark.parametrize("strategy", ["random", "leave_last_out", "temporal"])

@@ -26,7 +26,7 @@ class ValidationConfig(StrictConfig):
     """What to do with imperfect rows; every drop is logged with its count, never silent."""
 
     duplicate_interactions: Literal["error", "keep_first"] = "keep_first"
-    unknown_items: Literal["error", "drop"] = "error"
+    unknown_items: Literal["error", "drop", "keep"] = "error"
     drop_items_without_interactions: bool = True
 
 
@@ -46,10 +46,16 @@ class KCoreConfig(StrictConfig):
 
 
 class ColdItemsConfig(StrictConfig):
-    """Cold-start holdout: ``share`` of items whose interactions all go to valid/test."""
+    """Cold-start holdout: ``share`` of items whose interactions all go to valid/test.
 
-    share: float = Field(0.0, ge=0.0, lt=1.0)
+    A published split (``strategy: published``, or ``auto`` on data that ships one) is reproduced
+    exactly: the holdout is applied to it only with ``apply_to_published: true``, and then the
+    run logs a warning and records ``published_split_altered: true`` in dataset_info.
+    """
+
+    share: float = Field(0.05, ge=0.0, lt=1.0)
     valid_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    apply_to_published: bool = False
 
 
 class SplitConfig(StrictConfig):

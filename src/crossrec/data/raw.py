@@ -21,6 +21,9 @@ class RawData:
     1-based data row in ``files['interactions']`` for error messages.
     ``items``: ``item_id:str``, the text columns (str), ``image_path``/``audio_path`` (absolute
     str or None). ``precomputed``: ``name -> (len(items), d)`` arrays aligned to ``items`` rows.
+    ``id_columns``: ``user`` / ``item`` -> the column names in the interactions file, so later
+    errors name the user's columns. ``media_patterns``: ``image_path`` / ``audio_path`` ->
+    absolute path pattern with ``{item_id}``, used for items added without an item-table row.
     """
 
     name: str
@@ -30,6 +33,8 @@ class RawData:
     precomputed: dict[str, np.ndarray] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     has_timestamps: bool = False
+    id_columns: dict[str, str] = field(default_factory=dict)
+    media_patterns: dict[str, str] = field(default_factory=dict)
 
     @property
     def has_published_split(self) -> bool:
@@ -42,3 +47,7 @@ class RawData:
     def file(self, role: str) -> str:
         """The source file of a role ('interactions', 'items', ...) for error messages."""
         return self.files.get(role, f"<{self.name} {role}>")
+
+    def column(self, role: str) -> str:
+        """The source column of ``user`` / ``item`` in the interactions file (errors)."""
+        return self.id_columns.get(role, f"{role}_id")

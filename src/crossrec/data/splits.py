@@ -25,7 +25,9 @@ def _round_half_up(x: np.ndarray) -> np.ndarray:
 
 
 def _labels_by_rank(
-    user_sorted: np.ndarray, ratios: tuple[float, float, float], min_user: int,
+    user_sorted: np.ndarray,
+    ratios: tuple[float, float, float],
+    min_user: int,
     counts_fn=None,
 ) -> np.ndarray:
     """Given rows sorted by user then by position, label each row by its rank in its user."""
@@ -50,7 +52,9 @@ def _labels_by_rank(
 
 
 def random_split(
-    frame: pd.DataFrame, ratios: tuple[float, float, float], min_user_interactions: int,
+    frame: pd.DataFrame,
+    ratios: tuple[float, float, float],
+    min_user_interactions: int,
     seed: int,
 ) -> np.ndarray:
     """Per-user random split (MMRec protocol, 8:1:1 by default).
@@ -65,17 +69,20 @@ def random_split(
     keys[canonical] = rng.random(len(frame))
     order = np.lexsort((keys, frame["user_idx"].to_numpy()))
     labels = np.empty(len(frame), dtype=object)
-    labels[order] = _labels_by_rank(frame["user_idx"].to_numpy()[order], ratios,
-                                    min_user_interactions)
+    labels[order] = _labels_by_rank(
+        frame["user_idx"].to_numpy()[order], ratios, min_user_interactions
+    )
     return labels
 
 
 def _require_timestamps(frame: pd.DataFrame, strategy: str) -> None:
     if (frame["timestamp"].to_numpy() < 0).any():
         raise DataValidationError(
-            "interactions", f"split strategy {strategy!r} needs timestamps but the dataset has "
-            "none (or some are -1)", column="timestamp",
-            expected="timestamps, or split.strategy: random / published",
+            "interactions",
+            f"split strategy {strategy!r} needs timestamps but the dataset has "
+            "none (or some are -1)",
+            expected="a timestamp column named in the adapter options (generic: "
+            "timestamp_column), or split.strategy: random / published",
         )
 
 
@@ -86,12 +93,17 @@ def leave_last_out_split(frame: pd.DataFrame, min_user_interactions: int) -> np.
     than ``min_user_interactions`` rows stay train-only.
     """
     _require_timestamps(frame, "leave_last_out")
-    order = np.lexsort((frame["item_idx"].to_numpy(), frame["timestamp"].to_numpy(),
-                        frame["user_idx"].to_numpy()))
+    order = np.lexsort(
+        (frame["item_idx"].to_numpy(), frame["timestamp"].to_numpy(), frame["user_idx"].to_numpy())
+    )
     one = lambda size: (np.ones_like(size), np.ones_like(size))  # noqa: E731
     labels = np.empty(len(frame), dtype=object)
-    labels[order] = _labels_by_rank(frame["user_idx"].to_numpy()[order], (0.8, 0.1, 0.1),
-                                    max(min_user_interactions, 3), counts_fn=one)
+    labels[order] = _labels_by_rank(
+        frame["user_idx"].to_numpy()[order],
+        (0.8, 0.1, 0.1),
+        max(min_user_interactions, 3),
+        counts_fn=one,
+    )
     return labels
 
 
@@ -102,14 +114,15 @@ def temporal_split(frame: pd.DataFrame, ratios: tuple[float, float, float]) -> n
     rows; the data summary counts them.
     """
     _require_timestamps(frame, "temporal")
-    order = np.lexsort((frame["item_idx"].to_numpy(), frame["user_idx"].to_numpy(),
-                        frame["timestamp"].to_numpy()))
+    order = np.lexsort(
+        (frame["item_idx"].to_numpy(), frame["user_idx"].to_numpy(), frame["timestamp"].to_numpy())
+    )
     n = len(frame)
     n_train = int(np.floor(ratios[0] * n + 0.5))
     n_valid = int(np.floor(ratios[1] * n + 0.5))
     sorted_labels = np.full(n, TEST, dtype=object)
     sorted_labels[:n_train] = TRAIN
-    sorted_labels[n_train:n_train + n_valid] = VALID
+    sorted_labels[n_train : n_train + n_valid] = VALID
     labels = np.empty(n, dtype=object)
     labels[order] = sorted_labels
     return labels
@@ -118,9 +131,9 @@ def temporal_split(frame: pd.DataFrame, ratios: tuple[float, float, float]) -> n
 def published_split(frame: pd.DataFrame) -> np.ndarray:
     if "published_split" not in frame.columns:
         raise DataValidationError(
-            "interactions", "split strategy 'published' but the dataset ships no split",
-            column="published_split",
-            expected="an adapter option naming the split column (mmrec: x_label)",
+            "interactions",
+            "split strategy 'published' but the dataset ships no split",
+            expected="an adapter option naming the split column (generic and mmrec: split_column)",
         )
     return frame["published_split"].to_numpy(dtype=object)
 
@@ -136,8 +149,14 @@ def choose_cold_items(item_idx: np.ndarray, share: float, seed: int) -> np.ndarr
 
 
 def assign_splits(
-    frame: pd.DataFrame, strategy: str, *, ratios: tuple[float, float, float],
-    min_user_interactions: int, cold_share: float, cold_valid_fraction: float, seed: int,
+    frame: pd.DataFrame,
+    strategy: str,
+    *,
+    ratios: tuple[float, float, float],
+    min_user_interactions: int,
+    cold_share: float,
+    cold_valid_fraction: float,
+    seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split labels per row and the cold item indices.
 
@@ -161,9 +180,33 @@ def assign_splits(
     labels[~is_cold_row] = warm_labels
     if is_cold_row.any():
         cold_rows = frame[is_cold_row]
-        canonical = np.lexsort((cold_rows["item_idx"].to_numpy(),
-                                cold_rows["user_idx"].to_numpy()))
+        canonical = np.lexsort((cold_rows["item_idx"].to_numpy(), cold_rows["user_idx"].to_numpy()))
         draws = np.empty(len(cold_rows))
         draws[canonical] = np.random.default_rng([seed, 2]).random(len(cold_rows))
         labels[is_cold_row] = np.where(draws < cold_valid_fraction, VALID, TEST)
     return labels, cold
+
+
+def cold_share_for(strategy: str, share: float, apply_to_published: bool) -> float:
+    """The holdout share to use: a published split is reproduced exactly unless asked.
+
+    Papers report results on their published split; silently moving a share of its items to
+    valid/test would make our numbers incomparable with theirs.
+    """
+    if strategy == "published" and not apply_to_published:
+        if share > 0:
+            logger.info(
+                "published split reproduced exactly: the cold-item holdout (share %g) "
+                "is not applied to it (split.cold_items.apply_to_published: true would "
+                "apply it)",
+                share,
+            )
+        return 0.0
+    return share
+
+
+def published_rows_changed(frame: pd.DataFrame, labels: np.ndarray) -> int:
+    """How many rows got another label than the published one (0 without a published split)."""
+    if "published_split" not in frame.columns:
+        return 0
+    return int((frame["published_split"].to_numpy(dtype=object) != labels).sum())

@@ -13,8 +13,11 @@ def _nonempty(values: pd.Series) -> np.ndarray:
 
 
 def summarize(
-    interactions: pd.DataFrame, items: pd.DataFrame, dataset_info: dict[str, Any],
-    media_report: list[dict], precomputed: dict[str, np.ndarray] | None = None,
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    dataset_info: dict[str, Any],
+    media_report: list[dict],
+    precomputed: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """A JSON-able summary; coverage is the share of items with usable input per modality."""
     n_users = int(dataset_info["n_users"])
@@ -41,13 +44,18 @@ def summarize(
     train_items = set(interactions.loc[interactions["split"] == "train", "item_idx"])
     for name in ("train", "valid", "test"):
         part = interactions[interactions["split"] == name]
-        entry = {"interactions": int(len(part)), "users": int(part["user_idx"].nunique()),
-                 "items": int(part["item_idx"].nunique())}
+        entry = {
+            "interactions": int(len(part)),
+            "users": int(part["user_idx"].nunique()),
+            "items": int(part["item_idx"].nunique()),
+        }
         if name != "train":
-            entry["users_without_train"] = int((~part["user_idx"].drop_duplicates()
-                                                .isin(train_users)).sum())
-            entry["items_without_train"] = int((~part["item_idx"].drop_duplicates()
-                                                .isin(train_items)).sum())
+            entry["users_without_train"] = int(
+                (~part["user_idx"].drop_duplicates().isin(train_users)).sum()
+            )
+            entry["items_without_train"] = int(
+                (~part["item_idx"].drop_duplicates().isin(train_items)).sum()
+            )
         splits[name] = entry
     per_user = interactions.groupby("user_idx").size()
     per_item = interactions.groupby("item_idx").size()
@@ -57,13 +65,24 @@ def summarize(
         "items": n_items,
         "interactions": n_inter,
         "density": float(n_inter / (n_users * n_items)) if n_users and n_items else 0.0,
-        "interactions_per_user": {"min": int(per_user.min()), "median": float(per_user.median()),
-                                  "max": int(per_user.max())} if n_inter else {},
-        "interactions_per_item": {"min": int(per_item.min()), "median": float(per_item.median()),
-                                  "max": int(per_item.max())} if n_inter else {},
+        "interactions_per_user": {
+            "min": int(per_user.min()),
+            "median": float(per_user.median()),
+            "max": int(per_user.max()),
+        }
+        if n_inter
+        else {},
+        "interactions_per_item": {
+            "min": int(per_item.min()),
+            "median": float(per_item.median()),
+            "max": int(per_item.max()),
+        }
+        if n_inter
+        else {},
         "has_timestamps": bool(dataset_info.get("has_timestamps", False)),
         "modality_coverage": coverage,
         "split_strategy": dataset_info.get("split_strategy"),
+        "published_split_altered": bool(dataset_info.get("published_split_altered", False)),
         "splits": splits,
         "cold_items": int(items["is_cold"].sum()) if "is_cold" in items.columns else 0,
         "unusable_media": len(media_report),
@@ -74,23 +93,34 @@ def format_summary(summary: dict[str, Any]) -> str:
     """A readable table, at most 36 columns wide so that the log handler (Rich, 80 columns when
     not on a terminal) does not wrap it."""
     row = "{:<22}{:>14}".format
-    lines = [f"Data summary: {summary['name']}", "-" * 36,
-             row("users", f"{summary['users']:,}"),
-             row("items", f"{summary['items']:,}"),
-             row("interactions", f"{summary['interactions']:,}"),
-             row("density", f"{summary['density']:.4%}"),
-             row("timestamps", "yes" if summary["has_timestamps"] else "no"),
-             row("split strategy", str(summary["split_strategy"])),
-             row("cold-start items", f"{summary['cold_items']:,}"),
-             row("unusable media", f"{summary['unusable_media']:,}"),
-             "coverage (share of items):"]
+    lines = [
+        f"Data summary: {summary['name']}",
+        "-" * 36,
+        row("users", f"{summary['users']:,}"),
+        row("items", f"{summary['items']:,}"),
+        row("interactions", f"{summary['interactions']:,}"),
+        row("density", f"{summary['density']:.4%}"),
+        row("timestamps", "yes" if summary["has_timestamps"] else "no"),
+        row("split strategy", str(summary["split_strategy"])),
+        *([row("published split", "ALTERED")] if summary.get("published_split_altered") else []),
+        row("cold-start items", f"{summary['cold_items']:,}"),
+        row("unusable media", f"{summary['unusable_media']:,}"),
+        "coverage (share of items):",
+    ]
     for name, share in summary["modality_coverage"].items():
         lines.append(row(f"  {name}"[:22], f"{share:.1%}"))
     table = "{:<6}{:>9}{:>7}{:>7}{:>7}".format
     lines.append(table("split", "rows", "users", "items", "cold u"))
     for name, entry in summary["splits"].items():
-        lines.append(table(name, f"{entry['interactions']:,}", f"{entry['users']:,}",
-                           f"{entry['items']:,}", str(entry.get("users_without_train", "-"))))
+        lines.append(
+            table(
+                name,
+                f"{entry['interactions']:,}",
+                f"{entry['users']:,}",
+                f"{entry['items']:,}",
+                str(entry.get("users_without_train", "-")),
+            )
+        )
     lines.append("(cold u: users without train rows)")
     lines.append("-" * 36)
     return "\n".join(lines)

@@ -17,17 +17,38 @@ import numpy as np
 
 #: Per class: name, text vocabulary, RGB colour, shape, base pitch (Hz), harmonic weights.
 CLASSES: tuple[dict[str, Any], ...] = (
-    {"name": "ocean", "words": ["ocean", "wave", "sailor", "harbour", "tide", "coral"],
-     "colour": (30, 70, 200), "shape": "circle", "pitch": 220.0, "harmonics": (1.0, 0.0, 0.0)},
-    {"name": "forest", "words": ["forest", "moss", "pine", "ranger", "fern", "trail"],
-     "colour": (40, 160, 60), "shape": "triangle", "pitch": 392.0,
-     "harmonics": (1.0, 0.5, 0.0)},
-    {"name": "desert", "words": ["desert", "dune", "cactus", "nomad", "mirage", "oasis"],
-     "colour": (220, 180, 40), "shape": "square", "pitch": 698.0,
-     "harmonics": (1.0, 0.0, 0.6)},
-    {"name": "city", "words": ["city", "neon", "subway", "tower", "traffic", "skyline"],
-     "colour": (200, 40, 50), "shape": "stripes", "pitch": 1244.0,
-     "harmonics": (1.0, 0.4, 0.4)},
+    {
+        "name": "ocean",
+        "words": ["ocean", "wave", "sailor", "harbour", "tide", "coral"],
+        "colour": (30, 70, 200),
+        "shape": "circle",
+        "pitch": 220.0,
+        "harmonics": (1.0, 0.0, 0.0),
+    },
+    {
+        "name": "forest",
+        "words": ["forest", "moss", "pine", "ranger", "fern", "trail"],
+        "colour": (40, 160, 60),
+        "shape": "triangle",
+        "pitch": 392.0,
+        "harmonics": (1.0, 0.5, 0.0),
+    },
+    {
+        "name": "desert",
+        "words": ["desert", "dune", "cactus", "nomad", "mirage", "oasis"],
+        "colour": (220, 180, 40),
+        "shape": "square",
+        "pitch": 698.0,
+        "harmonics": (1.0, 0.0, 0.6),
+    },
+    {
+        "name": "city",
+        "words": ["city", "neon", "subway", "tower", "traffic", "skyline"],
+        "colour": (200, 40, 50),
+        "shape": "stripes",
+        "pitch": 1244.0,
+        "harmonics": (1.0, 0.4, 0.4),
+    },
 )
 FILLER = ["story", "journey", "night", "friend", "secret", "summer", "letter", "road"]
 SAMPLE_RATE = 8000
@@ -60,8 +81,9 @@ def _write_audio(path: Path, cls: dict[str, Any], rng: np.random.Generator) -> N
     duration = 0.5
     t = np.arange(int(SAMPLE_RATE * duration)) / SAMPLE_RATE
     pitch = cls["pitch"] * (1.0 + rng.uniform(-0.03, 0.03))
-    wave = sum(w * np.sin(2 * np.pi * pitch * (k + 1) * t)
-               for k, w in enumerate(cls["harmonics"]) if w > 0)
+    wave = sum(
+        w * np.sin(2 * np.pi * pitch * (k + 1) * t) for k, w in enumerate(cls["harmonics"]) if w > 0
+    )
     envelope = np.minimum(1.0, np.minimum(t, duration - t) * 20)  # short fade in/out
     signal = 0.5 * wave / sum(cls["harmonics"]) * envelope
     signal = signal + rng.normal(0, 0.01, size=t.shape)
@@ -69,8 +91,12 @@ def _write_audio(path: Path, cls: dict[str, Any], rng: np.random.Generator) -> N
 
 
 def make_synthetic_dataset(
-    root: Path, n_users: int = 60, n_items: int = 48, seed: int = 0,
-    with_images: bool = True, with_audio: bool = True,
+    root: Path,
+    n_users: int = 60,
+    n_items: int = 48,
+    seed: int = 0,
+    with_images: bool = True,
+    with_audio: bool = True,
 ) -> Path:
     """Write a generic-adapter dataset folder under ``root`` and return it.
 
@@ -105,8 +131,9 @@ def make_synthetic_dataset(
         if with_audio:
             audio_rel = f"audio/{item_id}.wav"
             _write_audio(root / audio_rel, cls, rng)
-        item_rows.append([item_id, title, f"A {cls['name']} tale: {description}.",
-                          image_rel, audio_rel, int(c)])
+        item_rows.append(
+            [item_id, title, f"A {cls['name']} tale: {description}.", image_rel, audio_rel, int(c)]
+        )
 
     inter_rows = []
     for u in range(n_users):
@@ -116,8 +143,10 @@ def make_synthetic_dataset(
         n_inter = int(rng.integers(8, 17))
         n_pref = min(len(pref_pool), int(round(0.85 * n_inter)))
         n_other = min(len(other_pool), n_inter - n_pref)
-        chosen = np.r_[rng.choice(pref_pool, n_pref, replace=False),
-                       rng.choice(other_pool, n_other, replace=False)]
+        chosen = np.r_[
+            rng.choice(pref_pool, n_pref, replace=False),
+            rng.choice(other_pool, n_other, replace=False),
+        ]
         rng.shuffle(chosen)
         times = np.sort(1_600_000_000 + rng.integers(0, 30 * 86400, size=len(chosen)))
         for i, t in zip(chosen, times, strict=True):
@@ -126,8 +155,9 @@ def make_synthetic_dataset(
 
     with open(root / "items.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["item", "title", "description", "image_path", "audio_path",
-                         "content_class"])
+        writer.writerow(
+            ["item", "title", "description", "image_path", "audio_path", "content_class"]
+        )
         writer.writerows(item_rows)
     with open(root / "interactions.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -140,7 +170,8 @@ def synthetic_ingest_params(dataset_dir: Path, **overrides: Any) -> dict[str, An
     """An ``ingest`` parameter block reading ``dataset_dir`` with the generic adapter.
 
     The dataset is named after the folder; ``overrides`` replace top-level blocks (e.g.
-    ``split={"strategy": "leave_last_out"}``).
+    ``validation={...}``), except ``split``, whose keys are merged over the default: a random
+    split without cold-item holdout (``split={"cold_items": {"share": 0.2}}`` asks for one).
     """
     dataset_dir = Path(dataset_dir)
     params: dict[str, Any] = {
@@ -162,7 +193,8 @@ def synthetic_ingest_params(dataset_dir: Path, **overrides: Any) -> dict[str, An
                 },
             }
         },
-        "split": {"strategy": "random"},
+        "split": {"strategy": "random", "cold_items": {"share": 0.0}},
     }
+    params["split"].update(overrides.pop("split", {}))
     params.update(overrides)
     return params

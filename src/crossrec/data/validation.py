@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import logging
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,21 +17,77 @@ from crossrec.data.errors import DataValidationError
 logger = logging.getLogger(__name__)
 
 
-def read_table(path: Path, *, sep: str | None = None, role: str = "table") -> pd.DataFrame:
-    """Read a CSV / TSV / parquet file with every column as string (ids stay exact)."""
+def read_table(
+    path: Path, *, sep: str | None = None, encoding: str | None = None, role: str = "table"
+) -> pd.DataFrame:
+    """Read a CSV / TSV / parquet file with every column as string (ids stay exact).
+
+    ``encoding`` defaults to UTF-8 (text files only). A file that does not decode, is empty or
+    has a header but no data rows fails here, naming the file, instead of later in the pipeline.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataValidationError(path, f"{role} file does not exist", expected="a readable file")
     suffix = path.suffix.lower()
+    encoding = encoding or "utf-8"
     try:
         if suffix in {".parquet", ".pq"}:
             frame = pd.read_parquet(path)
-            return frame.astype({c: "string" for c in frame.columns}).astype(object)
-        if sep is None:
-            sep = "\t" if suffix in {".tsv", ".inter", ".tab"} else ","
-        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
-    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
+            frame = frame.astype({c: "string" for c in frame.columns}).astype(object)
+        else:
+            if sep is None:
+                sep = "\t" if suffix in {".tsv", ".inter", ".tab"} else ","
+            frame = pd.read_csv(
+                path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding
+            )
+    except UnicodeError:
+        raise decode_error(path, encoding, role) from None
+    except pd.errors.EmptyDataError:
+        raise DataValidationError(
+            path, f"{role} file is empty", expected="a header line and at least one row of data"
+        ) from None
+    except (ValueError, OSError, pd.errors.ParserError) as err:
         raise DataValidationError(path, f"cannot be parsed as a {role} table: {err}") from None
+    if frame.empty:
+        raise DataValidationError(
+            path, "no data rows", expected=f"a {role} table with at least one row under its header"
+        )
+    return frame
+
+
+def decode_error(path: Path, encoding: str, role: str) -> DataValidationError:
+    """Where ``path`` stops decoding as ``encoding`` (line, byte) and which option fixes it."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset, lines, problem = 0, 1, "does not decode"
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+        fh.seek(0)
+        while chunk := fh.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                lines += chunk[: err.start].count(b"\n")
+                offset += err.start
+                problem = f"byte 0x{chunk[err.start]:02x} at line {lines} (byte {offset})"
+                break
+            lines += chunk.count(b"\n")
+            offset += len(chunk)
+        else:
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                problem = f"incomplete character at the end (byte {offset})"
+    guess = (
+        "utf-16"
+        if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+        else "e.g. cp1252, latin-1 or utf-16"
+    )
+    return DataValidationError(
+        path,
+        f"{role} file is not valid {encoding} text: {problem}",
+        expected=f"{encoding} text, or set the adapter option `encoding` to the file's "
+        f"encoding ({guess})",
+    )
 
 
 def require_columns(frame: pd.DataFrame, columns: Iterable[str], file: Path | str) -> None:
@@ -51,8 +109,19 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+#: An integer written as a float by a spreadsheet or a pandas float column: '7.0', '7.', '-3.00'.
+_FLOAT_WRITTEN_INT = re.compile(r"^([+-]?\d+)\.0*$")
+
+
 def parse_ids(values: pd.Series, file: Path | str, column: str) -> pd.Series:
-    """Ids as non-empty strings; integer-like floats ('3.0') become '3' so files agree."""
+    """Ids as non-empty strings, by ONE rule for users and items in every table.
+
+    The id is the cell's text with surrounding whitespace trimmed; an integer written as a float
+    ('7.0', '7.') loses its '.0' suffix so a float column matches an integer one. Nothing else is
+    changed: case and leading zeros are kept ('07' and '7' are different ids, as zero-padded
+    product codes are), and '1e3' stays '1e3'. Columns holding ids that differ only by leading
+    zeros get a warning, since that is usually a file written by two different tools.
+    """
     text = values.astype(object)
     missing = text.isna().to_numpy() | (text.astype(str).str.strip() == "").to_numpy()
     if missing.any():
@@ -60,13 +129,32 @@ def parse_ids(values: pd.Series, file: Path | str, column: str) -> pd.Series:
         raise DataValidationError(
             file, "empty id", row=i + 1, column=column, expected="a non-empty id"
         )
-    text = text.astype(str).str.strip()
-    as_float = pd.to_numeric(text, errors="coerce")
-    integral = as_float.notna() & np.isfinite(as_float) & (as_float == np.round(as_float))
-    dotted = integral & text.str.contains(r"[.eE]", regex=True)
-    if dotted.any():
-        text = text.where(~dotted, as_float[dotted].astype("int64").astype(str))
+    text = text.astype(str).str.strip().str.replace(_FLOAT_WRITTEN_INT, r"\1", regex=True)
+    _warn_leading_zero_twins(text, file, column)
     return text
+
+
+def strip_leading_zeros(ids: pd.Series) -> pd.Series:
+    """'007' -> '7' for all-digit ids (others unchanged): only to explain near-misses."""
+    digits = ids.str.fullmatch(r"\d+")
+    return ids.where(~digits, ids.str.lstrip("0").replace("", "0"))
+
+
+def _warn_leading_zero_twins(ids: pd.Series, file: Path | str, column: str) -> None:
+    unique = pd.Series(pd.unique(ids), dtype=object)
+    stripped = strip_leading_zeros(unique)
+    twins = stripped.duplicated(keep=False)
+    if twins.any():
+        first = stripped[twins].iloc[0]
+        examples = sorted(unique[stripped == first].tolist())
+        logger.warning(
+            "%s, column %r: %d ids differ from another only by leading zeros (e.g. "
+            "%s); ids keep their leading zeros, so these are different ids",
+            file,
+            column,
+            int(twins.sum()),
+            ", ".join(repr(e) for e in examples),
+        )
 
 
 def parse_int_ids(values: pd.Series, file: Path | str, column: str) -> np.ndarray:
@@ -88,13 +176,23 @@ def parse_int_ids(values: pd.Series, file: Path | str, column: str) -> np.ndarra
 
 
 def parse_ratings(values: pd.Series, file: Path | str, column: str) -> np.ndarray:
+    """Finite numbers ('inf', 'nan' or text fail with the row)."""
     numbers = pd.to_numeric(values, errors="coerce")
-    bad = numbers.isna().to_numpy()
+    bad = ~np.isfinite(numbers.to_numpy(dtype=np.float64, na_value=np.nan))
     if bad.any():
         i = _first_bad(bad)
+        if pd.isna(values.iloc[i]):
+            what = "rating is empty"
+        else:
+            what = f"rating {values.iloc[i]!r} " + (
+                "is not finite" if pd.notna(numbers.iloc[i]) else "is not a number"
+            )
         raise DataValidationError(
-            file, f"rating {values.iloc[i]!r} is not a number", row=i + 1, column=column,
-            expected="a numeric rating",
+            file,
+            what,
+            row=i + 1,
+            column=column,
+            expected="a finite numeric rating",
         )
     return numbers.to_numpy(dtype=np.float32)
 
@@ -102,14 +200,27 @@ def parse_ratings(values: pd.Series, file: Path | str, column: str) -> np.ndarra
 def parse_timestamps(values: pd.Series, file: Path | str, column: str) -> np.ndarray:
     """Unix seconds (int64) from integer seconds or from date/time strings."""
     numbers = pd.to_numeric(values, errors="coerce")
+    infinite = np.isinf(numbers.to_numpy(dtype=np.float64, na_value=np.nan))
+    if infinite.any():
+        i = _first_bad(infinite)
+        raise DataValidationError(
+            file,
+            f"timestamp {values.iloc[i]!r} is not finite",
+            row=i + 1,
+            column=column,
+            expected="unix seconds or an ISO date/time",
+        )
     if numbers.notna().all():
         return np.floor(numbers.to_numpy(dtype=np.float64)).astype(np.int64)
     if numbers.notna().any():  # mix of numbers and something else: report the first non-number
         bad = numbers.isna().to_numpy()
         i = _first_bad(bad)
         raise DataValidationError(
-            file, f"timestamp {values.iloc[i]!r} is not a number like the rows before it",
-            row=i + 1, column=column, expected="one format per column: unix seconds or ISO dates",
+            file,
+            f"timestamp {values.iloc[i]!r} is not a number like the rows before it",
+            row=i + 1,
+            column=column,
+            expected="one format per column: unix seconds or ISO dates",
         )
     else:
         dates = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
@@ -150,35 +261,101 @@ def deduplicate_interactions(
             expected="one row per (user, item); set validation.duplicate_interactions: keep_first "
             "to keep the earliest",
         )
-    logger.warning("%s: dropped %d duplicate (user, item) interactions, kept the earliest",
-                   file, n_dup)
+    logger.warning(
+        "%s: dropped %d duplicate (user, item) interactions, kept the earliest", file, n_dup
+    )
     return ordered[~dup].sort_values("row", kind="stable").reset_index(drop=True)
 
 
 def check_unknown_items(
-    interactions: pd.DataFrame, item_ids: pd.Series, policy: str, file: Path | str,
+    interactions: pd.DataFrame,
+    item_ids: pd.Series,
+    policy: str,
+    file: Path | str,
     items_file: Path | str,
+    column: str = "item",
 ) -> pd.DataFrame:
-    """Interactions must point at items of the item table ('error') or are dropped with a log."""
+    """Interactions must point at items of the item table.
+
+    'error' fails on the first unknown item (``column`` is the item column as the user named it),
+    'drop' drops those interactions with a log, 'keep' keeps them (the caller then adds the
+    items with :func:`add_bare_items`).
+    """
     unknown = ~interactions["item_id"].isin(set(item_ids))
     n_unknown = int(unknown.sum())
-    if n_unknown == 0:
+    if n_unknown == 0 or policy == "keep":
         return interactions
+    n_items = int(interactions.loc[unknown, "item_id"].nunique())
     if policy == "error":
         first = interactions[unknown].iloc[0]
         raise DataValidationError(
             file,
             f"item {first['item_id']!r} is not in the item table {items_file} "
-            f"({n_unknown} interactions with {interactions.loc[unknown, 'item_id'].nunique()} "
-            "unknown items)",
+            f"({n_unknown} interactions with {n_items} unknown items)"
+            + _leading_zero_hint(first["item_id"], item_ids),
             row=int(first["row"]),
-            column="item",
+            column=column,
             expected="every interacted item in the item table; set validation.unknown_items: "
-            "drop to drop them",
+            "drop to drop these interactions, or keep to keep the items without metadata",
         )
-    logger.warning("%s: dropped %d interactions whose item is not in %s", file, n_unknown,
-                   items_file)
+    logger.warning(
+        "%s: dropped %d interactions with %d items that are not in %s",
+        file,
+        n_unknown,
+        n_items,
+        items_file,
+    )
     return interactions[~unknown].reset_index(drop=True)
+
+
+def _leading_zero_hint(item_id: str, item_ids: pd.Series) -> str:
+    """Point at an item-table id that differs only by leading zeros, if there is one."""
+    table = pd.Series(pd.unique(item_ids.astype(str)), dtype=object)
+    key = strip_leading_zeros(pd.Series([str(item_id)])).iloc[0]
+    match = table[strip_leading_zeros(table) == key]
+    if match.empty:
+        return ""
+    return (
+        f"; the item table has {match.iloc[0]!r}, which differs only by leading zeros "
+        "(ids keep their leading zeros)"
+    )
+
+
+def add_bare_items(
+    items: pd.DataFrame,
+    item_ids: Iterable[str],
+    text_columns: list[str],
+    media_patterns: dict[str, str],
+    file: Path | str,
+) -> pd.DataFrame:
+    """Append items that have no item-table row: empty text, media from the path patterns.
+
+    ``media_patterns`` maps ``image_path`` / ``audio_path`` to an absolute pattern with
+    ``{item_id}``; a modality without a pattern gets no file (None).
+    """
+    new = pd.Series(natural_order(item_ids), dtype=object)
+    if new.empty:
+        return items
+    extra = pd.DataFrame({"item_id": new})
+    for column in text_columns:
+        extra[column] = ""
+    for column in ("image_path", "audio_path"):
+        pattern = media_patterns.get(column)
+        extra[column] = pd.Series(
+            [str(Path(pattern.format(item_id=i)).resolve()) if pattern else None for i in new],
+            dtype=object,
+        )
+    with_media = [c for c in ("image_path", "audio_path") if media_patterns.get(c)]
+    logger.warning(
+        "%s: kept %d interacted items that have no row in the item table (empty "
+        "text; media from the %s pattern)",
+        file,
+        len(new),
+        " / ".join(with_media) if with_media else "no",
+    )
+    return pd.concat(
+        [items, extra[[c for c in extra.columns if c in items.columns]]], ignore_index=True
+    )
 
 
 def resolve_media_paths(
@@ -226,12 +403,18 @@ def deduplicate_items(
         if column in items.columns:
             values = items[column]
             filled += (values.notna() & (values.astype(str).str.strip() != "")).to_numpy()
-    order = pd.DataFrame({"item_id": items["item_id"].to_numpy(), "filled": -filled,
-                          "pos": np.arange(len(items))})
+    order = pd.DataFrame(
+        {"item_id": items["item_id"].to_numpy(), "filled": -filled, "pos": np.arange(len(items))}
+    )
     order = order.sort_values(["item_id", "filled", "pos"], kind="stable")
     keep = np.sort(order.drop_duplicates("item_id", keep="first")["pos"].to_numpy())
     n_dropped = len(items) - len(keep)
     n_ids = int(items.loc[dup_any, "item_id"].nunique())
-    logger.warning("%s: %d duplicate item rows for %d ids dropped (kept the most complete row "
-                   "of each, ties to the first)", file, n_dropped, n_ids)
+    logger.warning(
+        "%s: %d duplicate item rows for %d ids dropped (kept the most complete row "
+        "of each, ties to the first)",
+        file,
+        n_dropped,
+        n_ids,
+    )
     return items.iloc[keep].reset_index(drop=True), keep

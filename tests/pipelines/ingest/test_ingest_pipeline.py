@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,15 @@ from crossrec.pipelines.ingest import create_pipeline
 from crossrec.pipelines.ingest.nodes import ingest_in_memory, load_raw_dataset
 
 CONF = Path(__file__).resolve().parents[3] / "conf" / "base"
-ARTIFACTS = ["interactions", "items", "users", "dataset_info", "precomputed_features",
-             "media_report", "data_summary"]
+ARTIFACTS = [
+    "interactions",
+    "items",
+    "users",
+    "dataset_info",
+    "precomputed_features",
+    "media_report",
+    "data_summary",
+]
 
 
 def _parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -39,8 +47,14 @@ def test_catalog_declares_every_artifact_per_dataset():
         assert catalog[name]["filepath"].startswith("data/08_reporting/")
     # the in-memory hand-offs between nodes are matched by the ingest_{stage} pattern
     assert {o for o in outputs if o not in ARTIFACTS} <= {
-        "ingest_raw", "ingest_clean", "ingest_filtered", "ingest_checked",
-        "ingest_indexed_interactions", "ingest_indexed_items", "ingest_meta"}
+        "ingest_raw",
+        "ingest_clean",
+        "ingest_filtered",
+        "ingest_checked",
+        "ingest_indexed_interactions",
+        "ingest_indexed_items",
+        "ingest_meta",
+    }
 
 
 def test_parameters_file_is_valid():
@@ -101,12 +115,23 @@ def test_rerun_gives_byte_identical_tables(synthetic_dataset_dir, synthetic_inge
 def test_contract_of_synthetic_outputs(synthetic_ingested):
     inter = synthetic_ingested["interactions"]
     keys = inter[["user_idx", "timestamp", "item_idx"]].to_numpy()
-    assert (np.lexsort(keys.T[::-1]) == np.arange(len(inter))).all()   # sorted as documented
+    assert (np.lexsort(keys.T[::-1]) == np.arange(len(inter))).all()  # sorted as documented
     assert not inter.duplicated(["user_idx", "item_idx"]).any()
     info = synthetic_ingested["dataset_info"]
-    assert set(info) == {"name", "n_users", "n_items", "n_interactions", "text_columns",
-                         "has_images", "has_audio", "has_timestamps", "precomputed",
-                         "split_strategy"}
+    assert set(info) == {
+        "name",
+        "n_users",
+        "n_items",
+        "n_interactions",
+        "text_columns",
+        "has_images",
+        "has_audio",
+        "has_timestamps",
+        "precomputed",
+        "split_strategy",
+        "published_split_altered",
+    }
+    assert info["published_split_altered"] is False
     summary = synthetic_ingested["data_summary"]
     assert summary["interactions"] == sum(s["interactions"] for s in summary["splits"].values())
     assert summary["modality_coverage"]["image"] == 1.0
@@ -115,8 +140,11 @@ def test_contract_of_synthetic_outputs(synthetic_ingested):
 
 def test_implicit_rule_kcore_and_cold_items(synthetic_dataset_dir):
     params = synthetic_ingest_params(
-        synthetic_dataset_dir, implicit={"min_rating": 4}, kcore={"user_min": 5, "item_min": 5},
-        split={"strategy": "random", "cold_items": {"share": 0.2}})
+        synthetic_dataset_dir,
+        implicit={"min_rating": 4},
+        kcore={"user_min": 5, "item_min": 5},
+        split={"strategy": "random", "cold_items": {"share": 0.2}},
+    )
     out = ingest_in_memory(params, synthetic_dataset_dir.name, seed=0)
     inter, items = out["interactions"], out["items"]
     assert (inter["rating"] >= 4).all()
@@ -137,8 +165,9 @@ def test_leave_last_out_on_synthetic(synthetic_dataset_dir):
 
 
 def _broken_copy(tmp_path, seed=1) -> Path:
-    return make_synthetic_dataset(tmp_path / "syn", n_users=12, n_items=12, seed=seed,
-                                  with_audio=False)
+    return make_synthetic_dataset(
+        tmp_path / "syn", n_users=12, n_items=12, seed=seed, with_audio=False
+    )
 
 
 def test_duplicate_interactions_policy(tmp_path, caplog):
@@ -150,8 +179,11 @@ def test_duplicate_interactions_policy(tmp_path, caplog):
     assert out["dataset_info"]["n_interactions"] == len(lines) - 1
     assert "dropped 1 duplicate" in caplog.text
     strict = synthetic_ingest_params(folder, validation={"duplicate_interactions": "error"})
-    with pytest.raises(DataValidationError, match=rf"interactions\.csv, row {len(lines)}: "
-                                                  r"duplicate interaction"):
+    with pytest.raises(
+        DataValidationError,
+        match=rf"interactions\.csv, row {len(lines)}: "
+        r"duplicate interaction",
+    ):
         ingest_in_memory(strict, "syn", seed=0)
 
 
@@ -159,25 +191,33 @@ def test_interaction_with_unknown_item(tmp_path):
     folder = _broken_copy(tmp_path)
     with open(folder / "interactions.csv", "a") as fh:
         fh.write("user000,ghost,5,1600000000\n")
-    with pytest.raises(DataValidationError, match=r"interactions\.csv, row \d+, column 'item': "
-                                                  r"item 'ghost' is not in the item table"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"interactions\.csv, row \d+, column 'item': "
+        r"item 'ghost' is not in the item table",
+    ):
         ingest_in_memory(synthetic_ingest_params(folder), "syn", seed=0)
 
 
 def test_broken_media_reported_or_fatal(tmp_path):
     folder = _broken_copy(tmp_path)
     (folder / "images" / "item003.png").write_bytes(b"\x89PNG garbage")
-    out = ingest_in_memory(synthetic_ingest_params(folder, media={"max_bad_share": 0.1}), "syn",
-                           seed=0)
+    out = ingest_in_memory(
+        synthetic_ingest_params(folder, media={"max_bad_share": 0.1}), "syn", seed=0
+    )
     report = out["media_report"]
     assert [(r["item_id"], r["modality"]) for r in report] == [("item003", "image")]
     row = out["items"].set_index("item_id").loc["item003"]
     assert row["image_path"] is None and row["title"]  # keeps its text
     (folder / "images" / "item004.png").unlink()
-    with pytest.raises(DataValidationError, match=r"2 of 12 image files .* missing or do not "
-                                                  r"decode"):
-        ingest_in_memory(synthetic_ingest_params(folder, media={"max_bad_share": 0.1}), "syn",
-                         seed=0)
+    with pytest.raises(
+        DataValidationError,
+        match=r"2 of 12 image files .* missing or do not "
+        r"decode",
+    ):
+        ingest_in_memory(
+            synthetic_ingest_params(folder, media={"max_bad_share": 0.1}), "syn", seed=0
+        )
 
 
 def test_real_movielens_end_to_end(shared_data_dir):
@@ -200,23 +240,136 @@ def test_real_movielens_end_to_end(shared_data_dir):
     assert out["items"]["image_path"].map(lambda p: Path(p).is_file()).all()
 
 
-def test_real_lastfm_end_to_end(shared_data_dir):
+def test_real_lastfm_published_split_reproduced_exactly(shared_data_dir, caplog):
+    """By default the published split is the split: no cold holdout is drawn from it."""
+    caplog.set_level(logging.INFO, logger="crossrec.data.splits")
     params = yaml.safe_load((CONF / "parameters_ingest.yml").read_text())["ingest"]
     params["raw_root"] = str(shared_data_dir)
+    assert params["split"]["cold_items"]["share"] > 0  # the global default asks for a holdout
     out = ingest_in_memory(params, "lastfm2k_multimodal", seed=2026)
-    params["split"] = {"cold_items": {"share": 0.0}}
-    published = ingest_in_memory(params, "lastfm2k_multimodal", seed=2026)
-    counts = published["interactions"]["split"].value_counts()
+    info = out["dataset_info"]
+    assert info["split_strategy"] == "published" and info["published_split_altered"] is False
+    assert out["data_summary"]["published_split_altered"] is False
+    assert not out["items"]["is_cold"].any()
+    assert "not applied to it" in caplog.text
+    # row by row, the label of every interaction is its x_label in lfm2k.inter
+    raw = pd.read_csv(shared_data_dir / "lastfm2k_multimodal" / "lfm2k.inter", sep="\t")
+    published = raw.assign(
+        split=raw["x_label"].map({0: "train", 1: "valid", 2: "test"}),
+        user_id=raw["userID"].astype(str),
+        item_id=raw["itemID"].astype(str),
+    )
+    ours = (
+        out["interactions"]
+        .merge(out["users"], on="user_idx")
+        .merge(out["items"][["item_idx", "item_id"]], on="item_idx")
+    )
+    both = ours.merge(published, on=["user_id", "item_id"], suffixes=("", "_pub"))
+    assert len(both) == len(ours) == len(raw) == 56_345
+    assert (both["split"] == both["split_pub"]).all()
+    counts = out["interactions"]["split"].value_counts()
     assert (counts["train"], counts["valid"], counts["test"]) == (44_327, 4_799, 7_219)
-    assert published["dataset_info"]["split_strategy"] == "published"
-    # with the default cold-item holdout the other rows keep their published labels
-    assert out["dataset_info"]["split_strategy"] == "published+cold_items"
+    assert sorted(out["precomputed_features"]) == ["audio_vggish", "audio_whisper", "text_minilm"]
+    assert out["precomputed_features"]["audio_whisper"].shape == (1425, 512)
+
+
+def test_real_lastfm_cold_holdout_on_published_split_is_explicit(shared_data_dir, caplog):
+    params = yaml.safe_load((CONF / "parameters_ingest.yml").read_text())["ingest"]
+    params["raw_root"] = str(shared_data_dir)
+    published = ingest_in_memory(params, "lastfm2k_multimodal", seed=2026)
+    params["datasets"]["lastfm2k_multimodal"]["split"] = {
+        "cold_items": {"apply_to_published": True}
+    }
+    out = ingest_in_memory(params, "lastfm2k_multimodal", seed=2026)
+    info = out["dataset_info"]
+    assert info["split_strategy"] == "published+cold_items"
+    assert info["published_split_altered"] is True
+    assert out["data_summary"]["published_split_altered"] is True
+    assert "ALTERED" in format_summary(out["data_summary"])
+    warnings = [
+        r
+        for r in caplog.records
+        if r.levelname == "WARNING" and "ALTERS the published split" in r.getMessage()
+    ]
+    assert len(warnings) == 1
+    cold_items = out["items"].loc[out["items"]["is_cold"], "item_idx"]
+    assert len(cold_items) == round(0.05 * 1425)
     key = ["user_idx", "item_idx"]
     both = out["interactions"].merge(published["interactions"], on=key, suffixes=("", "_pub"))
     assert len(both) == 56_345
-    cold = both["item_idx"].isin(out["items"].loc[out["items"]["is_cold"], "item_idx"])
+    cold = both["item_idx"].isin(cold_items)
     assert (both.loc[~cold, "split"] == both.loc[~cold, "split_pub"]).all()
     assert set(both.loc[cold, "split"]) == {"valid", "test"}
-    assert sorted(out["precomputed_features"]) == ["audio_vggish", "audio_whisper",
-                                                   "text_minilm"]
-    assert out["precomputed_features"]["audio_whisper"].shape == (1425, 512)
+
+
+def _catalogue_with_missing_rows(tmp_path, drop=("item003", "item007")) -> Path:
+    """The retail case: every item has an image, some lack a metadata row."""
+    folder = _broken_copy(tmp_path)
+    items = pd.read_csv(folder / "items.csv")
+    items[~items["item"].isin(drop)].to_csv(folder / "items.csv", index=False)
+    return folder
+
+
+def _with_pattern(folder: Path, **overrides):
+    params = synthetic_ingest_params(folder, **overrides)
+    options = params["datasets"][folder.name]["options"]
+    options.update(image_column=None, audio_column=None, image_pattern="images/{item_id}.png")
+    return params
+
+
+def test_unknown_items_keep_adds_them_with_pattern_media(tmp_path, caplog):
+    folder = _catalogue_with_missing_rows(tmp_path)
+    with pytest.raises(DataValidationError, match="item 'item00[37]' is not in the item table"):
+        ingest_in_memory(_with_pattern(folder), "syn", seed=0)  # the default stays `error`
+    dropped = ingest_in_memory(
+        _with_pattern(folder, validation={"unknown_items": "drop"}), "syn", seed=0
+    )
+    out = ingest_in_memory(
+        _with_pattern(folder, validation={"unknown_items": "keep"}), "syn", seed=0
+    )
+    items = out["items"].set_index("item_id")
+    assert len(items) == 12 and len(dropped["items"]) == 10
+    assert out["dataset_info"]["n_interactions"] > dropped["dataset_info"]["n_interactions"]
+    for kept in ("item003", "item007"):
+        assert items.loc[kept, "title"] == "" and items.loc[kept, "description"] == ""
+        assert items.loc[kept, "image_path"] == str(folder / "images" / f"{kept}.png")
+    assert out["media_report"] == []  # the pattern found real, decodable images
+    assert "kept 2 interacted items that have no row in the item table" in caplog.text
+
+
+def test_errors_name_the_users_columns(tmp_path):
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "transactions.csv").write_text("customer_id,article_id\nc1,0101\nc2,0102\n")
+    (folder / "articles.csv").write_text("article_id,name\n0101,Shirt\n")
+    params = {
+        "raw_root": str(tmp_path),
+        "datasets": {
+            "shop": {
+                "adapter": "generic",
+                "options": {
+                    "interactions_file": "transactions.csv",
+                    "items_file": "articles.csv",
+                    "user_column": "customer_id",
+                    "item_column": "article_id",
+                    "item_id_column": "article_id",
+                    "text_columns": ["name"],
+                },
+            }
+        },
+    }
+    with pytest.raises(DataValidationError) as err:
+        ingest_in_memory(params, "shop", seed=0)
+    message = str(err.value)
+    assert message.startswith(
+        f"{folder / 'transactions.csv'}, row 2, column 'article_id': "
+        "item '0102' is not in the item table"
+    )
+    assert "'item'" not in message and "item_id" not in message
+
+
+def test_header_only_interactions_fail_at_read_time_not_in_kcore(tmp_path):
+    folder = _broken_copy(tmp_path)
+    (folder / "interactions.csv").write_text("user,item,rating,timestamp\n")
+    with pytest.raises(DataValidationError, match=r"interactions\.csv: no data rows"):
+        load_raw_dataset(synthetic_ingest_params(folder), "syn")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import string
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -83,15 +85,22 @@ def parse_split_labels(
     mapping = dict(mapping or {name: name for name in SPLIT_NAMES})
     bad_target = set(mapping.values()) - set(SPLIT_NAMES)
     if bad_target:
-        raise DataValidationError(file, f"split mapping targets {sorted(bad_target)}",
-                                  column=column, expected=f"values in {SPLIT_NAMES}")
+        raise DataValidationError(
+            file,
+            f"split mapping targets {sorted(bad_target)}",
+            column=column,
+            expected=f"values in {SPLIT_NAMES}",
+        )
     text = values.astype(str).str.strip()
     mapped = text.map(mapping)
     bad = mapped.isna().to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataValidationError(
-            file, f"split label {values.iloc[i]!r} is unknown", row=i + 1, column=column,
+            file,
+            f"split label {values.iloc[i]!r} is unknown",
+            row=i + 1,
+            column=column,
             expected=f"one of {sorted(mapping)}",
         )
     return mapped.to_numpy(dtype=object)
@@ -99,3 +108,48 @@ def parse_split_labels(
 
 def empty_media(n: int) -> pd.Series:
     return pd.Series([None] * n, dtype=object)
+
+
+def check_encoding(value: str | None) -> str | None:
+    """A text encoding Python knows (pydantic validator of the adapters' ``encoding``)."""
+    if value is not None:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"unknown text encoding {value!r} (e.g. utf-8, cp1252, latin-1, utf-16)"
+            ) from None
+    return value
+
+
+def check_pattern(pattern: str | None) -> str | None:
+    """A media path pattern must name ``{item_id}`` and nothing else (pydantic validator)."""
+    if pattern is None:
+        return None
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None}
+    except ValueError as err:
+        raise ValueError(f"bad path pattern {pattern!r}: {err}") from None
+    if fields != {"item_id"}:
+        raise ValueError(
+            f"path pattern {pattern!r} must contain {{item_id}} and no other field "
+            f"(found {sorted(fields)})"
+        )
+    return pattern
+
+
+def absolute_pattern(pattern: str | None, folder: Path) -> str | None:
+    """The pattern as an absolute path pattern (relative ones are under the dataset folder)."""
+    if not pattern:
+        return None
+    path = Path(pattern)
+    return str(path if path.is_absolute() else folder.resolve() / path)
+
+
+def pattern_paths(ids: pd.Series, pattern: str | None, folder: Path) -> pd.Series:
+    """Media path per item from a pattern; files that are absent are caught by the media check."""
+    if not pattern:
+        return empty_media(len(ids))
+    return pd.Series(
+        [str((folder / pattern.format(item_id=i)).resolve()) for i in ids], dtype=object
+    )

@@ -14,9 +14,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import field_validator
 
 from crossrec.config import StrictConfig, parse_params
-from crossrec.data.adapters.base import build_interactions, empty_media, register
+from crossrec.data.adapters.base import (
+    build_interactions,
+    check_encoding,
+    empty_media,
+    register,
+)
 from crossrec.data.errors import DataValidationError
 from crossrec.data.raw import RawData
 from crossrec.data.validation import parse_ids, parse_int_ids, read_table, require_columns
@@ -31,6 +37,12 @@ class MMRecText(StrictConfig):
     id_map_file: str | None = None
     id_map_item_column: str | None = None  # default: the main item column
     separator: str | None = None
+    encoding: str | None = None  # default: the dataset's `encoding`
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding_known(cls, value: str | None) -> str | None:
+        return check_encoding(value)
 
 
 class MMRecOptions(StrictConfig):
@@ -44,58 +56,89 @@ class MMRecOptions(StrictConfig):
     features: dict[str, str] = {}
     text: MMRecText | None = None
     separator: str | None = None
+    encoding: str = "utf-8"
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding_known(cls, value: str) -> str:
+        return check_encoding(value)
 
 
 def load_feature_matrix(path: Path) -> np.ndarray:
     if not path.is_file():
-        raise DataValidationError(path, "feature file does not exist",
-                                  expected="a .npy matrix with one row per itemID")
+        raise DataValidationError(
+            path, "feature file does not exist", expected="a .npy matrix with one row per itemID"
+        )
     try:
         matrix = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
         raise DataValidationError(path, f"cannot be read as a .npy array: {err}") from None
     if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.number):
-        raise DataValidationError(path, f"array of shape {matrix.shape} and dtype {matrix.dtype}",
-                                  expected="a 2-D numeric matrix (n_items, d)")
+        raise DataValidationError(
+            path,
+            f"array of shape {matrix.shape} and dtype {matrix.dtype}",
+            expected="a 2-D numeric matrix (n_items, d)",
+        )
     if not np.isfinite(matrix).all():
         row = int(np.flatnonzero(~np.isfinite(matrix).all(axis=1))[0])
-        raise DataValidationError(path, "non-finite values", row=row,
-                                  expected="finite feature values")
+        raise DataValidationError(
+            path, "non-finite values", row=row, expected="finite feature values"
+        )
     return matrix.astype(np.float32)
 
 
 def original_item_ids(
-    inter: pd.DataFrame, item_ids: np.ndarray, map_path: Path, column: str, sep: str | None
+    inter: pd.DataFrame,
+    item_ids: np.ndarray,
+    map_path: Path,
+    column: str,
+    sep: str | None,
+    encoding: str = "utf-8",
 ) -> pd.Series:
     """itemID -> original id via a file row-aligned with the main .inter file."""
-    mapping_table = read_table(map_path, sep=sep, role="id map")
+    mapping_table = read_table(map_path, sep=sep, encoding=encoding, role="id map")
     require_columns(mapping_table, [column], map_path)
     if len(mapping_table) != len(inter):
         raise DataValidationError(
-            map_path, f"{len(mapping_table)} rows but the interactions file has {len(inter)}",
-            expected="the same rows as the interactions file, with original ids")
+            map_path,
+            f"{len(mapping_table)} rows but the interactions file has {len(inter)}",
+            expected="the same rows as the interactions file, with original ids",
+        )
     original = parse_ids(mapping_table[column], map_path, column).to_numpy(dtype=object)
     pairs = pd.DataFrame({"item": item_ids, "original": original})
     counts = pairs.drop_duplicates().groupby("item")["original"].nunique()
     if (counts > 1).any():
         bad = counts[counts > 1].index[0]
         row = int(np.flatnonzero(pairs["item"].to_numpy() == bad)[0]) + 1
-        raise DataValidationError(map_path, f"item {bad!r} maps to several original ids",
-                                  row=row, column=column,
-                                  expected="one original id per item (row-aligned files)")
+        raise DataValidationError(
+            map_path,
+            f"item {bad!r} maps to several original ids",
+            row=row,
+            column=column,
+            expected="one original id per item (row-aligned files)",
+        )
     return pairs.drop_duplicates("item").set_index("item")["original"]
 
 
 @register("mmrec")
 def read_mmrec(name: str, folder: Path, options: Mapping[str, Any]) -> RawData:
-    opts = parse_params(MMRecOptions, dict(options),
-                        f"conf/base/parameters_ingest.yml: ingest.datasets.{name}.options")
+    opts = parse_params(
+        MMRecOptions,
+        dict(options),
+        f"conf/base/parameters_ingest.yml: ingest.datasets.{name}.options",
+    )
     inter_path = folder / opts.inter_file
-    table = read_table(inter_path, sep=opts.separator, role="interactions")
+    table = read_table(inter_path, sep=opts.separator, encoding=opts.encoding, role="interactions")
     interactions = build_interactions(
-        table, inter_path, user=opts.user_column, item=opts.item_column,
-        rating=opts.rating_column, timestamp=opts.timestamp_column,
-        split=opts.split_column, split_values=opts.split_values)
+        table,
+        inter_path,
+        user=opts.user_column,
+        item=opts.item_column,
+        rating=opts.rating_column,
+        timestamp=opts.timestamp_column,
+        split=opts.split_column,
+        split_values=opts.split_values,
+    )
     item_int = parse_int_ids(table[opts.item_column], inter_path, opts.item_column)
     interactions["item_id"] = item_int.astype(str).astype(object)
 
@@ -103,15 +146,22 @@ def read_mmrec(name: str, folder: Path, options: Mapping[str, Any]) -> RawData:
     n_rows = {m.shape[0] for m in precomputed.values()}
     if len(n_rows) > 1:
         shapes = {n: m.shape for n, m in precomputed.items()}
-        raise DataValidationError(folder, f"feature matrices disagree on the item count {shapes}",
-                                  expected="one row per itemID in every .npy")
+        raise DataValidationError(
+            folder,
+            f"feature matrices disagree on the item count {shapes}",
+            expected="one row per itemID in every .npy",
+        )
     n_items = n_rows.pop() if n_rows else int(item_int.max()) + 1
     too_big = item_int >= n_items
     if too_big.any():
         i = int(np.flatnonzero(too_big)[0])
-        raise DataValidationError(inter_path, f"itemID {item_int[i]} has no feature row "
-                                  f"(matrices have {n_items} rows)", row=i + 1,
-                                  column=opts.item_column, expected=f"itemID < {n_items}")
+        raise DataValidationError(
+            inter_path,
+            f"itemID {item_int[i]} has no feature row (matrices have {n_items} rows)",
+            row=i + 1,
+            column=opts.item_column,
+            expected=f"itemID < {n_items}",
+        )
     ids = np.arange(n_items)
     items = pd.DataFrame({"item_id": ids.astype(str).astype(object)})
     text_columns: list[str] = []
@@ -119,20 +169,35 @@ def read_mmrec(name: str, folder: Path, options: Mapping[str, Any]) -> RawData:
     if opts.text:
         text_path = folder / opts.text.file
         files["items"] = str(text_path)
-        text = read_table(text_path, sep=opts.text.separator, role="text")
+        text = read_table(
+            text_path,
+            sep=opts.text.separator,
+            encoding=opts.text.encoding or opts.encoding,
+            role="text",
+        )
         require_columns(text, [opts.text.key_column, *opts.text.columns], text_path)
-        text = text.assign(_key=parse_ids(text[opts.text.key_column], text_path,
-                                          opts.text.key_column))
+        text = text.assign(
+            _key=parse_ids(text[opts.text.key_column], text_path, opts.text.key_column)
+        )
         if text["_key"].duplicated().any():
             i = int(np.flatnonzero(text["_key"].duplicated().to_numpy())[0])
-            raise DataValidationError(text_path, f"duplicate key {text['_key'].iloc[i]!r}",
-                                      row=i + 1, column=opts.text.key_column,
-                                      expected="one text row per key")
+            raise DataValidationError(
+                text_path,
+                f"duplicate key {text['_key'].iloc[i]!r}",
+                row=i + 1,
+                column=opts.text.key_column,
+                expected="one text row per key",
+            )
         if opts.text.id_map_file:
             map_path = folder / opts.text.id_map_file
-            original = original_item_ids(table, item_int, map_path,
-                                         opts.text.id_map_item_column or opts.item_column,
-                                         opts.separator)
+            original = original_item_ids(
+                table,
+                item_int,
+                map_path,
+                opts.text.id_map_item_column or opts.item_column,
+                opts.separator,
+                opts.encoding,
+            )
             keys = original.reindex(ids).to_numpy(dtype=object)
         else:
             keys = items["item_id"].to_numpy(dtype=object)
@@ -143,9 +208,22 @@ def read_mmrec(name: str, folder: Path, options: Mapping[str, Any]) -> RawData:
             items[column] = values.to_numpy(dtype=object)
         text_columns = list(opts.text.columns)
         if not found.all():
-            logger.warning("%s: %d of %d items have no row in %s (empty text)", name,
-                           int((~found).sum()), len(found), text_path)
+            logger.warning(
+                "%s: %d of %d items have no row in %s (empty text)",
+                name,
+                int((~found).sum()),
+                len(found),
+                text_path,
+            )
     items["image_path"] = empty_media(len(items))
     items["audio_path"] = empty_media(len(items))
-    return RawData(name, interactions, items, text_columns, precomputed, files,
-                   has_timestamps=opts.timestamp_column is not None)
+    return RawData(
+        name,
+        interactions,
+        items,
+        text_columns,
+        precomputed,
+        files,
+        has_timestamps=opts.timestamp_column is not None,
+        id_columns={"user": opts.user_column, "item": opts.item_column},
+    )

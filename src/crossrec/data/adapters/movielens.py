@@ -9,9 +9,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import field_validator
 
 from crossrec.config import StrictConfig, parse_params
-from crossrec.data.adapters.base import build_interactions, empty_media, register
+from crossrec.data.adapters.base import (
+    absolute_pattern,
+    build_interactions,
+    check_encoding,
+    pattern_paths,
+    register,
+)
 from crossrec.data.errors import DataValidationError
 from crossrec.data.raw import RawData
 from crossrec.data.validation import parse_ids, read_table, require_columns
@@ -36,6 +43,12 @@ class MovieLensOptions(StrictConfig):
     image_pattern: str | None = "posters/{item_id}.jpg"
     audio_pattern: str | None = None
     separator: str | None = None
+    encoding: str = "utf-8"
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding_known(cls, value: str) -> str:
+        return check_encoding(value)
 
 
 def genres_text(table: pd.DataFrame, columns: list[str], file: Path) -> np.ndarray:
@@ -47,11 +60,17 @@ def genres_text(table: pd.DataFrame, columns: list[str], file: Path) -> np.ndarr
         bad = ~values.isin(["0", "1", "0.0", "1.0"])
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataValidationError(file, f"genre flag {table[column].iloc[i]!r}", row=i + 1,
-                                      column=column, expected="0 or 1")
+            raise DataValidationError(
+                file,
+                f"genre flag {table[column].iloc[i]!r}",
+                row=i + 1,
+                column=column,
+                expected="0 or 1",
+            )
         flags[:, j] = values.isin(["1", "1.0"]).to_numpy()
-    return np.array([", ".join(n for n, f in zip(names, row, strict=True) if f)
-                     for row in flags], dtype=object)
+    return np.array(
+        [", ".join(n for n, f in zip(names, row, strict=True) if f) for row in flags], dtype=object
+    )
 
 
 def year_text(values: pd.Series) -> np.ndarray:
@@ -63,29 +82,30 @@ def year_text(values: pd.Series) -> np.ndarray:
     return text.to_numpy(dtype=object)
 
 
-def pattern_paths(ids: pd.Series, pattern: str | None, folder: Path) -> pd.Series:
-    """Media path per item from a pattern; files that are absent are caught by the media check."""
-    if not pattern:
-        return empty_media(len(ids))
-    return pd.Series([str((folder / pattern.format(item_id=i)).resolve()) for i in ids],
-                     dtype=object)
-
-
 @register("movielens_multimodal")
 def read_movielens(name: str, folder: Path, options: Mapping[str, Any]) -> RawData:
-    opts = parse_params(MovieLensOptions, dict(options),
-                        f"conf/base/parameters_ingest.yml: ingest.datasets.{name}.options")
+    opts = parse_params(
+        MovieLensOptions,
+        dict(options),
+        f"conf/base/parameters_ingest.yml: ingest.datasets.{name}.options",
+    )
     ratings_path = folder / opts.ratings_file
     cols = opts.ratings_columns
     interactions = build_interactions(
-        read_table(ratings_path, sep=opts.separator, role="ratings"), ratings_path,
-        user=cols.user, item=cols.item, rating=cols.rating, timestamp=cols.timestamp)
+        read_table(ratings_path, sep=opts.separator, encoding=opts.encoding, role="ratings"),
+        ratings_path,
+        user=cols.user,
+        item=cols.item,
+        rating=cols.rating,
+        timestamp=cols.timestamp,
+    )
 
     items_path = folder / opts.items_file
-    table = read_table(items_path, sep=opts.separator, role="items")
+    table = read_table(items_path, sep=opts.separator, encoding=opts.encoding, role="items")
     year = [opts.year_column] if opts.year_column else []
-    require_columns(table, [opts.item_id_column, *opts.text_columns, *opts.genre_columns, *year],
-                    items_path)
+    require_columns(
+        table, [opts.item_id_column, *opts.text_columns, *opts.genre_columns, *year], items_path
+    )
     ids = parse_ids(table[opts.item_id_column], items_path, opts.item_id_column)
     items = pd.DataFrame({"item_id": ids.to_numpy(dtype=object)})
     text_columns = list(opts.text_columns)
@@ -99,6 +119,22 @@ def read_movielens(name: str, folder: Path, options: Mapping[str, Any]) -> RawDa
         text_columns.append(opts.year_column)
     items["image_path"] = pattern_paths(ids, opts.image_pattern, folder)
     items["audio_path"] = pattern_paths(ids, opts.audio_pattern, folder)
-    return RawData(name, interactions, items, text_columns, {},
-                   {"interactions": str(ratings_path), "items": str(items_path)},
-                   has_timestamps=cols.timestamp is not None)
+    return RawData(
+        name,
+        interactions,
+        items,
+        text_columns,
+        {},
+        {"interactions": str(ratings_path), "items": str(items_path)},
+        has_timestamps=cols.timestamp is not None,
+        id_columns={"user": cols.user, "item": cols.item},
+        media_patterns=_patterns(opts, folder),
+    )
+
+
+def _patterns(opts: MovieLensOptions, folder: Path) -> dict[str, str]:
+    pairs = {
+        "image_path": absolute_pattern(opts.image_pattern, folder),
+        "audio_path": absolute_pattern(opts.audio_pattern, folder),
+    }
+    return {role: pattern for role, pattern in pairs.items() if pattern}
