@@ -43,6 +43,13 @@ def test_unknown_model_names_key_value_source_and_known_models():
     assert "image.model" not in message  # the shipped image model resolves
 
 
+def test_uncached_hugging_face_id_fails_offline(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    with pytest.raises(ConfigError, match="not in the local Hugging Face cache"):
+        resolve_encoders({"text": {"model": "some-org/not-cached"}}, INFO)
+
+
 def test_known_models_resolve_without_converting_weights(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("CROSSREC_MODEL_CACHE", str(tmp_path / "zoo"))
     resolved = resolve_encoders({"text": {"model": "minilm-l6"}}, INFO)
