@@ -27,3 +27,9 @@ CONFIG_LOADER_ARGS = {
 
 # kedro-viz writes a .viz/ folder after every run through its hook; we only want `kedro viz`.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
+
+from crossrec.hooks import ParameterChecks  # noqa: E402  (after the warnings filter on purpose)
+
+# Unknown / misspelt parameters fail before any node runs, naming the file or --params that
+# set them; encoder model names are resolved before the first encoding.
+HOOKS = (ParameterChecks(),)

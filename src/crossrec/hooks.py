@@ -1,0 +1,217 @@
+"""Kedro hooks that check the run's parameters before any node runs.
+
+* Every top-level parameter key must be a block some pipeline declares (``params:<block>``):
+  ``kedro run --params ingst.split.strategy=temporal`` fails at once with "did you mean
+  'ingest'?" instead of silently running the default split.
+* Every block with a schema is validated up front (whichever pipelines run), so a misspelt
+  nested key fails before ingest spends minutes, not when (or if) its node is reached.
+* Every error names where the value came from: the parameters file of ``conf/base`` or of the
+  run environment that set it last, or ``--params``. The ``dotted key -> source`` map is
+  registered with :func:`crossrec.config.set_param_sources` for the nodes' own checks too.
+* Before the first featurize_modalities encode node, every model name in use is resolved
+  without loading weights, so an unknown text model fails before images are encoded.
+
+Nothing here imports torch: the schemas and pipeline modules are torch-free by design.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import importlib.resources
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kedro.framework.hooks import hook_impl
+
+from crossrec.config import (
+    RUNTIME_SOURCE,
+    ConfigError,
+    describe_source,
+    flatten_keys,
+    lookup_source,
+    parse_params,
+    set_param_sources,
+    unknown_key_message,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Schema of each parameters block (``module:Class``, imported only when the block is used).
+BLOCK_SCHEMAS = {
+    "ingest": "crossrec.data.params:IngestConfig",
+    "featurize_modalities": "crossrec.encoders.config:FeaturizeConfig",
+    "fuse": "crossrec.pipelines.fuse.nodes:FuseConfig",
+    "finetune": "crossrec.models.config:FinetuneConfig",
+    "evaluate": "crossrec.pipelines.evaluate.schema:EvaluateConfig",
+    "tune": "crossrec.tuning.config:TuneConfig",
+}
+#: Keys Kedro itself may add to the parameters (none today); never reported as unknown.
+ALWAYS_ALLOWED: frozenset[str] = frozenset()
+
+
+# ----------------------------------------------------------------------------- pure helpers
+def _matches(relative: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatch(relative, pattern) for pattern in patterns)
+
+
+def parameter_files(env_dir: Path, patterns: Iterable[str]) -> list[Path]:
+    """The parameters files of one environment folder, in a stable order (hidden ones skipped)."""
+    if not env_dir.is_dir():
+        return []
+    patterns = list(patterns)
+    found = []
+    for path in sorted(env_dir.rglob("*")):
+        relative = path.relative_to(env_dir)
+        if (
+            path.is_file()
+            and path.suffix in (".yml", ".yaml", ".json")
+            and not any(part.startswith(".") for part in relative.parts)
+            and _matches(relative.as_posix(), patterns)
+        ):
+            found.append(path)
+    return found
+
+
+def source_map(
+    env_dirs: Iterable[Path],
+    patterns: Iterable[str],
+    runtime_params: Mapping[str, Any] | None,
+    root: Path,
+) -> dict[str, str]:
+    """``dotted key -> source``: later environments override earlier ones, ``--params`` wins.
+
+    Files are read as plain YAML: only their keys matter here, so interpolations stay text.
+    """
+    sources: dict[str, str] = {}
+    for env_dir in env_dirs:
+        for path in parameter_files(env_dir, patterns):
+            try:
+                tree = yaml.safe_load(path.read_text()) or {}
+            except (OSError, yaml.YAMLError):  # Kedro's own loader reports broken files
+                continue
+            label = _relative(path, root)
+            for key in flatten_keys(tree):
+                sources[key] = label
+    for key in flatten_keys(dict(runtime_params or {})):
+        sources[key] = RUNTIME_SOURCE
+    return sources
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def check_top_level(
+    params: Mapping[str, Any], known: Iterable[str], sources: Mapping[str, str]
+) -> None:
+    """Fail on top-level keys no pipeline reads, with a did-you-mean and where each was set."""
+    valid = sorted(set(known) | ALWAYS_ALLOWED)
+    unknown = [k for k in params if k not in valid and not str(k).startswith("_")]
+    if not unknown:
+        return
+    problems = []
+    for key in unknown:
+        origin = describe_source(lookup_source(sources, str(key)))
+        problems.append(
+            f"  - {key}: {unknown_key_message(str(key), valid)}{f'; {origin}' if origin else ''}"
+        )
+    raise ConfigError(
+        "Unknown top-level parameter(s); no pipeline reads them:\n" + "\n".join(problems)
+    )
+
+
+def declared_blocks(pipelines: Iterable[Any]) -> set[str]:
+    """Top-level keys read by the nodes of ``pipelines`` (``params:<block>[.sub]`` inputs)."""
+    blocks = set()
+    for pipeline in pipelines:
+        for node in pipeline.nodes:
+            for name in node.inputs:
+                if name.startswith("params:"):
+                    blocks.add(name[len("params:") :].split(".")[0])
+    return blocks
+
+
+def all_pipelines(package: str) -> list[Any]:
+    """Every pipeline of ``<package>.pipelines``, whatever ``--pipelines`` this run selected."""
+    found = []
+    for entry in importlib.resources.files(f"{package}.pipelines").iterdir():
+        if entry.is_dir() and not entry.name.startswith(("_", ".")):
+            module = importlib.import_module(f"{package}.pipelines.{entry.name}.pipeline")
+            found.append(module.create_pipeline())
+    return found
+
+
+def validate_blocks(
+    params: Mapping[str, Any], blocks: Iterable[str], sources: Mapping[str, str]
+) -> None:
+    """Parse each block that has a schema, so errors come before the first node runs."""
+    for block in sorted(blocks):
+        if block not in BLOCK_SCHEMAS or block not in params:
+            continue
+        module, _, name = BLOCK_SCHEMAS[block].partition(":")
+        schema = getattr(importlib.import_module(module), name)
+        parse_params(schema, params[block], where=block, sources=sources, key=block)
+
+
+# ----------------------------------------------------------------------------- the hooks
+class ParameterChecks:
+    """Checks the merged parameters once per run, and the encoder models before encoding."""
+
+    def __init__(self) -> None:
+        self._context: Any = None
+        self._models_checked = False
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        self._context = context
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        self._models_checked = False
+        if self._context is None:
+            return
+        loader = self._context.config_loader
+        root = Path(run_params.get("project_path") or self._context.project_path)
+        run_env = run_params.get("env") or loader.env or loader.default_run_env
+        envs = [loader.base_env] + ([run_env] if run_env and run_env != loader.base_env else [])
+        sources = source_map(
+            [Path(loader.conf_source) / env for env in envs],
+            loader.config_patterns["parameters"],
+            run_params.get("runtime_params"),
+            root,
+        )
+        set_param_sources(sources)
+        params = self._context.params
+        from kedro.framework.project import PACKAGE_NAME
+
+        check_top_level(params, declared_blocks(all_pipelines(PACKAGE_NAME or "crossrec")), sources)
+        validate_blocks(params, BLOCK_SCHEMAS, sources)
+
+    @hook_impl
+    def before_node_run(self, node: Any, inputs: dict[str, Any]) -> None:
+        from crossrec.pipelines.featurize_modalities import nodes as featurize
+
+        encoders = (featurize.encode_text, featurize.encode_images, featurize.encode_audio)
+        if self._models_checked or node.func not in encoders:
+            return
+        from crossrec.pipelines.featurize_modalities.checks import resolve_encoders
+
+        resolved = resolve_encoders(inputs["params:featurize_modalities"], inputs["dataset_info"])
+        for key, where in resolved.items():
+            logger.info("%s resolves to %s", key, where)
+        self._models_checked = True
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        set_param_sources(None)
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        set_param_sources(None)
