@@ -22,9 +22,13 @@ def media(tmp_path):
     broken_png.write_bytes(good_png.read_bytes()[:20])
     text_as_wav = tmp_path / "noise.wav"
     text_as_wav.write_text("not audio")
-    return {"good_png": str(good_png), "good_wav": str(good_wav),
-            "broken_png": str(broken_png), "bad_wav": str(text_as_wav),
-            "missing": str(tmp_path / "missing.jpg")}
+    return {
+        "good_png": str(good_png),
+        "good_wav": str(good_wav),
+        "broken_png": str(broken_png),
+        "bad_wav": str(text_as_wav),
+        "missing": str(tmp_path / "missing.jpg"),
+    }
 
 
 def test_media_problem_reasons(media):
@@ -37,11 +41,13 @@ def test_media_problem_reasons(media):
 
 
 def test_few_bad_files_are_reported_and_item_keeps_other_modalities(media):
-    items = pd.DataFrame({
-        "item_id": [str(i) for i in range(25)],
-        "image_path": [media["good_png"]] * 23 + [media["broken_png"], None],
-        "audio_path": [media["good_wav"]] * 23 + [media["good_wav"], media["missing"]],
-    })
+    items = pd.DataFrame(
+        {
+            "item_id": [str(i) for i in range(25)],
+            "image_path": [media["good_png"]] * 23 + [media["broken_png"], None],
+            "audio_path": [media["good_wav"]] * 23 + [media["good_wav"], media["missing"]],
+        }
+    )
     out, report = check_media(items, max_bad_share=0.1, workers=4, items_file="items.csv")
     assert out.loc[23, "image_path"] is None and out.loc[23, "audio_path"] == media["good_wav"]
     assert out.loc[24, "audio_path"] is None
@@ -51,9 +57,13 @@ def test_few_bad_files_are_reported_and_item_keeps_other_modalities(media):
 
 
 def test_too_many_bad_files_fail_with_the_list(media):
-    items = pd.DataFrame({"item_id": ["a", "b", "c"],
-                          "image_path": [media["good_png"], media["missing"], media["broken_png"]],
-                          "audio_path": [None] * 3})
+    items = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c"],
+            "image_path": [media["good_png"], media["missing"], media["broken_png"]],
+            "audio_path": [None] * 3,
+        }
+    )
     with pytest.raises(MediaError) as err:
         check_media(items, max_bad_share=0.5, workers=2, items_file="data/items.csv")
     message = str(err.value)
@@ -67,8 +77,9 @@ def test_too_many_bad_files_fail_with_the_list(media):
 def _sine_wav(path, frames: int = 4000, rate: int = 8000):
     """A real 440 Hz tone as 16-bit PCM WAV (``frames`` frames)."""
     t = np.arange(frames) / rate
-    soundfile.write(str(path), (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate,
-                    subtype="PCM_16")
+    soundfile.write(
+        str(path), (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate, subtype="PCM_16"
+    )
     return path
 
 
@@ -110,11 +121,22 @@ def test_wav_header_reader_ignores_other_files(tmp_path, media):
 
 
 def test_report_entries_carry_their_stage(media):
-    items = pd.DataFrame({"item_id": [str(i) for i in range(21)],
-                          "image_path": [media["good_png"]] * 20 + [media["missing"]]})
+    items = pd.DataFrame(
+        {
+            "item_id": [str(i) for i in range(21)],
+            "image_path": [media["good_png"]] * 20 + [media["missing"]],
+        }
+    )
     _, report = check_media(items, max_bad_share=0.05, workers=2, items_file="items.csv")
-    assert report == [{"stage": "ingest", "item_id": "20", "modality": "image",
-                       "path": media["missing"], "reason": "missing file"}]
+    assert report == [
+        {
+            "stage": "ingest",
+            "item_id": "20",
+            "modality": "image",
+            "path": media["missing"],
+            "reason": "missing file",
+        }
+    ]
 
 
 def test_paths_outside_the_dataset_are_reported_and_never_opened(tmp_path):
@@ -127,26 +149,33 @@ def test_paths_outside_the_dataset_are_reported_and_never_opened(tmp_path):
     foreign = other / "b.png"
     Image.new("RGB", (4, 4)).save(foreign)
     (root / "images" / "link.png").symlink_to(foreign)
-    paths = [str(inside)] * 22 + [str(root / "images" / ".." / ".." / "other_dataset" / "b.png"),
-                                  str(root / "images" / "link.png")]
+    paths = [str(inside)] * 22 + [
+        str(root / "images" / ".." / ".." / "other_dataset" / "b.png"),
+        str(root / "images" / "link.png"),
+    ]
     items = pd.DataFrame({"item_id": [f"i{k:02d}" for k in range(24)], "image_path": paths})
-    out, report = check_media(items, max_bad_share=0.1, workers=2, items_file="items.csv",
-                              root=root)
+    out, report = check_media(
+        items, max_bad_share=0.1, workers=2, items_file="items.csv", root=root
+    )
     reason = f"outside the dataset folder {root.resolve()}"
     assert [(r["item_id"], r["reason"]) for r in report] == [("i22", reason), ("i23", reason)]
     assert out["image_path"].isna().sum() == 2
     # location only (check: false) still confines; root None (allow_outside_dataset) allows
-    _, located = check_media(items, max_bad_share=0.1, workers=2, items_file="items.csv",
-                             root=root, open_files=False)
+    _, located = check_media(
+        items, max_bad_share=0.1, workers=2, items_file="items.csv", root=root, open_files=False
+    )
     assert [r["item_id"] for r in located] == ["i22", "i23"]
     _, allowed = check_media(items, max_bad_share=0.1, workers=2, items_file="items.csv")
     assert allowed == []
 
 
 def test_two_bad_of_24_exceed_five_percent_with_the_list(media):
-    items = pd.DataFrame({"item_id": [f"i{k:02d}" for k in range(24)],
-                          "image_path": [media["good_png"]] * 22 + [media["broken_png"],
-                                                                     media["missing"]]})
+    items = pd.DataFrame(
+        {
+            "item_id": [f"i{k:02d}" for k in range(24)],
+            "image_path": [media["good_png"]] * 22 + [media["broken_png"], media["missing"]],
+        }
+    )
     with pytest.raises(MediaError) as err:
         check_media(items, max_bad_share=0.05, workers=2, items_file="items.csv")
     message = str(err.value)
@@ -161,7 +190,7 @@ def test_budget_counts_distinct_items_across_stages():
 
     ingest = [report_entry("ingest", "a", "image", "/d/a.png", "missing file")]
     featurize = [report_entry("featurize", "b", "image", "/d/b.png", "cannot decode image")]
-    assert budget_problem(ingest, 24, "image", 0.05) is None            # 1 of 24 = 4.2%
+    assert budget_problem(ingest, 24, "image", 0.05) is None  # 1 of 24 = 4.2%
     assert budget_problem(featurize, 24, "image", 0.05) is None
     message = budget_problem([*featurize, *ingest], 24, "image", 0.05)  # 2 of 24 = 8.3%
     assert message.startswith("2 of 24 image files (8.3%)")

@@ -37,8 +37,13 @@ _AUDIO_BLOCK = 65536
 
 def report_entry(stage: str, item_id: str, modality: str, path: str, reason: str) -> dict:
     """One media-report line; the same keys at every stage."""
-    return {"stage": stage, "item_id": str(item_id), "modality": modality, "path": str(path),
-            "reason": reason}
+    return {
+        "stage": stage,
+        "item_id": str(item_id),
+        "modality": modality,
+        "path": str(path),
+        "reason": reason,
+    }
 
 
 def sort_report(entries: Iterable[dict]) -> list[dict]:
@@ -49,17 +54,21 @@ def sort_report(entries: Iterable[dict]) -> list[dict]:
 def read_report(entries: Any, where: str = "media_report") -> list[dict]:
     """Entries of a saved report, checked; lines written before ``stage`` existed are ingest's."""
     if not isinstance(entries, list):
-        raise ValueError(f"{where}: expected a list of report entries, got "
-                         f"{type(entries).__name__}")
+        raise ValueError(
+            f"{where}: expected a list of report entries, got {type(entries).__name__}"
+        )
     out = []
     for number, entry in enumerate(entries, 1):
         missing = [k for k in REPORT_KEYS[1:] if not isinstance(entry, dict) or k not in entry]
         stage = entry.get("stage", "ingest") if isinstance(entry, dict) else None
         if missing or stage not in STAGES:
-            raise ValueError(f"{where}, entry {number}: expected keys {list(REPORT_KEYS)} with "
-                             f"stage in {list(STAGES)}, got {entry!r}")
-        out.append(report_entry(stage, entry["item_id"], entry["modality"], entry["path"],
-                                entry["reason"]))
+            raise ValueError(
+                f"{where}, entry {number}: expected keys {list(REPORT_KEYS)} with "
+                f"stage in {list(STAGES)}, got {entry!r}"
+            )
+        out.append(
+            report_entry(stage, entry["item_id"], entry["modality"], entry["path"], entry["reason"])
+        )
     return out
 
 
@@ -75,18 +84,25 @@ def budget_problem(
     n_bad = len({e["item_id"] for e in bad})
     if not n_with_path or n_bad / n_with_path <= max_bad_share:
         return None
-    listing = "\n".join(f"  [{e['stage']}] item {e['item_id']}: {e['path']} ({e['reason']})"
-                        for e in sort_report(bad))
-    return (f"{n_bad} of {n_with_path} {modality} files ({n_bad / n_with_path:.1%}) are unusable "
-            f"(missing, outside the dataset folder, truncated or undecodable; ingest and "
-            f"featurize counted together), more than {BUDGET_PARAM}={max_bad_share:.1%}:\n"
-            f"{listing}")
+    listing = "\n".join(
+        f"  [{e['stage']}] item {e['item_id']}: {e['path']} ({e['reason']})"
+        for e in sort_report(bad)
+    )
+    return (
+        f"{n_bad} of {n_with_path} {modality} files ({n_bad / n_with_path:.1%}) are unusable "
+        f"(missing, outside the dataset folder, truncated or undecodable; ingest and "
+        f"featurize counted together), more than {BUDGET_PARAM}={max_bad_share:.1%}:\n"
+        f"{listing}"
+    )
 
 
 def optional_paths(values: pd.Series) -> pd.Series:
     """An object column of str or None (never NaN), whatever dtype pandas inferred."""
-    return pd.Series([None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
-                      for v in values], index=values.index, dtype=object)
+    return pd.Series(
+        [None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v) for v in values],
+        index=values.index,
+        dtype=object,
+    )
 
 
 def outside_problem(path: str, root: Path | None) -> str | None:
@@ -140,8 +156,10 @@ def audio_problem(path: str | Path) -> str | None:
             while len(block := handle.read(_AUDIO_BLOCK, dtype="int16", always_2d=True)):
                 held += len(block)
         except Exception as err:  # noqa: BLE001 - libsndfile errors mid-stream
-            return (f"truncated or corrupt: decoding stopped after {held} of {declared} frames "
-                    f"({type(err).__name__}: {err})")[:300]
+            return (
+                f"truncated or corrupt: decoding stopped after {held} of {declared} frames "
+                f"({type(err).__name__}: {err})"
+            )[:300]
     if held == 0:
         return "audio has no frames"
     if held < declared:
@@ -149,8 +167,9 @@ def audio_problem(path: str | Path) -> str | None:
     return None
 
 
-def media_problem(path: str, modality: str, root: Path | None = None,
-                  open_file: bool = True) -> str | None:
+def media_problem(
+    path: str, modality: str, root: Path | None = None, open_file: bool = True
+) -> str | None:
     """Why ``path`` is not usable for ``modality``, or None when it is.
 
     ``root``: the dataset folder the file must resolve into (None: anywhere). ``open_file``
@@ -178,8 +197,13 @@ def media_problem(path: str, modality: str, root: Path | None = None,
 
 
 def check_media(
-    items: pd.DataFrame, *, max_bad_share: float, workers: int, items_file: str,
-    root: Path | None = None, open_files: bool = True,
+    items: pd.DataFrame,
+    *,
+    max_bad_share: float,
+    workers: int,
+    items_file: str,
+    root: Path | None = None,
+    open_files: bool = True,
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Return the items with unusable media paths set to None, and the report entries.
 
@@ -200,13 +224,23 @@ def check_media(
         paths = items.loc[declared, column].tolist()
         if not paths:
             continue
-        check = functools.partial(media_problem, modality=modality,
-                                  root=root.resolve() if root is not None else None,
-                                  open_file=open_files)
+        check = functools.partial(
+            media_problem,
+            modality=modality,
+            root=root.resolve() if root is not None else None,
+            open_file=open_files,
+        )
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            problems = list(tqdm(pool.map(check, paths), total=len(paths),
-                                 desc=f"checking {modality} files", unit="file",
-                                 disable=len(paths) < 200, leave=False))
+            problems = list(
+                tqdm(
+                    pool.map(check, paths),
+                    total=len(paths),
+                    desc=f"checking {modality} files",
+                    unit="file",
+                    disable=len(paths) < 200,
+                    leave=False,
+                )
+            )
         bad_rows, found = [], []
         for (index, item_id, path), problem in zip(
             items.loc[declared, ["item_id", column]].itertuples(), problems, strict=True
@@ -215,14 +249,23 @@ def check_media(
                 bad_rows.append(index)
                 found.append(report_entry("ingest", item_id, modality, path, problem))
         if bad_rows:
-            logger.warning("%d of %d %s files unusable (%.1f%%); those items keep their other "
-                           "modalities, see media_report", len(bad_rows), len(paths), modality,
-                           100 * len(bad_rows) / len(paths))
+            logger.warning(
+                "%d of %d %s files unusable (%.1f%%); those items keep their other "
+                "modalities, see media_report",
+                len(bad_rows),
+                len(paths),
+                modality,
+                100 * len(bad_rows) / len(paths),
+            )
         problem = budget_problem(found, len(paths), modality, max_bad_share)
         if problem is not None:
-            raise MediaError(items_file, problem, column=column,
-                             expected="existing, decodable media files inside the dataset "
-                                      "folder (check the folder / path pattern)")
+            raise MediaError(
+                items_file,
+                problem,
+                column=column,
+                expected="existing, decodable media files inside the dataset "
+                "folder (check the folder / path pattern)",
+            )
         items.loc[bad_rows, column] = None
         report.extend(found)
     return items, sort_report(report)

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crossrec.encoders.cache import EmbeddingStore
-from crossrec.encoders.config import FeaturizeConfig, is_enabled, parse_featurize_params
 from crossrec.data.media import read_report
 from crossrec.data.params import parse_ingest_params
+from crossrec.encoders.cache import EmbeddingStore
+from crossrec.encoders.config import FeaturizeConfig, is_enabled, parse_featurize_params
 from crossrec.encoders.featurize import (
     ModalityResult,
     check_media_budget,
