@@ -26,6 +26,19 @@ def test_empty_file_is_an_error(tmp_path):
         decode_audio(str(tmp_path / "empty.wav"), 16000)
 
 
+def test_cut_wav_is_an_error_not_a_short_clip(make_tone, tmp_path):
+    wav = make_tone(tmp_path / "tone.wav", 440.0, 0.5, rate=8000)  # 4000 16-bit frames
+    data = wav.read_bytes()
+    assert len(data) == 44 + 2 * 4000
+    wav.write_bytes(data[: 44 + 2 * 100])
+    with pytest.raises(AudioDecodeError, match="header says 4000 frames, file holds 100"):
+        decode_audio(str(wav), 16000)
+    # reading only the part that is there is fine: the cut lies beyond max_seconds
+    assert len(decode_audio(str(wav), 8000, max_seconds=0.01)) == 80
+    with pytest.raises(AudioDecodeError, match="truncated"):
+        decode_audio(str(wav), 8000, max_seconds=0.02)  # 160 frames wanted, 100 held
+
+
 def test_mel_statistics_follow_pitch(media):
     stats = MelStats(16000, n_mels=32, n_mfcc=10)
     low = stats(decode_audio(str(media["low"]), 16000))

@@ -8,7 +8,7 @@ import pytest
 from crossrec.encoders.cache import EmbeddingCacheDataset, EmbeddingStore, fingerprint, item_key
 from crossrec.encoders.featurize import (
     BadMediaError,
-    check_bad_share,
+    check_media_budget,
     encode_modality,
     precomputed_block,
     select_names,
@@ -156,9 +156,10 @@ def test_corrupt_and_missing_media_are_masked_and_reported(tmp_path, image_encod
     assert by_item["b"]["path"].endswith("bad.png") and "decode" in by_item["b"]["reason"]
     assert by_item["c"]["reason"] == "missing or unreadable file"
     assert result.n_with_input == 4  # item d has no image at all: masked, not a failure
-    with pytest.raises(BadMediaError, match="2 of 4 files"):
-        check_bad_share(result, max_share=0.25)
-    check_bad_share(result, max_share=0.5)
+    assert {f["stage"] for f in result.failures} == {"featurize"}
+    with pytest.raises(BadMediaError, match=r"2 of 4 image files \(50\.0%\)"):
+        check_media_budget(result, ids, paths, [], max_bad_share=0.25)
+    check_media_budget(result, ids, paths, [], max_bad_share=0.5)
     # failures are not cached: fixing the file makes the next run encode it
     enc.seen.clear()
     media["bad_png"].write_bytes(media["red"].read_bytes())

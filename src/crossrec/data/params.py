@@ -31,11 +31,18 @@ class ValidationConfig(StrictConfig):
 
 
 class MediaConfig(StrictConfig):
-    """Media files are opened (PIL verify / soundfile info) on a thread pool."""
+    """Media files are opened (PIL verify / full audio decode) on a thread pool.
+
+    ``max_bad_share`` is the one bad-media budget of a run: featurize adds the files its
+    encoders cannot decode to ingest's report and checks this share on the union.
+    ``allow_outside_dataset`` false confines media paths (symlinks resolved) to the dataset
+    folder, so a ``../`` or absolute path cannot pull in another dataset's file.
+    """
 
     check: bool = True
     max_bad_share: float = Field(0.05, ge=0.0, le=1.0)
     workers: int = Field(8, ge=1)
+    allow_outside_dataset: bool = False
 
 
 class KCoreConfig(StrictConfig):

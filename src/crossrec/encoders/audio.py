@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from crossrec.data.media import wav_declared_frames
 from crossrec.encoders.runtime import (
     inference_context,
     precision_name,
@@ -39,15 +40,24 @@ class AudioDecodeError(ValueError):
 
 
 def decode_audio(path: str, sample_rate: int, max_seconds: float | None = None) -> np.ndarray:
-    """Mono float32 waveform at ``sample_rate`` (first ``max_seconds`` only)."""
+    """Mono float32 waveform at ``sample_rate`` (first ``max_seconds`` only).
+
+    A WAV cut short (fewer frames than its header promises, within the part read) is an
+    error, not a short clip: libsndfile alone would quietly return what is there.
+    """
     import soundfile as sf
     import torch
     import torchaudio.functional as AF
 
+    declared = wav_declared_frames(path)
     with sf.SoundFile(path) as handle:
         native = handle.samplerate
         frames = -1 if max_seconds is None else int(math.ceil(max_seconds * native))
         data = handle.read(frames=frames, dtype="float32", always_2d=True)
+        held = handle.frames
+    wanted = declared if declared is None or frames < 0 else min(declared, frames)
+    if wanted is not None and len(data) < wanted:
+        raise AudioDecodeError(f"truncated: header says {declared} frames, file holds {held}")
     if data.size == 0:
         raise AudioDecodeError("file holds no audio samples")
     mono = data.mean(axis=1)

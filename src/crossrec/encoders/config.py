@@ -62,7 +62,6 @@ class FeaturizeConfig(StrictConfig):
     device: str = "auto"
     bf16: bool = True
     shard_size: int = Field(512, ge=1)
-    max_bad_media_share: float = Field(0.05, ge=0.0, le=1.0)
     text: TextConfig = Field(default_factory=TextConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
     audio: AudioConfig = Field(default_factory=AudioConfig)

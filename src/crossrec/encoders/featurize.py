@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
+from crossrec.data.media import budget_problem, report_entry, sort_report
 from crossrec.encoders.cache import ModalityCache, content_hash, file_hash, item_key
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ class Encoder(Protocol):
 
 
 class BadMediaError(RuntimeError):
-    """More media of a modality are unusable than the configured share allows."""
+    """More media of a modality are unusable (ingest + featurize) than the budget allows."""
 
 
 @dataclass
@@ -46,6 +47,7 @@ class ModalityResult:
     n_cached: int = 0
     n_computed: int = 0
     seconds: float = 0.0
+    budget: dict[str, Any] = field(default_factory=dict)
 
     def block(self) -> dict[str, Any]:
         """The ``item_features[modality]`` entry of docs/architecture.md."""
@@ -62,6 +64,7 @@ class ModalityResult:
             "n_cached": self.n_cached,
             "n_computed": self.n_computed,
             "seconds": round(self.seconds, 3),
+            **({"media_budget": self.budget} if self.budget else {}),
         }
 
 
@@ -109,12 +112,7 @@ def encode_modality(
         digest = content_hash(str(value)) if input_kind == "text" else file_hash(value)
         if digest is None:
             failures.append(
-                {
-                    "item_id": str(item_ids[i]),
-                    "modality": name,
-                    "path": str(value),
-                    "reason": "missing or unreadable file",
-                }
+                report_entry("featurize", item_ids[i], name, value, "missing or unreadable file")
             )
             continue
         keys[i] = item_key(str(item_ids[i]), digest)
@@ -142,12 +140,9 @@ def encode_modality(
                 chunk_vectors, ok, reasons = encoder.encode(batch_inputs, progress=bar.update)
             for local, reason in sorted(reasons.items()):
                 failures.append(
-                    {
-                        "item_id": str(item_ids[chunk[local]]),
-                        "modality": name,
-                        "path": str(batch_inputs[local]),
-                        "reason": reason,
-                    }
+                    report_entry(
+                        "featurize", item_ids[chunk[local]], name, batch_inputs[local], reason
+                    )
                 )
             vectors[chunk[ok]] = chunk_vectors[ok]
             mask[chunk[ok]] = True
@@ -178,24 +173,51 @@ def encode_modality(
     return result
 
 
-def check_bad_share(result: ModalityResult, max_share: float) -> None:
-    """Raise when more than ``max_share`` of the items that have a file cannot be used."""
-    if not result.n_with_input:
-        return
-    share = len(result.failures) / result.n_with_input
-    if share > max_share:
-        examples = "\n".join(f"  - {f['path']}: {f['reason']}" for f in result.failures[:5])
-        raise BadMediaError(
-            f"{result.name}: {len(result.failures)} of {result.n_with_input} files are unusable "
-            f"({share:.1%} > max_bad_media_share {max_share:.1%}). First ones:\n{examples}"
-        )
+def check_media_budget(
+    result: ModalityResult,
+    item_ids: Sequence[str],
+    paths: Sequence[Any],
+    ingest_report: Sequence[dict],
+    max_bad_share: float,
+) -> None:
+    """Check the run's one bad-media budget on ingest's and this stage's failures together.
+
+    ``paths`` are the items' current paths (ingest set its bad ones to None); ingest's entries
+    for items still in the table count both as bad and as items that had a path, so the share
+    is the same one ingest would have seen had it decoded every file. Raises
+    :class:`BadMediaError` listing every bad item; records the totals in ``result.budget``.
+    """
+    ids = [str(i) for i in item_ids]
+    known = set(ids)
+    earlier = [e for e in ingest_report if e["modality"] == result.name and e["item_id"] in known]
+    with_path = {i for i, p in zip(ids, paths, strict=True) if _present(p)}
+    with_path |= {e["item_id"] for e in earlier}
+    entries = [*earlier, *result.failures]
+    n_bad = len({e["item_id"] for e in entries})
+    result.budget = {
+        "n_with_path": len(with_path),
+        "n_unusable": n_bad,
+        "n_unusable_at_ingest": len({e["item_id"] for e in earlier}),
+        "max_bad_share": max_bad_share,
+    }
+    problem = budget_problem(entries, len(with_path), result.name, max_bad_share)
+    if problem is not None:
+        raise BadMediaError(f"{result.name}: {problem}")
     if result.failures:
         logger.warning(
-            "%s: %d unusable files (%.1f%%) masked; see the featurize report",
+            "%s: %d files unusable at featurize, %d of %d in all with ingest's (%.1f%%); masked, "
+            "see the merged media report",
             result.name,
             len(result.failures),
-            100 * share,
+            n_bad,
+            len(with_path),
+            100 * n_bad / max(len(with_path), 1),
         )
+
+
+def merge_media_report(ingest_report: Sequence[dict], results: Sequence[ModalityResult]) -> list:
+    """Ingest's report plus every featurize failure, in report order."""
+    return sort_report([*ingest_report, *(f for r in results for f in r.failures)])
 
 
 def precomputed_block(name: str, matrix: np.ndarray, n_items: int) -> dict[str, Any]:

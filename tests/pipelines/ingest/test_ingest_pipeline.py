@@ -210,14 +210,71 @@ def test_broken_media_reported_or_fatal(tmp_path):
     row = out["items"].set_index("item_id").loc["item003"]
     assert row["image_path"] is None and row["title"]  # keeps its text
     (folder / "images" / "item004.png").unlink()
-    with pytest.raises(
-        DataValidationError,
-        match=r"2 of 12 image files .* missing or do not "
-        r"decode",
-    ):
-        ingest_in_memory(
-            synthetic_ingest_params(folder, media={"max_bad_share": 0.1}), "syn", seed=0
-        )
+    with pytest.raises(DataValidationError, match=r"items\.csv, column 'image_path': 2 of 12 "
+                                                  r"image files \(16\.7%\) are unusable"):
+        ingest_in_memory(synthetic_ingest_params(folder, media={"max_bad_share": 0.1}), "syn",
+                         seed=0)
+
+
+def test_truncated_wav_is_reported_not_encoded_as_a_short_clip(tmp_path):
+    folder = make_synthetic_dataset(tmp_path / "syn", n_users=12, n_items=12, seed=1,
+                                    with_images=False)
+    wav = folder / "audio" / "item005.wav"
+    data = wav.read_bytes()
+    assert len(data) == 44 + 2 * 4000  # 0.5 s of 16-bit mono at 8 kHz
+    wav.write_bytes(data[: 44 + 2 * 100])  # the header still says 4000 frames
+    out = ingest_in_memory(synthetic_ingest_params(folder, media={"max_bad_share": 0.1}), "syn",
+                           seed=0)
+    assert out["media_report"] == [{
+        "stage": "ingest", "item_id": "item005", "modality": "audio", "path": str(wav),
+        "reason": "truncated: header says 4000 frames, file holds 100"}]
+    assert out["items"].set_index("item_id").loc["item005", "audio_path"] is None
+    with pytest.raises(DataValidationError, match=r"1 of 12 audio files \(8\.3%\).*\n"
+                                                  r"  \[ingest\] item item005: .*truncated"):
+        ingest_in_memory(synthetic_ingest_params(folder), "syn", seed=0)
+
+
+def _point_images_outside(folder: Path) -> tuple[Path, Path]:
+    """item002 -> ../<other dataset>/x.png, item003 -> an absolute path to it (both exist)."""
+    other = folder.parent / "other_dataset"
+    other.mkdir()
+    foreign = other / "x.png"
+    foreign.write_bytes((folder / "images" / "item001.png").read_bytes())
+    items = pd.read_csv(folder / "items.csv", dtype=str, keep_default_na=False)
+    items.loc[items["item"] == "item002", "image_path"] = "../other_dataset/x.png"
+    items.loc[items["item"] == "item003", "image_path"] = str(foreign)
+    items.to_csv(folder / "items.csv", index=False)
+    return foreign, folder.resolve()
+
+
+def test_media_outside_the_dataset_folder_is_reported_unless_allowed(tmp_path):
+    folder = _broken_copy(tmp_path)
+    foreign, root = _point_images_outside(folder)
+    lenient = {"max_bad_share": 0.2}
+    out = ingest_in_memory(synthetic_ingest_params(folder, media=lenient), "syn", seed=0)
+    reason = f"outside the dataset folder {root}"
+    assert [(r["item_id"], r["path"], r["reason"]) for r in out["media_report"]] == [
+        ("item002", str(foreign.resolve()), reason), ("item003", str(foreign.resolve()), reason)]
+    items = out["items"].set_index("item_id")
+    assert items.loc["item002", "image_path"] is None and items.loc["item003", "title"]
+    # counts against the one budget: 2 of 12 > 5%
+    with pytest.raises(DataValidationError, match=r"2 of 12 image files .*outside the dataset"):
+        ingest_in_memory(synthetic_ingest_params(folder), "syn", seed=0)
+    # confined even when files are not opened
+    unopened = ingest_in_memory(
+        synthetic_ingest_params(folder, media={**lenient, "check": False}), "syn", seed=0)
+    assert [r["item_id"] for r in unopened["media_report"]] == ["item002", "item003"]
+    allowed = ingest_in_memory(
+        synthetic_ingest_params(folder, media={"allow_outside_dataset": True}), "syn", seed=0)
+    assert allowed["media_report"] == []
+    assert allowed["items"].set_index("item_id").loc["item003", "image_path"] == str(foreign)
+
+
+def test_media_defaults_match_the_yaml():
+    from crossrec.data.params import MediaConfig
+
+    params = yaml.safe_load((CONF / "parameters_ingest.yml").read_text())["ingest"]
+    assert params["media"] == MediaConfig().model_dump()
 
 
 def test_real_movielens_end_to_end(shared_data_dir):

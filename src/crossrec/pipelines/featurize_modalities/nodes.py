@@ -14,12 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crossrec.data.media import read_report
+from crossrec.data.params import parse_ingest_params
 from crossrec.encoders.cache import EmbeddingStore
 from crossrec.encoders.config import FeaturizeConfig, is_enabled, parse_featurize_params
 from crossrec.encoders.featurize import (
     ModalityResult,
-    check_bad_share,
+    check_media_budget,
     encode_modality,
+    merge_media_report,
     precomputed_block,
     select_names,
 )
@@ -88,10 +91,22 @@ def encode_text(
     }
 
 
+def _media_budget(ingest: dict[str, Any], dataset: str) -> float:
+    """The run's one bad-media budget: ``ingest.media.max_bad_share`` for this dataset."""
+    return parse_ingest_params(ingest).resolve(dataset).media.max_bad_share
+
+
 def encode_images(
-    items: pd.DataFrame, dataset_info: dict[str, Any], params: dict[str, Any], cache: EmbeddingStore
+    items: pd.DataFrame,
+    dataset_info: dict[str, Any],
+    params: dict[str, Any],
+    cache: EmbeddingStore,
+    media_report: list[dict],
+    ingest: dict[str, Any],
+    dataset: str,
 ) -> dict[str, ModalityResult]:
-    """Image modality from ``items.image_path`` through a timm backbone."""
+    """Image modality from ``items.image_path`` through a timm backbone; the bad-media budget
+    is checked on ingest's ``media_report`` plus the images that fail to decode here."""
     config = parse_featurize_params(params)
     if not is_enabled(config.image.enabled, bool(dataset_info.get("has_images")), "image"):
         return {}
@@ -116,14 +131,27 @@ def encode_images(
         source=f"image:{c.model}",
         shard_size=config.shard_size,
     )
-    check_bad_share(result, config.max_bad_media_share)
+    check_media_budget(
+        result,
+        items["item_id"].astype(str).tolist(),
+        items["image_path"].tolist(),
+        read_report(media_report),
+        _media_budget(ingest, dataset),
+    )
     return {result.name: result}
 
 
 def encode_audio(
-    items: pd.DataFrame, dataset_info: dict[str, Any], params: dict[str, Any], cache: EmbeddingStore
+    items: pd.DataFrame,
+    dataset_info: dict[str, Any],
+    params: dict[str, Any],
+    cache: EmbeddingStore,
+    media_report: list[dict],
+    ingest: dict[str, Any],
+    dataset: str,
 ) -> dict[str, ModalityResult]:
-    """Audio modality from ``items.audio_path`` (log-mel statistics or the Whisper encoder)."""
+    """Audio modality from ``items.audio_path`` (log-mel statistics or the Whisper encoder);
+    budget as for :func:`encode_images`."""
     config = parse_featurize_params(params)
     if not is_enabled(config.audio.enabled, bool(dataset_info.get("has_audio")), "audio"):
         return {}
@@ -154,7 +182,13 @@ def encode_audio(
         source=source,
         shard_size=config.shard_size,
     )
-    check_bad_share(result, config.max_bad_media_share)
+    check_media_budget(
+        result,
+        items["item_id"].astype(str).tolist(),
+        items["audio_path"].tolist(),
+        read_report(media_report),
+        _media_budget(ingest, dataset),
+    )
     return {result.name: result}
 
 
@@ -165,20 +199,27 @@ def assemble_item_features(
     precomputed_features: dict[str, np.ndarray],
     dataset_info: dict[str, Any],
     params: dict[str, Any],
-) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """``item_features`` (raw modalities, then selected precomputed ones) and the report."""
+    media_report: list[dict],
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any], list[dict]]:
+    """``item_features`` (raw modalities, then selected precomputed ones), the featurize report
+    and the merged media report (ingest's entries plus this stage's failures)."""
     config = parse_featurize_params(params)
     n_items = int(dataset_info["n_items"])
     features: dict[str, dict[str, Any]] = {}
-    report: dict[str, Any] = {"dataset": dataset_info.get("name"), "modalities": {}, "failures": []}
-    for result in [*text.values(), *image.values(), *audio.values()]:
+    results = [*text.values(), *image.values(), *audio.values()]
+    merged = merge_media_report(read_report(media_report), results)
+    report: dict[str, Any] = {
+        "dataset": dataset_info.get("name"),
+        "modalities": {},
+        "failures": merged,
+    }
+    for result in results:
         if len(result.mask) != n_items:
             raise ValueError(
                 f"{result.name}: {len(result.mask)} rows, dataset_info.n_items = {n_items}"
             )
         features[result.name] = result.block()
         report["modalities"][result.name] = result.stats()
-        report["failures"].extend(result.failures)
     shipped = list((precomputed_features or {}).keys())
     declared = list(dataset_info.get("precomputed") or [])
     if set(declared) - set(shipped):
@@ -204,7 +245,7 @@ def assemble_item_features(
         )
     for name, stats in report["modalities"].items():
         logger.info("item_features[%s]: %s", name, stats)
-    return features, report
+    return features, report, merged
 
 
 def render_item_texts(

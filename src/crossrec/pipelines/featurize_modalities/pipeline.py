@@ -8,10 +8,13 @@ from kedro.pipeline import Node, Pipeline
 from crossrec.pipelines.featurize_modalities import nodes
 
 _COMMON = ["items", "dataset_info", "params:featurize_modalities"]
+#: The bad-media budget is ingest's (one per run), checked on ingest's report + featurize's.
+_MEDIA = ["media_report", "params:ingest", "params:dataset"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Outputs (catalog_featurize_modalities.yml): item_features, featurize_report, item_texts."""
+    """Outputs (catalog_featurize_modalities.yml): item_features, featurize_report, item_texts,
+    merged_media_report (ingest's media_report plus the files that failed to encode)."""
     return Pipeline(
         [
             Node(
@@ -28,13 +31,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.encode_images,
-                [*_COMMON, "image_embedding_cache"],
+                [*_COMMON, "image_embedding_cache", *_MEDIA],
                 "featurize_image_result",
                 name="encode_images",
             ),
             Node(
                 nodes.encode_audio,
-                [*_COMMON, "audio_embedding_cache"],
+                [*_COMMON, "audio_embedding_cache", *_MEDIA],
                 "featurize_audio_result",
                 name="encode_audio",
             ),
@@ -47,8 +50,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "precomputed_features",
                     "dataset_info",
                     "params:featurize_modalities",
+                    "media_report",
                 ],
-                ["item_features", "featurize_report"],
+                ["item_features", "featurize_report", "merged_media_report"],
                 name="assemble_item_features",
             ),
         ]

@@ -126,16 +126,16 @@ def filter_dataset(raw: RawData, ingest: dict[str, Any], dataset: str) -> RawDat
 def check_dataset_media(
     raw: RawData, ingest: dict[str, Any], dataset: str
 ) -> tuple[RawData, list[dict]]:
-    """Open every media file; unusable ones go to the report and their path becomes None."""
-    spec = parse_ingest_params(ingest).resolve(dataset)
-    if not spec.media.check:
+    """Confine media to the dataset folder and open every file; unusable ones go to the report
+    (``stage: ingest``) and their path becomes None. Featurize appends to this report."""
+    config = parse_ingest_params(ingest)
+    media = config.resolve(dataset).media
+    root = None if media.allow_outside_dataset else (Path(config.raw_root) / dataset).resolve()
+    if not media.check and root is None:
         return raw, []
-    items, report = check_media(
-        raw.items,
-        max_bad_share=spec.media.max_bad_share,
-        workers=spec.media.workers,
-        items_file=raw.file("items"),
-    )
+    items, report = check_media(raw.items, max_bad_share=media.max_bad_share,
+                                workers=media.workers, items_file=raw.file("items"), root=root,
+                                open_files=media.check)
     return raw.replace(items=items), report
 
 
