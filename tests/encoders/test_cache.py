@@ -1,11 +1,16 @@
-"""Embedding cache: shards, fingerprints, hits/misses through encode_modality, bad media."""
+"""Embedding cache: shards, fingerprints, hits/misses through encode_modality, bad media,
+concurrent writers and content-addressed keys."""
 
 from __future__ import annotations
+
+import multiprocessing
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from crossrec.encoders.cache import EmbeddingCacheDataset, EmbeddingStore, fingerprint, item_key
+from crossrec.encoders.cache import CorruptShardError, EmbeddingStore, fingerprint, item_key
 from crossrec.encoders.featurize import (
     BadMediaError,
     check_media_budget,
@@ -35,11 +40,7 @@ def test_store_appends_shards_and_looks_up(tmp_path):
     cache.append(["a\x1f1", "b\x1f2"], np.ones((2, 3)))
     cache.append(["c\x1f3"], np.full((1, 3), 2.0))
     assert cache.n_shards() == 2 and len(cache) == 3
-    again = (
-        EmbeddingCacheDataset(str(tmp_path))
-        .load()
-        .modality("text", {"pooling": "mean", "model": "m"})
-    )
+    again = EmbeddingStore(tmp_path).modality("text", {"pooling": "mean", "model": "m"})
     hits, vectors = again.lookup(["c\x1f3", "zzz", "a\x1f1"])
     assert hits.tolist() == [True, False, True]
     np.testing.assert_array_equal(vectors, [[2, 2, 2], [1, 1, 1]])
@@ -50,15 +51,68 @@ def test_store_appends_shards_and_looks_up(tmp_path):
         cache.append(["x"], np.ones((2, 3)))
 
 
-def test_dataset_save_copies_another_store(tmp_path):
+def test_cache_module_does_not_import_kedro():
+    code = (
+        "import sys, crossrec.encoders.cache, crossrec.encoders.featurize; "
+        "print('kedro' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_merge_from_copies_complete_shards_only(tmp_path):
     src = EmbeddingStore(tmp_path / "a")
     src.modality("image", {"m": 1}).append(["k"], np.ones((1, 2)))
-    target = EmbeddingCacheDataset(str(tmp_path / "b"))
-    assert not target.exists()
-    target.save(src)
-    target.save(target.load())  # same folder: no-op
-    assert target.load().modality("image", {"m": 1}).lookup(["k"])[0].tolist() == [True]
+    folder = src.modality("image", {"m": 1}).folder
+    (folder / ".shard-x.vectors.npy.1234.tmp").write_bytes(b"half")  # an interrupted writer
+    target = EmbeddingStore(tmp_path / "b")
+    assert target.merge_from(src) == 1 and target.merge_from(src) == 0  # nothing overwritten
+    assert target.modality("image", {"m": 1}).lookup(["k"])[0].tolist() == [True]
+    assert not list((tmp_path / "b").rglob("*.tmp"))
     assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
+
+
+def _append_many(root, worker: int, n: int) -> None:
+    cache = EmbeddingStore(root).modality("text", {"model": "m"})
+    for i in range(n):
+        cache.append([f"w{worker}-{i}\x1fh"], np.full((1, 4), worker * 1000 + i, dtype=np.float32))
+
+
+def test_concurrent_writers_never_overwrite_each_others_shards(tmp_path):
+    """Two runs appending to one shared store at once: every shard survives, keys match vectors."""
+    ctx = multiprocessing.get_context("fork")
+    n = 40
+    workers = [ctx.Process(target=_append_many, args=(tmp_path, w, n)) for w in (1, 2)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(60)
+        assert p.exitcode == 0
+    cache = EmbeddingStore(tmp_path).modality("text", {"model": "m"})
+    assert cache.n_shards() == 2 * n and len(cache) == 2 * n
+    keys = [f"w{w}-{i}\x1fh" for w in (1, 2) for i in range(n)]
+    hits, vectors = cache.lookup(keys)
+    assert hits.all()
+    np.testing.assert_array_equal(vectors[:, 0], [w * 1000 + i for w in (1, 2) for i in range(n)])
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_same_id_other_content_is_another_key(tmp_path):
+    """Two datasets sharing an id but not the content never serve each other's vectors."""
+    cache = EmbeddingStore(tmp_path).modality("text", {"model": "m"})
+    cache.append([item_key("42", "aaa")], np.ones((1, 2)))
+    hits, _ = cache.lookup([item_key("42", "bbb"), item_key("42", "aaa")])
+    assert hits.tolist() == [False, True]
+
+
+def test_unreadable_shard_names_the_file(tmp_path):
+    cache = EmbeddingStore(tmp_path).modality("text", {"model": "m"})
+    cache.append(["a\x1f1"], np.ones((1, 2)))
+    keys_file = next(cache.folder.glob("shard-*.keys.npy"))
+    keys_file.write_bytes(keys_file.read_bytes()[:20])
+    fresh = EmbeddingStore(tmp_path).modality("text", {"model": "m"})
+    with pytest.raises(CorruptShardError, match=keys_file.name + ".*delete it"):
+        fresh.lookup(["a\x1f1"])
 
 
 def test_one_changed_text_recomputes_one_item_and_model_change_recomputes_all(

@@ -212,7 +212,9 @@ def test_bf16_mixed_step_runs_with_float32_propagation_and_scores(tiny_data, tmp
 
 
 def _module(data, **loss):
-    config = _config(loss={"kind": "softmax", **loss}, data={"sampler": "none", "in_batch_negatives": True})
+    config = _config(
+        loss={"kind": "softmax", **loss}, data={"sampler": "none", "in_batch_negatives": True}
+    )
     torch.manual_seed(0)
     return RecommenderModule(build_recommender(data, config), config, data.train, data.valid)
 

@@ -305,7 +305,12 @@ def test_pipeline_wiring_and_catalog_entries():
         "audio_embedding_cache",
     } <= pipe.inputs()
     assert {"media_report", "params:ingest", "params:dataset"} <= pipe.inputs()
-    assert pipe.outputs() == {"item_features", "featurize_report", "merged_media_report", "item_texts"}
+    assert pipe.outputs() == {
+        "item_features",
+        "featurize_report",
+        "merged_media_report",
+        "item_texts",
+    }
     catalog = yaml.safe_load(
         (PROJECT_ROOT / "conf/base/catalog_featurize_modalities.yml").read_text()
     )

@@ -130,8 +130,8 @@ def test_pipeline_wiring_matches_catalog():
         "params:seed",
     } <= pipeline.inputs()
     assert CATALOG["trained_model"]["versioned"] is True
-    assert CATALOG["trained_model"]["type"] == "pickle.PickleDataset"
-    assert CATALOG["training_history"]["type"] == "pandas.CSVDataset"
+    assert CATALOG["trained_model"]["type"] == "crossrec.datasets.atomic.AtomicPickleDataset"
+    assert CATALOG["training_history"]["type"] == "crossrec.datasets.atomic.AtomicCSVDataset"
 
 
 def test_training_data_matches_interactions(synthetic_ingested, fused, tmp_path):

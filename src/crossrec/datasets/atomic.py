@@ -1,0 +1,150 @@
+"""Atomic-save variants of kedro-datasets' pickle, parquet, JSON, CSV and YAML datasets.
+
+Why: kedro-datasets opens the final path and writes into it, so a run killed mid-save (OOM,
+Ctrl-C, pre-emption) leaves a truncated file; for a versioned dataset that truncated file is
+the *newest* version, and every later load picks it and fails. Here a local save writes to a
+hidden temp file in the same folder (same filesystem, so the rename is atomic), flushes it to
+disk and ``os.replace``-s it over the target: readers see the previous file or the complete new
+one, never a partial one, and a failed save removes its temp file. Versioning is untouched: the
+target is whatever the parent's ``_get_save_path`` picks (plain path or ``<path>/<version>/``).
+
+Only the local ``file`` protocol is atomic; other protocols (s3, gcs, ...) and append modes fall
+back to the parent's behaviour. A load that fails on an unreadable file (e.g. a version
+truncated before this fix) names that file and says to delete it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kedro.io.core import DatasetError, VersionNotFoundError, get_filepath_str
+from kedro_datasets.json import JSONDataset
+from kedro_datasets.pandas import CSVDataset, ParquetDataset
+from kedro_datasets.pickle import PickleDataset
+from kedro_datasets.yaml import YAMLDataset
+
+
+def _unwrapped(method: Any) -> Any:
+    """A bound dataset method without Kedro's logging/versioning wrapper.
+
+    The wrapper of a versioned dataset resolves a fresh save version on every call, so calling
+    the parent's *wrapped* save from inside ours would save under another timestamp.
+    """
+    raw = getattr(method, "__wrapped__", None)
+    return method if raw is None else raw.__get__(method.__self__)
+
+
+def temp_path_for(target: PurePosixPath) -> PurePosixPath:
+    """A unique hidden name next to ``target`` (same folder, so ``os.replace`` is atomic)."""
+    return target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+
+
+def _fsync(path: str) -> None:
+    """Flush the written bytes so the rename never publishes a file whose data is not on disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (another writer) or already gone
+        pass
+
+
+class AtomicSaveMixin:
+    """Put before a kedro-datasets file dataset in the bases: atomic local saves, clear loads."""
+
+    _atomic_target: PurePosixPath | None = None
+
+    def _get_save_path(self) -> PurePosixPath:
+        # While an atomic save runs, the parent's save writes to the temp file instead.
+        if self._atomic_target is not None:
+            return self._atomic_target
+        return super()._get_save_path()  # type: ignore[misc]
+
+    def _atomic_supported(self) -> bool:
+        mode = str(getattr(self, "_fs_open_args_save", {}).get("mode", "wb"))
+        return getattr(self, "_protocol", None) == "file" and "a" not in mode
+
+    def save(self, data: Any) -> None:
+        parent_save = _unwrapped(super().save)  # type: ignore[misc]
+        if not self._atomic_supported():
+            parent_save(data)
+            return
+        final = self._get_save_path()  # versioned: checks that this version does not exist
+        final_str = get_filepath_str(final, self._protocol)  # type: ignore[attr-defined]
+        if Path(final_str).is_dir():  # let the parent raise its own clear error
+            parent_save(data)
+            return
+        tmp = temp_path_for(final)
+        tmp_str = get_filepath_str(tmp, self._protocol)  # type: ignore[attr-defined]
+        folder = Path(tmp_str).parent
+        new_folder = not folder.exists()  # a fresh version folder: removed again on failure
+        self._atomic_target = tmp
+        try:
+            parent_save(data)
+            _fsync(tmp_str)
+            os.replace(tmp_str, final_str)
+        except BaseException:
+            Path(tmp_str).unlink(missing_ok=True)
+            if new_folder:
+                _remove_if_empty(folder)
+            raise
+        finally:
+            self._atomic_target = None
+        self._invalidate_cache()  # type: ignore[attr-defined]
+
+    def load(self) -> Any:
+        parent_load = _unwrapped(super().load)  # type: ignore[misc]
+        try:
+            return parent_load()
+        except (DatasetError, FileNotFoundError):  # missing file / version: Kedro says it well
+            raise
+        except Exception as error:
+            raise DatasetError(unreadable_message(self, error)) from error
+
+
+def unreadable_message(dataset: Any, error: Exception) -> str:
+    """Which file failed to load, why, and what to do about a truncated one."""
+    try:
+        path = get_filepath_str(dataset._get_load_path(), dataset._protocol)
+    except (DatasetError, VersionNotFoundError):
+        path = get_filepath_str(dataset._filepath, dataset._protocol)
+    versioned = bool(getattr(dataset, "_version", None))
+    fallback = (
+        f"delete its version folder '{Path(path).parent}' so the previous version loads "
+        "(or pin another one with `kedro run --load-versions`)"
+        if versioned
+        else "delete it and re-run the pipeline that produces it"
+    )
+    return (
+        f"Cannot read '{path}' ({type(error).__name__}: {error}). If it was truncated by a run "
+        f"killed while saving (artifacts written before atomic saves), {fallback}."
+    )
+
+
+class AtomicPickleDataset(AtomicSaveMixin, PickleDataset):
+    """``pickle.PickleDataset`` with atomic local saves."""
+
+
+class AtomicParquetDataset(AtomicSaveMixin, ParquetDataset):
+    """``pandas.ParquetDataset`` with atomic local saves."""
+
+
+class AtomicJSONDataset(AtomicSaveMixin, JSONDataset):
+    """``json.JSONDataset`` with atomic local saves."""
+
+
+class AtomicCSVDataset(AtomicSaveMixin, CSVDataset):
+    """``pandas.CSVDataset`` with atomic local saves."""
+
+
+class AtomicYAMLDataset(AtomicSaveMixin, YAMLDataset):
+    """``yaml.YAMLDataset`` with atomic local saves (``tune`` writes conf/tuned/ with it)."""
