@@ -29,9 +29,14 @@ def did_you_mean(name: str, candidates: Sequence[str]) -> str:
 class Registry(Generic[T]):
     """name -> component. ``builtin_modules`` are imported before the first lookup."""
 
-    def __init__(self, kind: str, builtin_modules: Sequence[str] = ()):
+    def __init__(
+        self, kind: str, builtin_modules: Sequence[str] = (), builtin_names: Sequence[str] = ()
+    ):
         self.kind = kind
         self._builtin_modules = tuple(builtin_modules)
+        #: names the builtin modules register: config validation accepts them without importing
+        #: those modules (torch); a test checks the list against the real registrations
+        self.builtin_names = frozenset(builtin_names)
         self._loaded = not self._builtin_modules
         self._entries: dict[str, T] = {}
 
@@ -63,6 +68,8 @@ class Registry(Generic[T]):
 
     def check(self, name: str) -> str:
         """``name`` when registered, else an error naming the known ones (pydantic validator)."""
+        if name in self.builtin_names or name in self._entries:
+            return name
         if name not in self:
             raise UnknownComponentError(
                 f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; "

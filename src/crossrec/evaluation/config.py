@@ -12,7 +12,11 @@ from crossrec.registry import Registry
 #: baselines by name: a class with ``from_spec(spec, split, seed) -> ScoreFn`` and a
 #: ``deterministic`` flag (one run instead of one per seed), or ``trained = True`` for
 #: configurations of the recommender itself (``finetune``); see crossrec.evaluation.baselines
-BASELINES: Registry = Registry("baseline", ["crossrec.evaluation.baselines"])
+BASELINES: Registry = Registry(
+    "baseline",
+    ["crossrec.evaluation.baselines"],
+    builtin_names=["most_popular", "item_knn", "random", "finetune"],
+)
 
 
 class BaselineConfig(StrictConfig):

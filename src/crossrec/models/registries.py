@@ -15,8 +15,13 @@ from crossrec.registry import Registry
 FUSION_STRATEGIES: Registry = Registry(
     "fusion strategy",
     ["crossrec.models.fusion.modality", "crossrec.models.fusion.llm"],
+    builtin_names=["concat", "gated", "attention", "llm"],
 )
 #: ranking losses over (pos (b,), neg (b, m), valid (b, m), config) -> scalar
-LOSSES: Registry = Registry("loss", ["crossrec.models.losses"])
+LOSSES: Registry = Registry(
+    "loss", ["crossrec.models.losses"], builtin_names=["bpr", "bce", "softmax"]
+)
 #: user-history encoders: (item_table, history) -> (b, d)
-USER_TOWERS: Registry = Registry("user tower", ["crossrec.models.towers"])
+USER_TOWERS: Registry = Registry(
+    "user tower", ["crossrec.models.towers"], builtin_names=["mean", "attention", "transformer"]
+)
