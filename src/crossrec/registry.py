@@ -78,4 +78,5 @@ class Registry(Generic[T]):
         return name
 
     def get(self, name: str) -> T:
+        self._load_builtins()
         return self._entries[self.check(name)]

@@ -24,8 +24,12 @@ WHERE = "parameters_tune.yml: tune.search_space"
 def space(entries: dict) -> dict:
     return parse_params(
         TuneConfig,
-        {"study_name": "s", "storage": {"url": "sqlite://"}, "n_trials": 1,
-         "search_space": entries},
+        {
+            "study_name": "s",
+            "storage": {"url": "sqlite://"},
+            "n_trials": 1,
+            "search_space": entries,
+        },
         where="test",
     ).search_space
 
@@ -55,11 +59,13 @@ def test_valid_space_passes_and_suggests_typed_values():
 
 
 def test_specs_parse_into_their_classes():
-    parsed = space({
-        "a.b": {"type": "float", "low": 0.1, "high": 1.0},
-        "c": {"type": "int", "low": 1, "high": 3},
-        "d": {"type": "categorical", "choices": ["x"]},
-    })
+    parsed = space(
+        {
+            "a.b": {"type": "float", "low": 0.1, "high": 1.0},
+            "c": {"type": "int", "low": 1, "high": 3},
+            "d": {"type": "categorical", "choices": ["x"]},
+        }
+    )
     assert isinstance(parsed["a.b"], FloatParam)
     assert isinstance(parsed["c"], IntParam) and parsed["c"].step == 1
     assert isinstance(parsed["d"], CategoricalParam)
@@ -68,22 +74,38 @@ def test_specs_parse_into_their_classes():
 @pytest.mark.parametrize(
     ("entries", "needle"),
     [
-        ({"optim.learning_rate": {"type": "float", "low": 0.1, "high": 1.0}},
-         "optim.learning_rate: unknown key: 'learning_rate' is not a field of optim"),
-        ({"modle.embedding_dim": {"type": "int", "low": 8, "high": 16}},
-         "modle.embedding_dim: unknown key"),
-        ({"optim.lr.value": {"type": "float", "low": 0.1, "high": 1.0}},
-         "optim.lr.value: unknown key: 'optim.lr' is a value, not a section"),
-        ({"model.fusion.strategy": {"type": "float", "low": 0.1, "high": 1.0}},
-         "model.fusion.strategy: type float does not fit"),
-        ({"model.embedding_dim": {"type": "float", "low": 8.0, "high": 16.5}},
-         "model.embedding_dim: type float does not fit"),
-        ({"model.use_content": {"type": "int", "low": 0, "high": 1}},
-         "model.use_content: type int does not fit"),
-        ({"model.fusion.strategy": {"type": "categorical", "choices": ["concat", "mlp"]}},
-         "model.fusion.strategy: value 'mlp' rejected by the schema"),
-        ({"model.dropout": {"type": "float", "low": 0.0, "high": 1.5}},
-         "model.dropout: value 1.5 rejected by the schema"),
+        (
+            {"optim.learning_rate": {"type": "float", "low": 0.1, "high": 1.0}},
+            "optim.learning_rate: unknown key: 'learning_rate' is not a field of optim",
+        ),
+        (
+            {"modle.embedding_dim": {"type": "int", "low": 8, "high": 16}},
+            "modle.embedding_dim: unknown key",
+        ),
+        (
+            {"optim.lr.value": {"type": "float", "low": 0.1, "high": 1.0}},
+            "optim.lr.value: unknown key: 'optim.lr' is a value, not a section",
+        ),
+        (
+            {"model.fusion.strategy": {"type": "float", "low": 0.1, "high": 1.0}},
+            "model.fusion.strategy: type float does not fit",
+        ),
+        (
+            {"model.embedding_dim": {"type": "float", "low": 8.0, "high": 16.5}},
+            "model.embedding_dim: type float does not fit",
+        ),
+        (
+            {"model.use_content": {"type": "int", "low": 0, "high": 1}},
+            "model.use_content: type int does not fit",
+        ),
+        (
+            {"model.fusion.strategy": {"type": "categorical", "choices": ["concat", "mlp"]}},
+            "model.fusion.strategy: value 'mlp' rejected by the schema",
+        ),
+        (
+            {"model.dropout": {"type": "float", "low": 0.0, "high": 1.5}},
+            "model.dropout: value 1.5 rejected by the schema",
+        ),
     ],
 )
 def test_bad_entry_fails_naming_its_key(entries, needle):
@@ -95,11 +117,13 @@ def test_bad_entry_fails_naming_its_key(entries, needle):
 
 def test_every_bad_entry_is_reported_at_once():
     with pytest.raises(ConfigError) as err:
-        check({
-            "optim.lrr": {"type": "float", "low": 0.1, "high": 1.0},
-            "loss.kind": {"type": "categorical", "choices": ["bpr", "hinge"]},
-            "optim.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
-        })
+        check(
+            {
+                "optim.lrr": {"type": "float", "low": 0.1, "high": 1.0},
+                "loss.kind": {"type": "categorical", "choices": ["bpr", "hinge"]},
+                "optim.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+            }
+        )
     message = str(err.value)
     assert "optim.lrr" in message and "loss.kind" in message
     assert "- optim.lr:" not in message
@@ -125,17 +149,24 @@ def test_malformed_spec_fails_naming_the_key(spec, needle):
 
 def test_resolve_path_walks_nested_models_and_dicts():
     assert resolve_path(FinetuneConfig, "optim.lr") is float
-    assert resolve_path(FinetuneConfig, "model.fusion.llm.anything.below") is not None
+    assert resolve_path(FinetuneConfig, "model.fusion.llm.lora_r") is int
+    # the LLM block is typed: a misspelt LLM key fails the search-space check
+    with pytest.raises(KeyError, match="'lora_rank' is not a field of model.fusion.llm"):
+        resolve_path(FinetuneConfig, "model.fusion.llm.lora_rank")
     with pytest.raises(KeyError, match="'fusionn' is not a field of model"):
         resolve_path(FinetuneConfig, "model.fusionn.strategy")
 
 
 def test_apply_overrides_deep_copies_and_creates_sections():
     base = {"optim": {"lr": 0.1}, "model": {"fusion": {"strategy": "concat"}}}
-    out = apply_overrides(base, {"optim.lr": 0.5, "model.fusion.strategy": "gated",
-                                 "trainer.max_epochs": 3})
-    assert out == {"optim": {"lr": 0.5}, "model": {"fusion": {"strategy": "gated"}},
-                   "trainer": {"max_epochs": 3}}
+    out = apply_overrides(
+        base, {"optim.lr": 0.5, "model.fusion.strategy": "gated", "trainer.max_epochs": 3}
+    )
+    assert out == {
+        "optim": {"lr": 0.5},
+        "model": {"fusion": {"strategy": "gated"}},
+        "trainer": {"max_epochs": 3},
+    }
     assert base["optim"]["lr"] == 0.1 and base["model"]["fusion"]["strategy"] == "concat"
     with pytest.raises(ConfigError, match="'lr' is a value"):
         apply_overrides(base, {"optim.lr.x": 1})
@@ -145,8 +176,12 @@ def test_search_space_and_fixed_must_not_overlap():
     with pytest.raises(ConfigError, match=r"both searched and fixed: \['optim.lr'\]"):
         parse_params(
             TuneConfig,
-            {"study_name": "s", "storage": {"url": "sqlite://"}, "n_trials": 1,
-             "search_space": {"optim.lr": {"type": "float", "low": 0.1, "high": 1.0}},
-             "fixed": {"optim.lr": 0.2}},
+            {
+                "study_name": "s",
+                "storage": {"url": "sqlite://"},
+                "n_trials": 1,
+                "search_space": {"optim.lr": {"type": "float", "low": 0.1, "high": 1.0}},
+                "fixed": {"optim.lr": 0.2},
+            },
             where="test",
         )

@@ -26,7 +26,9 @@ class TextConfig(StrictConfig):
     prompt: str = DEFAULT_PROMPT
     #: Tried in order; the first whose fields are all text columns of the dataset is used.
     #: None fit -> "<Column>: <value>" for every text column (a single column: its value).
-    templates: list[str] = Field(default_factory=list)
+    templates: list[str] = Field(
+        default_factory=lambda: ["{title}. Genres: {genres}. {overview}", "{title}. {overview}"]
+    )
     max_tokens: int = Field(128, ge=8)
     batch_size: int = Field(32, ge=1)
     normalize: bool = False

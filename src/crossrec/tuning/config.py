@@ -28,7 +28,7 @@ class SamplerConfig(StrictConfig):
     type: Literal["tpe", "random"] = "tpe"
     #: None = the project seed (params:seed); trial k samples with seed + k
     seed: int | None = None
-    n_startup_trials: int = Field(10, ge=0)
+    n_startup_trials: int = Field(8, ge=0)
     multivariate: bool = True
     #: TPE: treat running trials of other workers as bad, so parallel workers spread out
     constant_liar: bool = True
@@ -41,12 +41,12 @@ class PrunerConfig(StrictConfig):
     #: median / percentile: trials that run to the end before pruning starts
     n_startup_trials: int = Field(5, ge=0)
     #: median / percentile: epochs a trial runs before it can be pruned
-    n_warmup_steps: int = Field(2, ge=0)
+    n_warmup_steps: int = Field(5, ge=0)
     interval_steps: int = Field(1, ge=1)
     #: percentile: prune when below this percentile of earlier trials (median = 50)
     percentile: float = Field(25.0, gt=0, lt=100)
     #: hyperband: epochs of the smallest bracket, the longest run, and the halving factor
-    min_resource: int = Field(1, ge=1)
+    min_resource: int = Field(5, ge=1)
     max_resource: int | Literal["auto"] = "auto"
     reduction_factor: int = Field(3, ge=2)
 
