@@ -44,9 +44,9 @@ logger = logging.getLogger(__name__)
 BLOCK_SCHEMAS = {
     "ingest": "crossrec.data.params:IngestConfig",
     "featurize_modalities": "crossrec.encoders.config:FeaturizeConfig",
-    "fuse": "crossrec.pipelines.fuse.nodes:FuseConfig",
+    "fuse": "crossrec.graphs.fuse:FuseConfig",
     "finetune": "crossrec.models.config:FinetuneConfig",
-    "evaluate": "crossrec.pipelines.evaluate.schema:EvaluateConfig",
+    "evaluate": "crossrec.evaluation.config:EvaluateConfig",
     "tune": "crossrec.tuning.config:TuneConfig",
 }
 #: Keys Kedro itself may add to the parameters (none today); never reported as unknown.
