@@ -127,3 +127,51 @@ def test_node_modules_are_thin(path: Path) -> None:
         f"{path.relative_to(ROOT)} has {lines} lines (limit {NODES_MAX_LINES}): "
         "move the logic into the library package it belongs to"
     )
+
+
+#: docs/architecture.md "How to add ..." section -> the test that runs its code
+HOW_TO_TESTS = {
+    "a fusion strategy": "tests/models/test_registries.py",
+    "a loss": "tests/models/test_registries.py",
+    "a user tower": "tests/models/test_registries.py",
+    "a baseline": "tests/evaluation/test_registries.py",
+    "an adapter": "tests/data/test_adapter_example.py",
+}
+
+
+def _how_to_blocks() -> dict[str, str]:
+    """Python code of each ``### <title> (...)`` subsection of "How to add ...", by title."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    section = text.split("\n## How to add ...\n", 1)[1].split("\n## ", 1)[0]
+    blocks = {}
+    for part in section.split("\n### ")[1:]:
+        title = part.split("\n", 1)[0].split(" (")[0].strip()
+        blocks[title] = "\n".join(
+            chunk.split("```", 1)[0] for chunk in part.split("```python\n")[1:]
+        )
+    return blocks
+
+
+def _definitions(source: str) -> dict[str, str]:
+    return {
+        node.name: ast.dump(node)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.FunctionDef | ast.ClassDef)
+    }
+
+
+@pytest.mark.parametrize("title", sorted(HOW_TO_TESTS))
+def test_how_to_examples_are_the_tested_code(title: str) -> None:
+    """Each docs example defines exactly what its test registers and runs, and its imports
+    resolve, so the docs cannot drift from working code."""
+    block = _how_to_blocks()[title]
+    documented = _definitions(block)
+    tested = _definitions((ROOT / HOW_TO_TESTS[title]).read_text())
+    assert documented, f"docs/architecture.md 'How to add {title}' has no python definition"
+    for name, tree in documented.items():
+        assert tested.get(name) == tree, (
+            f"docs/architecture.md 'How to add {title}': {name} differs from {HOW_TO_TESTS[title]}"
+        )
+    for node in ast.parse(block).body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            exec(compile(ast.Module([node], []), "docs/architecture.md", "exec"), {})

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 from crossrec.config import StrictConfig, parse_params
-from crossrec.data.adapters import register
-from crossrec.data.adapters.base import build_interactions, empty_media
+from crossrec.data.adapters.base import build_interactions, empty_media, register
 from crossrec.data.raw import RawData
 
 # -------------------------------------------------------------- docs: "How to add an adapter"
