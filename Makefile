@@ -38,8 +38,10 @@ test: setup
 test-integration: setup
 	CROSSREC_REQUIRE_INTEGRATION=1 $(BIN)/pytest -m integration
 
+# ruff, then the layer contracts of pyproject.toml [tool.importlinter] (docs/architecture.md).
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports --no-logo --no-cache
 
 viz: setup
 	$(BIN)/kedro viz build

@@ -49,7 +49,7 @@ def load_items(dataset: str):
     import pandas as pd
 
     from crossrec.encoders.config import parse_featurize_params
-    from crossrec.pipelines.featurize_modalities.nodes import item_texts
+    from crossrec.encoders.text import choose_template, render_texts
 
     folder = ROOT / "data/02_intermediate" / dataset
     if (folder / "items.parquet").exists():
@@ -62,7 +62,9 @@ def load_items(dataset: str):
         items, info = synthetic()["items"], synthetic()["dataset_info"]
         source = "synthetic dataset"
     config = parse_featurize_params(_yaml_params())
-    texts = item_texts(items, info, config)
+    columns = list(info.get("text_columns") or [])
+    template = choose_template(config.text.templates, columns)
+    texts = render_texts(items[columns].to_dict("records"), columns, template)
     images = [p for p in items["image_path"].tolist() if isinstance(p, str)]
     return texts, images, source
 
@@ -73,6 +75,8 @@ _SYNTH: dict = {}
 def synthetic():
     if not _SYNTH:
         from crossrec.data.synthetic import make_synthetic_dataset, synthetic_ingest_params
+
+        # the one pipeline import left in benchmarks/: ingest has no library entry point yet
         from crossrec.pipelines.ingest.nodes import ingest_in_memory
 
         folder = make_synthetic_dataset(Path(tempfile.mkdtemp()) / "synthetic", n_items=96, seed=0)

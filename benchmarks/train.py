@@ -8,8 +8,9 @@
 Inputs are the ingest + featurize_modalities artifacts of ``--dataset`` read through the Kedro
 catalog (run ``kedro run --pipelines ingest,featurize_modalities --params dataset=<name>``
 first). The script keeps the ``--items`` most popular items and the ``--users`` most active
-users among them (an LLM epoch over the whole catalogue takes hours on 2 CPU cores), runs the
-fuse nodes on that subset, then trains every variant with
+users among them (an LLM epoch over the whole catalogue takes hours on 2 CPU cores), fuses
+that subset with ``crossrec.graphs.fuse`` and builds its ``TrainingData`` with
+``crossrec.models.inputs.build_training_data``, then trains every variant with
 ``crossrec.models.training.train_recommender`` — each in its own process, so peak RSS is that
 variant's alone. Per variant: train samples (positive pairs) per second over the training
 epochs (validation excluded), the epoch and validation wall times, peak RSS and, on CUDA,
@@ -83,6 +84,8 @@ def load_inputs(dataset: str) -> tuple[dict, dict]:
         if missing:
             sys.exit(f"missing artifacts {missing} for {dataset}: run {hint} first")
         inputs = {n: catalog.load(n) for n in names}
+        if catalog.exists("item_texts"):  # featurize's texts, the llm strategy's input
+            inputs["item_texts"] = catalog.load("item_texts")
         if catalog.exists("item_features"):
             inputs["item_features"] = catalog.load("item_features")
         else:  # the dataset's own matrices, exactly what featurize passes through
@@ -131,44 +134,36 @@ def subset(inputs: dict, n_users: int, n_items: int) -> dict:
         "n_items": len(items),
         "n_interactions": len(kept),
     }
+    texts = inputs.get("item_texts")
     return {
         "interactions": kept,
         "items": item_rows,
         "dataset_info": info,
         "item_features": features,
+        "item_texts": None if texts is None else [texts[i] for i in items],
     }
 
 
-def training_data(sub: dict, fuse_params: dict):
-    """Fuse nodes on the subset, then the finetune ``TrainingData``."""
-    from crossrec.data.matrices import interactions_to_csr
-    from crossrec.models.inputs import TrainingData
-    from crossrec.pipelines.fuse import nodes
+def training_data(sub: dict, params: dict):
+    """Fuse on the subset (:mod:`crossrec.graphs.fuse`), then the finetune ``TrainingData``
+    (:func:`crossrec.models.inputs.build_training_data`, as finetune builds it)."""
+    from crossrec.graphs import fuse
+    from crossrec.models.inputs import build_training_data
 
     info, inter = sub["dataset_info"], sub["interactions"]
-    fused = nodes.fuse_item_features(sub["item_features"], info, fuse_params)
+    config = fuse.parse_fuse_params(params["fuse"])
+    fused = fuse.fuse_item_features(sub["item_features"], info, config)
     start = time.perf_counter()
-    graphs = nodes.build_modality_graphs(fused, fuse_params)
+    graphs = fuse.build_modality_graphs(fused, config)
     graph_s = time.perf_counter() - start
-    ui_graph = nodes.build_user_item_graph(inter, info)
-    texts = nodes.build_item_texts(sub["items"], info, fuse_params)
-    n_users, n_items = info["n_users"], info["n_items"]
-
-    def matrix(split: str):
-        rows = inter[inter["split"] == split]
-        return interactions_to_csr(
-            rows["user_idx"].to_numpy(), rows["item_idx"].to_numpy(), n_users, n_items
-        )
-
-    data = TrainingData(
-        n_users=n_users,
-        n_items=n_items,
-        train=matrix("train"),
-        valid=matrix("valid"),
-        item_features=fused,
-        modality_graphs=graphs,
-        user_item_graph=ui_graph,
-        item_texts=texts,
+    ui_graph = fuse.build_user_item_graph(inter, info)
+    texts = sub["item_texts"]
+    # one TrainingData for every variant: built as for the llm strategy when texts exist, so
+    # the llm variants get them (the cached variant ignores them)
+    strategy = "llm" if texts is not None else "concat"
+    finetune = deep_merge(params["finetune"], {"model": {"fusion": {"strategy": strategy}}})
+    data = build_training_data(
+        inter, sub["items"], info, fused, graphs, ui_graph, finetune, item_texts=texts
     )
     return data, graph_s
 
@@ -297,8 +292,14 @@ def main() -> None:
         parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
 
     inputs, params = load_inputs(args.dataset)
+    llm = [v for v in names if VARIANTS[v][1]["strategy"] == "llm"]
+    if llm and "item_texts" not in inputs:
+        sys.exit(
+            f"variants {llm} need the item_texts artifact of {args.dataset}: run "
+            f"`kedro run --pipelines featurize_modalities --params dataset={args.dataset}` first"
+        )
     sub = subset(inputs, args.users, args.items)
-    data, graph_s = training_data(sub, params["fuse"])
+    data, graph_s = training_data(sub, params)
     overrides = {
         "trainer": {
             "max_epochs": args.epochs,

@@ -150,13 +150,13 @@ def export_split(
     path = base / "interactions.parquet"
     if not path.exists():
         sys.exit(f"{path} not found: run `kedro run --pipelines ingest --params dataset={dataset}`")
+    from crossrec.data.matrices import SPLITS, split_matrices
+
     inter = pd.read_parquet(path)
     info = json.loads((base / "dataset_info.json").read_text())
     items = pd.read_parquet(base / "items.parquet")
-    is_cold = np.zeros(int(info["n_items"]), dtype=bool)
-    if "is_cold" in items.columns:
-        is_cold[items["item_idx"].to_numpy()] = items["is_cold"].to_numpy(bool)
-    for name in ("train", "valid", "test"):
+    matrices = split_matrices(inter, items, int(info["n_users"]), int(info["n_items"]))
+    for name in SPLITS:
         part = inter[inter["split"] == name]
         pd.DataFrame({"u": part["user_idx"], "i": part["item_idx"], "r": 1.0}).to_csv(
             folder / f"{name}.tsv", sep="\t", index=False
@@ -169,7 +169,7 @@ def export_split(
         np.save(folder / "features.npy", features.astype(np.float32))
     meta = {"n_users": int(info["n_users"]), "n_items": int(info["n_items"]), "features": source}
     (folder / "meta.json").write_text(json.dumps(meta))
-    return meta | {"interactions": inter, "is_cold": is_cold}
+    return meta | {"matrices": matrices}
 
 
 def load_features(dataset: str, modality: str | None):
@@ -197,36 +197,20 @@ def load_features(dataset: str, modality: str | None):
     return None, None
 
 
-def our_evaluation(
-    folder: Path, meta: dict, names: list[str], repeats: int, tie_seed: int
-) -> dict:
+def our_evaluation(folder: Path, meta: dict, names: list[str], repeats: int, tie_seed: int) -> dict:
     """Cornac's score matrices through crossrec's ranking code: timed on ``test``, plus the
     per-user values on every slice (for the paired comparison with our trained model)."""
     import numpy as np
     import torch
 
-    from crossrec.metrics.ranking import (
-        interactions_to_csr,
-        mean_metrics,
-        rank_and_evaluate,
-        tie_break_order,
-    )
+    from crossrec.metrics.ranking import mean_metrics, rank_and_evaluate, tie_break_order
 
-    inter = meta["interactions"]
-    n_users, n_items = meta["n_users"], meta["n_items"]
-
-    def matrix(split: str):
-        part = inter[inter["split"] == split]
-        return interactions_to_csr(
-            part["user_idx"].to_numpy(), part["item_idx"].to_numpy(), n_users, n_items
-        )
-
-    train, valid, test = matrix("train"), matrix("valid"), matrix("test")
-    seen = (train + valid).tocsr()
-    order = tie_break_order(n_items, tie_seed)
+    matrices = meta["matrices"]
+    test, seen = matrices.test, (matrices.train + matrices.valid).tocsr()
+    order = tie_break_order(matrices.n_items, tie_seed)
     slices = {"test": None}
-    if meta["is_cold"].any():
-        slices |= {"test_warm": ~meta["is_cold"], "test_cold": meta["is_cold"]}
+    if matrices.is_cold.any():
+        slices |= {"test_warm": ~matrices.is_cold, "test_cold": matrices.is_cold}
     out = {}
     for name in names:
         scores = torch.from_numpy(np.load(folder / f"scores_{name}.npy"))
