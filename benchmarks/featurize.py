@@ -49,7 +49,7 @@ def load_items(dataset: str):
     import pandas as pd
 
     from crossrec.encoders.config import parse_featurize_params
-    from crossrec.encoders.text import choose_template, render_texts
+    from crossrec.encoders.modalities import item_texts
 
     folder = ROOT / "data/02_intermediate" / dataset
     if (folder / "items.parquet").exists():
@@ -61,10 +61,7 @@ def load_items(dataset: str):
     else:
         items, info = synthetic()["items"], synthetic()["dataset_info"]
         source = "synthetic dataset"
-    config = parse_featurize_params(_yaml_params())
-    columns = list(info.get("text_columns") or [])
-    template = choose_template(config.text.templates, columns)
-    texts = render_texts(items[columns].to_dict("records"), columns, template)
+    texts = item_texts(items, info, parse_featurize_params(_yaml_params()))
     images = [p for p in items["image_path"].tolist() if isinstance(p, str)]
     return texts, images, source
 
@@ -74,10 +71,9 @@ _SYNTH: dict = {}
 
 def synthetic():
     if not _SYNTH:
-        from crossrec.data.synthetic import make_synthetic_dataset, synthetic_ingest_params
-
         # the one pipeline import left in benchmarks/: ingest has no library entry point yet
-        from crossrec.pipelines.ingest.nodes import ingest_in_memory
+        from crossrec.data.ingest import ingest_in_memory
+        from crossrec.data.synthetic import make_synthetic_dataset, synthetic_ingest_params
 
         folder = make_synthetic_dataset(Path(tempfile.mkdtemp()) / "synthetic", n_items=96, seed=0)
         _SYNTH.update(ingest_in_memory(synthetic_ingest_params(folder), folder.name, seed=0))

@@ -87,6 +87,16 @@ def build_training_data(
             raise ValueError(
                 f"item_texts: expected {n_items} texts (one per item), got {len(texts)}"
             )
+    too_large = [k for k in config.trainer.val_ks if k >= n_items]
+    if too_large:
+        logger.warning(
+            "trainer.val_ks %s reach the catalogue size (%d items): validation @K ranks every "
+            "item, so it cannot tell models apart (early stopping and tuning see a flat "
+            "metric); use K < %d",
+            too_large,
+            n_items,
+            n_items,
+        )
     logger.info(
         "training data: %d users, %d items, %d train / %d valid interactions, modalities %s",
         n_users,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from crossrec.config import StrictConfig
-from crossrec.tuning.space import ParamSpec
+from crossrec.config import StrictConfig, parse_params
+from crossrec.tuning.space import ParamSpec, apply_overrides, check_search_space
+
+logger = logging.getLogger(__name__)
 
 
 class StorageConfig(StrictConfig):
@@ -82,3 +85,42 @@ class TuneConfig(StrictConfig):
         if both:
             raise ValueError(f"keys both searched and fixed: {both}")
         return self
+
+
+TUNE_WHERE = "conf/base/parameters_tune.yml: tune"
+FINETUNE_WHERE = "conf/base/parameters_finetune.yml: finetune"
+
+
+def parse_tune_config(tune: dict[str, Any], finetune: dict[str, Any]) -> TuneConfig:
+    """Parse ``tune`` and check every searched / fixed key against ``FinetuneConfig``.
+
+    Runs first, so a misspelt key or a wrong type fails with its name before any data is loaded
+    or any trial trains.
+    """
+    from crossrec.models.config import FinetuneConfig
+    from crossrec.tuning.storage import redact
+
+    config = parse_params(TuneConfig, tune, where=TUNE_WHERE)
+    parse_params(FinetuneConfig, finetune, where=FINETUNE_WHERE)
+    with_fixed = apply_overrides(finetune, config.fixed)
+    parse_params(FinetuneConfig, with_fixed, where=f"{TUNE_WHERE}.fixed")
+    check_search_space(
+        config.search_space, FinetuneConfig, with_fixed, where=f"{TUNE_WHERE}.search_space"
+    )
+    logger.info(
+        "Search space: %d parameters, %d trials, pruner %s, storage %s",
+        len(config.search_space),
+        config.n_trials,
+        config.pruner.type,
+        redact(config.storage.url),
+    )
+    return config
+
+
+def needs_item_texts(config: TuneConfig, finetune: dict[str, Any]) -> bool:
+    """Whether some trial may use the ``llm`` fusion strategy (which reads item texts)."""
+    key = "model.fusion.strategy"
+    base = ((finetune.get("model") or {}).get("fusion") or {}).get("strategy")
+    spec = config.search_space.get(key)
+    choices = getattr(spec, "choices", None) or []
+    return "llm" in ({base, config.fixed.get(key)} | set(choices))

@@ -14,48 +14,16 @@ from typing import Any
 
 import pandas as pd
 
-from crossrec.config import parse_params
-from crossrec.tuning.config import TuneConfig
-from crossrec.tuning.space import apply_overrides, check_search_space
+from crossrec.tuning.config import TuneConfig, needs_item_texts, parse_tune_config
+from crossrec.tuning.space import apply_overrides
 
 logger = logging.getLogger(__name__)
 
-TUNE_WHERE = "conf/base/parameters_tune.yml: tune"
-FINETUNE_WHERE = "conf/base/parameters_finetune.yml: finetune"
-
 
 def validate_tuning(tune: dict[str, Any], finetune: dict[str, Any]) -> TuneConfig:
-    """Parse ``tune`` and check every searched / fixed key against ``FinetuneConfig``.
-
-    Runs first, so a misspelt key or a wrong type fails with its name before any data is loaded
-    or any trial trains.
-    """
-    from crossrec.models.config import FinetuneConfig
-
-    config = parse_params(TuneConfig, tune, where=TUNE_WHERE)
-    parse_params(FinetuneConfig, finetune, where=FINETUNE_WHERE)
-    with_fixed = apply_overrides(finetune, config.fixed)
-    parse_params(FinetuneConfig, with_fixed, where=f"{TUNE_WHERE}.fixed")
-    check_search_space(
-        config.search_space, FinetuneConfig, with_fixed, where=f"{TUNE_WHERE}.search_space"
-    )
-    logger.info(
-        "Search space: %d parameters, %d trials, pruner %s, storage %s",
-        len(config.search_space),
-        config.n_trials,
-        config.pruner.type,
-        _redacted(config.storage.url),
-    )
-    return config
-
-
-def needs_item_texts(config: TuneConfig, finetune: dict[str, Any]) -> bool:
-    """Whether some trial may use the ``llm`` fusion strategy (which reads item texts)."""
-    key = "model.fusion.strategy"
-    base = ((finetune.get("model") or {}).get("fusion") or {}).get("strategy")
-    spec = config.search_space.get(key)
-    choices = getattr(spec, "choices", None) or []
-    return "llm" in ({base, config.fixed.get(key)} | set(choices))
+    """Parse ``tune`` and check every searched / fixed key against ``FinetuneConfig`` first,
+    so a misspelt key fails with its name before any data is loaded or any trial trains."""
+    return parse_tune_config(tune, finetune)
 
 
 def build_tuning_data(
@@ -85,12 +53,6 @@ def build_tuning_data(
         finetune,
         item_texts,
     )
-
-
-def _redacted(url: str) -> str:
-    from crossrec.tuning.storage import redact
-
-    return redact(url)
 
 
 def run_tuning(
