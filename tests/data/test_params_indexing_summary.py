@@ -33,11 +33,11 @@ def test_dataset_overrides_merge_key_by_key():
 def test_bad_params_name_the_key():
     with pytest.raises(ConfigError, match=r"(?s)parameters_ingest\.yml: ingest.*split\.ratios"):
         parse_ingest_params(
-            {"datasets": {"a": {"adapter": "g"}}, "split": {"ratios": [0.5, 0.1, 0.1]}}
+            {"datasets": {"a": {"adapter": "generic"}}, "split": {"ratios": [0.5, 0.1, 0.1]}}
         )
     with pytest.raises(ConfigError, match=r"(?s)datasets\.a\.kcore.*user_mim"):
         parse_ingest_params(
-            {"datasets": {"a": {"adapter": "g", "kcore": {"user_mim": 5}}}}
+            {"datasets": {"a": {"adapter": "generic", "kcore": {"user_mim": 5}}}}
         ).resolve("a")
     with pytest.raises(ConfigError, match="at least one dataset"):
         parse_ingest_params({"datasets": {}})

@@ -93,6 +93,13 @@ class DatasetSpec(StrictConfig):
     split: dict[str, Any] | None = None
     download: dict[str, Any] | None = None
 
+    @field_validator("adapter")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from crossrec.data.adapters.base import ADAPTERS
+
+        return ADAPTERS.check(name)
+
 
 class IngestConfig(StrictConfig):
     raw_root: str = "data/01_raw"

@@ -19,27 +19,28 @@ from crossrec.data.validation import (
     parse_timestamps,
     require_columns,
 )
+from crossrec.registry import Registry, UnknownComponentError
 
 Adapter = Callable[[str, Path, Mapping[str, Any]], RawData]
-ADAPTERS: dict[str, Adapter] = {}
+#: adapters by the name used in ``parameters_ingest.yml`` (like every pluggable part)
+ADAPTERS: Registry = Registry(
+    "adapter",
+    ["crossrec.data.adapters"],
+    builtin_names=["generic", "mmrec", "movielens_multimodal"],
+)
 
 
 def register(name: str) -> Callable[[Adapter], Adapter]:
     """Register an adapter under the name used in ``parameters_ingest.yml``."""
-
-    def wrap(func: Adapter) -> Adapter:
-        ADAPTERS[name] = func
-        return func
-
-    return wrap
+    return ADAPTERS.register(name)
 
 
 def get_adapter(name: str, where: str) -> Adapter:
-    import crossrec.data.adapters  # noqa: F401  (registers the built-in adapters)
-
-    if name not in ADAPTERS:
-        raise KeyError(f"{where}: unknown adapter {name!r}; available: {sorted(ADAPTERS)}")
-    return ADAPTERS[name]
+    """The adapter named ``name``; an unknown name fails with a suggestion and ``where``."""
+    try:
+        return ADAPTERS.get(name)
+    except UnknownComponentError as err:
+        raise UnknownComponentError(f"{where}: {err}") from None
 
 
 def build_interactions(
