@@ -11,7 +11,9 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import AfterValidator
 
 T = TypeVar("T")
 
@@ -80,3 +82,12 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         self._load_builtins()
         return self._entries[self.check(name)]
+
+    def name_field(self, *also: str) -> Any:
+        """A pydantic field type: a str that must name a registered component (or be one of
+        ``also``, e.g. ``"none"``), checked without importing the components' modules."""
+
+        def check(name: str) -> str:
+            return name if name in also else self.check(name)
+
+        return Annotated[str, AfterValidator(check)]

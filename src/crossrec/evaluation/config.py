@@ -22,7 +22,7 @@ BASELINES: Registry = Registry(
 class BaselineConfig(StrictConfig):
     """One baseline: a simple scorer, or a FinetuneConfig variant of the trained model."""
 
-    kind: str
+    kind: BASELINES.name_field()  # type: ignore[valid-type]
     #: item_knn: neighbours kept per item and cosine shrinkage
     neighbours: int = Field(100, ge=1)
     shrink: float = Field(10.0, ge=0)
@@ -35,11 +35,6 @@ class BaselineConfig(StrictConfig):
     seeds: list[int] | None = Field(None, min_length=1)
     #: false = left out of this run (kept in the file for reference)
     enabled: bool = True
-
-    @field_validator("kind")
-    @classmethod
-    def _registered(cls, name: str) -> str:
-        return BASELINES.check(name)
 
 
 class EvaluateConfig(StrictConfig):

@@ -54,7 +54,7 @@ class LLMFusionConfig(StrictConfig):
 class FusionConfig(StrictConfig):
     """How the per-modality item vectors become one content vector."""
 
-    strategy: str = "concat"
+    strategy: FUSION_STRATEGIES.name_field() = "concat"  # type: ignore[valid-type]
     #: attention strategy: transformer over modality tokens
     attention_heads: int = Field(2, ge=1)
     attention_layers: int = Field(1, ge=1)
@@ -63,24 +63,14 @@ class FusionConfig(StrictConfig):
     #: items per chunk when the LLM encodes the whole catalogue for scoring
     llm_chunk_size: int = Field(64, ge=1)
 
-    @field_validator("strategy")
-    @classmethod
-    def _registered(cls, name: str) -> str:
-        return FUSION_STRATEGIES.check(name)
-
 
 class UserTowerConfig(StrictConfig):
     """Encoder of a user's training history (most recent items first)."""
 
-    kind: str = "none"
+    kind: USER_TOWERS.name_field("none") = "none"  # type: ignore[valid-type]
     history_length: int = Field(50, ge=1)
     heads: int = Field(2, ge=1)
     layers: int = Field(1, ge=1)
-
-    @field_validator("kind")
-    @classmethod
-    def _registered(cls, name: str) -> str:
-        return name if name == "none" else USER_TOWERS.check(name)
 
 
 class PropagationConfig(StrictConfig):
@@ -133,7 +123,7 @@ class OptimConfig(StrictConfig):
 
 
 class LossConfig(StrictConfig):
-    kind: str = "bpr"
+    kind: LOSSES.name_field() = "bpr"  # type: ignore[valid-type]
     #: softmax / InfoNCE temperature
     temperature: float = Field(0.2, gt=0)
     #: softmax: score with cosine similarity (recommended with a temperature)
@@ -143,11 +133,6 @@ class LossConfig(StrictConfig):
     logq_correction: bool = True
     #: L2 penalty on the batch's ego embeddings (LightGCN style), per example
     reg_weight: float = Field(1e-3, ge=0)
-
-    @field_validator("kind")
-    @classmethod
-    def _registered(cls, name: str) -> str:
-        return LOSSES.check(name)
 
 
 class TrainerConfig(StrictConfig):

@@ -85,11 +85,11 @@ class ModalityProjector(nn.Module):
         return torch.stack(tokens, dim=1)
 
 
-@FUSION_STRATEGIES.register("concat")
-class ConcatFusion(nn.Module):
-    """Per-modality projection, concatenation, then a linear map back to ``dim``."""
+class ModalityFusion(nn.Module):
+    """Base of the strategies over frozen modality vectors, built as
+    ``cls(item_features, modalities, dim)``; they fuse the whole catalogue up front (the
+    recommender adds ``late`` strategies per batch after propagation instead)."""
 
-    #: the recommender adds late (per-batch) content after propagation; these fuse up front
     late = False
 
     @classmethod
@@ -97,6 +97,14 @@ class ConcatFusion(nn.Module):
         """Registry entry point: every strategy is built from the same arguments."""
         _require_modalities(modalities, config.strategy)
         return cls(item_features, modalities, dim)
+
+    def modality_weights(self, item_idx: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+
+@FUSION_STRATEGIES.register("concat")
+class ConcatFusion(ModalityFusion):
+    """Per-modality projection, concatenation, then a linear map back to ``dim``."""
 
     def __init__(self, item_features: dict, modalities: Sequence[str], dim: int):
         super().__init__()
@@ -107,22 +115,10 @@ class ConcatFusion(nn.Module):
         tokens = self.tokens(item_idx)
         return self.mix(torch.relu(tokens).flatten(1)) if tokens.shape[1] > 1 else tokens[:, 0]
 
-    def modality_weights(self, item_idx: torch.Tensor) -> torch.Tensor | None:
-        return None
-
 
 @FUSION_STRATEGIES.register("gated")
-class GatedFusion(nn.Module):
+class GatedFusion(ModalityFusion):
     """Learned per-item softmax gates over modalities; the gates say which modality drove it."""
-
-    #: the recommender adds late (per-batch) content after propagation; these fuse up front
-    late = False
-
-    @classmethod
-    def build(cls, config: FusionConfig, item_features: dict, modalities, dim, dropout, texts):
-        """Registry entry point: every strategy is built from the same arguments."""
-        _require_modalities(modalities, config.strategy)
-        return cls(item_features, modalities, dim)
 
     def __init__(self, item_features: dict, modalities: Sequence[str], dim: int):
         super().__init__()
@@ -142,10 +138,8 @@ class GatedFusion(nn.Module):
 
 
 @FUSION_STRATEGIES.register("attention")
-class AttentionFusion(nn.Module):
+class AttentionFusion(ModalityFusion):
     """Modality tokens (plus a summary token) through a small transformer encoder."""
-
-    late = False
 
     @classmethod
     def build(cls, config: FusionConfig, item_features: dict, modalities, dim, dropout, texts):
@@ -177,9 +171,6 @@ class AttentionFusion(nn.Module):
         tokens = self.tokens(item_idx) + self.modality_embedding
         tokens = torch.cat([self.summary.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         return self.encoder(tokens)[:, 0]
-
-    def modality_weights(self, item_idx: torch.Tensor) -> torch.Tensor | None:
-        return None
 
 
 def _require_modalities(modalities: Sequence[str], strategy: str) -> None:
