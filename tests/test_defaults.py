@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from crossrec.data.params import IngestConfig
+from crossrec.data.config import IngestConfig
 from crossrec.encoders.config import FeaturizeConfig
 from crossrec.evaluation.config import EvaluateConfig
-from crossrec.graphs.fuse import FuseConfig
+from crossrec.graphs.config import FuseConfig
 from crossrec.models.config import FinetuneConfig
 from crossrec.tuning.config import TuneConfig
 

@@ -60,7 +60,7 @@ def test_a_new_component_is_one_decorated_class():
 
 
 def test_misspelt_adapter_fails_at_config_time_with_a_suggestion():
-    from crossrec.data.params import parse_ingest_params
+    from crossrec.data.config import parse_ingest_params
 
     with pytest.raises(ValueError, match=r"(?s)datasets.shop.adapter.*did you mean 'generic'"):
         parse_ingest_params({"raw_root": ".", "datasets": {"shop": {"adapter": "generik"}}})

@@ -42,9 +42,9 @@ logger = logging.getLogger(__name__)
 
 #: Schema of each parameters block (``module:Class``, imported only when the block is used).
 BLOCK_SCHEMAS = {
-    "ingest": "crossrec.data.params:IngestConfig",
+    "ingest": "crossrec.data.config:IngestConfig",
     "featurize_modalities": "crossrec.encoders.config:FeaturizeConfig",
-    "fuse": "crossrec.graphs.fuse:FuseConfig",
+    "fuse": "crossrec.graphs.config:FuseConfig",
     "finetune": "crossrec.models.config:FinetuneConfig",
     "evaluate": "crossrec.evaluation.config:EvaluateConfig",
     "tune": "crossrec.tuning.config:TuneConfig",

@@ -303,7 +303,7 @@ def test_readme_example_is_a_valid_dataset_entry():
     import yaml
 
     from crossrec.data.adapters.generic import GenericOptions
-    from crossrec.data.params import ValidationConfig
+    from crossrec.data.config import ValidationConfig
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("## Your own data (generic adapter)", 1)[1]

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from crossrec.config import ConfigError
+from crossrec.data.config import parse_ingest_params
 from crossrec.data.errors import DatasetNotFoundError, DataValidationError
 from crossrec.data.indexing import build_id_map, index_raw
-from crossrec.data.params import parse_ingest_params
 from crossrec.data.raw import RawData
 from crossrec.data.summary import format_summary, summarize
 

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from crossrec.data.adapters.base import get_adapter
+from crossrec.data.config import WHERE, parse_ingest_params
 from crossrec.data.errors import DatasetNotFoundError
 from crossrec.data.indexing import index_raw
 from crossrec.data.kcore import kcore_filter
 from crossrec.data.media import check_media
-from crossrec.data.params import WHERE, parse_ingest_params
 from crossrec.data.raw import RawData
 from crossrec.data.splits import assign_splits, cold_share_for, published_rows_changed
 from crossrec.data.summary import format_summary, summarize

@@ -5,36 +5,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from pydantic import Field
 
-from crossrec.config import StrictConfig, parse_params
+from crossrec.graphs.config import WHERE, FuseConfig
 from crossrec.graphs.knn import knn_graph, normalized_user_item_graph
 
 logger = logging.getLogger(__name__)
-
-WHERE = "conf/base/parameters_fuse.yml: fuse"
-
-
-class KnnConfig(StrictConfig):
-    k: int = Field(10, ge=1)
-    k_per_modality: dict[str, int] = Field(default_factory=dict)
-    weighting: Literal["binary", "cosine"] = "binary"
-    chunk_rows: int | None = Field(None, ge=1, description="rows scored at once; None = ~128 MiB")
-    device: str = Field("auto", description="auto = CUDA when present, else CPU; or cpu / cuda:N")
-
-
-class FuseConfig(StrictConfig):
-    modalities: list[str] | None = None
-    knn: KnnConfig = Field(default_factory=KnnConfig)
-
-
-def parse_fuse_params(params: dict[str, Any] | FuseConfig) -> FuseConfig:
-    return parse_params(FuseConfig, params, where=WHERE)
 
 
 def _modality_names(item_features: dict, config: FuseConfig) -> list[str]:

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from crossrec.data.config import IngestConfig
 from crossrec.data.errors import DatasetNotFoundError, DataValidationError
-from crossrec.data.params import IngestConfig
 from crossrec.data.summary import format_summary
 from crossrec.data.synthetic import make_synthetic_dataset, synthetic_ingest_params
 from crossrec.pipelines.ingest import create_pipeline
@@ -271,7 +271,7 @@ def test_media_outside_the_dataset_folder_is_reported_unless_allowed(tmp_path):
 
 
 def test_media_defaults_match_the_yaml():
-    from crossrec.data.params import MediaConfig
+    from crossrec.data.config import MediaConfig
 
     params = yaml.safe_load((CONF / "parameters_ingest.yml").read_text())["ingest"]
     assert params["media"] == MediaConfig().model_dump()

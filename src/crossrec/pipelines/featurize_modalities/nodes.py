@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crossrec.data.params import parse_ingest_params
+from crossrec.data.config import parse_ingest_params
 from crossrec.encoders import modalities as lib
 from crossrec.encoders.cache import EmbeddingStore
 from crossrec.encoders.config import parse_featurize_params

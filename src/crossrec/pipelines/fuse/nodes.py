@@ -8,20 +8,21 @@ import pandas as pd
 import scipy.sparse as sp
 
 from crossrec.graphs import fuse as lib
+from crossrec.graphs.config import parse_fuse_params
 
 
 def fuse_item_features(
     item_features: dict, dataset_info: dict[str, Any], fuse: dict[str, Any]
 ) -> dict[str, Any]:
     """Selected modalities with rows L2-normalised, masked rows zeroed, plus ``"__order__"``."""
-    return lib.fuse_item_features(item_features, dataset_info, lib.parse_fuse_params(fuse))
+    return lib.fuse_item_features(item_features, dataset_info, parse_fuse_params(fuse))
 
 
 def build_modality_graphs(
     fused_item_features: dict, fuse: dict[str, Any]
 ) -> dict[str, sp.csr_matrix]:
     """One symmetric-normalised top-k cosine item-item graph per modality."""
-    return lib.build_modality_graphs(fused_item_features, lib.parse_fuse_params(fuse))
+    return lib.build_modality_graphs(fused_item_features, parse_fuse_params(fuse))
 
 
 def build_user_item_graph(

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from crossrec.config import StrictConfig, parse_params
+from crossrec.config import StrictConfig, deep_merge, parse_params
 
 WHERE = "conf/base/parameters_ingest.yml: ingest"
 
@@ -130,7 +130,7 @@ class IngestConfig(StrictConfig):
         def merged(block: str, schema: type[StrictConfig]) -> Any:
             base = getattr(self, block).model_dump()
             override = getattr(spec, block) or {}
-            return parse_params(schema, _deep_merge(base, override), f"{where}.{block}")
+            return parse_params(schema, deep_merge(base, override), f"{where}.{block}")
 
         return ResolvedDataset(
             name=dataset,
@@ -155,16 +155,6 @@ class ResolvedDataset(StrictConfig):
     media: MediaConfig
     kcore: KCoreConfig
     split: SplitConfig
-
-
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def parse_ingest_params(params: dict[str, Any] | IngestConfig) -> IngestConfig:
