@@ -185,6 +185,8 @@ def plot_training_curves(history) -> object:
 
 def _training_time(timing: dict) -> str:
     """Training seconds spent in evaluate; a reused finetune artifact is said, not shown as 0."""
+    if timing.get("inference_only"):
+        return "– (inference-time ablation)"
     reused = int(timing.get("reused_seeds", 0))
     if reused and reused == timing["seeds"]:
         return "reused (finetune)"
@@ -311,7 +313,7 @@ def build_report(
         "",
         markdown_table(
             ["model", "training (s)", "evaluation (s)", "runs"],
-            [[m, t["train_s"], t["eval_s"], t["seeds"]] for m, t in timings.items()],
+            [[m, _training_time(t), t["eval_s"], t["seeds"]] for m, t in timings.items()],
         ),
         "",
     ]

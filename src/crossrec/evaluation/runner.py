@@ -282,6 +282,7 @@ class Evaluation:
                 "seeds": list(model_runs["seeds"]),
                 "train_s": 0.0,
                 "eval_s": time.perf_counter() - start,
+                "inference_only": True,
             }
         return out
 
@@ -367,6 +368,7 @@ def summarize(
             "eval_s": round(entry["eval_s"], 2),
             "seeds": len(entry["runs"]),
             "reused_seeds": int(entry.get("reused_seeds", 0)),
+            "inference_only": bool(entry.get("inference_only", False)),
         }
         for name, entry in everything.items()
     }

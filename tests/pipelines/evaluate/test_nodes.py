@@ -196,3 +196,21 @@ def test_baseline_seeds_and_enabled(evaluate_inputs, tiny_trained_model) -> None
     assert len(out["ItemKNN"]["runs"]) == 1
     recall = [r["test"]["metrics"]["recall@10"].mean() for r in out["Random"]["runs"]]
     assert len(set(recall)) > 1  # different seeds, different random lists
+
+
+def test_report_states_what_ran_and_only_the_slices_it_has(evaluated) -> None:
+    """No cold holdout: no warm/cold protocol sentence; a reused artifact is not '0.0 s'; an
+    altered published split is a warning in the report."""
+    history = pd.DataFrame({"epoch": [0], "train_loss": [0.7], "val_recall@20": [0.1]})
+    info = {"name": "synthetic", "n_users": 60, "n_items": 48, "n_interactions": 710}
+    metrics, significance = evaluated["metrics"], evaluated["significance"]
+    timings = dict(evaluated["timings"])
+    timings["crossrec"] = {"train_s": 0.0, "eval_s": 1.0, "seeds": 1, "reused_seeds": 1}
+    report, *_ = nodes.write_report(metrics, significance, timings, history, info, PARAMS)
+    assert "test_cold" not in report and "cold-start items compete" not in report
+    assert "| crossrec | reused (finetune) |" in report
+    assert "| crossrec w/o image | – (inference-time ablation) |" in report
+    assert "published split was altered" not in report
+    altered = info | {"published_split_altered": True, "split_strategy": "published+cold_items"}
+    report, *_ = nodes.write_report(metrics, significance, timings, history, altered, PARAMS)
+    assert "**Warning:** the dataset's published split was altered" in report
