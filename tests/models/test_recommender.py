@@ -65,7 +65,16 @@ def test_bundle_round_trip_gives_same_scores(tiny_data):
     config = _config(fusion={"strategy": "gated"})
     model = build_recommender(tiny_data, config).eval()
     bundle = make_bundle(model, config, history=[{"epoch": 0, "val/recall@20": 0.5}])
-    assert set(bundle) == {"config", "state_dict", "n_users", "n_items", "modalities", "history"}
+    assert set(bundle) == {
+        "config",
+        "state_dict",
+        "n_users",
+        "n_items",
+        "modalities",
+        "history",
+        "resumed_from",
+    }
+    assert bundle["resumed_from"] is None
     assert bundle["modalities"] == ["text", "image"]
     loaded = load_recommender(bundle, tiny_data)
     assert not loaded.training

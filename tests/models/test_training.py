@@ -246,3 +246,32 @@ def test_logq_correction_lowers_popular_in_batch_negatives(tiny_data):
         pos, torch.zeros(3, 0, dtype=torch.long), scores, in_batch, in_batch=True
     )
     assert (corrected[:, 0] < corrected[:, 1]).all()  # popular item's logit is discounted
+
+
+LIGHTNING_NOISE = (
+    "isinstance(treespec, LeafSpec)",
+    "is smaller than the logging interval",
+    "exists and is not empty",
+)
+
+
+def test_runs_emit_no_lightning_noise(tiny_data, tmp_path, recwarn):
+    """9 batches per epoch < log_every_n_steps (10), and the second run finds the first's
+    checkpoints (moved aside into the checkpoint directory): all three warnings' triggers."""
+    config = _config(trainer={"max_epochs": 1})
+    assert config.trainer.log_every_n_steps > np.ceil(tiny_data.train.nnz / 32)
+    train_recommender(tiny_data, config, run_dir=tmp_path, enable_progress_bar=False)
+    train_recommender(tiny_data, config, run_dir=tmp_path, enable_progress_bar=False)
+    assert list((tmp_path / "checkpoints").glob("previous-*/last.ckpt"))
+    messages = [str(w.message) for w in recwarn]
+    assert not [m for m in messages if any(noise in m for noise in LIGHTNING_NOISE)], messages
+
+
+def test_cpu_threads_auto_rule(monkeypatch):
+    import crossrec.models.training as training
+
+    for cores, expected in ((1, 1), (2, 1), (3, 1), (4, 2), (8, 4), (64, 4)):
+        monkeypatch.setattr(training.os, "sched_getaffinity", lambda pid, n=cores: set(range(n)))
+        assert training.resolve_cpu_threads("auto") == expected, cores
+    assert training.resolve_cpu_threads(3) == 3
+    assert training.resolve_cpu_threads(None) is None

@@ -1,8 +1,11 @@
 """The ``trained_model`` artifact: everything needed to rebuild the model without training state.
 
 ``{"config": dict, "state_dict": {name: Tensor}, "n_users", "n_items", "modalities",
-"history"}``. Frozen inputs (feature vectors, graphs, user histories, frozen LLM weights) are
-not stored: :func:`load_recommender` rebuilds them from the same data the model was trained on.
+"history", "resumed_from"}``: ``config`` is the effective config of the run (for a resumed run,
+what really ran: see ``crossrec.models.resume``) and ``resumed_from`` is None or the checkpoint
+it continued (``{"checkpoint", "epoch", "global_step"}``; older bundles lack the key).
+Frozen inputs (feature vectors, graphs, user histories, frozen LLM weights) are not stored:
+:func:`load_recommender` rebuilds them from the same data the model was trained on.
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ def learnt_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k not in frozen}
 
 
-def make_bundle(model: Recommender, config: FinetuneConfig, history: list[dict]) -> dict:
+def make_bundle(
+    model: Recommender,
+    config: FinetuneConfig,
+    history: list[dict],
+    resumed_from: dict | None = None,
+) -> dict:
     return {
         "config": config.model_dump(mode="json"),
         "state_dict": learnt_state_dict(model),
@@ -30,6 +38,7 @@ def make_bundle(model: Recommender, config: FinetuneConfig, history: list[dict])
         "n_items": int(model.n_items),
         "modalities": list(model.modalities),
         "history": [dict(row) for row in history],
+        "resumed_from": dict(resumed_from) if resumed_from else None,
     }
 
 

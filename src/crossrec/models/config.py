@@ -6,7 +6,7 @@ misspelt key fails with its dotted path instead of deep inside training.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -147,13 +147,16 @@ class TrainerConfig(StrictConfig):
     monitor: str = "val/recall@20"
     mode: Literal["max", "min"] = "max"
     check_val_every_n_epoch: int = Field(1, ge=1)
-    #: continue from run_dir/checkpoints/last.ckpt when it exists
+    #: continue from run_dir/checkpoints/last.ckpt when it exists, checked against this config
+    #: (crossrec.models.resume); false moves old checkpoints to checkpoints/previous-<time>/
     resume: bool = False
     #: None = the project seed (params:seed)
     seed: int | None = None
     deterministic: bool = False
-    #: torch intra-op CPU threads (None = torch's default); 1 is fastest on a busy small machine
-    cpu_threads: int | None = Field(None, ge=1)
+    #: torch intra-op CPU threads: auto = min(4, max(1, usable cores // 2)) (1 on a 2-core
+    #: machine, where torch's default of one per core ran 2-20x slower per epoch under load);
+    #: an int; None = torch's default
+    cpu_threads: Literal["auto"] | Annotated[int, Field(ge=1)] | None = "auto"
     log_every_n_steps: int = Field(10, ge=1)
     #: validation cut-offs (Recall@K, NDCG@K, ...)
     val_ks: list[int] = Field(default_factory=lambda: [10, 20, 50])

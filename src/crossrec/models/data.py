@@ -115,6 +115,13 @@ class InteractionDataModule(pl.LightningDataModule):
         self.seed = seed
         self.sampler = NegativeSampler(sp.csr_matrix(train), config, seed)
 
+    def setup(self, stage: str) -> None:
+        """Under DDP every rank draws its own negatives (same seed would repeat them)."""
+        rank = int(self.trainer.global_rank) if self.trainer is not None else 0
+        if rank:
+            self.sampler.seed = self.seed + 7919 * rank
+            self.sampler.reseed(self.sampler.seed)
+
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(

@@ -3,8 +3,10 @@
 Validation scores every user with a validation item against ALL items, train items masked,
 through :func:`crossrec.metrics.ranking.evaluate_ranking` (the code ``evaluate`` uses), and
 logs ``val/<metric>@<k>`` (e.g. ``val/recall@20``) so EarlyStopping, ModelCheckpoint and
-Optuna's pruning callback can monitor it. The per-epoch history travels in checkpoints so a
-resumed run keeps its earlier epochs.
+Optuna's pruning callback can monitor it. Under DDP each rank ranks a disjoint share of the
+users and the per-user sums are all-reduced: every user counts once and the logged value is
+the single-process one. The per-epoch history and the run's config travel in checkpoints, so a
+resumed run keeps its earlier epochs and can be checked against the config it continues.
 """
 
 from __future__ import annotations
@@ -135,21 +137,45 @@ class RecommenderModule(pl.LightningModule):
             on_step=True,
             on_epoch=True,
             prog_bar=True,
+            sync_dist=True,  # the epoch mean over all ranks' batches (a no-op on one process)
             batch_size=len(batch["users"]),
         )
         return loss
 
     # ---------------------------------------------------------------- validation
     def validation_metrics(self) -> dict[str, float]:
-        """Mean full-ranking metrics on the validation split (train items masked)."""
+        """Mean full-ranking metrics on the validation split (train items masked).
+
+        Each of the ``world_size`` ranks evaluates every ``world_size``-th validation user;
+        the per-metric sums and the user count are summed over ranks before dividing.
+        """
+        rank, world = self._rank_and_world()
+        truth = rank_share(self.valid_csr, rank, world)
         _, per_user = evaluate_ranking(
             self.model.score_users,
-            self.valid_csr,
+            truth,
             self.train_csr,
             ks=self.config.trainer.val_ks,
             device=self.device,
         )
-        return {f"val/{name}": value for name, value in mean_metrics(per_user).items()}
+        if world == 1:  # exactly what evaluate's mean_metrics gives
+            return {f"val/{name}": value for name, value in mean_metrics(per_user).items()}
+        names = sorted(per_user)
+        local = [float(np.sum(per_user[name])) for name in names]
+        local.append(float(len(per_user[names[0]])))
+        totals = torch.tensor(local, dtype=torch.float64, device=self.device)
+        totals = self.trainer.strategy.reduce(totals, reduce_op="sum").cpu().tolist()
+        count = totals[-1]
+        return {
+            f"val/{name}": (total / count if count else 0.0)
+            for name, total in zip(names, totals[:-1], strict=True)
+        }
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = self._trainer  # None outside fit (a bare module validates alone)
+        if trainer is None:
+            return 0, 1
+        return int(trainer.global_rank), int(trainer.world_size)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         if batch_idx > 0:
@@ -170,14 +196,15 @@ class RecommenderModule(pl.LightningModule):
             "epoch_time_s": time.perf_counter() - self._epoch_start,
         }
         self.history.append(record)
-        log.info(
-            "epoch %d: train_loss %.4f  %s %.4f  (%.1fs)",
-            record["epoch"],
-            record["train_loss"],
-            monitor,
-            metrics.get(monitor, float("nan")),
-            record["epoch_time_s"],
-        )
+        if self.trainer.is_global_zero:
+            log.info(
+                "epoch %d: train_loss %.4f  %s %.4f  (%.1fs)",
+                record["epoch"],
+                record["train_loss"],
+                monitor,
+                metrics.get(monitor, float("nan")),
+                record["epoch_time_s"],
+            )
 
     # ---------------------------------------------------------------- optimiser
     def configure_optimizers(self):
@@ -191,12 +218,60 @@ class RecommenderModule(pl.LightningModule):
         cls = torch.optim.AdamW if optim.optimizer == "adamw" else torch.optim.Adam
         return cls(groups, lr=optim.lr, weight_decay=optim.weight_decay)
 
+    def on_train_start(self) -> None:
+        """Learning rates and weight decay from the config, over a resumed optimizer's state.
+
+        Lightning restores the optimizer (its param_groups included) from the checkpoint before
+        this hook: without this, a resumed run with a changed ``optim.lr`` would silently keep
+        the checkpoint's. On a fresh run the groups already hold these values.
+        """
+        optim = self.config.optim
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = optim.llm_lr if group.get("name") == "llm" else optim.lr
+                group["weight_decay"] = optim.weight_decay
+
     # ---------------------------------------------------------------- checkpoint state
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["crossrec_history"] = list(self.history)
+        # what a resume compares its own config and data against (crossrec.models.resume)
+        checkpoint["crossrec_config"] = self.config.model_dump(mode="json")
+        checkpoint["crossrec_data"] = {
+            "n_users": int(self.model.n_users),
+            "n_items": int(self.model.n_items),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.history = list(checkpoint.get("crossrec_history", []))
+
+
+class PatientEarlyStopping(pl.callbacks.EarlyStopping):
+    """EarlyStopping whose patience is the configured one, also after a resume.
+
+    Lightning's EarlyStopping restores ``patience`` from the checkpoint along with its counters,
+    which would silently ignore a changed ``trainer.patience``.
+    """
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        patience = self.patience
+        super().load_state_dict(state_dict)
+        self.patience = patience
+
+
+def rank_share(truth: sp.csr_matrix, rank: int, world: int) -> sp.csr_matrix:
+    """``truth`` with only every ``world``-th user that has held-out items, from the ``rank``-th.
+
+    The shares of all ranks are disjoint and together hold every evaluated user once.
+    """
+    if world == 1:
+        return truth
+    users = np.flatnonzero(np.diff(truth.indptr) > 0)
+    keep = np.zeros(truth.shape[0], dtype=np.float32)
+    keep[users[rank::world]] = 1.0
+    share = sp.diags(keep) @ truth
+    share = sp.csr_matrix(share)
+    share.eliminate_zeros()
+    return share
 
 
 def history_frame(history: list[dict]):

@@ -9,8 +9,12 @@ when trained with a cosine softmax). Cold items have no train edges and their (u
 embedding is masked to zero, so they score from their content and their modality-graph
 neighbours alone.
 
-Graphs, feature vectors and histories are non-persistent buffers: the state dict holds only
-what was learnt, and ``crossrec.models.bundle.load_recommender`` rebuilds the rest from data.
+Feature vectors and histories are non-persistent buffers: the state dict holds only what was
+learnt, and ``crossrec.models.bundle.load_recommender`` rebuilds the rest from data. The sparse
+graphs are not buffers at all but plain attributes that ``_apply`` moves along with the module
+(``.to()``, ``.cuda()``): DDP broadcasts every buffer from rank 0 at start-up and cannot
+broadcast sparse CSR tensors ("Sparse CSR tensors do not have is_contiguous"), and every rank
+builds identical graphs from the same data anyway.
 """
 
 from __future__ import annotations
@@ -171,6 +175,7 @@ class Recommender(nn.Module):
             self.register_buffer("history", torch.as_tensor(history), persistent=False)
 
         prop = config.propagation
+        self.ui_graph = self.ui_graph_t = self.ii_graph = self.ii_graph_t = None
         self.ui_layers = prop.layers if prop.kind == "lightgcn" else 0
         self.ii_layers = prop.item_graph_layers if prop.kind == "lightgcn" else 0
         if self.ui_layers:
@@ -182,18 +187,14 @@ class Recommender(nn.Module):
                     f"user_item_graph: expected shape ({size}, {size}) for {n_users} users + "
                     f"{n_items} items, got {user_item_graph.shape}"
                 )
-            graph, graph_t = graph_and_transpose(user_item_graph)
-            self.register_buffer("ui_graph", graph, persistent=False)
-            self.register_buffer("ui_graph_t", graph_t, persistent=False)
+            self.ui_graph, self.ui_graph_t = graph_and_transpose(user_item_graph)
         names = prop.item_graph_modalities
         if names is None:
             names = sorted(modality_graphs or {})
         if self.ii_layers and names:
-            graph, graph_t = graph_and_transpose(
+            self.ii_graph, self.ii_graph_t = graph_and_transpose(
                 mean_item_graph(modality_graphs or {}, names, n_items)
             )
-            self.register_buffer("ii_graph", graph, persistent=False)
-            self.register_buffer("ii_graph_t", graph_t, persistent=False)
         else:
             self.ii_layers = 0
         self._cache: Embeddings | None = None
@@ -308,6 +309,24 @@ class Recommender(nn.Module):
             encoder.llm_parameters() if hasattr(encoder, "llm_parameters") else encoder.parameters()
         )
         return [p for p in params if p.requires_grad]
+
+    GRAPHS = ("ui_graph", "ui_graph_t", "ii_graph", "ii_graph_t")
+
+    def _apply(self, fn, recurse: bool = True):
+        """Move/cast the sparse graphs with the module, as buffers would be (see module doc).
+
+        A symmetric graph is its own transpose (one tensor under both names): moved once.
+        """
+        super()._apply(fn, recurse)
+        moved: dict[int, torch.Tensor] = {}
+        for name in self.GRAPHS:
+            graph = getattr(self, name)
+            if graph is not None:
+                if id(graph) not in moved:
+                    moved[id(graph)] = fn(graph)
+                setattr(self, name, moved[id(graph)])
+        self.clear_cache()
+        return self
 
     def clear_cache(self) -> None:
         self._cache = None

@@ -17,7 +17,15 @@ from crossrec.models.inputs import TrainingData, build_training_data, parse_fine
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_training_data", "train_model"]
+__all__ = ["build_training_data", "resume_command", "train_model"]
+
+
+def resume_command(dataset: str) -> str:
+    """The command that continues an interrupted finetune run from its last checkpoint.
+
+    ``dataset`` is always spelt out: right whichever dataset is the default.
+    """
+    return f"kedro run --pipelines finetune --params finetune.trainer.resume=true,dataset={dataset}"
 
 
 def train_model(
@@ -30,6 +38,8 @@ def train_model(
     if config.trainer.seed is None:
         config.trainer.seed = int(seed)
     run_dir = Path(config.run_dir.format(dataset=dataset))
-    result = train_recommender(data, config, run_dir=run_dir)
+    result = train_recommender(
+        data, config, run_dir=run_dir, resume_command=resume_command(dataset)
+    )
     logger.info("finetune: best %s = %.4f", config.trainer.monitor, result.best_score)
     return result.bundle, result.history
