@@ -214,3 +214,18 @@ def test_report_states_what_ran_and_only_the_slices_it_has(evaluated) -> None:
     altered = info | {"published_split_altered": True, "split_strategy": "published+cold_items"}
     report, *_ = nodes.write_report(metrics, significance, timings, history, altered, PARAMS)
     assert "**Warning:** the dataset's published split was altered" in report
+
+
+def test_missing_cold_slices_are_said_once(evaluate_inputs, caplog) -> None:
+    """No cold holdout: one INFO line for the whole evaluation, not one per model and slice."""
+    import logging
+
+    from crossrec.evaluation.protocol import ranking_slices
+
+    inp = evaluate_inputs
+    with caplog.at_level(logging.INFO):
+        split = nodes.prepare_evaluation(inp["interactions"], inp["items"], inp["dataset_info"], {})
+        for _ in range(3):
+            names = [s.name for s in ranking_slices(split, ["valid", "test", "test_warm"])]
+    assert names == ["valid", "test"]
+    assert caplog.text.count("test_warm / test_cold are not reported") == 1
