@@ -120,7 +120,7 @@ def test_every_bad_entry_is_reported_at_once():
         check(
             {
                 "optim.lrr": {"type": "float", "low": 0.1, "high": 1.0},
-                "loss.kind": {"type": "categorical", "choices": ["bpr", "hinge"]},
+                "loss.kind": {"type": "categorical", "choices": ["bpr", "no_such_loss"]},
                 "optim.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
             }
         )
