@@ -27,7 +27,10 @@ def test_unknown_name_fails_with_did_you_mean_and_the_known_names():
         LOSSES.check("bpt")
     with pytest.raises(ValueError, match=r"(?s)model.fusion.strategy.*did you mean 'gated'"):
         FinetuneConfig.model_validate({"model": {"fusion": {"strategy": "gatd"}}})
-    with pytest.raises(ValueError, match=r"unknown baseline .pop.; registered: finetune, item_knn, .*most_popular, random"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown baseline .pop.; registered: finetune, item_knn, .*most_popular, random",
+    ):
         BaselineConfig(kind="pop")
 
 

@@ -58,4 +58,6 @@ def test_gradient_raises_positive_and_lowers_negatives(kind):
 
 def test_unknown_loss_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown loss"):
-        ranking_loss("no_such_loss", torch.zeros(1), torch.zeros(1, 1), torch.ones(1, 1, dtype=torch.bool))
+        ranking_loss(
+            "no_such_loss", torch.zeros(1), torch.zeros(1, 1), torch.ones(1, 1, dtype=torch.bool)
+        )
