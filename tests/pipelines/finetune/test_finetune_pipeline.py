@@ -155,7 +155,7 @@ def test_bad_inputs_are_clear_errors(synthetic_ingested, fused, tmp_path):
     params = _tiny_params(tmp_path)
     bad = synthetic_ingested["interactions"].copy()
     bad.loc[bad.index[0], "split"] = "holdout"
-    with pytest.raises(ValueError, match="column 'split' has values \['holdout'\]"):
+    with pytest.raises(ValueError, match=r"column 'split' has values \['holdout'\]"):
         build_training_data(
             bad,
             synthetic_ingested["items"],
