@@ -284,7 +284,7 @@ def _append_items(
         if column not in new:
             new[column] = "" if column in text_columns else None
     items = pd.concat([tables.items, new[list(tables.items.columns)]], ignore_index=True)
-    return items.astype({"item_idx": "int64"}), report
+    return same_dtypes(items, tables.items), report
 
 
 def apply_increment(
@@ -341,6 +341,7 @@ def apply_increment(
         ],
         ignore_index=True,
     )
+    users = same_dtypes(users, tables.users)
     user_map = pd.Series(users["user_idx"].to_numpy(), index=users["user_id"].to_numpy())
     frame = frame.assign(
         user_idx=user_map.loc[frame["user_id"].to_numpy()].to_numpy(),
@@ -370,6 +371,7 @@ def apply_increment(
         .sort_values(["user_idx", "timestamp", "item_idx"], kind="stable")
         .reset_index(drop=True)
     )
+    interactions = same_dtypes(interactions, tables.interactions)
     items = _update_cold(items, interactions)
     new_info = {
         **info,
@@ -398,6 +400,11 @@ def apply_increment(
         report["new_items"],
     )
     return DatasetTables(interactions, items, users, new_info), report
+
+
+def same_dtypes(frame: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the column dtypes of ``like`` (appending must not change a schema)."""
+    return frame.astype(like.dtypes.to_dict())
 
 
 def _update_cold(items: pd.DataFrame, interactions: pd.DataFrame) -> pd.DataFrame:
