@@ -99,6 +99,7 @@ def encode_new_items(
 
     n_old = len(state["items"])
     new_items = tables.items.iloc[n_old:].reset_index(drop=True)
+    new_items["item_idx"] = np.arange(len(new_items), dtype=np.int64)  # the encoders' own rows
     texts = list(state.get("item_texts") or [])
     if new_items.empty:
         return state["item_features"], texts
