@@ -12,6 +12,14 @@ comes next. Fuse and finetune settings come from conf/base (``trainer.cpu_thread
 ``--threads``); refresh fine-tunes ``--epochs`` epochs. Writes ``refresh_replay.csv``,
 ``refresh_replay.md`` and ``plots/refresh_replay.png`` under data/08_reporting/<dataset>/ and
 prints the table.
+
+``--write-timeline RAW_ROOT`` instead writes the same cut as a raw dataset folder for the Kedro
+pipelines: ``RAW_ROOT/<dataset>/`` links every file of the original folder except
+``ratings.csv``, which holds the base share only, and ``increments/0001..`` hold the increments
+in the increment format (``crossrec.data.increments``). Then (README "Keep learning")::
+
+    CROSSREC_DATA_DIR=RAW_ROOT kedro run --params ingest.media.allow_outside_dataset=true
+    CROSSREC_DATA_DIR=RAW_ROOT kedro run --pipelines refresh --params ...
 """
 
 from __future__ import annotations
@@ -77,6 +85,38 @@ def plot(frame, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def write_timeline(tables, args) -> None:
+    """The base as the dataset's ratings file, the increments as increment folders."""
+    from crossrec.data.timeline import split_timeline, write_increment
+
+    source = Path(os.environ.get("CROSSREC_DATA_DIR", ROOT / "data" / "01_raw")) / args.dataset
+    target = args.write_timeline / args.dataset
+    target.mkdir(parents=True, exist_ok=False)
+    for entry in source.iterdir():
+        if entry.name != "ratings.csv":
+            (target / entry.name).symlink_to(entry.resolve())
+    base, increments = split_timeline(tables, args.base, args.step, args.steps, args.seed)
+    users = base.users.set_index("user_idx")["user_id"]
+    items = base.items.set_index("item_idx")["item_id"]
+    inter = base.interactions
+    import pandas as pd
+
+    pd.DataFrame(
+        {
+            "user_id": users.loc[inter["user_idx"]].to_numpy(),
+            "movie_id": items.loc[inter["item_idx"]].to_numpy(),
+            "rating": inter["rating"].to_numpy(),
+            "unix_timestamp": inter["timestamp"].to_numpy(),
+        }
+    ).sort_values("unix_timestamp", kind="stable").to_csv(target / "ratings.csv", index=False)
+    for k, inc in enumerate(increments, start=1):
+        write_increment(inc, target / "increments" / f"{k:04d}")
+    print(
+        f"wrote {target}: base {len(inter)} ratings, increments "
+        f"{[len(i.interactions) for i in increments]}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="movielens100k_multimodal")
@@ -88,6 +128,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="default data/08_reporting/<ds>")
+    parser.add_argument("--write-timeline", type=Path, default=None, metavar="RAW_ROOT")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("lightning", "lightning.pytorch", "crossrec.graphs", "crossrec.models.inputs"):
@@ -101,6 +142,14 @@ def main() -> None:
     from crossrec.refresh.replay import ReplaySettings, replay, summary_table
 
     inputs, params = load_inputs(args.dataset)
+    if args.write_timeline is not None:
+        write_timeline(
+            DatasetTables(
+                inputs["interactions"], inputs["items"], inputs["users"], inputs["dataset_info"]
+            ),
+            args,
+        )
+        return
     finetune = parse_finetune_config(
         deep_merge(
             params["finetune"], {"trainer": {"cpu_threads": args.threads, "seed": args.seed}}

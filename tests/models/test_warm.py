@@ -19,22 +19,37 @@ N_OLD_USERS, N_OLD_ITEMS = 36, 44
 CONFIG = {
     "model": {"embedding_dim": 16},
     "data": {"batch_size": 64, "num_negatives": 4},
-    "trainer": {"max_epochs": 3, "accelerator": "cpu", "cpu_threads": 1, "val_ks": [5, 10], "monitor": "val/recall@10",
-                "seed": 0, "log_every_n_steps": 1},
+    "trainer": {
+        "max_epochs": 3,
+        "accelerator": "cpu",
+        "cpu_threads": 1,
+        "val_ks": [5, 10],
+        "monitor": "val/recall@10",
+        "seed": 0,
+        "log_every_n_steps": 1,
+    },
 }
 
 
 def sub_data(full: TrainingData, n_users: int, n_items: int) -> TrainingData:
     """The first users / items of ``full``: the data before an increment appended the rest."""
-    features = {k: v if k.startswith("__") else
-                {**v, "vectors": v["vectors"][:n_items], "mask": v["mask"][:n_items]}
-                for k, v in full.item_features.items()}
+    features = {
+        k: v
+        if k.startswith("__")
+        else {**v, "vectors": v["vectors"][:n_items], "mask": v["mask"][:n_items]}
+        for k, v in full.item_features.items()
+    }
     train = sp.csr_matrix(full.train[:n_users, :n_items])
     return TrainingData(
-        n_users=n_users, n_items=n_items, train=train,
-        valid=sp.csr_matrix(full.valid[:n_users, :n_items]), item_features=features,
-        modality_graphs={m: knn_item_graph(features[m]["vectors"], features[m]["mask"], 5)
-                         for m in ("text", "image")},
+        n_users=n_users,
+        n_items=n_items,
+        train=train,
+        valid=sp.csr_matrix(full.valid[:n_users, :n_items]),
+        item_features=features,
+        modality_graphs={
+            m: knn_item_graph(features[m]["vectors"], features[m]["mask"], 5)
+            for m in ("text", "image")
+        },
         user_item_graph=user_item_graph(train),
     )
 
@@ -52,9 +67,10 @@ def grown() -> TrainingData:
     train.eliminate_zeros()
     full.train, full.user_item_graph = train, user_item_graph(train)
     full.valid = sp.csr_matrix(full.valid @ sp.diags(keep.astype(np.float32)))
-    full.modality_graphs = {m: knn_item_graph(full.item_features[m]["vectors"],
-                                              full.item_features[m]["mask"], 5)
-                            for m in ("text", "image")}
+    full.modality_graphs = {
+        m: knn_item_graph(full.item_features[m]["vectors"], full.item_features[m]["mask"], 5)
+        for m in ("text", "image")
+    }
     return full
 
 
@@ -62,8 +78,9 @@ def grown() -> TrainingData:
 def old_bundle(grown, tmp_path_factory) -> dict:
     old = sub_data(grown, N_OLD_USERS, N_OLD_ITEMS)
     config = FinetuneConfig.model_validate(CONFIG)
-    result = train_recommender(old, config, run_dir=tmp_path_factory.mktemp("old"),
-                               enable_progress_bar=False)
+    result = train_recommender(
+        old, config, run_dir=tmp_path_factory.mktemp("old"), enable_progress_bar=False
+    )
     return result.bundle
 
 
@@ -89,7 +106,9 @@ def test_new_users_start_from_their_history(old_bundle, grown):
         expected = items[liked].mean(dim=0)
         assert torch.allclose(model.user_id.weight[user], expected, atol=1e-5)
     random = warm_start(old_bundle, grown, new_users="random")
-    assert not torch.allclose(random.user_id.weight[N_OLD_USERS:], model.user_id.weight[N_OLD_USERS:])
+    assert not torch.allclose(
+        random.user_id.weight[N_OLD_USERS:], model.user_id.weight[N_OLD_USERS:]
+    )
     # known users are the same either way
     assert torch.equal(random.user_id.weight[:N_OLD_USERS], model.user_id.weight[:N_OLD_USERS])
 
@@ -110,17 +129,20 @@ def test_new_item_gets_a_content_vector_before_any_interaction(old_bundle, grown
 
 def test_fine_tuning_starts_from_the_warm_state(old_bundle, grown, tmp_path):
     frozen_lr = FinetuneConfig.model_validate(
-        {**CONFIG, "optim": {"lr": 1e-12}, "trainer": {**CONFIG["trainer"], "max_epochs": 1}})
+        {**CONFIG, "optim": {"lr": 1e-12}, "trainer": {**CONFIG["trainer"], "max_epochs": 1}}
+    )
     state = warm_state(old_bundle, grown)
-    warm = train_recommender(grown, frozen_lr, run_dir=tmp_path / "warm",
-                             enable_progress_bar=False, initial_state=state)
-    cold = train_recommender(grown, frozen_lr, run_dir=tmp_path / "cold",
-                             enable_progress_bar=False)
+    warm = train_recommender(
+        grown, frozen_lr, run_dir=tmp_path / "warm", enable_progress_bar=False, initial_state=state
+    )
+    cold = train_recommender(grown, frozen_lr, run_dir=tmp_path / "cold", enable_progress_bar=False)
     old_users = old_bundle["state_dict"]["user_id.weight"]
-    assert torch.allclose(warm.bundle["state_dict"]["user_id.weight"][:N_OLD_USERS], old_users,
-                          atol=1e-6)
-    assert not torch.allclose(cold.bundle["state_dict"]["user_id.weight"][:N_OLD_USERS],
-                              old_users, atol=1e-3)
+    assert torch.allclose(
+        warm.bundle["state_dict"]["user_id.weight"][:N_OLD_USERS], old_users, atol=1e-6
+    )
+    assert not torch.allclose(
+        cold.bundle["state_dict"]["user_id.weight"][:N_OLD_USERS], old_users, atol=1e-3
+    )
 
 
 def test_data_that_is_not_a_continuation_fails_clearly(old_bundle, grown):

@@ -8,6 +8,8 @@ later user / item is appended by :func:`crossrec.data.increments.apply_increment
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -113,3 +115,15 @@ def split_timeline(
             )
         )
     return DatasetTables(base_inter, base_items, base_users, base_info), increments
+
+
+def write_increment(inc: Increment, folder: Path) -> Path:
+    """Write ``inc`` in the increment format (``interactions.csv`` [+ ``items.csv``]) to
+    ``folder``; media paths stay absolute."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = ["user_id", "item_id", "timestamp", "rating"]
+    inc.interactions[columns].to_csv(folder / "interactions.csv", index=False)
+    if len(inc.items):
+        inc.items.to_csv(folder / "items.csv", index=False)
+    return folder

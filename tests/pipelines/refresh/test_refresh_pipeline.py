@@ -33,13 +33,23 @@ from crossrec.refresh.state import load_state, training_data
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 #: weight-free features, so the test encodes new items for real without model downloads
-FEATURIZE = {"device": "cpu", "text": {"enabled": False}, "image": {"enabled": False},
-             "audio": {"kind": "mel", "batch_size": 8, "num_workers": 0}}
+FEATURIZE = {
+    "device": "cpu",
+    "text": {"enabled": False},
+    "image": {"enabled": False},
+    "audio": {"kind": "mel", "batch_size": 8, "num_workers": 0},
+}
 FINETUNE = {
     "model": {"embedding_dim": 16},
     "data": {"batch_size": 128, "num_negatives": 4},
-    "trainer": {"max_epochs": 3, "accelerator": "cpu", "cpu_threads": 1, "val_ks": [5, 10],
-                "monitor": "val/recall@10", "seed": 0},
+    "trainer": {
+        "max_epochs": 3,
+        "accelerator": "cpu",
+        "cpu_threads": 1,
+        "val_ks": [5, 10],
+        "monitor": "val/recall@10",
+        "seed": 0,
+    },
 }
 LATE = 1_700_000_000
 
@@ -54,22 +64,35 @@ def setup(synthetic_dataset_dir, tmp_path_factory) -> dict:
     ingested = ingest_in_memory(ingest, "synthetic", seed=0)
     config = FeaturizeConfig.model_validate(FEATURIZE)
     info = ingested["dataset_info"]
-    audio = enc.encode_media("audio", ingested["items"], info, config,
-                             EmbeddingStore(root / "cache" / "audio"), [], 0.05)
+    audio = enc.encode_media(
+        "audio", ingested["items"], info, config, EmbeddingStore(root / "cache" / "audio"), [], 0.05
+    )
     features, _, _ = enc.assemble_item_features(list(audio.values()), {}, info, config, [])
     data = training_data(
-        _tables(ingested), features, FuseConfig(), FinetuneConfig.model_validate(FINETUNE))
-    bundle = train_recommender(data, FinetuneConfig.model_validate(FINETUNE),
-                               run_dir=root / "base", enable_progress_bar=False).bundle
-    return {"root": root, "folder": folder, "ingest": ingest, "ingested": ingested,
-            "features": features, "bundle": bundle}
+        _tables(ingested), features, FuseConfig(), FinetuneConfig.model_validate(FINETUNE)
+    )
+    bundle = train_recommender(
+        data,
+        FinetuneConfig.model_validate(FINETUNE),
+        run_dir=root / "base",
+        enable_progress_bar=False,
+    ).bundle
+    return {
+        "root": root,
+        "folder": folder,
+        "ingest": ingest,
+        "ingested": ingested,
+        "features": features,
+        "bundle": bundle,
+    }
 
 
 def _tables(ingested):
     from crossrec.data.increments import DatasetTables
 
-    return DatasetTables(ingested["interactions"], ingested["items"], ingested["users"],
-                         ingested["dataset_info"])
+    return DatasetTables(
+        ingested["interactions"], ingested["items"], ingested["users"], ingested["dataset_info"]
+    )
 
 
 def catalog(setup: dict) -> DataCatalog:
@@ -77,8 +100,10 @@ def catalog(setup: dict) -> DataCatalog:
     state_file = str(root / "models" / "refreshed_model.pkl")
     refresh = {"epochs": 2, "run_dir": str(root / "runs" / "{dataset}"), "ks": [10]}
     datasets = {
-        **{name: MemoryDataset(ingested[name]) for name in
-           ("interactions", "items", "users", "dataset_info")},
+        **{
+            name: MemoryDataset(ingested[name])
+            for name in ("interactions", "items", "users", "dataset_info")
+        },
         "item_features": MemoryDataset(setup["features"]),
         "item_texts": MemoryDataset([]),
         "trained_model": MemoryDataset(setup["bundle"]),
@@ -101,8 +126,11 @@ def catalog(setup: dict) -> DataCatalog:
 
 def versions(setup: dict) -> list[str]:
     folder = setup["root"] / "models" / "refreshed_model.pkl"
-    return sorted(p.name for p in folder.iterdir() if (p / "refreshed_model.pkl").is_file()) \
-        if folder.is_dir() else []
+    return (
+        sorted(p.name for p in folder.iterdir() if (p / "refreshed_model.pkl").is_file())
+        if folder.is_dir()
+        else []
+    )
 
 
 def latest(setup: dict) -> dict:
@@ -117,7 +145,8 @@ def write_increment(setup: dict, name: str, rows: list[dict], new_item: str | No
     if new_item:
         shutil.copy(setup["folder"] / "audio" / "item005.wav", folder / "new.wav")
         pd.DataFrame([{"item_id": new_item, "title": "A new one", "audio_path": "new.wav"}]).to_csv(
-            folder / "items.csv", index=False)
+            folder / "items.csv", index=False
+        )
     return folder
 
 
@@ -129,13 +158,23 @@ def score_all(state: dict) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def first_refresh(setup) -> dict:
-    assert LatestOrNoneDataset(filepath=str(setup["root"] / "models" / "refreshed_model.pkl"),
-                               version=Version(None, None)).load() is None
-    write_increment(setup, "0001", [
-        {"user_id": "user900", "item_id": "item001", "timestamp": LATE},
-        {"user_id": "user900", "item_id": "item900", "timestamp": LATE + 1},
-        {"user_id": "user003", "item_id": "item900", "timestamp": LATE + 2},
-    ], new_item="item900")
+    assert (
+        LatestOrNoneDataset(
+            filepath=str(setup["root"] / "models" / "refreshed_model.pkl"),
+            version=Version(None, None),
+        ).load()
+        is None
+    )
+    write_increment(
+        setup,
+        "0001",
+        [
+            {"user_id": "user900", "item_id": "item001", "timestamp": LATE},
+            {"user_id": "user900", "item_id": "item900", "timestamp": LATE + 1},
+            {"user_id": "user003", "item_id": "item900", "timestamp": LATE + 2},
+        ],
+        new_item="item900",
+    )
     SequentialRunner().run(create_pipeline(), catalog(setup))
     return latest(setup)
 
@@ -145,14 +184,18 @@ def test_refresh_writes_a_version_that_reloads_with_the_grown_data(setup, first_
     assert len(versions(setup)) == 1
     assert state["dataset_info"]["increments"] == ["0001"]
     assert (state["bundle"]["n_users"], state["bundle"]["n_items"]) == (
-        info["n_users"] + 1, info["n_items"] + 1)
+        info["n_users"] + 1,
+        info["n_items"] + 1,
+    )
     # only the new item went through the encoder; known rows are the ingested ones
     audio = state["item_features"]["audio"]
     old = setup["features"]["audio"]
     assert np.array_equal(audio["vectors"][:-1], old["vectors"]) and audio["mask"][-1]
     report = state["report"]
     assert report["increments"][0]["new_users"] == 1 and report["epochs"] == 2
-    assert set(report["before"]) == {"new_batch", "valid"} and "recall@10" in report["after"]["valid"]
+    assert (
+        set(report["before"]) == {"new_batch", "valid"} and "recall@10" in report["after"]["valid"]
+    )
     scores = score_all(state)
     assert scores.shape == (info["n_users"] + 1, info["n_items"] + 1)
     assert torch.isfinite(scores).all()
@@ -160,11 +203,15 @@ def test_refresh_writes_a_version_that_reloads_with_the_grown_data(setup, first_
 
 def test_bad_increment_fails_clearly_and_keeps_the_version(setup, first_refresh):
     before = versions(setup)
-    folder = write_increment(setup, "0002", [
-        {"user_id": "user900", "item_id": "item001", "timestamp": LATE + 5}])  # known pair
+    folder = write_increment(
+        setup, "0002", [{"user_id": "user900", "item_id": "item001", "timestamp": LATE + 5}]
+    )  # known pair
     try:
-        with pytest.raises(DataValidationError, match=r"0002/interactions.csv, row 1: 1 "
-                           r"interaction\(s\) repeat a known \(user, item\) pair"):
+        with pytest.raises(
+            DataValidationError,
+            match=r"0002/interactions.csv, row 1: 1 "
+            r"interaction\(s\) repeat a known \(user, item\) pair",
+        ):
             SequentialRunner().run(create_pipeline(), catalog(setup))
     finally:
         shutil.rmtree(folder)
@@ -175,8 +222,9 @@ def test_bad_increment_fails_clearly_and_keeps_the_version(setup, first_refresh)
 def test_interrupted_refresh_keeps_the_previous_version_usable(setup, first_refresh, monkeypatch):
     before = versions(setup)
     expected = score_all(latest(setup))
-    write_increment(setup, "0003", [
-        {"user_id": "user901", "item_id": "item002", "timestamp": LATE + 10}])
+    write_increment(
+        setup, "0003", [{"user_id": "user901", "item_id": "item002", "timestamp": LATE + 10}]
+    )
     import crossrec.refresh.steps as steps
 
     def interrupted(*args, **kwargs):
