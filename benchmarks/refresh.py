@@ -128,6 +128,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="default data/08_reporting/<ds>")
+    parser.add_argument("--no-full-retrain", action="store_true", help="refresh variants only")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=history|random",
+        help="an extra incremental method whose new users start as given",
+    )
     parser.add_argument("--write-timeline", type=Path, default=None, metavar="RAW_ROOT")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -159,7 +167,15 @@ def main() -> None:
     tables = DatasetTables(
         inputs["interactions"], inputs["items"], inputs["users"], inputs["dataset_info"]
     )
-    settings = ReplaySettings(args.base, args.step, args.steps, args.seed)
+    variants = tuple(tuple(v.split("=", 1)) for v in args.variant)
+    settings = ReplaySettings(
+        args.base,
+        args.step,
+        args.steps,
+        args.seed,
+        full_retrain=not args.no_full_retrain,
+        variants=variants,
+    )
     with tempfile.TemporaryDirectory(prefix="refresh-replay-") as runs:
         frame = replay(
             tables,

@@ -48,6 +48,10 @@ class ReplaySettings:
     n_steps: int = 4
     seed: int = 0
     ks: tuple[int, ...] = (20,)
+    #: False skips the full retrains (the expensive part) when comparing refresh variants
+    full_retrain: bool = True
+    #: extra incremental variants: method name -> new_users init (``history`` | ``random``)
+    variants: tuple[tuple[str, str], ...] = ()
 
 
 def training_inputs(
@@ -148,9 +152,12 @@ def replay(
     base_data, prep = inputs(base)
     base_bundle, wall, epochs = train_full(base_data, "base")
     never = load_recommender(base_bundle, base_data)
-    bundles = {"incremental": base_bundle, "full_retrain": base_bundle}
-    walls = {"incremental": prep + wall, "full_retrain": prep + wall}
-    epochs_run = {"incremental": epochs, "full_retrain": epochs}
+    incremental = {"incremental": refresh.new_users, **dict(settings.variants)}
+    trained = [*incremental, *(["full_retrain"] if settings.full_retrain else [])]
+    bundles = dict.fromkeys(trained, base_bundle)
+    walls = dict.fromkeys(trained, prep + wall)
+    epochs_run = dict.fromkeys(trained, epochs)
+    methods = [*trained, "fold_in", "never"]
     current, data = base, base_data
     rows = []
     for step, inc in enumerate(increments):
@@ -160,7 +167,7 @@ def replay(
         models = {name: load_recommender(bundles[name], data) for name in bundles}
         models["fold_in"] = warm_start(base_bundle, data, refresh.new_users)
         models["never"] = PaddedModel(never, n_users, n_items)
-        for method in METHODS:
+        for method in methods:
             metrics = score_metrics(models[method], truth, exclude, ks, settings.seed)
             rows.append(
                 {
@@ -180,29 +187,33 @@ def replay(
             break
         current, _ = apply_increment(current, inc, rules, settings.seed)
         data, prep = inputs(current)
-        start = time.perf_counter()
-        result = fine_tune(
-            data,
-            bundles["incremental"],
-            refresh,
-            run_root / f"step{step + 1}-incremental",
-            settings.seed,
-            enable_progress_bar=False,
-        )
-        bundles["incremental"] = result.bundle
-        walls["incremental"] = prep + time.perf_counter() - start
-        epochs_run["incremental"] = len(result.history)
-        bundles["full_retrain"], wall, epochs_run["full_retrain"] = train_full(
-            data, f"step{step + 1}-full"
-        )
-        walls["full_retrain"] = prep + wall
+        for method, new_users in incremental.items():
+            start = time.perf_counter()
+            result = fine_tune(
+                data,
+                bundles[method],
+                refresh.model_copy(update={"new_users": new_users}),
+                run_root / f"step{step + 1}-{method}",
+                settings.seed,
+                enable_progress_bar=False,
+            )
+            bundles[method] = result.bundle
+            walls[method] = prep + time.perf_counter() - start
+            epochs_run[method] = len(result.history)
+        if settings.full_retrain:
+            bundles["full_retrain"], wall, epochs_run["full_retrain"] = train_full(
+                data, f"step{step + 1}-full"
+            )
+            walls["full_retrain"] = prep + wall
     return pd.DataFrame(rows)
 
 
 def summary_table(frame: pd.DataFrame, metric: str = "recall@20") -> pd.DataFrame:
     """Steps as rows, methods as columns of ``metric`` (plus wall times of the trained ones)."""
-    table = frame.pivot(index="test_slice", columns="method", values=metric)[list(METHODS)]
+    methods = list(dict.fromkeys(frame["method"]))
+    table = frame.pivot(index="test_slice", columns="method", values=metric)[methods]
     walls = frame.pivot(index="test_slice", columns="method", values="wall_s")
-    table["incremental_wall_s"] = walls["incremental"]
-    table["full_retrain_wall_s"] = walls["full_retrain"]
+    for method in methods:
+        if method not in ("fold_in", "never"):
+            table[f"{method}_wall_s"] = walls[method]
     return table
