@@ -150,6 +150,12 @@ def _expect_failure(tables: DatasetTables, folder: Path, match: str) -> None:
     assert tables.dataset_info == before[3]
 
 
+def _fails_unless(tables: DatasetTables, folder: Path, match: str, rules: IncrementRules):
+    """Fails by default (nothing lost), applies under ``rules``: (tables, report)."""
+    _expect_failure(tables, folder, match)
+    return apply_increment(tables, read_increment(folder, TEXT, True), rules, seed=0)
+
+
 def test_repeated_interaction_fails_or_is_skipped_by_rule(tables, tmp_path):
     row = tables.interactions.iloc[5]
     user = tables.users.set_index("user_idx").loc[row["user_idx"], "user_id"]
@@ -158,15 +164,13 @@ def test_repeated_interaction_fails_or_is_skipped_by_rule(tables, tmp_path):
         {"user_id": "user777", "item_id": "item010", "timestamp": LATE},
         {"user_id": user, "item_id": item, "timestamp": LATE},
     ]
-    folder = write_increment(tmp_path / "dup", rows)
-    _expect_failure(
+    out, report = _fails_unless(
         tables,
-        folder,
+        write_increment(tmp_path / "dup", rows),
         rf"dup/interactions.csv, row {len(rows)}: .*repeat a known "
         rf"\(user, item\) pair; first: user '{user}', item '{item}'",
+        IncrementRules(duplicates="skip"),
     )
-    inc = read_increment(folder, TEXT, True)
-    out, report = apply_increment(tables, inc, IncrementRules(duplicates="skip"), seed=0)
     assert report["skipped_duplicates"] == 1
     assert len(out.interactions) == len(tables.interactions) + len(rows) - 1
 
@@ -198,15 +202,13 @@ def test_increment_older_than_the_data_fails_or_is_accepted(tables, tmp_path):
         {"user_id": "user777", "item_id": "item047", "timestamp": newest + 5},
         {"user_id": "user778", "item_id": "item047", "timestamp": newest - 100},
     ]
-    folder = write_increment(tmp_path / "old", rows)
-    _expect_failure(
+    out, _ = _fails_unless(
         tables,
-        folder,
+        write_increment(tmp_path / "old", rows),
         rf"old/interactions.csv, row {len(rows)}, column "
         rf"'timestamp': 1 interaction\(s\) older than the newest one already ingested",
+        IncrementRules(older_than_seen="accept"),
     )
-    inc = read_increment(folder, TEXT, True)
-    out, _ = apply_increment(tables, inc, IncrementRules(older_than_seen="accept"), seed=0)
     assert len(out.interactions) == len(tables.interactions) + len(rows)
 
 

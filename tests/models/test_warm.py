@@ -16,19 +16,6 @@ from crossrec.models.warm import warm_start, warm_state
 from .conftest import knn_item_graph, make_tiny_data, user_item_graph
 
 N_OLD_USERS, N_OLD_ITEMS = 36, 44
-CONFIG = {
-    "model": {"embedding_dim": 16},
-    "data": {"batch_size": 64, "num_negatives": 4},
-    "trainer": {
-        "max_epochs": 3,
-        "accelerator": "cpu",
-        "cpu_threads": 1,
-        "val_ks": [5, 10],
-        "monitor": "val/recall@10",
-        "seed": 0,
-        "log_every_n_steps": 1,
-    },
-}
 
 
 def sub_data(full: TrainingData, n_users: int, n_items: int) -> TrainingData:
@@ -75,9 +62,9 @@ def grown() -> TrainingData:
 
 
 @pytest.fixture(scope="module")
-def old_bundle(grown, tmp_path_factory) -> dict:
+def old_bundle(grown, tmp_path_factory, tiny_finetune_params) -> dict:
     old = sub_data(grown, N_OLD_USERS, N_OLD_ITEMS)
-    config = FinetuneConfig.model_validate(CONFIG)
+    config = FinetuneConfig.model_validate(tiny_finetune_params)
     result = train_recommender(
         old, config, run_dir=tmp_path_factory.mktemp("old"), enable_progress_bar=False
     )
@@ -127,9 +114,13 @@ def test_new_item_gets_a_content_vector_before_any_interaction(old_bundle, grown
     assert scores[:, 47].std() > 0  # users rank it differently, from its content
 
 
-def test_fine_tuning_starts_from_the_warm_state(old_bundle, grown, tmp_path):
+def test_fine_tuning_starts_from_the_warm_state(old_bundle, grown, tmp_path, tiny_finetune_params):
     frozen_lr = FinetuneConfig.model_validate(
-        {**CONFIG, "optim": {"lr": 1e-12}, "trainer": {**CONFIG["trainer"], "max_epochs": 1}}
+        {
+            **tiny_finetune_params,
+            "optim": {"lr": 1e-12},
+            "trainer": {**tiny_finetune_params["trainer"], "max_epochs": 1},
+        }
     )
     state = warm_state(old_bundle, grown)
     warm = train_recommender(

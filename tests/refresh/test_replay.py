@@ -15,21 +15,10 @@ from crossrec.models.config import FinetuneConfig
 from crossrec.refresh.config import RefreshConfig
 from crossrec.refresh.replay import PaddedModel, ReplaySettings, replay, summary_table
 
-FINETUNE = {
-    "model": {"embedding_dim": 8},
-    "data": {"batch_size": 128, "num_negatives": 4},
-    "trainer": {
-        "max_epochs": 3,
-        "accelerator": "cpu",
-        "cpu_threads": 1,
-        "val_ks": [5, 10],
-        "monitor": "val/recall@10",
-        "seed": 0,
-    },
-}
 
-
-def test_replay_reports_every_method_on_the_next_slice(synthetic_ingested, tmp_path: Path):
+def test_replay_reports_every_method_on_the_next_slice(
+    synthetic_ingested, tmp_path: Path, tiny_finetune_params
+):
     s = synthetic_ingested
     tables = DatasetTables(s["interactions"], s["items"], s["users"], s["dataset_info"])
     rng = np.random.default_rng(0)
@@ -46,7 +35,7 @@ def test_replay_reports_every_method_on_the_next_slice(synthetic_ingested, tmp_p
         tables,
         features,
         FuseConfig(),
-        FinetuneConfig.model_validate(FINETUNE),
+        FinetuneConfig.model_validate(tiny_finetune_params),
         RefreshConfig(epochs=1),
         settings,
         tmp_path,

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -101,6 +102,25 @@ def list_increments(dataset_folder: Path, folder: str = INCREMENTS_DIR) -> list[
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def first_bad(
+    path: Path | str,
+    frame: pd.DataFrame,
+    bad: np.ndarray,
+    problem: Callable[[pd.Series, int], str],
+    *,
+    column: str | None,
+    expected: str,
+) -> DataValidationError:
+    """The error naming the first flagged row of ``frame`` (its ``row`` column when it has one,
+    else its position + 1); ``problem(first_row, n_flagged)`` says what is wrong."""
+    i = int(np.flatnonzero(bad)[0])
+    first = frame.iloc[i]
+    row = int(first["row"]) if "row" in frame.columns else i + 1
+    return DataValidationError(
+        path, problem(first, int(bad.sum())), row=row, column=column, expected=expected
+    )
 
 
 def _table(folder: Path, stem: str, required: bool) -> Path | None:
@@ -172,11 +192,11 @@ def read_increment(folder: Path, text_columns: list[str], has_timestamps: bool) 
         items = pd.DataFrame({"item_id": parse_ids(table["item_id"], items_path, "item_id")})
         repeated = items["item_id"].duplicated().to_numpy()
         if repeated.any():
-            i = int(np.flatnonzero(repeated)[0])
-            raise DataValidationError(
+            raise first_bad(
                 items_path,
-                f"item {items['item_id'].iloc[i]!r} is listed twice",
-                row=i + 1,
+                items,
+                repeated,
+                lambda r, n: f"item {r['item_id']!r} is listed twice",
                 column="item_id",
                 expected="one row per item",
             )
@@ -212,12 +232,14 @@ def _check_time(inc: Increment, newest: int, rule: str, path: str) -> None:
     if not older.any():
         return
     if rule == "error":
-        i = int(np.flatnonzero(older)[0])
-        raise DataValidationError(
+        raise first_bad(
             path,
-            f"{int(older.sum())} interaction(s) older than the newest one already "
-            f"ingested (timestamp {newest}); first: {int(inc.interactions['timestamp'].iloc[i])}",
-            row=int(inc.interactions["row"].iloc[i]),
+            inc.interactions,
+            older,
+            lambda r, n: (
+                f"{n} interaction(s) older than the newest one already ingested "
+                f"(timestamp {newest}); first: {int(r['timestamp'])}"
+            ),
             column="timestamp",
             expected="increments in time order (or refresh.increments.older_than_seen: accept)",
         )
@@ -236,12 +258,15 @@ def _drop_duplicates(frame: pd.DataFrame, known: set, rule: str, path: str) -> p
     if not repeated.any():
         return frame
     if rule == "error":
-        i = int(np.flatnonzero(repeated)[0])
-        raise DataValidationError(
+        raise first_bad(
             path,
-            f"{int(repeated.sum())} interaction(s) repeat a known (user, item) pair; first: "
-            f"user {frame['user_id'].iloc[i]!r}, item {frame['item_id'].iloc[i]!r}",
-            row=int(frame["row"].iloc[i]),
+            frame,
+            repeated,
+            lambda r, n: (
+                f"{n} interaction(s) repeat a known (user, item) pair; first: "
+                f"user {r['user_id']!r}, item {r['item_id']!r}"
+            ),
+            column=None,
             expected="only new (user, item) pairs (or refresh.increments.duplicates: skip)",
         )
     logger.warning(
@@ -263,11 +288,11 @@ def _append_items(
     path = inc.files.get("items", "<no items file>")
     known = inc.items["item_id"].isin(set(tables.items["item_id"])).to_numpy()
     if known.any():
-        i = int(np.flatnonzero(known)[0])
-        raise DataValidationError(
+        raise first_bad(
             path,
-            f"item {inc.items['item_id'].iloc[i]!r} is already in the catalogue",
-            row=i + 1,
+            inc.items,
+            known,
+            lambda r, n: f"item {r['item_id']!r} is already in the catalogue",
             column="item_id",
             expected="only new items (changing a known item's content is not supported)",
         )
@@ -317,12 +342,14 @@ def apply_increment(
     item_map = pd.Series(items["item_idx"].to_numpy(), index=items["item_id"].to_numpy())
     unknown = ~frame["item_id"].isin(item_map.index).to_numpy()
     if unknown.any():
-        i = int(np.flatnonzero(unknown)[0])
-        raise DataValidationError(
+        raise first_bad(
             path,
-            f"item {frame['item_id'].iloc[i]!r} is neither in the catalogue nor in the "
-            "increment's items table",
-            row=int(frame["row"].iloc[i]),
+            frame,
+            unknown,
+            lambda r, n: (
+                f"item {r['item_id']!r} is neither in the catalogue nor in the "
+                "increment's items table"
+            ),
             column="item_id",
             expected="a known item id, or a row for it in the increment's items file",
         )

@@ -39,23 +39,11 @@ FEATURIZE = {
     "image": {"enabled": False},
     "audio": {"kind": "mel", "batch_size": 8, "num_workers": 0},
 }
-FINETUNE = {
-    "model": {"embedding_dim": 16},
-    "data": {"batch_size": 128, "num_negatives": 4},
-    "trainer": {
-        "max_epochs": 3,
-        "accelerator": "cpu",
-        "cpu_threads": 1,
-        "val_ks": [5, 10],
-        "monitor": "val/recall@10",
-        "seed": 0,
-    },
-}
 LATE = 1_700_000_000
 
 
 @pytest.fixture(scope="module")
-def setup(synthetic_dataset_dir, tmp_path_factory) -> dict:
+def setup(synthetic_dataset_dir, tmp_path_factory, tiny_finetune_params) -> dict:
     """A private copy of the synthetic dataset, ingested, featurized and trained."""
     root = tmp_path_factory.mktemp("refresh")
     folder = root / "raw" / "synthetic"
@@ -69,11 +57,14 @@ def setup(synthetic_dataset_dir, tmp_path_factory) -> dict:
     )
     features, _, _ = enc.assemble_item_features(list(audio.values()), {}, info, config, [])
     data = training_data(
-        _tables(ingested), features, FuseConfig(), FinetuneConfig.model_validate(FINETUNE)
+        _tables(ingested),
+        features,
+        FuseConfig(),
+        FinetuneConfig.model_validate(tiny_finetune_params),
     )
     bundle = train_recommender(
         data,
-        FinetuneConfig.model_validate(FINETUNE),
+        FinetuneConfig.model_validate(tiny_finetune_params),
         run_dir=root / "base",
         enable_progress_bar=False,
     ).bundle
