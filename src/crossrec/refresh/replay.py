@@ -34,7 +34,7 @@ from crossrec.graphs.fuse import build_modality_graphs, build_user_item_graph, f
 from crossrec.models.config import FinetuneConfig
 from crossrec.models.inputs import TrainingData, build_training_data
 from crossrec.refresh.config import RefreshConfig
-from crossrec.refresh.steps import align_item_features, fine_tune, score_metrics
+from crossrec.refresh.steps import PaddedModel, align_item_features, fine_tune, score_metrics
 
 log = logging.getLogger(__name__)
 
@@ -95,24 +95,6 @@ def next_slice(tables: DatasetTables, inc: Increment) -> tuple[sp.csr_matrix, sp
     truth = truth - truth.multiply(exclude)
     truth.eliminate_zeros()
     return sp.csr_matrix(truth), exclude
-
-
-class PaddedModel:
-    """A model over the first users / items of a grown catalogue: later items never rank
-    (-inf), later users tie everywhere (scored 0)."""
-
-    def __init__(self, model, n_users: int, n_items: int):
-        self.model, self.n_users, self.n_items = model, n_users, n_items
-
-    def score_users(self, users):
-        import torch
-
-        out = torch.zeros(len(users), self.n_items)
-        out[:, self.model.n_items :] = float("-inf")
-        known = users < self.model.n_users
-        if known.any():
-            out[known, : self.model.n_items] = self.model.score_users(users[known])
-        return out
 
 
 def replay(

@@ -69,18 +69,6 @@ def apply_pending(
     return tables, reports
 
 
-def pad_precomputed(precomputed: dict[str, np.ndarray], n_items: int) -> dict[str, np.ndarray]:
-    """Precomputed matrices (shipped with the dataset) get zero rows for new items."""
-    out = {}
-    for name, matrix in precomputed.items():
-        extra = n_items - len(matrix)
-        if extra > 0:
-            log.warning("precomputed %s: %d new items have no vector (zero rows)", name, extra)
-            matrix = np.vstack([matrix, np.zeros((extra, matrix.shape[1]), matrix.dtype)])
-        out[name] = matrix
-    return out
-
-
 def align_item_features(item_features: dict, source_ids: pd.Series, target_ids: pd.Series) -> dict:
     """Rows of ``item_features`` (aligned to ``source_ids``) re-aligned to ``target_ids``."""
     position = pd.Series(np.arange(len(source_ids)), index=source_ids.to_numpy())
@@ -145,6 +133,24 @@ def new_rows_matrix(before: DatasetTables, after: DatasetTables) -> sp.csr_matri
     )
 
 
+class PaddedModel:
+    """A model over the first users / items of a grown catalogue: later items never rank
+    (-inf), later users tie everywhere (scored 0)."""
+
+    def __init__(self, model, n_users: int, n_items: int):
+        self.model, self.n_users, self.n_items = model, n_users, n_items
+
+    def score_users(self, users):
+        import torch
+
+        out = torch.zeros(len(users), self.n_items)
+        out[:, self.model.n_items :] = float("-inf")
+        known = users < self.model.n_users
+        if known.any():
+            out[known, : self.model.n_items] = self.model.score_users(users[known])
+        return out
+
+
 def score_metrics(
     model, truth: sp.csr_matrix, exclude: sp.csr_matrix, ks: list[int], seed: int
 ) -> dict[str, float]:
@@ -175,21 +181,23 @@ def run_refresh(
 ) -> tuple[dict, dict]:
     """Warm start + fine-tune on the grown data, evaluated before and after -> (bundle, report).
 
-    ``before``: the previous model extended to the new data without training (fold-in), scored
-    on the new batch it has not seen (what serving gave until now) and on the valid split;
-    ``after``: the refreshed model on the valid split.
+    ``before``: the previous model as it was (its own data and graph: users and items it never
+    saw cannot be ranked), scored on the new batch (what serving gave until now) and on the
+    grown valid split; ``after``: the refreshed model on the grown valid split.
     """
     import time
 
     from crossrec.models.bundle import load_recommender
-    from crossrec.models.warm import warm_start
     from crossrec.refresh.state import tables_of, training_data
 
     began = time.perf_counter()
     bundle = start["bundle"]
     data = training_data(tables, item_features, fuse, bundle["config"], item_texts or None)
     old = tables_of(start)
-    previous = warm_start(bundle, data, cfg.new_users)
+    # the previous model as serving had it: its own data and graph, blind to the new batch
+    old_texts = start.get("item_texts") or None
+    old_data = training_data(old, start["item_features"], fuse, bundle["config"], old_texts)
+    previous = PaddedModel(load_recommender(bundle, old_data), data.n_users, data.n_items)
     seen = interactions_to_csr(
         old.interactions["user_idx"].to_numpy(),
         old.interactions["item_idx"].to_numpy(),
