@@ -57,3 +57,20 @@ def synthetic_ingested(synthetic_dataset_dir: Path) -> dict:
 
     params = synthetic_ingest_params(synthetic_dataset_dir)
     return ingest_in_memory(params, synthetic_dataset_dir.name, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_finetune_params() -> dict:
+    """A finetune block that trains the tiny test datasets in seconds on one CPU thread."""
+    return {
+        "model": {"embedding_dim": 16},
+        "data": {"batch_size": 128, "num_negatives": 4},
+        "trainer": {
+            "max_epochs": 3,
+            "accelerator": "cpu",
+            "cpu_threads": 1,
+            "val_ks": [5, 10],
+            "monitor": "val/recall@10",
+            "seed": 0,
+        },
+    }

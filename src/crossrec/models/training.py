@@ -137,6 +137,7 @@ def train_recommender(
     extra_callbacks: Sequence = (),
     enable_progress_bar: bool = True,
     resume_command: str | None = None,
+    initial_state: dict | None = None,
 ) -> TrainingResult:
     """Train on ``data.train``, early-stop on validation, return the best model's bundle.
 
@@ -145,11 +146,18 @@ def train_recommender(
     model-defining settings fail before training, the others are applied and logged); without
     it, a previous run's checkpoints are moved to ``<checkpoint_dir>/previous-<timestamp>/``.
     On Ctrl-C the run logs how to resume (``resume_command``: the caller's exact command) and
-    raises KeyboardInterrupt.
+    raises KeyboardInterrupt. ``initial_state`` (e.g. :func:`crossrec.models.warm.warm_state`)
+    replaces the random init: a refresh fine-tunes from the previous model.
     """
     with quiet_lightning():
         return _train(
-            data, config, Path(run_dir), extra_callbacks, enable_progress_bar, resume_command
+            data,
+            config,
+            Path(run_dir),
+            extra_callbacks,
+            enable_progress_bar,
+            resume_command,
+            initial_state,
         )
 
 
@@ -160,6 +168,7 @@ def _train(
     extra_callbacks: Sequence,
     enable_progress_bar: bool,
     resume_command: str | None,
+    initial_state: dict | None = None,
 ) -> TrainingResult:
     import lightning.pytorch as pl
     import torch
@@ -186,6 +195,8 @@ def _train(
         torch.set_num_threads(threads)
 
     model = build_recommender(data, config)
+    if initial_state is not None:
+        model.load_state_dict(initial_state, strict=False)
     module = RecommenderModule(model, config, data.train, data.valid)
     resume_from = None
     if plan is not None:

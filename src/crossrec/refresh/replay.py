@@ -1,0 +1,201 @@
+"""Temporal replay: train on the start of the timeline, then absorb it one increment at a time.
+
+Before each increment is applied, every model is tested on it (the slice that comes next):
+
+* ``incremental``: the previous step's model, warm-started and fine-tuned a bounded number of
+  epochs on the data with the new batch (:func:`crossrec.refresh.steps.fine_tune`);
+* ``full_retrain``: a model trained from scratch on the same data (the finetune config, early
+  stopping as usual);
+* ``never``: the base model as it was: its own users, items and graph; it cannot rank users or
+  items that arrived later (their scores tie, in the seeded random order).
+* ``fold_in``: the base model's weights, extended to the current data without any training
+  (new items from content, new users from their history): what warm start alone gives.
+
+Test pairs are the next slice's (user, item) pairs whose user and item the current data knows;
+every already known interaction is masked. Wall time per step counts what each method runs:
+inputs (fused features, graphs, matrices) plus training.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import scipy.sparse as sp
+
+from crossrec.data.increments import DatasetTables, Increment, IncrementRules, apply_increment
+from crossrec.data.matrices import interactions_to_csr
+from crossrec.data.timeline import split_timeline
+from crossrec.graphs.config import FuseConfig
+from crossrec.graphs.fuse import build_modality_graphs, build_user_item_graph, fuse_item_features
+from crossrec.models.config import FinetuneConfig
+from crossrec.models.inputs import TrainingData, build_training_data
+from crossrec.refresh.config import RefreshConfig
+from crossrec.refresh.steps import PaddedModel, align_item_features, fine_tune, score_metrics
+
+log = logging.getLogger(__name__)
+
+METHODS = ("incremental", "full_retrain", "fold_in", "never")
+
+
+@dataclass
+class ReplaySettings:
+    base_share: float = 0.8
+    step_share: float = 0.05
+    n_steps: int = 4
+    seed: int = 0
+    ks: tuple[int, ...] = (20,)
+    #: False skips the full retrains (the expensive part) when comparing refresh variants
+    full_retrain: bool = True
+    #: extra incremental variants: method name -> new_users init (``history`` | ``random``)
+    variants: tuple[tuple[str, str], ...] = ()
+
+
+def training_inputs(
+    tables: DatasetTables,
+    item_features: dict,
+    source_ids: pd.Series,
+    fuse: FuseConfig,
+    finetune: FinetuneConfig,
+) -> TrainingData:
+    """Fused features, graphs and matrices of ``tables`` (features looked up by item id)."""
+    info = tables.dataset_info
+    features = align_item_features(item_features, source_ids, tables.items["item_id"])
+    fused = fuse_item_features(features, info, fuse)
+    graphs = build_modality_graphs(fused, fuse)
+    ui = build_user_item_graph(tables.interactions, info)
+    return build_training_data(tables.interactions, tables.items, info, fused, graphs, ui, finetune)
+
+
+def next_slice(tables: DatasetTables, inc: Increment) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """(truth, exclude): the slice's pairs among known users / items, and every known pair."""
+    info = tables.dataset_info
+    n_users, n_items = int(info["n_users"]), int(info["n_items"])
+    users = pd.Series(tables.users["user_idx"].to_numpy(), index=tables.users["user_id"].to_numpy())
+    items = pd.Series(tables.items["item_idx"].to_numpy(), index=tables.items["item_id"].to_numpy())
+    frame = inc.interactions
+    known = (
+        frame["user_id"].isin(users.index).to_numpy()
+        & frame["item_id"].isin(items.index).to_numpy()
+    )
+    frame = frame[known]
+    truth = interactions_to_csr(
+        users.loc[frame["user_id"].to_numpy()].to_numpy(),
+        items.loc[frame["item_id"].to_numpy()].to_numpy(),
+        n_users,
+        n_items,
+    )
+    seen = tables.interactions
+    exclude = interactions_to_csr(
+        seen["user_idx"].to_numpy(), seen["item_idx"].to_numpy(), n_users, n_items
+    )
+    truth = truth - truth.multiply(exclude)
+    truth.eliminate_zeros()
+    return sp.csr_matrix(truth), exclude
+
+
+def replay(
+    tables: DatasetTables,
+    item_features: dict,
+    fuse: FuseConfig,
+    finetune: FinetuneConfig,
+    refresh: RefreshConfig,
+    settings: ReplaySettings,
+    run_root: Path,
+) -> pd.DataFrame:
+    """One row per (step, method): metrics on the next slice and the wall time of the step."""
+    from crossrec.models.bundle import load_recommender
+    from crossrec.models.training import train_recommender
+    from crossrec.models.warm import warm_start
+
+    rules = IncrementRules(valid_share=refresh.increments.valid_share)
+    base, increments = split_timeline(
+        tables, settings.base_share, settings.step_share, settings.n_steps, settings.seed, rules
+    )
+    source_ids = tables.items["item_id"]
+    ks = list(settings.ks)
+
+    def inputs(t: DatasetTables) -> tuple[TrainingData, float]:
+        start = time.perf_counter()
+        return training_inputs(
+            t, item_features, source_ids, fuse, finetune
+        ), time.perf_counter() - start
+
+    def train_full(data: TrainingData, name: str) -> tuple[dict, float, int]:
+        start = time.perf_counter()
+        result = train_recommender(
+            data, finetune, run_dir=run_root / name, enable_progress_bar=False
+        )
+        return result.bundle, time.perf_counter() - start, len(result.history)
+
+    base_data, prep = inputs(base)
+    base_bundle, wall, epochs = train_full(base_data, "base")
+    never = load_recommender(base_bundle, base_data)
+    incremental = {"incremental": refresh.new_users, **dict(settings.variants)}
+    trained = [*incremental, *(["full_retrain"] if settings.full_retrain else [])]
+    bundles = dict.fromkeys(trained, base_bundle)
+    walls = dict.fromkeys(trained, prep + wall)
+    epochs_run = dict.fromkeys(trained, epochs)
+    methods = [*trained, "fold_in", "never"]
+    current, data = base, base_data
+    rows = []
+    for step, inc in enumerate(increments):
+        truth, exclude = next_slice(current, inc)
+        info = current.dataset_info
+        n_users, n_items = int(info["n_users"]), int(info["n_items"])
+        models = {name: load_recommender(bundles[name], data) for name in bundles}
+        models["fold_in"] = warm_start(base_bundle, data, refresh.new_users)
+        models["never"] = PaddedModel(never, n_users, n_items)
+        for method in methods:
+            metrics = score_metrics(models[method], truth, exclude, ks, settings.seed)
+            rows.append(
+                {
+                    "step": step,
+                    "trained_through": step,
+                    "test_slice": step + 1,
+                    "method": method,
+                    **metrics,
+                    "users_known": n_users,
+                    "items_known": n_items,
+                    "wall_s": walls.get(method, 0.0),
+                    "epochs": epochs_run.get(method, 0),
+                }
+            )
+            log.info("step %d %s: %s", step, method, metrics)
+        if step == len(increments) - 1:
+            break
+        current, _ = apply_increment(current, inc, rules, settings.seed)
+        data, prep = inputs(current)
+        for method, new_users in incremental.items():
+            start = time.perf_counter()
+            result = fine_tune(
+                data,
+                bundles[method],
+                refresh.model_copy(update={"new_users": new_users}),
+                run_root / f"step{step + 1}-{method}",
+                settings.seed,
+                enable_progress_bar=False,
+            )
+            bundles[method] = result.bundle
+            walls[method] = prep + time.perf_counter() - start
+            epochs_run[method] = len(result.history)
+        if settings.full_retrain:
+            bundles["full_retrain"], wall, epochs_run["full_retrain"] = train_full(
+                data, f"step{step + 1}-full"
+            )
+            walls["full_retrain"] = prep + wall
+    return pd.DataFrame(rows)
+
+
+def summary_table(frame: pd.DataFrame, metric: str = "recall@20") -> pd.DataFrame:
+    """Steps as rows, methods as columns of ``metric`` (plus wall times of the trained ones)."""
+    methods = list(dict.fromkeys(frame["method"]))
+    table = frame.pivot(index="test_slice", columns="method", values=metric)[methods]
+    walls = frame.pivot(index="test_slice", columns="method", values="wall_s")
+    for method in methods:
+        if method not in ("fold_in", "never"):
+            table[f"{method}_wall_s"] = walls[method]
+    return table

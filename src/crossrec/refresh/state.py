@@ -1,0 +1,175 @@
+"""The refresh state: one versioned artifact holding a model AND the data it was trained on.
+
+``refreshed_model`` = ``{"bundle", "interactions", "items", "users", "dataset_info",
+"item_features", "item_texts", "origin", "report"}``. Model and data live in one file, written
+atomically (``crossrec.datasets.atomic``): a refresh killed at any point leaves the previous
+version whole, and no reader can ever pair a model with tables of another version.
+:func:`load_state` rebuilds the servable model from it; the next refresh starts from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crossrec.data.increments import DatasetTables
+from crossrec.encoders.config import FeaturizeConfig
+from crossrec.graphs.config import FuseConfig
+from crossrec.graphs.fuse import build_modality_graphs, build_user_item_graph, fuse_item_features
+from crossrec.models.inputs import TrainingData, build_training_data
+
+log = logging.getLogger(__name__)
+
+STATE_KEYS = ("bundle", "interactions", "items", "users", "dataset_info", "item_features")
+
+
+def origin_of(dataset_info: dict) -> dict:
+    """What identifies the ingest run a chain of refreshes started from."""
+    return {k: dataset_info.get(k) for k in ("name", "n_users", "n_items", "n_interactions")}
+
+
+def start_state(previous: dict | None, ingest: dict[str, Any], bundle: dict) -> dict:
+    """The state a refresh starts from: the latest refresh, else ingest + the trained model.
+
+    ``ingest``: interactions, items, users, dataset_info, item_features, item_texts. A previous
+    refresh that started from another ingest run (ingest was re-run since) is ignored, with a
+    warning: its indices belong to data that no longer exists.
+    """
+    fresh = {**ingest, "bundle": bundle, "origin": origin_of(ingest["dataset_info"])}
+    if previous is None:
+        return fresh
+    missing = [k for k in STATE_KEYS if k not in previous]
+    if missing:
+        raise ValueError(f"refreshed_model: the latest version lacks {missing}; delete it")
+    if previous.get("origin") != fresh["origin"]:
+        log.warning(
+            "refresh: the latest refreshed_model started from ingest %s, ingest is now %s; "
+            "starting again from ingest + trained_model",
+            previous.get("origin"),
+            fresh["origin"],
+        )
+        return fresh
+    return previous
+
+
+def tables_of(state: dict) -> DatasetTables:
+    return DatasetTables(
+        state["interactions"], state["items"], state["users"], state["dataset_info"]
+    )
+
+
+def extend_item_features(old: dict, new: dict, n_new: int) -> dict:
+    """Old rows, then the new items' rows; a modality the new items lack gets masked zeros."""
+    out = {}
+    for name, entry in old.items():
+        if name.startswith("__"):
+            out[name] = entry
+            continue
+        vectors = np.asarray(entry["vectors"])
+        if name in new:
+            add_vectors = np.asarray(new[name]["vectors"], dtype=vectors.dtype)
+            add_mask = np.asarray(new[name]["mask"], dtype=bool)
+        else:
+            add_vectors = np.zeros((n_new, vectors.shape[1]), vectors.dtype)
+            add_mask = np.zeros(n_new, dtype=bool)
+        if add_vectors.shape[1] != vectors.shape[1]:
+            raise ValueError(
+                f"item_features[{name!r}]: new items encoded to {add_vectors.shape[1]}-d, the "
+                f"model's items are {vectors.shape[1]}-d (featurize settings changed?)"
+            )
+        out[name] = {
+            **entry,
+            "vectors": np.vstack([vectors, add_vectors]),
+            "mask": np.concatenate([np.asarray(entry["mask"], bool), add_mask]),
+        }
+    return out
+
+
+def encode_new_items(
+    state: dict, tables: DatasetTables, config: FeaturizeConfig, caches: dict, max_bad_share: float
+) -> tuple[dict, list[str]]:
+    """Item features and texts of the grown catalogue: only the new items are encoded.
+
+    ``caches``: ``{"text"|"image"|"audio": EmbeddingStore}``.
+    """
+    from crossrec.encoders import modalities as enc
+
+    n_old = len(state["items"])
+    new_items = tables.items.iloc[n_old:].reset_index(drop=True)
+    new_items["item_idx"] = np.arange(len(new_items), dtype=np.int64)  # the encoders' own rows
+    texts = list(state.get("item_texts") or [])
+    if new_items.empty:
+        return state["item_features"], texts
+    info = {
+        **tables.dataset_info,
+        "n_items": len(new_items),
+        "has_images": bool(new_items["image_path"].notna().any()),
+        "has_audio": bool(new_items["audio_path"].notna().any()),
+    }
+    results = [*enc.encode_text(new_items, info, config, caches["text"]).values()]
+    for modality in ("image", "audio"):
+        results += enc.encode_media(
+            modality, new_items, info, config, caches[modality], [], max_bad_share
+        ).values()
+    new = {r.name: r.block() for r in results}
+    log.info("refresh: encoded %d new items (%s)", len(new_items), sorted(new))
+    if texts:
+        texts += enc.item_texts(new_items, info, config)
+    return extend_item_features(state["item_features"], new, len(new_items)), texts
+
+
+def training_data(
+    tables: DatasetTables,
+    item_features: dict,
+    fuse: FuseConfig,
+    finetune,
+    item_texts: list[str] | None = None,
+) -> TrainingData:
+    """Fused features, modality graphs, user-item graph and matrices of ``tables``."""
+    info = tables.dataset_info
+    fused = fuse_item_features(item_features, info, fuse)
+    graphs = build_modality_graphs(fused, fuse)
+    ui = build_user_item_graph(tables.interactions, info)
+    return build_training_data(
+        tables.interactions, tables.items, info, fused, graphs, ui, finetune, item_texts
+    )
+
+
+def load_state(state: dict, fuse: FuseConfig):
+    """(model in eval mode, its TrainingData) from a ``refreshed_model`` version: serving."""
+    from crossrec.models.bundle import load_recommender
+
+    bundle = state["bundle"]
+    data = training_data(
+        tables_of(state), state["item_features"], fuse, bundle["config"], state.get("item_texts")
+    )
+    return load_recommender(bundle, data), data
+
+
+def make_state(
+    start: dict,
+    tables: DatasetTables,
+    item_features: dict,
+    item_texts: list[str],
+    bundle: dict,
+    report: dict,
+) -> dict:
+    return {
+        "bundle": bundle,
+        "interactions": tables.interactions,
+        "items": tables.items,
+        "users": tables.users,
+        "dataset_info": tables.dataset_info,
+        "item_features": item_features,
+        "item_texts": item_texts,
+        "origin": start["origin"],
+        "report": report,
+    }
+
+
+def report_frame(report: dict) -> pd.DataFrame:
+    """The per-epoch history of a refresh as a table (refresh_history.csv)."""
+    return pd.DataFrame(report.get("history", []))
