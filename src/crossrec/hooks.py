@@ -48,6 +48,7 @@ BLOCK_SCHEMAS = {
     "finetune": "crossrec.models.config:FinetuneConfig",
     "evaluate": "crossrec.evaluation.config:EvaluateConfig",
     "tune": "crossrec.tuning.config:TuneConfig",
+    "recommend": "crossrec.serving.config:RecommendConfig",
 }
 #: Keys Kedro itself may add to the parameters (none today); never reported as unknown.
 ALWAYS_ALLOWED: frozenset[str] = frozenset()

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from crossrec.metrics.ranking import rank_all_items
-from crossrec.serving.index import top_k
+from crossrec.serving.index import top_k, unit_rows
 
 def top_k_all_users(catalogue, k: int, chunk_users: int | None = None):
     """(scores, items) of shape (n_users, k): every user's best unseen items, exact."""
@@ -46,11 +46,12 @@ def recommendations_table(catalogue, k: int, version: str, chunk_users: int | No
     )
 
 def similar_items_table(catalogue, k: int, version: str) -> pd.DataFrame:
-    """One row per (item, space, rank): space = "model" (item vectors) or a modality name."""
+    """One row per (item, space, rank): space = "model" (cosine of the model's item vectors) or
+    a modality name (cosine of its fused vectors)."""
     frames = []
     for space in [None, *sorted(catalogue.modality_vectors)]:
         if space is None:
-            vectors, mask = catalogue.item_vectors, np.ones(catalogue.n_items, bool)
+            vectors, mask = unit_rows(catalogue.item_vectors), np.ones(catalogue.n_items, bool)
         else:
             vectors, mask = catalogue.modality_vectors[space]
         for start in range(0, catalogue.n_items, 2048):

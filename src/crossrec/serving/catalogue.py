@@ -12,7 +12,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from crossrec.serving.config import RecommendConfig
-from crossrec.serving.index import ExactIndex, build_index, top_k
+from crossrec.serving.index import ExactIndex, build_index, index_vectors, top_k, unit_rows
 
 
 class UnknownIdError(KeyError):
@@ -57,6 +57,7 @@ class Catalogue:
             name: ExactIndex(vectors) for name, (vectors, _) in self.modality_vectors.items()
         }
         self._thresholds: np.ndarray | None = None
+        self._unit_index = None
         self._lock = threading.Lock()
 
     @property
@@ -130,10 +131,11 @@ class Catalogue:
     def similar(
         self, item_idx: int, k: int, modality: str | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """k nearest other items: by the model's item vectors (inner product, the score a user
-        made of this item alone would give) or by one modality's cosine."""
+        """k nearest other items by cosine: of the model's item vectors (raw inner products
+        would favour popular items, whose vectors are long) or of one modality's vectors."""
         if modality is None:
-            index, query = self.index, self.item_vectors[item_idx : item_idx + 1]
+            index = self.unit_index()
+            query = index_vectors(index)[item_idx : item_idx + 1]
         else:
             if modality not in self.modality_vectors:
                 raise BadRequestError(
@@ -151,6 +153,17 @@ class Catalogue:
             return scores[0], items[0]
         scores, items = index.search(query, k, [np.array([item_idx])])
         return scores[0], items[0]
+
+    def unit_index(self):
+        """Index over the L2-normalised item vectors (built on first use)."""
+        with self._lock:
+            if self._unit_index is None:
+                self._unit_index = build_index(
+                    unit_rows(self.item_vectors), self.config.ann, self.index_kind or (
+                        self.index.kind
+                    )
+                )
+            return self._unit_index
 
     def reach_thresholds(self) -> np.ndarray:
         """Each user's reach_k-th best unseen score: a new item above it enters their list."""

@@ -59,6 +59,7 @@ class HnswIndex:
         self.index.add(vectors)
         self.ef_search = config.ef_search
         self.n = len(vectors)
+        self.vectors = vectors
 
     def __len__(self) -> int:
         return self.n
@@ -96,3 +97,12 @@ def recall_vs_exact(approx: np.ndarray, exact: np.ndarray) -> float:
     """Mean share of the exact top-k that the approximate top-k also holds."""
     hits = [len(np.intersect1d(a[a >= 0], e[e >= 0])) / max((e >= 0).sum(), 1) for a, e in zip(approx, exact, strict=True)]
     return float(np.mean(hits)) if hits else 0.0
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def index_vectors(index) -> np.ndarray:
+    return index.vectors
