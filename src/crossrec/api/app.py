@@ -7,7 +7,6 @@ validation for declared parameters, ``BadRequestError`` for the rest); uploads t
 anything unexpected -> 500 without internals (the server keeps serving).
 """
 
-
 import asyncio
 import hmac
 import logging
@@ -206,10 +205,14 @@ def create_app(holder: ModelHolder, api_key: str | None = None) -> FastAPI:  # n
                     k = _int_field("k", value, 1, max_k)
                 elif isinstance(value, str):
                     if len(value) > limits.max_text_chars:
-                        raise BadRequestError(name, f"{name}: more than {limits.max_text_chars} characters")
+                        raise BadRequestError(
+                            name, f"{name}: more than {limits.max_text_chars} characters"
+                        )
                     fields[name] = value
                 else:
-                    raise BadRequestError(name, f"unexpected file field {name!r}; use image or audio")
+                    raise BadRequestError(
+                        name, f"unexpected file field {name!r}; use image or audio"
+                    )
             for name, (path, head) in files.items():
                 await run_in_threadpool(check_upload, path, name, head, limits.max_image_pixels)
             return await run_in_threadpool(

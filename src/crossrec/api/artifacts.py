@@ -49,7 +49,9 @@ def _version(catalog) -> str | None:
         return None
 
 
-def load_artifacts(project_dir: Path, env: str | None, dataset: str | None) -> tuple[Artifacts, dict]:
+def load_artifacts(
+    project_dir: Path, env: str | None, dataset: str | None
+) -> tuple[Artifacts, dict]:
     """(artifacts, recommend parameters) of the newest trained model."""
     catalog, params = _catalog_and_params(project_dir, env, dataset)
     version = _version(catalog)
@@ -65,7 +67,5 @@ def load_artifacts(project_dir: Path, env: str | None, dataset: str | None) -> t
                 f"run {producer} first"
             )
         loaded[name] = catalog.load(name)
-    artifacts = Artifacts(
-        **loaded, featurize=params.get("featurize_modalities"), version=version
-    )
+    artifacts = Artifacts(**loaded, featurize=params.get("featurize_modalities"), version=version)
     return artifacts, params.get("recommend") or {}

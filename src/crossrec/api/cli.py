@@ -19,11 +19,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--project-dir", type=Path, default=Path.cwd())
     parser.add_argument(
-        "--index", choices=["auto", "exact", "hnsw"], default="auto",
+        "--index",
+        choices=["auto", "exact", "hnsw"],
+        default="auto",
         help="item search: auto = HNSW from recommend.ann.min_items items on, else exact",
     )
     parser.add_argument(
-        "--synthetic-items", type=int, default=None,
+        "--synthetic-items",
+        type=int,
+        default=None,
         help="serve a random catalogue of this many items instead (benchmarks)",
     )
     parser.add_argument("--synthetic-users", type=int, default=1000)
@@ -39,9 +43,7 @@ def build_holder(args: argparse.Namespace):
         from crossrec.serving.synthetic import synthetic_serving
 
         return ModelHolder(
-            lambda: synthetic_serving(
-                args.synthetic_items, args.synthetic_users, index_kind=index
-            ),
+            lambda: synthetic_serving(args.synthetic_items, args.synthetic_users, index_kind=index),
             None,
         )
     from crossrec.api.artifacts import latest_version, load_artifacts

@@ -10,6 +10,7 @@ import torch
 from crossrec.metrics.ranking import rank_all_items
 from crossrec.serving.index import top_k, unit_rows
 
+
 def top_k_all_users(catalogue, k: int, chunk_users: int | None = None):
     """(scores, items) of shape (n_users, k): every user's best unseen items, exact."""
     users_vec, items_vec = catalogue.user_vectors, catalogue.item_vectors
@@ -26,6 +27,7 @@ def top_k_all_users(catalogue, k: int, chunk_users: int | None = None):
         gathered = np.einsum("ud,ukd->uk", rows, items_vec[np.maximum(block, 0)])
         scores[start : start + 4096] = np.where(block >= 0, gathered, -np.inf)
     return scores, ranked
+
 
 def recommendations_table(catalogue, k: int, version: str, chunk_users: int | None = None):
     """One row per (user, rank): user_idx, user_id, rank (1-based), item_idx, item_id, score,
@@ -44,6 +46,7 @@ def recommendations_table(catalogue, k: int, version: str, chunk_users: int | No
             "model_version": version,
         }
     )
+
 
 def similar_items_table(catalogue, k: int, version: str) -> pd.DataFrame:
     """One row per (item, space, rank): space = "model" (cosine of the model's item vectors) or

@@ -140,7 +140,8 @@ class Catalogue:
             if modality not in self.modality_vectors:
                 raise BadRequestError(
                     "modality",
-                    f"unknown modality {modality!r}; this model has {sorted(self.modality_vectors)}",
+                    f"unknown modality {modality!r}; "
+                    f"this model has {sorted(self.modality_vectors)}",
                 )
             vectors, mask = self.modality_vectors[modality]
             if not mask[item_idx]:
@@ -159,9 +160,9 @@ class Catalogue:
         with self._lock:
             if self._unit_index is None:
                 self._unit_index = build_index(
-                    unit_rows(self.item_vectors), self.config.ann, self.index_kind or (
-                        self.index.kind
-                    )
+                    unit_rows(self.item_vectors),
+                    self.config.ann,
+                    self.index_kind or (self.index.kind),
                 )
             return self._unit_index
 

@@ -114,7 +114,10 @@ def history_contributors(
 
 
 def template_sentence(
-    title: str, user: str, parts: dict[str, float], weights: dict[str, float] | None,
+    title: str,
+    user: str,
+    parts: dict[str, float],
+    weights: dict[str, float] | None,
     because: list[str],
 ) -> str:
     """One plain sentence from the explanation's numbers."""
@@ -122,7 +125,9 @@ def template_sentence(
     ranked = sorted(parts.items(), key=lambda kv: -kv[1])
     drivers = [name for name, value in ranked if value > 0][:2]
     reason = " and ".join(_label(d) for d in drivers) or "no single signal"
-    sentence = f"{title} is recommended to user {user} (score {total:.3f}) mostly because of {reason}"
+    sentence = (
+        f"{title} is recommended to user {user} (score {total:.3f}) mostly because of {reason}"
+    )
     if weights:
         top = max(weights, key=weights.get)
         sentence += f"; the model weighs this item's {top} most ({weights[top]:.0%})"

@@ -24,7 +24,9 @@ def fold_in(item_vectors: np.ndarray, liked: np.ndarray, config: FoldInConfig) -
     items = torch.from_numpy(np.ascontiguousarray(item_vectors, np.float32))
     target = torch.from_numpy(liked)
     user = torch.tensor(start, dtype=torch.float32, requires_grad=True)
-    optimizer = torch.optim.LBFGS([user], lr=1.0, max_iter=config.steps, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        [user], lr=1.0, max_iter=config.steps, line_search_fn="strong_wolfe"
+    )
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
@@ -39,8 +41,12 @@ def fold_in(item_vectors: np.ndarray, liked: np.ndarray, config: FoldInConfig) -
 
 
 def fold_in_agreement(
-    catalogue, users: np.ndarray, history: list[np.ndarray], truth: list[np.ndarray],
-    config: FoldInConfig, k: int = 20,
+    catalogue,
+    users: np.ndarray,
+    history: list[np.ndarray],
+    truth: list[np.ndarray],
+    config: FoldInConfig,
+    k: int = 20,
 ) -> dict[str, float]:
     """How close fold-in gets to the trained user vectors: mean cosine between folded and
     trained vectors, overlap of their top-k lists, and recall@k on held-out items of each."""

@@ -53,7 +53,9 @@ class HnswIndex:
         import faiss
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self.index = faiss.IndexHNSWFlat(vectors.shape[1], config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        self.index = faiss.IndexHNSWFlat(
+            vectors.shape[1], config.hnsw_m, faiss.METRIC_INNER_PRODUCT
+        )
         self.index.hnsw.efConstruction = config.ef_construction
         self.index.hnsw.efSearch = config.ef_search
         self.index.add(vectors)
@@ -95,7 +97,10 @@ def build_index(vectors: np.ndarray, config: AnnConfig, force: str | None = None
 
 def recall_vs_exact(approx: np.ndarray, exact: np.ndarray) -> float:
     """Mean share of the exact top-k that the approximate top-k also holds."""
-    hits = [len(np.intersect1d(a[a >= 0], e[e >= 0])) / max((e >= 0).sum(), 1) for a, e in zip(approx, exact, strict=True)]
+    hits = [
+        len(np.intersect1d(a[a >= 0], e[e >= 0])) / max((e >= 0).sum(), 1)
+        for a, e in zip(approx, exact, strict=True)
+    ]
     return float(np.mean(hits)) if hits else 0.0
 
 

@@ -56,9 +56,7 @@ def seen_matrix(interactions: pd.DataFrame, n_users: int, n_items: int) -> sp.cs
     """Every known (user, item) interaction, whatever its split: never recommended again."""
     rows = interactions["user_idx"].to_numpy()
     cols = interactions["item_idx"].to_numpy()
-    seen = sp.csr_matrix(
-        (np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_items)
-    )
+    seen = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_items))
     seen.sum_duplicates()
     seen.sort_indices()
     return seen

@@ -114,8 +114,9 @@ def new_item_vector(serving, raw: dict[str, np.ndarray], neighbours: int = 10) -
     model = serving.model
     if model.fusion is None or model.late_content:
         raise BadRequestError(
-            "item", "this model's item vectors do not come from modality vectors alone "
-            "(no content fusion, or the llm strategy): it cannot place a new item"
+            "item",
+            "this model's item vectors do not come from modality vectors alone "
+            "(no content fusion, or the llm strategy): it cannot place a new item",
         )
     projector = model.fusion.tokens
     with torch.no_grad():

@@ -34,7 +34,9 @@ def item_card(serving, item_idx: int, score: float | None = None) -> dict:
 
 
 def _cards(serving, scores: np.ndarray, items: np.ndarray) -> list[dict]:
-    return [item_card(serving, int(i), float(s)) for s, i in zip(scores, items, strict=True) if i >= 0]
+    return [
+        item_card(serving, int(i), float(s)) for s, i in zip(scores, items, strict=True) if i >= 0
+    ]
 
 
 def _needs_model(serving, what: str) -> None:
@@ -62,7 +64,11 @@ def recommend_user(serving, user_id: str, k: int, exclude_seen: bool, filters: d
     cat = serving.catalogue
     user = cat.user(user_id)
     scores, items = cat.recommend_user(user, k, exclude_seen, filters)
-    return {"user_id": str(user_id), "model_version": serving.version, "items": _cards(serving, scores, items)}
+    return {
+        "user_id": str(user_id),
+        "model_version": serving.version,
+        "items": _cards(serving, scores, items),
+    }
 
 
 def recommend_liked(serving, liked_ids: list[str], k: int, filters: dict) -> dict:
@@ -111,7 +117,9 @@ def explain(serving, user_id: str, item_id: str, use_llm: bool = False) -> dict:
         with torch.no_grad():
             w = serving.model.modality_weights(torch.tensor([item]))
         if w is not None:
-            weights = {m: round(float(x), 4) for m, x in zip(serving.model.modalities, w[0], strict=True)}
+            weights = {
+                m: round(float(x), 4) for m, x in zip(serving.model.modalities, w[0], strict=True)
+            }
     part_dict = {n: round(float(c), 6) for n, c in zip(names, contributions, strict=True)}
     title = item_card(serving, item)["title"]
     sentence = template_sentence(title, str(user_id), part_dict, weights, because)
@@ -121,9 +129,7 @@ def explain(serving, user_id: str, item_id: str, use_llm: bool = False) -> dict:
         "score": score,
         "parts": part_dict,
         "parts_sum": total,
-        "history": [
-            {**item_card(serving, h), "similarity": round(s, 4)} for h, s in contributors
-        ],
+        "history": [{**item_card(serving, h), "similarity": round(s, 4)} for h, s in contributors],
         "modality_weights": weights,
         "sentence": sentence,
         "sentence_by": "template",
