@@ -55,7 +55,8 @@ def test_user_recommendations_with_posters_and_explanation(page, tmp_path):
     cards = page.query_selector_all("#user-results .card")
     assert len(cards) == 6
     page.wait_for_function(
-        "[...document.querySelectorAll('#user-results .card img')].every(i => i.complete && i.naturalWidth > 0)"
+        "[...document.querySelectorAll('#user-results .card img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
     )
     assert all(card.query_selector(".title").inner_text().strip() for card in cards)
     cards[0].query_selector("button").click()

@@ -58,7 +58,21 @@ def build_holder(args: argparse.Namespace):
     return ModelHolder(load, lambda: latest_version(project, args.env, args.dataset))
 
 
+def single_threaded_math() -> None:
+    """One BLAS / torch thread per request: concurrent requests are the parallelism, and a
+    multi-threaded matmul or sort per request only oversubscribes the cores. The variables
+    reach BLAS only if it is not loaded yet."""
+    import os
+
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def main(argv: list[str] | None = None) -> int:
+    single_threaded_math()
     import uvicorn
 
     from crossrec.api.app import api_key_from_env, create_app

@@ -131,6 +131,7 @@ class ServingModel:
             config=config,
             modality_vectors=modality_vectors(a.fused_item_features),
             index_kind=index_kind,
+            text_columns=list(a.dataset_info.get("text_columns") or []),
         )
         return cls(catalogue, model, data, a, model_fingerprint(a.trained_model), config)
 

@@ -20,17 +20,7 @@ from crossrec.serving.newitem import new_item_vector, raw_vectors
 
 def item_card(serving, item_idx: int, score: float | None = None) -> dict:
     """What a client shows for an item: id, title, attributes, whether it has a poster."""
-    row = serving.catalogue.items.iloc[item_idx]
-    text_columns = serving.artifacts.dataset_info.get("text_columns") or []
-    title_column = "title" if "title" in row.index else (text_columns[:1] or ["item_id"])[0]
-    card = {"item_id": str(row["item_id"]), "title": str(row.get(title_column, row["item_id"]))}
-    for column in text_columns:
-        if column != title_column and column in row.index and isinstance(row[column], str):
-            card[column] = row[column][:300]
-    card["has_image"] = bool(isinstance(row.get("image_path"), str) and row.get("image_path"))
-    if score is not None:
-        card["score"] = round(float(score), 6)
-    return card
+    return serving.catalogue.card(item_idx, score)
 
 
 def _cards(serving, scores: np.ndarray, items: np.ndarray) -> list[dict]:

@@ -63,6 +63,7 @@ def synthetic_serving(
         items=table,
         config=config,
         index_kind=index_kind,
+        text_columns=["title"],
     )
     artifacts = SimpleNamespace(
         dataset_info={"name": f"synthetic_{n_items}", "text_columns": ["title"]},
