@@ -244,3 +244,21 @@ def test_unknown_ids_and_fields_are_named(artifacts):
         serving.catalogue.similar(0, 3, "audio")
     with pytest.raises(BadRequestError, match="has no image input"):
         serving.catalogue.similar(0, 3, "image")
+
+
+def test_rank_among_users_is_the_items_place_in_each_list(artifacts):
+    """The rank a new item would take = 1 + unseen items scoring above it, for every user."""
+    from crossrec.serving.newitem import new_item_vector
+
+    serving = _serving(artifacts, {"fusion": {"strategy": "concat"}})
+    cat = serving.catalogue
+    vector = new_item_vector(serving, {"text": artifacts.fused_item_features["text"]["vectors"][3]})
+    ranked = cat.rank_among_users(vector, limit=cat.n_users)
+    assert len(ranked) == cat.n_users
+    for user, score, rank in ranked[:10]:
+        scores = cat.user_vectors[user] @ cat.item_vectors.T
+        scores[cat.seen_items(user)] = -np.inf
+        assert rank == 1 + int((scores > score).sum())
+    assert [r for _, _, r in ranked] == sorted(r for _, _, r in ranked)
+    reached = {u for u, _, _ in cat.reached_users(vector, cat.n_users)}
+    assert reached == {u for u, _, r in ranked if r <= serving.config.reach_k}

@@ -210,6 +210,22 @@ class Catalogue:
                 self._thresholds = np.where(np.isfinite(last), last, -np.inf).astype(np.float32)
         return self._thresholds
 
+    def rank_among_users(self, item_vector: np.ndarray, limit: int) -> list[tuple[int, float, int]]:
+        """(user_idx, score, rank the item would take in the user's list of unseen items) of the
+        users where it ranks best, best rank first. Exact; None when the catalogue is too large
+        (users x items over 50M scores): then only ``reached_users`` answers."""
+        if self.n_users * self.n_items > 50_000_000:
+            return None
+        scores = self.user_vectors @ np.asarray(item_vector, np.float32)
+        ranks = np.empty(self.n_users, dtype=np.int64)
+        for start in range(0, self.n_users, 1024):
+            block = self.user_vectors[start : start + 1024] @ self.item_vectors.T
+            rows = self.seen[start : start + 1024]
+            block[np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr)), rows.indices] = -np.inf
+            ranks[start : start + 1024] = 1 + (block > scores[start : start + 1024, None]).sum(1)
+        order = np.lexsort((np.arange(self.n_users), -scores, ranks))[:limit]
+        return [(int(u), float(scores[u]), int(ranks[u])) for u in order]
+
     def reached_users(self, item_vector: np.ndarray, limit: int) -> list[tuple[int, float, float]]:
         """(user_idx, score, margin over the user's threshold) of the users a new item with
         this vector would reach, best margin first."""

@@ -26,8 +26,8 @@ class FoldInConfig(StrictConfig):
     #: solve: fit the user vector to the liked items (softmax likelihood + L2, a few LBFGS
     #: steps, started at their mean); mean: the mean of the liked items' vectors
     method: Literal["solve", "mean"] = "solve"
-    steps: int = Field(30, ge=1)
-    l2: float = Field(0.01, ge=0)
+    steps: int = Field(20, ge=1)
+    l2: float = Field(0.1, ge=0)
     max_liked: int = Field(500, ge=1)
 
 

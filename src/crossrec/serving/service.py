@@ -141,6 +141,7 @@ def new_item(serving, fields: dict, image: str | None, audio: str | None, k: int
     cat = serving.catalogue
     scores, items = cat.top_items(vector[None], k)
     reached = cat.reached_users(vector, k)
+    ranked = cat.rank_among_users(vector, k)
     return {
         "inputs": sorted(raw),
         "model_version": serving.version,
@@ -150,4 +151,10 @@ def new_item(serving, fields: dict, image: str | None, audio: str | None, k: int
             for u, s, m in reached
         ],
         "reach_k": serving.config.reach_k,
+        "best_ranked_users": None
+        if ranked is None
+        else [
+            {"user_id": str(cat.user_ids[u]), "score": round(s, 6), "rank": r}
+            for u, s, r in ranked
+        ],
     }
