@@ -154,7 +154,6 @@ def new_item(serving, fields: dict, image: str | None, audio: str | None, k: int
         "best_ranked_users": None
         if ranked is None
         else [
-            {"user_id": str(cat.user_ids[u]), "score": round(s, 6), "rank": r}
-            for u, s, r in ranked
+            {"user_id": str(cat.user_ids[u]), "score": round(s, 6), "rank": r} for u, s, r in ranked
         ],
     }
