@@ -330,6 +330,14 @@ def test_api_key_required_off_loopback(serve_project):
 
 
 # ----------------------------------------------------------------------------- reload
+def _train_another_version(project: Path, seed: int) -> None:
+    """A newer trained_model version: finetune again with another seed."""
+    params = f"dataset={DATASET},finetune.trainer.seed={seed}"
+    nodes = ["--from-nodes", "build_training_data", "--to-nodes", "train_model"]
+    result = kedro_run(project, *nodes, "--params", params)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def test_reload_swaps_atomically_while_requests_run(serve_project):
     srv = Server(serve_project).wait()
     seen_versions, failures, stop = set(), [], threading.Event()
@@ -353,16 +361,7 @@ def test_reload_swaps_atomically_while_requests_run(serve_project):
         unchanged = srv.client.post("/api/admin/reload").json()
         assert unchanged == {"reloaded": False, "model_version": old}
         # a newer trained_model version appears (finetune again, another seed)
-        result = kedro_run(
-            serve_project,
-            "--from-nodes",
-            "build_training_data",
-            "--to-nodes",
-            "train_model",
-            "--params",
-            f"dataset={DATASET},finetune.trainer.seed=99",
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
+        _train_another_version(serve_project, seed=99)
         reloaded = srv.client.post("/api/admin/reload").json()
         time.sleep(0.5)
         stop.set()
@@ -375,16 +374,7 @@ def test_reload_swaps_atomically_while_requests_run(serve_project):
         assert seen_versions == {old, new}
         assert srv.client.get("/api/model").json()["model_version"] == new
         # a signal does the same: SIGHUP after yet another version
-        result = kedro_run(
-            serve_project,
-            "--from-nodes",
-            "build_training_data",
-            "--to-nodes",
-            "train_model",
-            "--params",
-            f"dataset={DATASET},finetune.trainer.seed=98",
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
+        _train_another_version(serve_project, seed=98)
         srv.process.send_signal(signal.SIGHUP)
         deadline = time.time() + 120
         while srv.client.get("/api/health").json()["model_version"] == new:

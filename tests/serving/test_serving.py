@@ -63,22 +63,13 @@ def _serving(artifacts, model: dict, loss: dict | None = None, seed: int = 0):
 
     from crossrec.models.bundle import build_recommender, make_bundle
     from crossrec.models.config import FinetuneConfig
-    from crossrec.models.inputs import build_training_data
-    from crossrec.serving.model import ServingModel
+    from crossrec.serving.model import ServingModel, training_data
 
     config = FinetuneConfig.model_validate(
         {"model": {"embedding_dim": 8, **model}, "loss": loss or {}}
     )
+    data = training_data(artifacts, config)
     a = artifacts
-    data = build_training_data(
-        a.interactions,
-        a.items,
-        a.dataset_info,
-        a.fused_item_features,
-        a.modality_graphs,
-        a.user_item_graph,
-        config,
-    )
     torch.manual_seed(seed)
     bundle = make_bundle(build_recommender(data, config), config, [])
     return ServingModel.from_artifacts(replace(a, trained_model=bundle), RecommendConfig())

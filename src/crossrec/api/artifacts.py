@@ -5,19 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crossrec.serving.config import ARTIFACTS, OPTIONAL_ARTIFACTS
 from crossrec.serving.model import Artifacts
-
-REQUIRED = (
-    "trained_model",
-    "interactions",
-    "items",
-    "users",
-    "dataset_info",
-    "fused_item_features",
-    "modality_graphs",
-    "user_item_graph",
-)
-OPTIONAL = ("item_texts", "metrics")
 
 
 class MissingArtifactError(RuntimeError):
@@ -56,9 +45,9 @@ def load_artifacts(
     catalog, params = _catalog_and_params(project_dir, env, dataset)
     version = _version(catalog)
     loaded = {}
-    for name in REQUIRED + OPTIONAL:
+    for name in ARTIFACTS:
         if not catalog.exists(name):
-            if name in OPTIONAL:
+            if name in OPTIONAL_ARTIFACTS:
                 loaded[name] = None
                 continue
             producer = "finetune" if name == "trained_model" else "kedro run --to-nodes train_model"

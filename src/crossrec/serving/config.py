@@ -11,6 +11,22 @@ from crossrec.config import StrictConfig, parse_params
 
 WHERE = "conf/base/parameters_recommend.yml: recommend"
 
+#: the catalog artifacts a served model is rebuilt from (crossrec.serving.model.Artifacts);
+#: the last two are optional (the llm strategy needs item_texts; metrics feed the model card)
+ARTIFACTS = (
+    "trained_model",
+    "interactions",
+    "items",
+    "users",
+    "dataset_info",
+    "fused_item_features",
+    "modality_graphs",
+    "user_item_graph",
+    "item_texts",
+    "metrics",
+)
+OPTIONAL_ARTIFACTS = ("item_texts", "metrics")
+
 
 class AnnConfig(StrictConfig):
     #: catalogues with at least this many items are searched with the ANN index, smaller ones

@@ -39,6 +39,23 @@ class Artifacts:
     version: str | None = None  # the trained_model version (Kedro's timestamp folder)
 
 
+def training_data(artifacts: Artifacts, finetune_config: dict):
+    """The TrainingData the model was trained on (split matrices + fuse outputs)."""
+    from crossrec.models.inputs import build_training_data
+
+    a = artifacts
+    return build_training_data(
+        a.interactions,
+        a.items,
+        a.dataset_info,
+        a.fused_item_features,
+        a.modality_graphs,
+        a.user_item_graph,
+        finetune_config,
+        a.item_texts,
+    )
+
+
 def model_fingerprint(bundle: dict) -> str:
     """Content hash of a trained_model bundle's weights and config: the same model gets the
     same fingerprint wherever it is loaded (written beside every recommendation)."""
@@ -98,20 +115,10 @@ class ServingModel:
         import torch
 
         from crossrec.models.bundle import load_recommender
-        from crossrec.models.inputs import build_training_data
 
         config = parse_recommend_config(config)
         a = artifacts
-        data = build_training_data(
-            a.interactions,
-            a.items,
-            a.dataset_info,
-            a.fused_item_features,
-            a.modality_graphs,
-            a.user_item_graph,
-            a.trained_model["config"],
-            a.item_texts,
-        )
+        data = training_data(a, a.trained_model["config"])
         model = load_recommender(a.trained_model, data)
         with torch.no_grad():
             emb = model.embeddings()

@@ -12,33 +12,13 @@ import pandas as pd
 from crossrec.serving.config import parse_recommend_config
 
 
-def load_serving_model(
-    trained_model: dict,
-    interactions: pd.DataFrame,
-    items: pd.DataFrame,
-    users: pd.DataFrame,
-    dataset_info: dict,
-    fused_item_features: dict,
-    modality_graphs: dict,
-    user_item_graph: Any,
-    item_texts: list[str] | None,
-    recommend: dict[str, Any],
-):
-    """The trained model with its user and item vectors (exact search: every list is exact)."""
+def load_serving_model(recommend: dict[str, Any], **artifacts: Any):
+    """The trained model with its user and item vectors (exact search: every list is exact).
+    ``artifacts``: the catalog entries named in ``crossrec.serving.config.ARTIFACTS``."""
     from crossrec.serving.model import Artifacts, ServingModel
 
-    artifacts = Artifacts(
-        trained_model=trained_model,
-        interactions=interactions,
-        items=items,
-        users=users,
-        dataset_info=dataset_info,
-        fused_item_features=fused_item_features,
-        modality_graphs=modality_graphs,
-        user_item_graph=user_item_graph,
-        item_texts=item_texts,
-    )
-    return ServingModel.from_artifacts(artifacts, parse_recommend_config(recommend), "exact")
+    config = parse_recommend_config(recommend)
+    return ServingModel.from_artifacts(Artifacts(**artifacts), config, "exact")
 
 
 def recommend_all_users(serving, recommend: dict[str, Any]) -> pd.DataFrame:

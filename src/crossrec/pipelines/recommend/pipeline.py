@@ -5,6 +5,7 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from crossrec.pipelines.recommend import nodes
+from crossrec.serving.config import ARTIFACTS
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -12,18 +13,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.load_serving_model,
-                [
-                    "trained_model",
-                    "interactions",
-                    "items",
-                    "users",
-                    "dataset_info",
-                    "fused_item_features",
-                    "modality_graphs",
-                    "user_item_graph",
-                    "item_texts",
-                    "params:recommend",
-                ],
+                # metrics only feed serve's model card: the lists do not wait for evaluate
+                {"recommend": "params:recommend", **{n: n for n in ARTIFACTS if n != "metrics"}},
                 "recommend_serving_model",
                 name="load_serving_model",
             ),
