@@ -33,8 +33,8 @@ class AnnConfig(StrictConfig):
     #: exactly (exact top-K over 100k items x 64 dims is ~5 ms per query on one core)
     min_items: int = Field(100_000, ge=1)
     #: faiss HNSW graph degree and search breadth (higher = better recall, slower)
-    hnsw_m: int = Field(32, ge=4)
-    ef_construction: int = Field(80, ge=8)
+    hnsw_m: int = Field(16, ge=4)
+    ef_construction: int = Field(40, ge=8)
     ef_search: int = Field(128, ge=8)
 
 
