@@ -15,7 +15,7 @@ export COLUMNS ?= 160
 CROSSREC_DATA_DIR ?= $(shell if ls -d data/01_raw/*/ >/dev/null 2>&1; then echo data/01_raw; elif [ -d ../shared/data ]; then echo ../shared/data; else echo data/01_raw; fi)
 export CROSSREC_DATA_DIR
 
-.PHONY: setup demo test test-integration lint viz bench-cornac
+.PHONY: setup demo test test-integration lint viz bench-cornac serve
 
 setup: $(STAMP)
 
@@ -46,6 +46,11 @@ lint: setup
 viz: setup
 	$(BIN)/kedro viz build
 
+# HTTP API + web page over the newest trained model (needs `make demo` or a finetune run).
+DATASET ?= movielens100k_multimodal
+serve: setup
+	$(BIN)/crossrec serve --dataset $(DATASET)
+
 # Cornac (needs numpy >= 2) lives in its own venv, outside the default install.
 CORNAC_VENV ?= .venv-cornac
 $(CORNAC_VENV)/.installed: requirements/cornac.txt
@@ -55,4 +60,4 @@ $(CORNAC_VENV)/.installed: requirements/cornac.txt
 
 # Cornac's MostPop/BPR/VBPR vs crossrec's evaluation on our split (needs `make demo` outputs).
 bench-cornac: setup $(CORNAC_VENV)/.installed
-	$(BIN)/python benchmarks/vs_cornac.py --dataset $(or $(DATASET),movielens100k_multimodal)
+	$(BIN)/python benchmarks/vs_cornac.py --dataset $(DATASET)

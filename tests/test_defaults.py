@@ -14,6 +14,7 @@ from crossrec.encoders.config import FeaturizeConfig
 from crossrec.evaluation.config import EvaluateConfig
 from crossrec.graphs.config import FuseConfig
 from crossrec.models.config import FinetuneConfig
+from crossrec.serving.config import RecommendConfig
 from crossrec.tuning.config import TuneConfig
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "base"
@@ -26,6 +27,7 @@ BLOCKS = [
     ("parameters_finetune.yml", "finetune", FinetuneConfig, set()),
     ("parameters_evaluate.yml", "evaluate", EvaluateConfig, {"baselines", "baseline_defaults"}),
     ("parameters_tune.yml", "tune", TuneConfig, {"search_space", "fixed"}),
+    ("parameters_recommend.yml", "recommend", RecommendConfig, set()),
 ]
 
 

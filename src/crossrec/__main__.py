@@ -1,4 +1,4 @@
-"""``python -m crossrec`` runs the project like ``kedro run``."""
+"""``python -m crossrec`` runs the project like ``kedro run``; ``crossrec serve`` starts the API."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from kedro.framework.project import configure_project
 
 
 def main(*args, **kwargs):
+    if not args and sys.argv[1:2] == ["serve"]:  # `crossrec serve ...`: the HTTP API
+        from crossrec.api.cli import main as serve
+
+        sys.exit(serve(sys.argv[2:]))
     package_name = Path(__file__).parent.name
     configure_project(package_name)
     interactive = hasattr(sys, "ps1")

@@ -49,6 +49,7 @@ BLOCK_SCHEMAS = {
     "evaluate": "crossrec.evaluation.config:EvaluateConfig",
     "tune": "crossrec.tuning.config:TuneConfig",
     "refresh": "crossrec.refresh.config:RefreshConfig",
+    "recommend": "crossrec.serving.config:RecommendConfig",
 }
 #: Keys Kedro itself may add to the parameters (none today); never reported as unknown.
 ALWAYS_ALLOWED: frozenset[str] = frozenset()

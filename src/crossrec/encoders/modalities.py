@@ -58,20 +58,9 @@ def encode_text(
     columns = list(info.get("text_columns") or [])
     if not is_enabled(config.text.enabled, bool(columns), "text"):
         return {}
-    from crossrec.encoders.text import TextEncoder
-
     t = config.text
     texts = item_texts(items, info, config)
-    encoder = TextEncoder(
-        model=t.model,
-        pooling=t.pooling,
-        prompt=t.prompt,
-        max_tokens=t.max_tokens,
-        batch_size=t.batch_size,
-        device=config.device,
-        bf16=config.bf16,
-        normalize=t.normalize,
-    )
+    encoder = text_encoder(config)
     ids = items["item_id"].astype(str).tolist()
     store = cache.modality("text", encoder.settings())
     source = f"text:{t.model}/{t.pooling}"
@@ -81,8 +70,25 @@ def encode_text(
     return {"text": result}
 
 
-def _media_encoder(modality: str, config: FeaturizeConfig):
-    """(encoder, source label) of a file modality."""
+def text_encoder(config: FeaturizeConfig):
+    """The text encoder of ``featurize_modalities.text`` (serving encodes new items with it)."""
+    from crossrec.encoders.text import TextEncoder
+
+    t = config.text
+    return TextEncoder(
+        model=t.model,
+        pooling=t.pooling,
+        prompt=t.prompt,
+        max_tokens=t.max_tokens,
+        batch_size=t.batch_size,
+        device=config.device,
+        bf16=config.bf16,
+        normalize=t.normalize,
+    )
+
+
+def media_encoder(modality: str, config: FeaturizeConfig):
+    """(encoder, source label) of a file modality (serving encodes new items with it)."""
     if modality == "image":
         from crossrec.encoders.image import ImageEncoder
 
@@ -130,7 +136,7 @@ def encode_media(
         return {}
     column = f"{modality}_path"
     check_items(items, info, [column])
-    encoder, source = _media_encoder(modality, config)
+    encoder, source = media_encoder(modality, config)
     ids = items["item_id"].astype(str).tolist()
     paths = items[column].tolist()
     store = cache.modality(modality, encoder.settings())

@@ -101,6 +101,17 @@ class ModalityFusion(nn.Module):
     def modality_weights(self, item_idx: torch.Tensor) -> torch.Tensor | None:
         return None
 
+    def forward(self, item_idx: torch.Tensor | None = None) -> torch.Tensor:
+        return self.fuse_tokens(self.tokens(item_idx))
+
+    def fuse_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(n, M, dim) modality tokens -> (n, dim) content vectors.
+
+        Separate from ``forward`` so serving can fuse tokens of items the model never saw
+        (uploaded media) or with some modalities replaced by their "missing" vector
+        (per-modality explanations)."""
+        raise NotImplementedError
+
 
 @FUSION_STRATEGIES.register("concat")
 class ConcatFusion(ModalityFusion):
@@ -111,8 +122,7 @@ class ConcatFusion(ModalityFusion):
         self.tokens = ModalityProjector(item_features, modalities, dim)
         self.mix = nn.Linear(len(modalities) * dim, dim)
 
-    def forward(self, item_idx: torch.Tensor | None = None) -> torch.Tensor:
-        tokens = self.tokens(item_idx)
+    def fuse_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.mix(torch.relu(tokens).flatten(1)) if tokens.shape[1] > 1 else tokens[:, 0]
 
 
@@ -128,8 +138,7 @@ class GatedFusion(ModalityFusion):
     def _weights(self, tokens: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.gate(tokens).squeeze(-1), dim=1)
 
-    def forward(self, item_idx: torch.Tensor | None = None) -> torch.Tensor:
-        tokens = self.tokens(item_idx)
+    def fuse_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         return (self._weights(tokens).unsqueeze(-1) * tokens).sum(dim=1)
 
     def modality_weights(self, item_idx: torch.Tensor) -> torch.Tensor:
@@ -167,8 +176,8 @@ class AttentionFusion(ModalityFusion):
         )
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
-    def forward(self, item_idx: torch.Tensor | None = None) -> torch.Tensor:
-        tokens = self.tokens(item_idx) + self.modality_embedding
+    def fuse_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        tokens = tokens + self.modality_embedding
         tokens = torch.cat([self.summary.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         return self.encoder(tokens)[:, 0]
 

@@ -1,0 +1,233 @@
+"""Latency of `crossrec serve`: a real uvicorn server on loopback, a real HTTP client.
+
+    .venv/bin/python benchmarks/serve.py                       # movielens + 1M synthetic
+    .venv/bin/python benchmarks/serve.py --skip-synthetic --requests 300
+
+Per scenario it starts ``python -m crossrec serve`` in a subprocess, waits for /api/health,
+then asks for top-20 lists of random known users (seen items excluded) at each concurrency
+(threads, one keep-alive connection each), bounded by ``--requests`` and ``--seconds`` per
+level, after a short warm-up. It prints p50 / p99 latency (ms) and requests/s per level.
+
+Scenarios: the trained model of ``--dataset`` (needs ``kedro run --to-nodes train_model``), and
+a synthetic catalogue of ``--synthetic-items`` items searched exactly and with the HNSW index;
+for those two, recall@20 of the HNSW lists against the exact lists of the same users (over
+HTTP) is printed too. ``--fold-in`` adds how close fold-in gets to the trained user vectors
+(held-out test items of each user; in-process, no server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, *args: str, startup_s: float = 900):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        cmd = [sys.executable, "-m", "crossrec", "serve", "--port", str(self.port), *args]
+        self.process = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        start, deadline = time.time(), time.time() + startup_s
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"server exited: {self.process.stderr.read()[-3000:]}")
+            try:
+                if requests.get(self.url + "/api/health", timeout=2).ok:
+                    self.startup_s = time.time() - start
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise SystemExit(f"server did not start within {startup_s} s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def measure(url: str, users: list[str], concurrency: int, n: int, seconds: float) -> dict:
+    """p50/p99 latency (ms) and throughput of GET top-20 for random users.
+
+    The client is asyncio + aiohttp (one keep-alive connection per concurrent caller): a
+    thread per caller with ``requests`` costs more CPU per request than the server's answer,
+    and client and server share the same cores here."""
+    import asyncio
+
+    import aiohttp
+
+    latencies: list[float] = []
+    errors: list[int] = []
+
+    async def caller(session, seed: int, budget: list[int], deadline: float) -> None:
+        rng = random.Random(seed)
+        while budget[0] > 0 and time.perf_counter() < deadline:
+            budget[0] -= 1
+            user = rng.choice(users)
+            t0 = time.perf_counter()
+            async with session.get(f"{url}/api/users/{user}/recommendations?k=20") as response:
+                await response.read()
+                status = response.status
+            latencies.append(time.perf_counter() - t0)
+            if status != 200:
+                errors.append(status)
+
+    async def run() -> float:
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await asyncio.gather(
+                *(
+                    caller(session, 10_000 + i, [2], time.perf_counter() + 60)
+                    for i in range(min(20, concurrency * 2))
+                )
+            )  # warm-up
+            latencies.clear()
+            budget, start = [n], time.perf_counter()
+            deadline = start + seconds
+            await asyncio.gather(
+                *(caller(session, i, budget, deadline) for i in range(concurrency))
+            )
+            return time.perf_counter() - start
+
+    wall = asyncio.run(run())
+    ms = np.array(latencies) * 1000
+    return {
+        "concurrency": concurrency,
+        "requests": len(ms),
+        "errors": len(errors),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "req_per_s": round(len(ms) / wall, 1),
+    }
+
+
+def top_lists(url: str, users: list[str]) -> list[list[str]]:
+    session = requests.Session()
+    return [
+        [
+            i["item_id"]
+            for i in session.get(f"{url}/api/users/{u}/recommendations", params={"k": 20}).json()[
+                "items"
+            ]
+        ]
+        for u in users
+    ]
+
+
+def scenario(name: str, args: list[str], opts, lists_for: int = 0) -> tuple[list[dict], list]:
+    server = Server(*args)
+    try:
+        users = requests.get(server.url + "/api/users", params={"limit": 1000}).json()["user_ids"]
+        card = requests.get(server.url + "/api/model").json()
+        print(
+            f"\n{name}: {card['n_items']} items, {card['n_users']} users, index {card['index']}, "
+            f"started in {server.startup_s:.1f} s",
+            flush=True,
+        )
+        rows = []
+        for c in opts.concurrency:
+            row = {
+                "scenario": name,
+                "index": card["index"],
+                **measure(server.url, users, c, opts.requests, opts.seconds),
+            }
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+        lists = top_lists(server.url, users[:lists_for]) if lists_for else []
+        return rows, lists
+    finally:
+        server.stop()
+
+
+def fold_in_report(opts) -> dict:
+    from crossrec.api.artifacts import load_artifacts
+    from crossrec.serving.config import FoldInConfig
+    from crossrec.serving.foldin import fold_in_agreement
+    from crossrec.serving.model import ServingModel
+
+    artifacts, params = load_artifacts(ROOT, opts.env, opts.dataset)
+    serving = ServingModel.from_artifacts(artifacts, params)
+    train, test = serving.data.train, serving.data.splits.test
+    rng = np.random.default_rng(0)
+    users = rng.choice(
+        serving.catalogue.n_users, size=min(300, serving.catalogue.n_users), replace=False
+    )
+    history = [train[u].indices for u in users]
+    truth = [test[u].indices for u in users]
+    out = {}
+    for method in ("mean", "solve"):
+        config = FoldInConfig(**{**params.get("fold_in", {}), "method": method})
+        t0 = time.perf_counter()
+        out[method] = fold_in_agreement(serving.catalogue, users, history, truth, config)
+        out[method]["ms_per_user"] = round(1000 * (time.perf_counter() - t0) / len(users), 2)
+        print(f"fold-in {method}: {json.dumps(out[method])}", flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="movielens100k_multimodal")
+    parser.add_argument("--env", default=None)
+    parser.add_argument("--requests", type=int, default=500, help="per concurrency level")
+    parser.add_argument("--seconds", type=float, default=30, help="per concurrency level")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--synthetic-items", type=int, default=1_000_000)
+    parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--skip-dataset", action="store_true")
+    parser.add_argument("--fold-in", action="store_true")
+    parser.add_argument("--recall-users", type=int, default=200)
+    opts = parser.parse_args()
+    rows = []
+    if not opts.skip_dataset:
+        args = ["--dataset", opts.dataset] + (["--env", opts.env] if opts.env else [])
+        rows += scenario(opts.dataset, args, opts)[0]
+    if not opts.skip_synthetic:
+        n = str(opts.synthetic_items)
+        exact_rows, exact = scenario(
+            f"synthetic {n}", ["--synthetic-items", n, "--index", "exact"], opts, opts.recall_users
+        )
+        ann_rows, approx = scenario(
+            f"synthetic {n}", ["--synthetic-items", n, "--index", "hnsw"], opts, opts.recall_users
+        )
+        rows += exact_rows + ann_rows
+        recall = np.mean(
+            [len(set(a) & set(e)) / len(e) for a, e in zip(approx, exact, strict=True)]
+        )
+        print(f"HNSW recall@20 vs exact over {len(exact)} users: {recall:.4f}")
+    if opts.fold_in:
+        fold_in_report(opts)
+    print("\n| scenario | index | concurrency | requests | p50 ms | p99 ms | req/s |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['scenario']} | {r['index']} | {r['concurrency']} | {r['requests']} | "
+            f"{r['p50_ms']} | {r['p99_ms']} | {r['req_per_s']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""recommend nodes: rebuild the trained model for serving, then write its lists as tables.
+
+Heavy imports (torch) happen inside crossrec.serving's functions so the registry stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from crossrec.serving.config import parse_recommend_config
+
+
+def load_serving_model(recommend: dict[str, Any], **artifacts: Any):
+    """The trained model with its user and item vectors (exact search: every list is exact).
+    ``artifacts``: the catalog entries named in ``crossrec.serving.config.ARTIFACTS``."""
+    from crossrec.serving.model import Artifacts, ServingModel
+
+    config = parse_recommend_config(recommend)
+    return ServingModel.from_artifacts(Artifacts(**artifacts), config, "exact")
+
+
+def recommend_all_users(serving, recommend: dict[str, Any]) -> pd.DataFrame:
+    """Top-K unseen items per user, chunked over users (evaluation's memory bound)."""
+    from crossrec.serving.batch import recommendations_table
+
+    config = parse_recommend_config(recommend)
+    return recommendations_table(
+        serving.catalogue, config.top_k, serving.fingerprint, config.chunk_users
+    )
+
+
+def similar_items_all(serving, recommend: dict[str, Any]) -> pd.DataFrame:
+    """K most similar items per item, by the model's item vectors and by each modality."""
+    from crossrec.serving.batch import similar_items_table
+
+    config = parse_recommend_config(recommend)
+    return similar_items_table(serving.catalogue, config.similar_k, serving.fingerprint)

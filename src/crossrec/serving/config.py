@@ -1,0 +1,79 @@
+"""Schema of the ``recommend`` parameters block (conf/base/parameters_recommend.yml), shared by
+the recommend pipeline and ``crossrec serve``. Defaults equal the YAML."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from crossrec.config import StrictConfig, parse_params
+
+WHERE = "conf/base/parameters_recommend.yml: recommend"
+
+#: the catalog artifacts a served model is rebuilt from (crossrec.serving.model.Artifacts);
+#: the last two are optional (the llm strategy needs item_texts; metrics feed the model card)
+ARTIFACTS = (
+    "trained_model",
+    "interactions",
+    "items",
+    "users",
+    "dataset_info",
+    "fused_item_features",
+    "modality_graphs",
+    "user_item_graph",
+    "item_texts",
+    "metrics",
+)
+OPTIONAL_ARTIFACTS = ("item_texts", "metrics")
+
+
+class AnnConfig(StrictConfig):
+    #: catalogues with at least this many items are searched with the ANN index, smaller ones
+    #: exactly (exact top-K over 100k items x 64 dims is ~5 ms per query on one core)
+    min_items: int = Field(100_000, ge=1)
+    #: faiss HNSW graph degree and search breadth (higher = better recall, slower)
+    hnsw_m: int = Field(16, ge=4)
+    ef_construction: int = Field(40, ge=8)
+    ef_search: int = Field(128, ge=8)
+
+
+class FoldInConfig(StrictConfig):
+    #: solve: fit the user vector to the liked items (softmax likelihood + L2, a few LBFGS
+    #: steps, started at their mean); mean: the mean of the liked items' vectors
+    method: Literal["solve", "mean"] = "solve"
+    steps: int = Field(20, ge=1)
+    l2: float = Field(0.1, ge=0)
+    max_liked: int = Field(500, ge=1)
+
+
+class UploadConfig(StrictConfig):
+    #: largest accepted file per upload field
+    max_bytes: int = Field(10_000_000, ge=1)
+    #: decoded image size limit (a small file can decode to a huge image: decompression bomb)
+    max_image_pixels: int = Field(40_000_000, ge=1)
+    max_text_chars: int = Field(5000, ge=1)
+
+
+class RecommendConfig(StrictConfig):
+    #: recommendations per user written by the recommend pipeline
+    top_k: int = Field(20, ge=1)
+    #: similar items per item (by the model's item vectors and by each modality)
+    similar_k: int = Field(10, ge=1)
+    #: users scored per chunk (None = from the evaluation code's 256 MiB budget)
+    chunk_users: int | None = Field(None, ge=1)
+    #: largest k a request may ask for
+    max_k: int = Field(100, ge=1)
+    #: a new item "reaches" a user when it would enter that user's top reach_k
+    reach_k: int = Field(20, ge=1)
+    ann: AnnConfig = Field(default_factory=AnnConfig)
+    fold_in: FoldInConfig = Field(default_factory=FoldInConfig)
+    upload: UploadConfig = Field(default_factory=UploadConfig)
+    #: text model for explanations written on request (zoo name or folder)
+    explain_llm: str = "smollm2-135m-instruct"
+
+
+def parse_recommend_config(params: dict | RecommendConfig | None) -> RecommendConfig:
+    if isinstance(params, RecommendConfig):
+        return params
+    return parse_params(RecommendConfig, dict(params or {}), where=WHERE)

@@ -1,0 +1,177 @@
+"""Why item X for user U: the model's score split into additive parts.
+
+The final item vector is linear in the ego embeddings (LightGCN and item-graph propagation are
+sparse matrix products), and an item's ego embedding = its ID embedding + its fused content. So
+``item_vector = A(user_ego, id) + A(0, content)`` with A the propagation; the content is split
+over modalities by exact Shapley values of the fusion module, with "modality absent" = the
+model's learned missing vector for it (what the model uses for items without that input):
+``content = fuse(no modality) + sum_m phi_m``. Hence
+
+    score(U, X) = collaborative + content_baseline + sum over modalities of modality parts
+
+exactly (up to float32 rounding); for a cosine-trained model each part is divided by the item
+vector's norm. A late (LLM) content vector is one part, ``llm_content``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+
+def _shapley_content(fusion, tokens, missing) -> tuple[list, object]:
+    """(per-modality Shapley parts, baseline) of ``fusion.fuse_tokens`` over modality tokens;
+    tokens (n, M, d), missing (M, d). Parts + baseline = fuse_tokens(tokens)."""
+    import torch
+
+    n, m, _ = tokens.shape
+
+    def value(subset: tuple[int, ...]) -> torch.Tensor:
+        keep = torch.zeros(m, dtype=torch.bool)
+        keep[list(subset)] = True
+        mixed = torch.where(keep[None, :, None], tokens, missing[None].expand(n, -1, -1))
+        return fusion.fuse_tokens(mixed)
+
+    values = {s: value(s) for r in range(m + 1) for s in itertools.combinations(range(m), r)}
+    parts = []
+    for j in range(m):
+        phi = torch.zeros_like(values[()])
+        others = [i for i in range(m) if i != j]
+        for r in range(m):
+            weight = math.factorial(r) * math.factorial(m - r - 1) / math.factorial(m)
+            for s in itertools.combinations(others, r):
+                phi += weight * (values[tuple(sorted((*s, j)))] - values[s])
+        parts.append(phi)
+    return parts, values[()]
+
+
+def item_vector_parts(model) -> tuple[list[str], np.ndarray]:
+    """(part names, (n_parts, n_items, d) array) whose sum over parts is every item's final
+    vector (before cosine normalisation)."""
+    import torch
+
+    with torch.no_grad():
+        n_items, dim = model.n_items, model.config.embedding_dim
+        zeros = torch.zeros(n_items, dim)
+        id_part = model.item_id.weight * model.item_id_seen if model.item_id is not None else zeros
+        names, ego = ["collaborative"], [id_part]
+        fusion = model.fusion
+        if fusion is not None and not model.late_content:
+            tokens = fusion.tokens(None)
+            phis, base = _shapley_content(fusion, tokens, fusion.tokens.missing)
+            names += ["content_baseline", *fusion.tokens.modalities]
+            ego += [base, *phis]
+        items_ego = sum(ego[1:], ego[0])
+        users_ego = model.user_ego(items_ego)
+        users = [users_ego] + [torch.zeros_like(users_ego)] * (len(ego) - 1)
+        stacked_items = torch.cat(ego, dim=1)  # (n_items, K*d): propagation is column-wise
+        stacked_users = torch.cat(users, dim=1)
+        out = stacked_items
+        if model.ui_layers:
+            both = model._propagate_sparse(
+                model.ui_graph,
+                model.ui_graph_t,
+                torch.cat([stacked_users, stacked_items]),
+                model.ui_layers,
+            )
+            out = both[model.n_users :]
+        if model.ii_layers:
+            out = out + model._propagate_sparse(
+                model.ii_graph, model.ii_graph_t, stacked_items, model.ii_layers
+            )
+        parts = out.view(n_items, len(ego), dim).permute(1, 0, 2)
+        if model.late_content:
+            late = fusion.encode_all(n_items, parts.device)
+            parts = torch.cat([parts, late[None]])
+            names.append("llm_content")
+        return names, parts.float().numpy()
+
+
+def score_parts(
+    user_vector: np.ndarray, parts: np.ndarray, cosine: bool
+) -> tuple[np.ndarray, float]:
+    """(per-part scores, total) of one user for one item: ``parts`` (n_parts, d) of the item.
+    ``user_vector`` is the serving vector (already normalised for a cosine model)."""
+    contributions = parts.astype(np.float64) @ user_vector.astype(np.float64)
+    if cosine:
+        contributions = contributions / max(np.linalg.norm(parts.sum(0)), 1e-12)
+    return contributions, float(contributions.sum())
+
+
+def history_contributors(
+    item_vectors: np.ndarray, history: np.ndarray, item_idx: int, limit: int
+) -> list[tuple[int, float]]:
+    """The user's history items closest to the item by the model's item vectors (cosine):
+    "because you liked ..."."""
+    if not len(history):
+        return []
+    unit = item_vectors / np.maximum(np.linalg.norm(item_vectors, axis=1, keepdims=True), 1e-12)
+    sims = unit[history] @ unit[item_idx]
+    order = np.lexsort((history, -sims))[:limit]
+    return [(int(history[i]), float(sims[i])) for i in order]
+
+
+def template_sentence(
+    title: str,
+    user: str,
+    parts: dict[str, float],
+    weights: dict[str, float] | None,
+    because: list[str],
+) -> str:
+    """One plain sentence from the explanation's numbers."""
+    total = sum(parts.values())
+    ranked = sorted(parts.items(), key=lambda kv: -kv[1])
+    drivers = [name for name, value in ranked if value > 0][:2]
+    reason = " and ".join(_label(d) for d in drivers) or "no single signal"
+    sentence = (
+        f"{title} is recommended to user {user} (score {total:.3f}) mostly because of {reason}"
+    )
+    if weights:
+        top = max(weights, key=weights.get)
+        sentence += f"; the model weighs this item's {top} most ({weights[top]:.0%})"
+    if because:
+        sentence += f"; it is close to {', '.join(because[:3])}, which this user liked"
+    return sentence + "."
+
+
+def _label(part: str) -> str:
+    return {
+        "collaborative": "what similar users liked (collaborative signal)",
+        "content_baseline": "the model's content prior",
+        "llm_content": "its text as read by the LLM",
+    }.get(part, f"its {part}")
+
+
+def llm_prompt(sentence: str, title: str, parts: dict[str, float], because: list[str]) -> str:
+    shares = ", ".join(f"{k}: {v:+.3f}" for k, v in parts.items())
+    liked = "; ".join(because[:3]) or "nothing similar"
+    return (
+        "You explain movie and music recommendations to users in one friendly sentence.\n"
+        f"Item: {title}\nScore parts: {shares}\nSimilar items the user liked: {liked}\n"
+        f"Facts: {sentence}\nWrite one sentence for the user, no numbers."
+    )
+
+
+def llm_sentence(prompt: str, model_name: str, cache: dict, max_new_tokens: int = 60) -> str:
+    """The packaged instruction model's sentence for ``prompt`` (greedy, deterministic)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from crossrec.encoders.zoo import resolve_model
+
+    if "llm" not in cache:
+        path = resolve_model(model_name)
+        cache["llm"] = (
+            AutoTokenizer.from_pretrained(path),
+            AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval(),
+        )
+    tokenizer, llm = cache["llm"]
+    messages = [{"role": "user", "content": prompt}]
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
+    if not isinstance(ids, torch.Tensor):
+        ids = ids["input_ids"]
+    with torch.no_grad():
+        out = llm.generate(ids, max_new_tokens=max_new_tokens, do_sample=False)
+    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()

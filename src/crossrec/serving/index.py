@@ -1,0 +1,113 @@
+"""Maximum-inner-product search over item vectors: exact below a catalogue size, faiss HNSW
+above it. Both return the same (scores, items) shape; -1 marks "no item" as in
+``crossrec.metrics.ranking``.
+
+Exclusions (seen items, attribute filters) are applied by asking the index for
+``k + len(excluded)`` candidates and dropping excluded ones, so an ANN search never returns a
+seen item and never silently returns fewer than k when enough items are left.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from crossrec.metrics.ranking import topk_deterministic
+from crossrec.serving.config import AnnConfig
+
+
+class ExactIndex:
+    """Brute force: scores = queries @ items.T, deterministic tie order (item index)."""
+
+    kind = "exact"
+
+    def __init__(self, vectors: np.ndarray):
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def search(
+        self, queries: np.ndarray, k: int, exclude: list[np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        scores = np.asarray(queries, np.float32) @ self.vectors.T
+        if exclude is not None:
+            for row, items in enumerate(exclude):
+                scores[row, items] = -np.inf
+        return top_k(scores, k)
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, items) of the k best columns per row; ties by item index; -1 = masked."""
+    items = topk_deterministic(torch.from_numpy(scores), k).numpy()
+    values = np.take_along_axis(scores, np.maximum(items, 0), axis=1)
+    return np.where(items >= 0, values, -np.inf).astype(np.float32), items
+
+
+class HnswIndex:
+    """faiss ``IndexHNSWFlat`` with inner-product metric (approximate)."""
+
+    kind = "hnsw"
+
+    def __init__(self, vectors: np.ndarray, config: AnnConfig):
+        import faiss
+
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.index = faiss.IndexHNSWFlat(
+            vectors.shape[1], config.hnsw_m, faiss.METRIC_INNER_PRODUCT
+        )
+        self.index.hnsw.efConstruction = config.ef_construction
+        self.index.hnsw.efSearch = config.ef_search
+        self.index.add(vectors)
+        self.ef_search = config.ef_search
+        self.n = len(vectors)
+        self.vectors = vectors
+
+    def __len__(self) -> int:
+        return self.n
+
+    def search(
+        self, queries: np.ndarray, k: int, exclude: list[np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
+
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
+        want = min(k + extra, self.n)
+        params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, want))
+        scores, items = self.index.search(queries, want, params=params)
+        out_s = np.full((len(queries), k), -np.inf, np.float32)
+        out_i = np.full((len(queries), k), -1, np.int64)
+        for row in range(len(queries)):
+            keep = items[row] >= 0
+            if exclude is not None and len(exclude[row]):
+                keep &= ~np.isin(items[row], exclude[row])
+            s, i = scores[row][keep][:k], items[row][keep][:k]
+            out_s[row, : len(s)], out_i[row, : len(i)] = s, i
+        return out_s, out_i
+
+
+def build_index(vectors: np.ndarray, config: AnnConfig, force: str | None = None):
+    """HNSW when the catalogue has at least ``config.min_items`` items (or ``force="hnsw"``)."""
+    kind = force or ("hnsw" if len(vectors) >= config.min_items else "exact")
+    if kind not in ("hnsw", "exact"):
+        raise ValueError(f"index kind must be exact or hnsw, got {kind!r}")
+    return HnswIndex(vectors, config) if kind == "hnsw" else ExactIndex(vectors)
+
+
+def recall_vs_exact(approx: np.ndarray, exact: np.ndarray) -> float:
+    """Mean share of the exact top-k that the approximate top-k also holds."""
+    hits = [
+        len(np.intersect1d(a[a >= 0], e[e >= 0])) / max((e >= 0).sum(), 1)
+        for a, e in zip(approx, exact, strict=True)
+    ]
+    return float(np.mean(hits)) if hits else 0.0
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def index_vectors(index) -> np.ndarray:
+    return index.vectors

@@ -1,0 +1,152 @@
+"""A trained model ready to serve: rebuilt from its artifacts (``crossrec.models.bundle``), its
+user and item vectors computed once, and the catalogue built on them.
+
+``score = user_vectors[u] . item_vectors[i]`` reproduces ``Recommender.score_users`` exactly
+(for a cosine-trained model both sides are normalised here once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from crossrec.serving.catalogue import Catalogue
+from crossrec.serving.config import RecommendConfig, parse_recommend_config
+
+
+@dataclass
+class Artifacts:
+    """What serving needs, keyed like the catalog entries (docs/architecture.md)."""
+
+    trained_model: dict
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    users: pd.DataFrame
+    dataset_info: dict
+    fused_item_features: dict
+    modality_graphs: dict
+    user_item_graph: sp.spmatrix
+    item_texts: list[str] | None = None
+    metrics: dict | None = None
+    featurize: dict | None = None  # the featurize_modalities parameters (new items)
+    version: str | None = None  # the trained_model version (Kedro's timestamp folder)
+
+
+def training_data(artifacts: Artifacts, finetune_config: dict):
+    """The TrainingData the model was trained on (split matrices + fuse outputs)."""
+    from crossrec.models.inputs import build_training_data
+
+    a = artifacts
+    return build_training_data(
+        a.interactions,
+        a.items,
+        a.dataset_info,
+        a.fused_item_features,
+        a.modality_graphs,
+        a.user_item_graph,
+        finetune_config,
+        a.item_texts,
+    )
+
+
+def model_fingerprint(bundle: dict) -> str:
+    """Content hash of a trained_model bundle's weights and config: the same model gets the
+    same fingerprint wherever it is loaded (written beside every recommendation)."""
+    digest = hashlib.sha256()
+    digest.update(repr(sorted(bundle.get("config", {}).items())).encode())
+    for name in sorted(bundle["state_dict"]):
+        buffer = io.BytesIO()
+        np.save(buffer, bundle["state_dict"][name].detach().cpu().float().numpy())
+        digest.update(name.encode())
+        digest.update(buffer.getvalue())
+    return digest.hexdigest()[:16]
+
+
+def seen_matrix(interactions: pd.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:
+    """Every known (user, item) interaction, whatever its split: never recommended again."""
+    rows = interactions["user_idx"].to_numpy()
+    cols = interactions["item_idx"].to_numpy()
+    seen = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_items))
+    seen.sum_duplicates()
+    seen.sort_indices()
+    return seen
+
+
+def modality_vectors(fused: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    names = [k for k in fused if not k.startswith("__")]
+    return {
+        n: (np.asarray(fused[n]["vectors"], np.float32), np.asarray(fused[n]["mask"], bool))
+        for n in names
+    }
+
+
+@dataclass
+class ServingModel:
+    """The recommender, its training data and the catalogue over its vectors."""
+
+    catalogue: Catalogue
+    model: Any  # crossrec.models.recommender.Recommender (eval mode)
+    data: Any  # crossrec.models.inputs.TrainingData
+    artifacts: Artifacts
+    fingerprint: str
+    config: RecommendConfig
+    cache: dict = field(default_factory=dict)  # lazily built explanation parts, encoders
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def version(self) -> str:
+        return self.artifacts.version or self.fingerprint
+
+    @property
+    def cosine(self) -> bool:
+        return bool(self.model.cosine)
+
+    @classmethod
+    def from_artifacts(
+        cls, artifacts: Artifacts, config: dict | RecommendConfig | None = None, index_kind=None
+    ) -> ServingModel:
+        import torch
+
+        from crossrec.models.bundle import load_recommender
+
+        config = parse_recommend_config(config)
+        a = artifacts
+        data = training_data(a, a.trained_model["config"])
+        model = load_recommender(a.trained_model, data)
+        with torch.no_grad():
+            emb = model.embeddings()
+            users, items = emb.users.float(), model.all_item_vectors(emb).float()
+            if model.cosine:
+                users = torch.nn.functional.normalize(users, dim=-1)
+                items = torch.nn.functional.normalize(items, dim=-1)
+        items_table = a.items.sort_values("item_idx").reset_index(drop=True)
+        users_table = a.users.sort_values("user_idx").reset_index(drop=True)
+        catalogue = Catalogue(
+            user_vectors=users.numpy(),
+            item_vectors=items.numpy(),
+            user_ids=users_table["user_id"].astype(str).to_numpy(),
+            item_ids=items_table["item_id"].astype(str).to_numpy(),
+            seen=seen_matrix(a.interactions, data.n_users, data.n_items),
+            items=items_table,
+            config=config,
+            modality_vectors=modality_vectors(a.fused_item_features),
+            index_kind=index_kind,
+            text_columns=list(a.dataset_info.get("text_columns") or []),
+        )
+        return cls(catalogue, model, data, a, model_fingerprint(a.trained_model), config)
+
+    def test_metrics(self) -> dict:
+        """Headline test metrics of the evaluated model (empty when evaluate has not run)."""
+        metrics = self.artifacts.metrics or {}
+        for name in ("model", *metrics):
+            block = metrics.get(name, {})
+            if isinstance(block, dict) and "test" in block:
+                return {"model": name, "test": block["test"]}
+        return {}

@@ -1,0 +1,159 @@
+"""The answers the API gives, as plain dicts: one function per endpoint, over a ServingModel.
+Ids in, ids out; errors are UnknownIdError (404) and BadRequestError (422)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from crossrec.serving.catalogue import BadRequestError
+from crossrec.serving.explain import (
+    history_contributors,
+    item_vector_parts,
+    llm_prompt,
+    llm_sentence,
+    score_parts,
+    template_sentence,
+)
+from crossrec.serving.foldin import fold_in
+from crossrec.serving.newitem import new_item_vector, raw_vectors
+
+
+def item_card(serving, item_idx: int, score: float | None = None) -> dict:
+    """What a client shows for an item: id, title, attributes, whether it has a poster."""
+    return serving.catalogue.card(item_idx, score)
+
+
+def _cards(serving, scores: np.ndarray, items: np.ndarray) -> list[dict]:
+    return [
+        item_card(serving, int(i), float(s)) for s, i in zip(scores, items, strict=True) if i >= 0
+    ]
+
+
+def _needs_model(serving, what: str) -> None:
+    if serving.model is None:
+        raise BadRequestError("model", f"this catalogue has vectors but no model: {what} needs one")
+
+
+def model_card(serving) -> dict:
+    art, cat = serving.artifacts, serving.catalogue
+    return {
+        "dataset": art.dataset_info.get("name"),
+        "model_version": serving.version,
+        "model_fingerprint": serving.fingerprint,
+        "n_users": cat.n_users,
+        "n_items": cat.n_items,
+        "modalities": list(serving.model.modalities) if serving.model is not None else [],
+        "index": cat.index.kind,
+        "config": art.trained_model["config"],
+        "test_metrics": serving.test_metrics(),
+        "text_columns": art.dataset_info.get("text_columns") or [],
+    }
+
+
+def recommend_user(serving, user_id: str, k: int, exclude_seen: bool, filters: dict) -> dict:
+    cat = serving.catalogue
+    user = cat.user(user_id)
+    scores, items = cat.recommend_user(user, k, exclude_seen, filters)
+    return {
+        "user_id": str(user_id),
+        "model_version": serving.version,
+        "items": _cards(serving, scores, items),
+    }
+
+
+def recommend_liked(serving, liked_ids: list[str], k: int, filters: dict) -> dict:
+    cat = serving.catalogue
+    if not liked_ids:
+        raise BadRequestError("liked", "liked must name at least one item id")
+    liked = np.array([cat.item(i) for i in liked_ids], dtype=np.int64)
+    vector = fold_in(cat.item_vectors, liked, serving.config.fold_in)
+    scores, items = cat.top_items(vector[None], k, [liked], cat.filter_mask(filters))
+    return {
+        "liked": [str(i) for i in liked_ids],
+        "fold_in": serving.config.fold_in.method,
+        "model_version": serving.version,
+        "items": _cards(serving, scores[0], items[0]),
+    }
+
+
+def similar(serving, item_id: str, k: int, modality: str | None) -> dict:
+    item = serving.catalogue.item(item_id)
+    scores, items = serving.catalogue.similar(item, k, modality)
+    return {
+        "item": item_card(serving, item),
+        "space": modality or "model",
+        "model_version": serving.version,
+        "items": _cards(serving, scores, items),
+    }
+
+
+def explain(serving, user_id: str, item_id: str, use_llm: bool = False) -> dict:
+    cat = serving.catalogue
+    user, item = cat.user(user_id), cat.item(item_id)
+    _needs_model(serving, "an explanation")
+    with serving.lock:
+        if "parts" not in serving.cache:
+            serving.cache["parts"] = item_vector_parts(serving.model)
+        names, parts = serving.cache["parts"]
+    contributions, total = score_parts(cat.user_vectors[user], parts[:, item], serving.cosine)
+    score = float(cat.user_vectors[user] @ cat.item_vectors[item])
+    history = serving.data.train[user].indices
+    contributors = history_contributors(cat.item_vectors, history, item, 5)
+    because = [item_card(serving, h)["title"] for h, _ in contributors]
+    weights = None
+    if hasattr(serving.model.fusion, "modality_weights"):
+        import torch
+
+        with torch.no_grad():
+            w = serving.model.modality_weights(torch.tensor([item]))
+        if w is not None:
+            weights = {
+                m: round(float(x), 4) for m, x in zip(serving.model.modalities, w[0], strict=True)
+            }
+    part_dict = {n: round(float(c), 6) for n, c in zip(names, contributions, strict=True)}
+    title = item_card(serving, item)["title"]
+    sentence = template_sentence(title, str(user_id), part_dict, weights, because)
+    out = {
+        "user_id": str(user_id),
+        "item": item_card(serving, item, score),
+        "score": score,
+        "parts": part_dict,
+        "parts_sum": total,
+        "history": [{**item_card(serving, h), "similarity": round(s, 4)} for h, s in contributors],
+        "modality_weights": weights,
+        "sentence": sentence,
+        "sentence_by": "template",
+        "model_version": serving.version,
+    }
+    if use_llm:
+        prompt = llm_prompt(sentence, title, part_dict, because)
+        with serving.lock:
+            out["sentence"] = llm_sentence(prompt, serving.config.explain_llm, serving.cache)
+        out["sentence_by"] = serving.config.explain_llm
+        out["prompt"] = prompt
+    return out
+
+
+def new_item(serving, fields: dict, image: str | None, audio: str | None, k: int) -> dict:
+    _needs_model(serving, "a new item")
+    raw = raw_vectors(serving, fields, image, audio)
+    vector = new_item_vector(serving, raw)
+    cat = serving.catalogue
+    scores, items = cat.top_items(vector[None], k)
+    reached = cat.reached_users(vector, k)
+    ranked = cat.rank_among_users(vector, k)
+    return {
+        "inputs": sorted(raw),
+        "model_version": serving.version,
+        "nearest_items": _cards(serving, scores[0], items[0]),
+        "reached_users": [
+            {"user_id": str(cat.user_ids[u]), "score": round(s, 6), "margin": round(m, 6)}
+            for u, s, m in reached
+        ],
+        "reach_k": serving.config.reach_k,
+        "best_ranked_users": None
+        if ranked is None
+        else [
+            {"user_id": str(cat.user_ids[u]), "score": round(s, 6), "rank": r} for u, s, r in ranked
+        ],
+    }

@@ -1,0 +1,255 @@
+"""crossrec.serving without HTTP: exact scores, explanations that add up for every fusion and
+propagation setting, the ANN index against exact search, fold-in and new-item vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from crossrec.serving.config import AnnConfig, FoldInConfig, RecommendConfig
+
+
+def _bag_of_words(texts: list[str], dim: int = 32) -> np.ndarray:
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for i, text in enumerate(texts):
+        for word in text.lower().split():
+            out[i, sum(map(ord, word)) % dim] += 1.0
+    return out
+
+
+@pytest.fixture(scope="module")
+def artifacts(synthetic_ingested):
+    """Serving artifacts of the synthetic dataset with text (bag of words) + image features."""
+    from crossrec.graphs.knn import knn_graph, normalized_user_item_graph
+    from crossrec.serving.model import Artifacts
+
+    info = synthetic_ingested["dataset_info"]
+    items = synthetic_ingested["items"].sort_values("item_idx")
+    n_users, n_items = info["n_users"], info["n_items"]
+    rng = np.random.default_rng(0)
+    raw = {
+        "text": _bag_of_words((items["title"] + " " + items["description"]).tolist()),
+        "image": rng.normal(size=(n_items, 8)).astype(np.float32),
+    }
+    features: dict = {}
+    for name, vectors in raw.items():
+        mask = np.ones(n_items, dtype=bool)
+        mask[::7] = name == "text"
+        vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        features[name] = {"vectors": vectors * mask[:, None], "mask": mask, "source": "test"}
+    features["__order__"] = ["text", "image"]
+    inter = synthetic_ingested["interactions"]
+    train = inter[inter["split"] == "train"]
+    return Artifacts(
+        trained_model={},
+        interactions=inter,
+        items=synthetic_ingested["items"],
+        users=synthetic_ingested["users"],
+        dataset_info=info,
+        fused_item_features=features,
+        modality_graphs={m: knn_graph(features[m]["vectors"], features[m]["mask"], 5) for m in raw},
+        user_item_graph=normalized_user_item_graph(
+            train["user_idx"].to_numpy(), train["item_idx"].to_numpy(), n_users, n_items
+        ),
+    )
+
+
+def _serving(artifacts, model: dict, loss: dict | None = None, seed: int = 0):
+    """A ServingModel of an untrained model of that config (random weights: the identities
+    below hold for any weights)."""
+    from dataclasses import replace
+
+    from crossrec.models.bundle import build_recommender, make_bundle
+    from crossrec.models.config import FinetuneConfig
+    from crossrec.serving.model import ServingModel, training_data
+
+    config = FinetuneConfig.model_validate(
+        {"model": {"embedding_dim": 8, **model}, "loss": loss or {}}
+    )
+    data = training_data(artifacts, config)
+    a = artifacts
+    torch.manual_seed(seed)
+    bundle = make_bundle(build_recommender(data, config), config, [])
+    return ServingModel.from_artifacts(replace(a, trained_model=bundle), RecommendConfig())
+
+
+CONFIGS = {
+    "concat-lightgcn": {"fusion": {"strategy": "concat"}},
+    "gated-lightgcn": {"fusion": {"strategy": "gated"}},
+    "attention-lightgcn": {"fusion": {"strategy": "attention"}},
+    "gated-no-propagation": {"fusion": {"strategy": "gated"}, "propagation": {"kind": "none"}},
+    "concat-history-tower": {
+        "fusion": {"strategy": "concat"},
+        "user_tower": {"kind": "mean", "history_length": 5},
+    },
+}
+
+
+@pytest.mark.parametrize("model", CONFIGS.values(), ids=CONFIGS.keys())
+@pytest.mark.parametrize("cosine", [False, True], ids=["dot", "cosine"])
+def test_explanation_parts_add_up_to_the_score(artifacts, model, cosine):
+    from crossrec.serving import service
+
+    loss = {"kind": "softmax", "cosine": True} if cosine else None
+    serving = _serving(artifacts, model, loss)
+    cat = serving.catalogue
+    with torch.no_grad():
+        reference = serving.model.score_users(torch.arange(cat.n_users)).numpy()
+    np.testing.assert_allclose(cat.user_vectors @ cat.item_vectors.T, reference, atol=1e-5)
+    for user, item in [(0, 0), (3, 7), (10, 20), (cat.n_users - 1, cat.n_items - 1)]:
+        body = service.explain(serving, cat.user_ids[user], cat.item_ids[item])
+        assert body["score"] == pytest.approx(float(reference[user, item]), abs=1e-5)
+        assert sum(body["parts"].values()) == pytest.approx(body["score"], abs=1e-4)
+        assert set(body["parts"]) == {"collaborative", "content_baseline", "text", "image"}
+        if model["fusion"]["strategy"] == "gated":
+            assert sum(body["modality_weights"].values()) == pytest.approx(1, abs=1e-5)
+        else:
+            assert body["modality_weights"] is None
+
+
+def test_a_missing_modality_contributes_nothing(artifacts):
+    """Item 0 has no image (mask False): its image part is exactly zero before propagation."""
+    from crossrec.serving.explain import item_vector_parts
+
+    serving = _serving(
+        artifacts, {"fusion": {"strategy": "gated"}, "propagation": {"kind": "none"}}
+    )
+    names, parts = item_vector_parts(serving.model)
+    assert not artifacts.fused_item_features["image"]["mask"][0]
+    assert np.abs(parts[names.index("image"), 0]).max() == 0
+
+
+def test_new_item_vector_matches_the_catalogue_for_a_known_items_media(artifacts):
+    """Without ID embedding and propagation an item is its fused content: the new-item path fed
+    an existing item's modality vectors must give that item's serving vector."""
+    from crossrec.serving.newitem import new_item_vector
+
+    serving = _serving(
+        artifacts,
+        {
+            "fusion": {"strategy": "gated"},
+            "use_id_embedding": False,
+            "user_tower": {"kind": "mean", "history_length": 5},
+            "propagation": {"kind": "none"},
+        },
+    )
+    features = artifacts.fused_item_features
+    for item in (1, 5, 14):  # 14 = 2 * 7: no image (missing vector used on both paths)
+        raw = {
+            m: features[m]["vectors"][item] for m in ("text", "image") if features[m]["mask"][item]
+        }
+        vector = new_item_vector(serving, raw)
+        np.testing.assert_allclose(vector, serving.catalogue.item_vectors[item], atol=1e-5)
+
+
+def test_new_item_reaches_users_whose_lists_it_enters(artifacts):
+    from crossrec.serving.newitem import new_item_vector
+
+    serving = _serving(artifacts, {"fusion": {"strategy": "concat"}})
+    cat = serving.catalogue
+    vector = new_item_vector(serving, {"text": artifacts.fused_item_features["text"]["vectors"][3]})
+    reached = cat.reached_users(vector, limit=cat.n_users)
+    thresholds = cat.reach_thresholds()
+    for user, score, margin in reached:
+        assert score > thresholds[user] and margin == pytest.approx(
+            score - thresholds[user], abs=1e-5
+        )
+    missed = set(range(cat.n_users)) - {u for u, _, _ in reached}
+    assert all(cat.user_vectors[u] @ vector <= thresholds[u] + 1e-6 for u in missed)
+
+
+def test_hnsw_recall_against_exact_and_exclusions():
+    from crossrec.serving.index import ExactIndex, HnswIndex, recall_vs_exact
+    from crossrec.serving.synthetic import synthetic_serving
+
+    serving = synthetic_serving(20_000, n_users=200, dim=32, seed=1, index_kind="exact")
+    items, users = serving.catalogue.item_vectors, serving.catalogue.user_vectors
+    exact = ExactIndex(items).search(users, 20)[1]
+    hnsw = HnswIndex(items, AnnConfig())
+    approx = hnsw.search(users, 20)[1]
+    assert recall_vs_exact(approx, exact) >= 0.95
+    excluded = [exact[u, :10] for u in range(len(users))]
+    kept = hnsw.search(users, 20, excluded)[1]
+    for row, drop in zip(kept, excluded, strict=True):
+        assert not set(row) & set(drop) and (row >= 0).all()
+
+
+def test_catalogue_picks_the_index_by_size():
+    from crossrec.serving.synthetic import synthetic_serving
+
+    small = synthetic_serving(500, n_users=5, config={"ann": {"min_items": 1000}})
+    large = synthetic_serving(1500, n_users=5, config={"ann": {"min_items": 1000}})
+    assert (small.catalogue.index.kind, large.catalogue.index.kind) == ("exact", "hnsw")
+
+
+@pytest.mark.parametrize("method", ["solve", "mean"])
+def test_fold_in_recovers_a_users_taste(method):
+    """A user's 30 best items as the liked list: the folded vector ranks the user's next best
+    items far above chance (top-20 overlap with the true vector's list)."""
+    from crossrec.serving.foldin import fold_in_agreement
+    from crossrec.serving.synthetic import synthetic_serving
+
+    serving = synthetic_serving(3000, n_users=40, dim=16, seed=2, index_kind="exact")
+    cat = serving.catalogue
+    _, ranked = cat.top_items(cat.user_vectors, 60)
+    stats = fold_in_agreement(
+        cat,
+        np.arange(40),
+        [r[:30] for r in ranked],
+        [r[30:60] for r in ranked],
+        FoldInConfig(method=method),
+    )
+    assert stats["users"] == 40
+    assert stats["cosine_to_trained"] > 0.5
+    assert stats["recall@20_folded"] > 0.2  # chance: 20 / 3000
+
+
+def test_recommendations_table_excludes_seen_and_is_ranked(artifacts):
+    from crossrec.serving.batch import recommendations_table, similar_items_table
+
+    serving = _serving(artifacts, {"fusion": {"strategy": "concat"}})
+    table = recommendations_table(serving.catalogue, 5, serving.fingerprint, chunk_users=7)
+    seen = set(
+        zip(artifacts.interactions["user_idx"], artifacts.interactions["item_idx"], strict=True)
+    )
+    assert not any(p in seen for p in zip(table["user_idx"], table["item_idx"], strict=True))
+    assert (table.groupby("user_idx")["score"].apply(lambda s: s.is_monotonic_decreasing)).all()
+    assert (table["model_version"] == serving.fingerprint).all()
+    similar = similar_items_table(serving.catalogue, 3, serving.fingerprint)
+    image = similar[similar["space"] == "image"]
+    no_image = np.flatnonzero(~artifacts.fused_item_features["image"]["mask"])
+    assert not set(image["item_idx"]) & set(no_image)
+    assert not set(image["similar_idx"]) & set(no_image)
+    assert isinstance(similar, pd.DataFrame) and len(similar)
+
+
+def test_unknown_ids_and_fields_are_named(artifacts):
+    from crossrec.serving.catalogue import BadRequestError, UnknownIdError
+
+    serving = _serving(artifacts, {"fusion": {"strategy": "concat"}})
+    with pytest.raises(UnknownIdError, match="unknown user id 'ghost'"):
+        serving.catalogue.user("ghost")
+    with pytest.raises(BadRequestError, match="unknown modality 'audio'"):
+        serving.catalogue.similar(0, 3, "audio")
+    with pytest.raises(BadRequestError, match="has no image input"):
+        serving.catalogue.similar(0, 3, "image")
+
+
+def test_rank_among_users_is_the_items_place_in_each_list(artifacts):
+    """The rank a new item would take = 1 + unseen items scoring above it, for every user."""
+    from crossrec.serving.newitem import new_item_vector
+
+    serving = _serving(artifacts, {"fusion": {"strategy": "concat"}})
+    cat = serving.catalogue
+    vector = new_item_vector(serving, {"text": artifacts.fused_item_features["text"]["vectors"][3]})
+    ranked = cat.rank_among_users(vector, limit=cat.n_users)
+    assert len(ranked) == cat.n_users
+    for user, score, rank in ranked[:10]:
+        scores = cat.user_vectors[user] @ cat.item_vectors.T
+        scores[cat.seen_items(user)] = -np.inf
+        assert rank == 1 + int((scores > score).sum())
+    assert [r for _, _, r in ranked] == sorted(r for _, _, r in ranked)
+    reached = {u for u, _, _ in cat.reached_users(vector, cat.n_users)}
+    assert reached == {u for u, _, r in ranked if r <= serving.config.reach_k}
