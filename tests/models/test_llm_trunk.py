@@ -202,3 +202,26 @@ def test_lora_run_through_train_recommender_beats_most_popular(
     lora = [k for k in result.bundle["state_dict"] if "lora_" in k]
     assert lora and all(".layers.3." in k for k in lora)
     assert not any("layers.0." in k and "lora_" not in k for k in result.bundle["state_dict"])
+
+
+def test_bundle_size_logged_and_full_mode_warns(caplog):
+    from crossrec.models.bundle import warn_about_size
+    from crossrec.models.config import FinetuneConfig
+
+    state = {"w": torch.zeros(1024, 256)}  # 1 MB
+    for mode, level in (("lora", logging.INFO), ("full", logging.WARNING)):
+        config = FinetuneConfig.model_validate(
+            {"model": {"fusion": {"strategy": "llm", "llm": {"mode": mode}}}}
+        )
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="crossrec.models.bundle"):
+            warn_about_size(config, state)
+        (record,) = caplog.records
+        assert (
+            record.levelno == level
+            and "1.0 MB" in record.getMessage()
+            or (mode == "full" and "1 MB" in record.getMessage())
+        )
+    caplog.clear()
+    warn_about_size(FinetuneConfig(), state)  # not an LLM model: nothing to say
+    assert not caplog.records

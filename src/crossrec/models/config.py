@@ -55,7 +55,9 @@ class LLMFusionConfig(StrictConfig):
         description="glob patterns of modalities the LLM reads as text: no soft tokens for them "
         "when soft_token_modalities is None",
     )
-    max_text_tokens: int = Field(64, ge=1)
+    #: 32 tokens: title, year, genres and the plot's first sentence on movielens (mean 86 tokens
+    #: uncut); each step's cost grows linearly with it (benchmarks/llm_finetune.py)
+    max_text_tokens: int = Field(32, ge=1)
     pooling: Literal["last", "mean"] = "mean"
     gradient_checkpointing: bool = False
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
@@ -199,12 +201,14 @@ class LLMTrainingConfig(StrictConfig):
     so the frozen path's 4096 x 16 sampled negatives would encode most of the catalogue twice
     per step. Measured in benchmarks/llm_finetune.py and the README's before/after table."""
 
-    batch_size: int = Field(1024, ge=1)
+    batch_size: int = Field(2048, ge=1)
     num_negatives: int = Field(128, ge=0)
     shared_negatives: bool = True
     in_batch_negatives: bool = True
     check_val_every_n_epoch: int = Field(1, ge=1)
-    limit_train_batches: int | float = 1.0
+    #: steps per epoch (an int) or share of the data (a float): validation (and early stopping)
+    #: comes every this many steps instead of after a full pass (38 steps on movielens)
+    limit_train_batches: int | float = 4
 
 
 class FinetuneConfig(StrictConfig):
