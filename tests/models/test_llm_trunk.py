@@ -160,7 +160,7 @@ def test_lora_adapters_only_on_the_top_layers(tiny_llama4_dir, toy_items):
 
 
 def test_lora_run_through_train_recommender_beats_most_popular(
-    tiny_data, tiny_llama4_dir, tmp_path
+    tiny_data, tiny_llama4_dir, tmp_path, caplog
 ):
     from crossrec.metrics.ranking import evaluate_ranking, mean_metrics
     from crossrec.models.config import FinetuneConfig
@@ -199,6 +199,13 @@ def test_lora_run_through_train_recommender_beats_most_popular(
     assert result.best_score > most_popular + 0.05
     run = result.bundle["config"]
     assert run["data"]["shared_negatives"] and run["data"]["batch_size"] == 64  # llm_training
+    # evaluation's extra seeds / load_recommender rebuild the encoder: the trunk comes from disk
+    from crossrec.models.bundle import load_recommender
+
+    with caplog.at_level(logging.INFO, logger="crossrec.models.fusion.llm_trunk"):
+        caplog.clear()
+        load_recommender(result.bundle, tiny_data)
+    assert f"all {tiny_data.n_items} items from the cache" in _trunk_log(caplog)
     lora = [k for k in result.bundle["state_dict"] if "lora_" in k]
     assert lora and all(".layers.3." in k for k in lora)
     assert not any("layers.0." in k and "lora_" not in k for k in result.bundle["state_dict"])
@@ -225,3 +232,49 @@ def test_bundle_size_logged_and_full_mode_warns(caplog):
     caplog.clear()
     warn_about_size(FinetuneConfig(), state)  # not an LLM model: nothing to say
     assert not caplog.records
+
+
+def test_shared_negatives_are_one_set_per_batch_and_mask_train_items(tiny_data):
+    from crossrec.models.config import DataConfig
+    from crossrec.models.data import NegativeSampler
+
+    sampler = NegativeSampler(tiny_data.train, DataConfig(num_negatives=20), seed=0)
+    users = np.arange(10)
+    neg, valid = sampler.sample_shared(users)
+    assert neg.shape == valid.shape and neg.shape[0] == 10 and 0 < neg.shape[1] <= 20
+    assert (neg == neg[0]).all()  # the same items for every example
+    train = tiny_data.train.toarray() > 0
+    np.testing.assert_array_equal(valid, ~train[users[:, None], neg])
+    assert not valid.all()  # some shared negatives are some user's train items (masked)
+
+
+def test_a_step_encodes_each_distinct_item_once(tiny_data, tiny_llama_dir, tmp_path):
+    from crossrec.models.bundle import build_recommender
+    from crossrec.models.config import FinetuneConfig, effective_config
+    from crossrec.models.module import RecommenderModule
+
+    config = effective_config(
+        FinetuneConfig.model_validate(
+            {
+                "model": {
+                    "embedding_dim": 8,
+                    "fusion": {
+                        "strategy": "llm",
+                        "llm": {"model": str(tiny_llama_dir), "trunk_cache_dir": None},
+                    },
+                },
+                "llm_training": {"num_negatives": 6},
+            }
+        )
+    )
+    assert config.data.shared_negatives and config.data.in_batch_negatives
+    model = build_recommender(tiny_data, config)
+    module = RecommenderModule(model, config, tiny_data.train, tiny_data.valid)
+    calls = []
+    encode = model.fusion.encoder._encode
+    model.fusion.encoder._encode = lambda items, **kw: calls.append(len(items)) or encode(items)
+    pos = torch.tensor([0, 1, 1, 5])
+    neg = torch.tensor([[1, 2, 3]] * 4)
+    batch = {"users": torch.tensor([0, 1, 2, 3]), "pos": pos, "neg": neg}
+    module.batch_loss(batch).backward()
+    assert calls == [5]  # items 0, 1, 2, 3, 5: one call, each once
