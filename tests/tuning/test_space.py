@@ -21,17 +21,23 @@ from crossrec.tuning.space import (
 WHERE = "parameters_tune.yml: tune.search_space"
 
 
-def space(entries: dict) -> dict:
+def _tune(search_space: dict, llm_space: dict, fixed: dict | None = None) -> TuneConfig:
     return parse_params(
         TuneConfig,
         {
             "study_name": "s",
             "storage": {"url": "sqlite://"},
             "n_trials": 1,
-            "search_space": entries,
+            "search_space": search_space,
+            "llm_search_space": llm_space,
+            "fixed": fixed or {},
         },
         where="test",
-    ).search_space
+    )
+
+
+def space(entries: dict) -> dict:
+    return _tune(entries, {}).search_space
 
 
 def check(entries: dict, base: dict | None = None) -> None:
@@ -185,21 +191,6 @@ def test_search_space_and_fixed_must_not_overlap():
             },
             where="test",
         )
-
-
-def _tune(search_space: dict, llm_space: dict, fixed: dict | None = None) -> TuneConfig:
-    return parse_params(
-        TuneConfig,
-        {
-            "study_name": "s",
-            "storage": {"url": "sqlite://"},
-            "n_trials": 1,
-            "search_space": search_space,
-            "llm_search_space": llm_space,
-            "fixed": fixed or {},
-        },
-        where="test",
-    )
 
 
 def test_project_llm_space_is_valid_and_sampled_only_for_llm_trials():

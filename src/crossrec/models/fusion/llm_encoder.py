@@ -13,6 +13,11 @@ Fine-tuning modes (``LLMFusionConfig.mode``):
 * ``partial`` — the top ``top_n_layers`` decoder layers (and the final norm) train.
 * ``full`` — everything trains.
 
+With ``trunk_cache`` (every mode but ``full``) the layers below the top ``top_n_layers`` run
+once per item text and are cached (``crossrec.models.fusion.llm_trunk``): LoRA adapters sit on
+the top layers only and the soft tokens enter at the first top layer. Without it the whole LLM
+runs every step with the soft tokens at the input (LoRA on every layer).
+
 Texts are tokenised once at build time; a batch is trimmed to its longest text and repeated
 items are encoded once. ``llm_parameters()`` / :func:`llm_parameter_groups` let the trainer give
 the LLM its own learning rate. By default the state dict leaves out frozen pretrained weights

@@ -29,7 +29,6 @@ leaves a shard that looks complete.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -40,7 +39,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from crossrec.encoders.cache import content_hash, fingerprint, new_shard_name, write_atomically
+from crossrec.encoders.cache import (
+    content_hash,
+    fingerprint,
+    new_shard_name,
+    write_atomically,
+    write_settings_once,
+)
 from crossrec.encoders.runtime import weights_identity
 
 logger = logging.getLogger(__name__)
@@ -118,11 +123,7 @@ class TrunkCache:
         """One new shard: hidden states, then lengths, then keys (each atomic)."""
         if not keys:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        settings_file = self.folder / "settings.json"
-        if not settings_file.exists():
-            text = json.dumps(self.settings, indent=2, sort_keys=True, default=str)
-            write_atomically(settings_file, lambda handle: handle.write(text.encode("utf-8")))
+        write_settings_once(self.folder, self.settings)
         hidden = np.concatenate(arrays)
         dtype = np.float16 if np.abs(hidden).max() < FLOAT16_LIMIT else np.float32
         shard = new_shard_name()
