@@ -278,3 +278,41 @@ def test_a_step_encodes_each_distinct_item_once(tiny_data, tiny_llama_dir, tmp_p
     batch = {"users": torch.tensor([0, 1, 2, 3]), "pos": pos, "neg": neg}
     module.batch_loss(batch).backward()
     assert calls == [5]  # items 0, 1, 2, 3, 5: one call, each once
+
+
+def test_projected_epoch_time_leaves_training_unchanged(tiny_data, tiny_llama_dir):
+    from crossrec.models.budget import project_epoch, steps_per_epoch
+    from crossrec.models.bundle import build_recommender
+    from crossrec.models.config import FinetuneConfig, effective_config
+    from crossrec.models.data import InteractionDataModule
+    from crossrec.models.module import RecommenderModule
+
+    assert steps_per_epoch(38, 4) == 4 and steps_per_epoch(38, 1.0) == 38
+    assert steps_per_epoch(38, 0.25) == 9 and steps_per_epoch(3, 10) == 3
+    config = effective_config(
+        FinetuneConfig.model_validate(
+            {
+                "model": {
+                    "embedding_dim": 8,
+                    "fusion": {
+                        "strategy": "llm",
+                        "llm": {"model": str(tiny_llama_dir), "trunk_cache_dir": None},
+                    },
+                },
+                "llm_training": {"batch_size": 64, "num_negatives": 8, "limit_train_batches": 2},
+            }
+        )
+    )
+    model = build_recommender(tiny_data, config)
+    module = RecommenderModule(model, config, tiny_data.train, tiny_data.valid)
+    datamodule = InteractionDataModule(tiny_data.train, config.data, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    untouched = InteractionDataModule(tiny_data.train, config.data, seed=0)
+    projection = project_epoch(module, datamodule, config.trainer.limit_train_batches)
+    assert projection.steps == 2 and projection.step_s > 0 and projection.validation_s > 0
+    assert 0 < projection.distinct_items <= tiny_data.n_items
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert all(p.grad is None for p in model.parameters())
+    first = next(iter(datamodule.train_dataloader()))
+    expected = next(iter(untouched.train_dataloader()))
+    assert torch.equal(first["neg"], expected["neg"])  # the sampler's stream is as it was

@@ -203,7 +203,11 @@ def compute_trunk(
     lengths = mask.sum(dim=1)
     order = torch.argsort(lengths, descending=True).tolist()
     out: list[np.ndarray | None] = [None] * len(order)
+    began = last_log = time.perf_counter()
     for start in range(0, len(order), batch_size):
+        if time.perf_counter() - last_log > 60:  # a catalogue can take minutes on a CPU
+            last_log = time.perf_counter()
+            logger.info("LLM trunk: %d / %d items (%.0fs)", start, len(order), last_log - began)
         rows = order[start : start + batch_size]
         length = int(lengths[rows].max())
         hidden = trunk_forward(backbone, layers, ids[rows, :length], mask[rows, :length])
