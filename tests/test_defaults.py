@@ -26,7 +26,12 @@ BLOCKS = [
     ("parameters_fuse.yml", "fuse", FuseConfig, set()),
     ("parameters_finetune.yml", "finetune", FinetuneConfig, set()),
     ("parameters_evaluate.yml", "evaluate", EvaluateConfig, {"baselines", "baseline_defaults"}),
-    ("parameters_tune.yml", "tune", TuneConfig, {"search_space", "fixed"}),
+    (
+        "parameters_tune.yml",
+        "tune",
+        TuneConfig,
+        {"search_space", "llm_search_space", "fixed"},
+    ),
     ("parameters_recommend.yml", "recommend", RecommendConfig, set()),
 ]
 

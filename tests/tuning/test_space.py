@@ -21,17 +21,23 @@ from crossrec.tuning.space import (
 WHERE = "parameters_tune.yml: tune.search_space"
 
 
-def space(entries: dict) -> dict:
+def _tune(search_space: dict, llm_space: dict, fixed: dict | None = None) -> TuneConfig:
     return parse_params(
         TuneConfig,
         {
             "study_name": "s",
             "storage": {"url": "sqlite://"},
             "n_trials": 1,
-            "search_space": entries,
+            "search_space": search_space,
+            "llm_search_space": llm_space,
+            "fixed": fixed or {},
         },
         where="test",
-    ).search_space
+    )
+
+
+def space(entries: dict) -> dict:
+    return _tune(entries, {}).search_space
 
 
 def check(entries: dict, base: dict | None = None) -> None:
@@ -185,3 +191,55 @@ def test_search_space_and_fixed_must_not_overlap():
             },
             where="test",
         )
+
+
+def test_project_llm_space_is_valid_and_sampled_only_for_llm_trials():
+    from pathlib import Path
+
+    import yaml
+
+    from crossrec.tuning.config import parse_tune_config
+    from crossrec.tuning.objective import suggest_trial
+
+    conf = Path(__file__).resolve().parents[2] / "conf" / "base"
+    tune = yaml.safe_load((conf / "parameters_tune.yml").read_text())["tune"]
+    finetune = yaml.safe_load((conf / "parameters_finetune.yml").read_text())["finetune"]
+    tune = {**tune, "study_name": "s", "storage": {"url": "sqlite://"}, "run_root": "x"}
+    config = parse_tune_config(tune, finetune)
+    assert {"model.fusion.llm.mode", "model.fusion.llm.top_n_layers", "optim.llm_lr"} <= set(
+        config.llm_search_space
+    )
+    config.search_space["model.fusion.strategy"] = CategoricalParam(
+        type="categorical", choices=["concat", "llm"]
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    strategies = set()
+    for _ in range(12):
+        values = suggest_trial(study.ask(), config, finetune)
+        strategy = values["model.fusion.strategy"]
+        strategies.add(strategy)
+        has_llm = "model.fusion.llm.lora_r" in values and "optim.llm_lr" in values
+        assert has_llm == (strategy == "llm")
+        FinetuneConfig.model_validate(apply_overrides(finetune, values))
+    assert strategies == {"concat", "llm"}
+
+
+def test_llm_space_is_checked_against_the_schema_and_not_repeated():
+    lr = {"optim.lr": {"type": "float", "low": 0.1, "high": 1.0}}
+    with pytest.raises(ConfigError, match=r"also in search_space or fixed: \['optim.lr'\]"):
+        _tune(lr, lr)
+    from crossrec.tuning.config import parse_tune_config
+
+    bad = {
+        "study_name": "s",
+        "storage": {"url": "sqlite://"},
+        "n_trials": 1,
+        "search_space": lr,
+        "llm_search_space": {
+            "model.fusion.llm.lora_rank": {"type": "categorical", "choices": [4]},
+            "model.fusion.llm.mode": {"type": "categorical", "choices": ["lora", "qlora"]},
+        },
+    }
+    with pytest.raises(ConfigError, match="llm_search_space") as err:
+        parse_tune_config(bad, {})
+    assert "lora_rank: unknown key" in str(err.value) and "'qlora'" in str(err.value)

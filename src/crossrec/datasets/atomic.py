@@ -142,6 +142,18 @@ class AtomicJSONDataset(AtomicSaveMixin, JSONDataset):
     """``json.JSONDataset`` with atomic local saves."""
 
 
+class OptionalJSONDataset(AtomicJSONDataset):
+    """``AtomicJSONDataset`` whose load gives None when the file does not exist: for results a
+    separate script writes (``benchmarks/llm_before_after.py``), which a report shows if present.
+    """
+
+    def _exists(self) -> bool:
+        return Path(get_filepath_str(self._get_load_path(), self._protocol)).exists()
+
+    def load(self) -> Any:
+        return super().load() if self._exists() else None
+
+
 class AtomicCSVDataset(AtomicSaveMixin, CSVDataset):
     """``pandas.CSVDataset`` with atomic local saves."""
 

@@ -100,6 +100,15 @@ def write_atomically(path: Path, write: Any) -> None:
         raise
 
 
+def write_settings_once(folder: Path, settings: dict[str, Any]) -> None:
+    """Create ``folder`` and its ``settings.json`` (what its fingerprint stands for) if new."""
+    folder.mkdir(parents=True, exist_ok=True)
+    settings_file = folder / "settings.json"
+    if not settings_file.exists():
+        text = json.dumps(settings, indent=2, sort_keys=True, default=str)
+        write_atomically(settings_file, lambda handle: handle.write(text.encode("utf-8")))
+
+
 class CorruptShardError(RuntimeError):
     """A shard file that cannot be read; the message names it and says how to recover."""
 
@@ -184,11 +193,7 @@ class ModalityCache:
             raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")
         if not len(keys):
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        settings_file = self.folder / "settings.json"
-        if not settings_file.exists():
-            text = json.dumps(self.settings, indent=2, sort_keys=True, default=str)
-            write_atomically(settings_file, lambda handle: handle.write(text.encode("utf-8")))
+        write_settings_once(self.folder, self.settings)
         shard = new_shard_name()
         key_array = np.asarray(list(keys), dtype=str)
         for kind, array in (("vectors", vectors), ("keys", key_array)):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from crossrec.evaluation.before_after import before_after_section
+
 logger = logging.getLogger(__name__)
 
 MetricsTable = dict[str, dict[str, dict[str, dict[str, float]]]]  # model -> slice -> metric -> stat
@@ -214,10 +216,12 @@ def build_report(
     training_history,
     dataset_info: dict,
     cfg,
+    before_after: dict | None = None,
 ):
     """report.md and the figures; logs the test table so a run ends with the numbers.
 
-    ``cfg`` is the evaluate config (:class:`crossrec.evaluation.config.EvaluateConfig`).
+    ``cfg`` is the evaluate config (:class:`crossrec.evaluation.config.EvaluateConfig`);
+    ``before_after``: results of ``benchmarks/llm_before_after.py``, shown for LLM models.
     """
     k = cfg.k
     main_cols = (
@@ -308,6 +312,7 @@ def build_report(
             ),
             "",
         ]
+    parts += before_after_section(before_after)
     parts += [
         "## Wall time",
         "",

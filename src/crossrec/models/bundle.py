@@ -10,11 +10,15 @@ Frozen inputs (feature vectors, graphs, user histories, frozen LLM weights) are 
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from crossrec.models.config import FinetuneConfig
 from crossrec.models.inputs import TrainingData
 from crossrec.models.recommender import Recommender
+
+log = logging.getLogger(__name__)
 
 BUNDLE_KEYS = ("config", "state_dict", "n_users", "n_items", "modalities", "history")
 
@@ -25,15 +29,36 @@ def learnt_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k not in frozen}
 
 
+def state_megabytes(state: dict[str, torch.Tensor]) -> float:
+    return sum(t.numel() * t.element_size() for t in state.values()) / 2**20
+
+
+def warn_about_size(config: FinetuneConfig, state: dict[str, torch.Tensor]) -> None:
+    """LLM models: log what the bundle holds; full mode (every LLM weight) warns."""
+    if config.model.fusion.strategy != "llm":
+        return
+    mode, size = config.model.fusion.llm.mode, state_megabytes(state)
+    if mode == "full":
+        log.warning(
+            "LLM full mode: the bundle holds every LLM weight (%.0f MB per model version); "
+            "lora or partial store only what trained (adapters / top layers + projectors)",
+            size,
+        )
+    else:
+        log.info("LLM %s mode: the bundle holds %.1f MB (what trained only)", mode, size)
+
+
 def make_bundle(
     model: Recommender,
     config: FinetuneConfig,
     history: list[dict],
     resumed_from: dict | None = None,
 ) -> dict:
+    state = learnt_state_dict(model)
+    warn_about_size(config, state)
     return {
         "config": config.model_dump(mode="json"),
-        "state_dict": learnt_state_dict(model),
+        "state_dict": state,
         "n_users": int(model.n_users),
         "n_items": int(model.n_items),
         "modalities": list(model.modalities),

@@ -25,7 +25,24 @@ class LLMFusionConfig(StrictConfig):
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
     )
-    top_n_layers: int = Field(2, ge=1, description="layers trained in partial mode")
+    top_n_layers: int = Field(
+        2,
+        ge=1,
+        description="the top decoder layers that run every step: trained in partial mode, "
+        "carry the LoRA adapters in lora mode (with trunk_cache)",
+    )
+    trunk_cache: bool = Field(
+        True,
+        description="frozen/lora/partial: run the layers below top_n_layers once per item text "
+        "and cache their output (soft tokens enter at the first top layer); false: the whole "
+        "LLM runs every step, soft tokens at the input, LoRA on every layer",
+    )
+    trunk_cache_dir: str | None = Field(
+        "data/04_feature/llm_trunk_cache",
+        description="disk cache of the trunk's hidden states (relative to the working "
+        "directory); None = kept in memory only",
+    )
+    trunk_batch_size: int = Field(32, ge=1, description="items per batch when the trunk runs")
     n_soft_tokens: int | dict[str, int] = Field(
         1, description="soft tokens per modality: one int for all, or {modality: n}"
     )
@@ -38,7 +55,9 @@ class LLMFusionConfig(StrictConfig):
         description="glob patterns of modalities the LLM reads as text: no soft tokens for them "
         "when soft_token_modalities is None",
     )
-    max_text_tokens: int = Field(64, ge=1)
+    #: 32 tokens: title, year, genres and the plot's first sentence on movielens (mean 86 tokens
+    #: uncut); each step's cost grows linearly with it (benchmarks/llm_finetune.py)
+    max_text_tokens: int = Field(32, ge=1)
     pooling: Literal["last", "mean"] = "mean"
     gradient_checkpointing: bool = False
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
@@ -108,6 +127,9 @@ class DataConfig(StrictConfig):
     #: extra sampled negatives per positive
     sampler: Literal["none", "uniform", "popularity"] = "uniform"
     num_negatives: int = Field(16, ge=0)
+    #: draw num_negatives once per batch and share them by every example (each distinct item
+    #: is then encoded once per step: the LLM strategy's choice)
+    shared_negatives: bool = False
     #: popularity sampler: p(item) ~ count ** alpha
     popularity_alpha: float = Field(0.75, ge=0)
     num_workers: int = Field(0, ge=0)
@@ -173,6 +195,22 @@ class TrainerConfig(StrictConfig):
         return sorted(set(ks))
 
 
+class LLMTrainingConfig(StrictConfig):
+    """Batch, negatives and validation settings that replace ``data`` / ``trainer``'s when the
+    fusion strategy is ``llm``: a step costs one pass of the top LLM layers per distinct item,
+    so the frozen path's 4096 x 16 sampled negatives would encode most of the catalogue twice
+    per step. Measured in benchmarks/llm_finetune.py and the README's before/after table."""
+
+    batch_size: int = Field(2048, ge=1)
+    num_negatives: int = Field(128, ge=0)
+    shared_negatives: bool = True
+    in_batch_negatives: bool = True
+    check_val_every_n_epoch: int = Field(1, ge=1)
+    #: steps per epoch (an int) or share of the data (a float): validation (and early stopping)
+    #: comes every this many steps instead of after a full pass (38 steps on movielens)
+    limit_train_batches: int | float = 4
+
+
 class FinetuneConfig(StrictConfig):
     """The whole ``finetune:`` block."""
 
@@ -181,5 +219,30 @@ class FinetuneConfig(StrictConfig):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    #: what replaces data/trainer settings when model.fusion.strategy is llm
+    llm_training: LLMTrainingConfig = Field(default_factory=LLMTrainingConfig)
     #: where checkpoints and logs go, relative to the project root (pipeline only)
     run_dir: str = "data/06_models/{dataset}/lightning"
+
+
+def effective_config(config: FinetuneConfig) -> FinetuneConfig:
+    """``config`` with ``llm_training`` applied over ``data`` / ``trainer`` when the strategy is
+    ``llm`` (what really runs, and what the bundle records); other strategies unchanged."""
+    if config.model.fusion.strategy != "llm":
+        return config
+    llm = config.llm_training
+    data = config.data.model_copy(
+        update={
+            "batch_size": llm.batch_size,
+            "num_negatives": llm.num_negatives,
+            "shared_negatives": llm.shared_negatives,
+            "in_batch_negatives": llm.in_batch_negatives,
+        }
+    )
+    trainer = config.trainer.model_copy(
+        update={
+            "check_val_every_n_epoch": llm.check_val_every_n_epoch,
+            "limit_train_batches": llm.limit_train_batches,
+        }
+    )
+    return config.model_copy(update={"data": data, "trainer": trainer})

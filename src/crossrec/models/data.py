@@ -3,6 +3,9 @@
 Negatives: the batch's other positives (in-batch, handled by the loss) plus ``num_negatives``
 items per example drawn uniformly or by popularity (count ** alpha), re-drawn when they hit one
 of the user's train items (a few rounds; large catalogues rarely collide). Seeded per worker.
+With ``shared_negatives`` one set of ``num_negatives`` items serves the whole batch (what the
+LLM strategy uses: a step then encodes at most batch + num_negatives distinct items), and a
+``neg_valid`` mask drops the pairs where a shared negative is one of the user's train items.
 """
 
 from __future__ import annotations
@@ -74,12 +77,24 @@ class NegativeSampler:
             items[bad] = self._draw(len(bad))
         return items.reshape(len(users), self.num)
 
+    def sample_shared(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``num`` negatives drawn once and shared by every example of the batch (so a step
+        encodes each of them once), and which (example, negative) pairs are not the user's
+        train items."""
+        items = np.unique(self._draw(self.num)) if self.num else np.empty(0, dtype=np.int64)
+        neg = np.broadcast_to(items, (len(users), len(items)))
+        hit = self._is_positive(np.repeat(users, len(items)), neg.reshape(-1))
+        return np.ascontiguousarray(neg), ~hit.reshape(neg.shape)
+
 
 class PairCollator:
     """list of pair indices -> dict of LongTensors users (b,), pos (b,), neg (b, k)."""
 
-    def __init__(self, users: np.ndarray, items: np.ndarray, sampler: NegativeSampler):
+    def __init__(
+        self, users: np.ndarray, items: np.ndarray, sampler: NegativeSampler, shared: bool = False
+    ):
         self.users, self.items, self.sampler = users, items, sampler
+        self.shared = shared
         self._worker_seeded = False
 
     def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
@@ -89,6 +104,14 @@ class PairCollator:
             self._worker_seeded = True
         idx = np.asarray(indices, dtype=np.int64)
         users, pos = self.users[idx], self.items[idx]
+        if self.shared:
+            neg, valid = self.sampler.sample_shared(users)
+            return {
+                "users": torch.as_tensor(users),
+                "pos": torch.as_tensor(pos),
+                "neg": torch.as_tensor(neg),
+                "neg_valid": torch.as_tensor(valid),
+            }
         neg = self.sampler.sample(users)
         return {
             "users": torch.as_tensor(users),
@@ -129,7 +152,9 @@ class InteractionDataModule(pl.LightningDataModule):
             batch_size=self.config.batch_size,
             shuffle=True,
             generator=generator,
-            collate_fn=PairCollator(self.users, self.items, self.sampler),
+            collate_fn=PairCollator(
+                self.users, self.items, self.sampler, self.config.shared_negatives
+            ),
             num_workers=self.config.num_workers,
             persistent_workers=self.config.num_workers > 0,
         )

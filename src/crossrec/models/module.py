@@ -67,17 +67,14 @@ class RecommenderModule(pl.LightningModule):
         loss_cfg = self.config.loss
         emb = self.model.embeddings()
         u = emb.users.index_select(0, users)
-        p = self.model.item_vectors(emb, pos)
-        n = (
-            self.model.item_vectors(emb, neg)
-            if neg.numel()
-            else p.new_zeros(len(users), 0, p.shape[1])
-        )
+        # positives and negatives in one call: late (LLM) content encodes each item once
+        both = self.model.item_vectors(emb, torch.cat([pos.unsqueeze(1), neg], dim=1))
+        p, n = both[:, 0], both[:, 1:]
         if loss_cfg.kind == "softmax" and loss_cfg.cosine:
             u, p, n = F.normalize(u, dim=-1), F.normalize(p, dim=-1), F.normalize(n, dim=-1)
         pos_scores = (u * p).sum(-1)
         neg_scores = torch.einsum("bd,bkd->bk", u, n)
-        valid = torch.ones_like(neg_scores, dtype=torch.bool)
+        valid = batch.get("neg_valid", torch.ones_like(neg_scores, dtype=torch.bool))
         in_batch = self.config.data.in_batch_negatives and len(users) > 1
         if in_batch:
             not_own = pos.unsqueeze(0) != pos.unsqueeze(1)

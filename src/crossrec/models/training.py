@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crossrec.models.config import FinetuneConfig, TrainerConfig
+from crossrec.models.config import FinetuneConfig, TrainerConfig, effective_config
 from crossrec.models.inputs import TrainingData
 from crossrec.models.resume import (
     ResumePlan,
@@ -180,6 +180,7 @@ def _train(
     from crossrec.models.data import InteractionDataModule
     from crossrec.models.module import PatientEarlyStopping, RecommenderModule, history_frame
 
+    config = effective_config(config)  # strategy llm: its own batch / negatives / validation
     checkpoint_dir = run_dir / config.trainer.checkpoint_dir
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     plan, checkpoint = _prepare_checkpoints(
@@ -204,6 +205,11 @@ def _train(
         check_state_shapes(checkpoint["state_dict"], module.state_dict(), resume_from)
         del checkpoint
     datamodule = InteractionDataModule(data.train, config.data, seed)
+    if model.late_content:  # an LLM in the loop: say what an epoch will cost before it starts
+        from crossrec.models.budget import log_projection, project_epoch
+
+        projection = project_epoch(module, datamodule, tcfg.limit_train_batches)
+        log_projection(projection, tcfg.check_val_every_n_epoch)
     checkpoint_cb = ModelCheckpoint(
         dirpath=checkpoint_dir,
         filename="best-{epoch:03d}",

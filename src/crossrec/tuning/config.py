@@ -71,6 +71,9 @@ class TuneConfig(StrictConfig):
     pruner: PrunerConfig = Field(default_factory=PrunerConfig)
     #: dotted path into the finetune config -> distribution
     search_space: dict[str, ParamSpec] = Field(min_length=1)
+    #: conditional space: sampled only in trials whose model.fusion.strategy is llm (after the
+    #: strategy, Optuna's define-by-run), checked against FinetuneConfig with strategy llm
+    llm_search_space: dict[str, ParamSpec] = Field(default_factory=dict)
     #: finetune overrides applied to every trial (dotted paths), e.g. fewer epochs while tuning;
     #: they are not written to the tuned parameters file
     fixed: dict[str, Any] = Field(default_factory=dict)
@@ -84,6 +87,12 @@ class TuneConfig(StrictConfig):
         both = sorted(set(self.search_space) & set(self.fixed))
         if both:
             raise ValueError(f"keys both searched and fixed: {both}")
+        twice = sorted(set(self.llm_search_space) & (set(self.search_space) | set(self.fixed)))
+        if twice:
+            raise ValueError(
+                f"llm_search_space keys also in search_space or fixed: {twice} (a key is "
+                f"searched in one place)"
+            )
         return self
 
 
@@ -107,6 +116,10 @@ def parse_tune_config(tune: dict[str, Any], finetune: dict[str, Any]) -> TuneCon
     check_search_space(
         config.search_space, FinetuneConfig, with_fixed, where=f"{TUNE_WHERE}.search_space"
     )
+    as_llm = apply_overrides(with_fixed, {STRATEGY_KEY: "llm"})
+    check_search_space(
+        config.llm_search_space, FinetuneConfig, as_llm, where=f"{TUNE_WHERE}.llm_search_space"
+    )
     logger.info(
         "Search space: %d parameters, %d trials, pruner %s, storage %s",
         len(config.search_space),
@@ -117,9 +130,21 @@ def parse_tune_config(tune: dict[str, Any], finetune: dict[str, Any]) -> TuneCon
     return config
 
 
+STRATEGY_KEY = "model.fusion.strategy"
+
+
+def trial_strategy(config: TuneConfig, finetune: dict[str, Any], sampled: dict[str, Any]) -> str:
+    """The fusion strategy a trial runs: sampled, else fixed, else the finetune block's."""
+    if STRATEGY_KEY in sampled:
+        return sampled[STRATEGY_KEY]
+    if STRATEGY_KEY in config.fixed:
+        return config.fixed[STRATEGY_KEY]
+    return ((finetune.get("model") or {}).get("fusion") or {}).get("strategy") or "concat"
+
+
 def needs_item_texts(config: TuneConfig, finetune: dict[str, Any]) -> bool:
     """Whether some trial may use the ``llm`` fusion strategy (which reads item texts)."""
-    key = "model.fusion.strategy"
+    key = STRATEGY_KEY
     base = ((finetune.get("model") or {}).get("fusion") or {}).get("strategy")
     spec = config.search_space.get(key)
     choices = getattr(spec, "choices", None) or []

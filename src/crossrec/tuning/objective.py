@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from crossrec.config import parse_params
-from crossrec.tuning.config import TuneConfig
+from crossrec.tuning.config import TuneConfig, trial_strategy
 from crossrec.tuning.space import apply_overrides, suggest
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,15 @@ def trial_overrides(config: TuneConfig, sampled: Mapping[str, Any]) -> dict[str,
         "trainer.mode": "max" if config.direction == "maximize" else "min",
         "trainer.resume": False,
     }
+
+
+def suggest_trial(trial: Any, config: TuneConfig, finetune: Mapping[str, Any]) -> dict[str, Any]:
+    """The search space's values, plus the conditional LLM space when the trial's strategy is
+    ``llm`` (define-by-run: other trials never sample, nor record, those parameters)."""
+    sampled = suggest(trial, config.search_space)
+    if config.llm_search_space and trial_strategy(config, dict(finetune), sampled) == "llm":
+        sampled.update(suggest(trial, config.llm_search_space))
+    return sampled
 
 
 def make_finetune_objective(
@@ -56,7 +65,7 @@ def make_finetune_objective(
         base = apply_overrides(base, {"trainer.seed": seed})
 
     def objective(trial: Any) -> float:
-        sampled = suggest(trial, config.search_space)
+        sampled = suggest_trial(trial, config, base)
         params = apply_overrides(base, trial_overrides(config, sampled))
         finetune = parse_params(FinetuneConfig, params, where=f"tune trial {trial.number}")
         run_dir = Path(run_root) / f"trial_{trial.number:04d}"

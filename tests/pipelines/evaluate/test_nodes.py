@@ -229,3 +229,34 @@ def test_missing_cold_slices_are_said_once(evaluate_inputs, caplog) -> None:
             names = [s.name for s in ranking_slices(split, ["valid", "test", "test_warm"])]
     assert names == ["valid", "test"]
     assert caplog.text.count("test_warm / test_cold are not reported") == 1
+
+
+def test_report_shows_before_vs_after_only_for_an_llm_model(evaluated, tmp_path) -> None:
+    from crossrec.datasets.atomic import OptionalJSONDataset
+
+    history = pd.DataFrame({"epoch": [0], "train_loss": [0.7], "val_recall@20": [0.1]})
+    info = {"name": "synthetic", "n_users": 60, "n_items": 48, "n_interactions": 710}
+    row = {
+        "model": "llm strategy, LoRA top 2 layers (after)",
+        "kind": "finetuned",
+        "metrics": {"test/recall@20": {"mean": 0.25, "std": 0.0}},
+        "epoch_s": 12.5,
+        "epochs": 3,
+        "trainable_params": 61440,
+        "seeds": 1,
+    }
+    results = {"rows": [row], "protocol": "one seed", "command": "python benchmarks/x.py"}
+    args = (evaluated["metrics"], evaluated["significance"], evaluated["timings"], history, info)
+    llm_model = {"config": {"model": {"fusion": {"strategy": "llm"}}}}
+    report, *_ = nodes.write_report(*args, PARAMS, llm_model, results)
+    assert "## Before vs after fine-tuning" in report
+    assert "| llm strategy, LoRA top 2 layers (after) | 0.2500 |" in report
+    assert "| 12.5 | 3 | 61,440 | 1 |" in report and "`python benchmarks/x.py`" in report
+    concat = {"config": {"model": {"fusion": {"strategy": "concat"}}}}
+    report, *_ = nodes.write_report(*args, PARAMS, concat, results)
+    assert "Before vs after" not in report
+    # the catalog's dataset: a missing file loads as None (the report then has no such section)
+    missing = OptionalJSONDataset(filepath=str(tmp_path / "llm_before_after.json"))
+    assert missing.load() is None
+    missing.save(results)
+    assert missing.load()["rows"][0]["trainable_params"] == 61440

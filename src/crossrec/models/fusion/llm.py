@@ -37,7 +37,10 @@ class LLMFusion(nn.Module):
         return self.projection(self.encoder(item_idx).float())
 
     def encode_all(self, n_items: int, device: torch.device) -> torch.Tensor:
-        """Whole catalogue in chunks (used for scoring)."""
+        """Whole catalogue for scoring: without gradients in eval + inference mode, in batches of
+        similar text length (only the top layers run when the trunk is cached)."""
+        if not torch.is_grad_enabled():
+            return self.projection(self.encoder.encode_all(self.chunk_size).to(device).float())
         parts = [
             self(torch.arange(s, min(s + self.chunk_size, n_items), device=device))
             for s in range(0, n_items, self.chunk_size)

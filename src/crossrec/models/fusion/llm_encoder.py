@@ -13,6 +13,11 @@ Fine-tuning modes (``LLMFusionConfig.mode``):
 * ``partial`` — the top ``top_n_layers`` decoder layers (and the final norm) train.
 * ``full`` — everything trains.
 
+With ``trunk_cache`` (every mode but ``full``) the layers below the top ``top_n_layers`` run
+once per item text and are cached (``crossrec.models.fusion.llm_trunk``): LoRA adapters sit on
+the top layers only and the soft tokens enter at the first top layer. Without it the whole LLM
+runs every step with the soft tokens at the input (LoRA on every layer).
+
 Texts are tokenised once at build time; a batch is trimmed to its longest text and repeated
 items are encoded once. ``llm_parameters()`` / :func:`llm_parameter_groups` let the trainer give
 the LLM its own learning rate. By default the state dict leaves out frozen pretrained weights
@@ -34,6 +39,14 @@ import torch
 from torch import nn
 
 from crossrec.models.config import LLMFusionConfig
+from crossrec.models.fusion.llm_trunk import (
+    TrunkCache,
+    base_model,
+    load_or_compute_trunk,
+    run_layers,
+    trunk_forward,
+    trunk_settings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +161,7 @@ class LLMItemEncoder(nn.Module):
         attention_mask: torch.Tensor,
         features: dict[str, tuple[np.ndarray, np.ndarray]],
         config: LLMFusionConfig,
+        trunk: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -155,6 +169,11 @@ class LLMItemEncoder(nn.Module):
         embeddings = backbone.get_input_embeddings()
         hidden = embeddings.weight.shape[1]
         embed_rms = float(embeddings.weight.detach().float().pow(2).mean().sqrt())
+        layers = decoder_layers(backbone)
+        #: layers below the top ones whose output is cached (None: the whole LLM runs)
+        self.n_trunk = None if trunk is None else len(layers) - config.top_n_layers
+        if trunk is not None:  # soft tokens enter at the first top layer: scale them like it
+            embed_rms = typical_token_rms(trunk, attention_mask)
         self.hidden_size = hidden
         self.modalities = list(features)
         # Per-item inputs live outside the module's buffers: they never enter the state dict and
@@ -163,6 +182,8 @@ class LLMItemEncoder(nn.Module):
             "input_ids": input_ids,
             "text_mask": attention_mask,
         }
+        if trunk is not None:
+            self._item_data["trunk"] = trunk
         self.projectors = nn.ModuleDict()
         for name, (vectors, mask) in features.items():
             self._item_data[f"vectors/{name}"] = torch.as_tensor(vectors, dtype=torch.float32)
@@ -210,13 +231,20 @@ class LLMItemEncoder(nn.Module):
         unique, inverse = torch.unique(item_idx, return_inverse=True)
         return self._encode(unique)[inverse]
 
-    def _encode(self, items: torch.Tensor) -> torch.Tensor:
+    def _encode(self, items: torch.Tensor, cached: bool = True) -> torch.Tensor:
+        """Vectors of distinct ``items``; ``cached=False`` recomputes the trunk (tests, checks)."""
         data = self.item_data()
         text_mask = data["text_mask"][items]
         length = int(text_mask.sum(dim=1).max())
         ids, text_mask = data["input_ids"][items, :length], text_mask[:, :length]
         embed = self.backbone.get_input_embeddings()
-        text_embeds = embed(ids)
+        layers = decoder_layers(self.backbone)
+        if self.n_trunk is None:
+            text_embeds = embed(ids)
+        elif cached:
+            text_embeds = data["trunk"][items, :length].to(embed.weight.dtype)
+        else:
+            text_embeds = trunk_forward(self.backbone, layers[: self.n_trunk], ids, text_mask)
         soft = [
             self.projectors[m](data[f"vectors/{m}"][items], data[f"present/{m}"][items])
             for m in self.modalities
@@ -225,9 +253,13 @@ class LLMItemEncoder(nn.Module):
         n_soft = sum(s.shape[1] for s in soft_embeds)
         inputs = torch.cat([*soft_embeds, text_embeds], dim=1)
         mask = torch.cat([text_mask.new_ones(len(items), n_soft), text_mask], dim=1)
-        hidden = self.backbone(
-            inputs_embeds=inputs, attention_mask=mask, use_cache=False
-        ).last_hidden_state
+        if self.n_trunk is None:
+            hidden = self.backbone(
+                inputs_embeds=inputs, attention_mask=mask, use_cache=False
+            ).last_hidden_state
+        else:
+            hidden = run_layers(self.backbone, layers[self.n_trunk :], inputs, mask)
+            hidden = base_model(self.backbone).norm(hidden)
         if self.config.pooling == "last":
             last = n_soft + text_mask.sum(dim=1) - 1
             pooled = hidden[torch.arange(len(items), device=hidden.device), last]
@@ -236,21 +268,29 @@ class LLMItemEncoder(nn.Module):
             pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1)
         return self.head(pooled.float())
 
-    @torch.no_grad()
     def encode_all(self, batch_size: int = 128) -> torch.Tensor:
-        """Every item's vector ``(n_items, out_dim)`` in batches (evaluation / caching)."""
+        """Every item's vector ``(n_items, out_dim)``: eval mode, inference mode, batches of
+        similar text length (evaluation / caching). Through the top layers only when the trunk
+        is cached."""
         was_training = self.training
         self.eval()
         try:
-            device = self.item_data()["input_ids"].device
-            return torch.cat(
-                [
-                    self._encode(torch.arange(s, min(s + batch_size, self.n_items), device=device))
-                    for s in range(0, self.n_items, batch_size)
-                ]
-            )
+            lengths = self.item_data()["text_mask"].sum(dim=1)
+            order = torch.argsort(lengths, descending=True, stable=True)
+            with torch.inference_mode():
+                parts = [self._encode(chunk) for chunk in order.split(batch_size)]
+                out = torch.empty(self.n_items, parts[0].shape[1], device=parts[0].device)
+                out[order] = torch.cat(parts)
+            return out.clone()  # a normal tensor: usable outside inference mode
         finally:
             self.train(was_training)
+
+
+def typical_token_rms(trunk: torch.Tensor, mask: torch.Tensor) -> float:
+    """Median RMS of the real tokens' trunk outputs: the scale soft tokens enter at (a median,
+    as a few "attention sink" tokens of LLMs carry hidden states 10-100x larger)."""
+    real = trunk[:, : mask.shape[1]][mask[:, : trunk.shape[1]].bool()].float()
+    return float(real.pow(2).mean(dim=-1).sqrt().median())
 
 
 def _drop_frozen_weights(
@@ -304,28 +344,46 @@ def _apply_mode(backbone: nn.Module, config: LLMFusionConfig) -> nn.Module:
             raise ValueError(
                 f"LLM fusion: LoRA target_modules {unknown} not found in {type(backbone).__name__}"
             )
+        top_only = {}
+        if uses_trunk(config):  # adapters only where layers run every step: the top ones
+            n_layers = len(decoder_layers(backbone))
+            _check_top_n(config, n_layers)
+            top_only = {
+                "layers_to_transform": list(range(n_layers - config.top_n_layers, n_layers)),
+                "layers_pattern": "layers",
+            }
         lora = LoraConfig(
             r=config.lora_r,
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
             target_modules=list(config.target_modules),
             bias="none",
+            **top_only,
         )
         with warnings.catch_warnings():  # peft still asks transformers' deprecated alias
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
             return get_peft_model(backbone, lora)
     if config.mode == "partial":
         layers = decoder_layers(backbone)
-        if config.top_n_layers > len(layers):
-            raise ValueError(
-                f"LLM fusion: top_n_layers={config.top_n_layers} but the model has {len(layers)}"
-            )
+        _check_top_n(config, len(layers))
         for layer in layers[len(layers) - config.top_n_layers :]:
             layer.requires_grad_(True)
         norm = getattr(backbone, "norm", None)
         if isinstance(norm, nn.Module):
             norm.requires_grad_(True)
     return backbone
+
+
+def uses_trunk(config: LLMFusionConfig) -> bool:
+    """Whether the bottom layers are frozen and cached (every mode but ``full``)."""
+    return config.trunk_cache and config.mode != "full"
+
+
+def _check_top_n(config: LLMFusionConfig, n_layers: int) -> None:
+    if config.top_n_layers > n_layers:
+        raise ValueError(
+            f"LLM fusion: top_n_layers={config.top_n_layers} but the model has {n_layers} layers"
+        )
 
 
 def load_backbone(model_dir: Path, config: LLMFusionConfig) -> tuple[nn.Module, Any]:
@@ -374,17 +432,37 @@ def build_llm_item_encoder(
             )
     backbone = _apply_mode(backbone, config)
     input_ids, attention_mask = tokenize_texts(tokenizer, item_texts, config.max_text_tokens)
+    trunk = None
+    if uses_trunk(config):
+        layers = decoder_layers(backbone)
+        n_trunk = len(layers) - config.top_n_layers
+        cache = None
+        if config.trunk_cache_dir is not None:
+            settings = trunk_settings(model_dir, n_trunk, config.dtype)
+            cache = TrunkCache(config.trunk_cache_dir, settings)
+        trunk = load_or_compute_trunk(
+            backbone.eval(),
+            layers[:n_trunk],
+            input_ids,
+            attention_mask,
+            cache,
+            config.trunk_batch_size,
+        )
     # from_pretrained returns eval mode; nn.Modules start in train mode (LoRA dropout and
     # gradient checkpointing only act in training), and Lightning keeps whatever mode it finds.
-    encoder = LLMItemEncoder(backbone, input_ids, attention_mask, features, config).train()
+    encoder = LLMItemEncoder(backbone, input_ids, attention_mask, features, config, trunk)
+    encoder = encoder.train()
     logger.info(
         "LLM item encoder: %s (%s mode), %d items, soft tokens from %s, %d text tokens max, "
-        "%.2f%% of LLM weights trainable",
+        "%.2f%% of LLM weights trainable, %s",
         model_dir.name,
         config.mode,
         n_items,
         modalities or "no modality",
         input_ids.shape[1],
         100 * encoder.trainable_share(),
+        "whole LLM every step"
+        if encoder.n_trunk is None
+        else f"{encoder.n_trunk} cached trunk layers + top {config.top_n_layers} every step",
     )
     return encoder

@@ -108,10 +108,20 @@ def write_report(
     training_history: pd.DataFrame,
     dataset_info: dict,
     params: dict,
+    trained_model: dict | None = None,
+    llm_before_after: dict | None = None,
 ):
-    """report.md and the figures."""
+    """report.md and the figures (+ "before vs after fine-tuning" for an LLM model)."""
     from crossrec.evaluation.report import build_report
 
+    config = (trained_model or {}).get("config", {})
+    strategy = config.get("model", {}).get("fusion", {}).get("strategy")
     return build_report(
-        metrics, significance, timings, training_history, dataset_info, _config(params)
+        metrics,
+        significance,
+        timings,
+        training_history,
+        dataset_info,
+        _config(params),
+        before_after=llm_before_after if strategy == "llm" else None,
     )

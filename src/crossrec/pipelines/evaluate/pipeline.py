@@ -72,6 +72,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "training_history",
                     "dataset_info",
                     "params:evaluate",
+                    "trained_model",
+                    "llm_before_after",
                 ],
                 [
                     "evaluation_report",
