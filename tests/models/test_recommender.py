@@ -280,8 +280,8 @@ def test_content_loss_trains_the_content_path(tiny_data):
     model = build_recommender(tiny_data, config)
     emb = model.embeddings()
     u = emb.users[batch["users"]]
-    p = model.content_vectors(batch["pos"])
-    n = model.content_vectors(batch["neg"])
+    p = model.fusion(batch["pos"])
+    n = model.fusion(batch["neg"].reshape(-1)).view(3, 2, -1)
     from crossrec.models.losses import bpr_loss
 
     expected = bpr_loss((u * p).sum(-1), torch.einsum("bd,bkd->bk", u, n), torch.ones(3, 2) > 0)

@@ -100,9 +100,11 @@ class RecommenderModule(pl.LightningModule):
         """FREEDOM's content term: the ranking loss of the users' final vectors against the
         items' projected content alone (sampled negatives only); None without content."""
         loss_cfg = self.config.loss
-        p, n = self.model.content_vectors(pos), self.model.content_vectors(neg)
-        if p is None:
+        table = self.model.content_table()
+        if table is None:
             return None
+        p = table.index_select(0, pos)
+        n = table.index_select(0, neg.reshape(-1)).view(*neg.shape, -1)
         if loss_cfg.kind == "softmax" and loss_cfg.cosine:
             p, n = F.normalize(p, dim=-1), F.normalize(n, dim=-1)
         pos_scores, neg_scores = (u * p).sum(-1), torch.einsum("bd,bkd->bk", u, n)

@@ -341,12 +341,13 @@ class Recommender(nn.Module):
                 users, items = F.normalize(users, dim=-1), F.normalize(items, dim=-1)
             return users @ items.T
 
-    def content_vectors(self, item_idx: torch.Tensor) -> torch.Tensor | None:
-        """Projected content of some items (no IDs, no graphs); None without early content."""
+    def content_table(self) -> torch.Tensor | None:
+        """(n_items, d) projected content of every item (no IDs, no graphs); None without
+        early content. One pass over the catalogue: cheaper than projecting the batch's
+        (batch x negatives) rows, which repeat items."""
         if self.fusion is None or self.late_content:
             return None
-        flat = self.fusion(item_idx.reshape(-1))
-        return flat.view(*item_idx.shape, -1)
+        return self.fusion(None)
 
     def modality_weights(self, item_idx: torch.Tensor) -> torch.Tensor | None:
         """(b, n_modalities) per-item modality weights (gated fusion), else None."""
