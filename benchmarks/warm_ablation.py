@@ -3,6 +3,9 @@
     .venv/bin/python benchmarks/warm_ablation.py --dataset movielens100k_multimodal \
         --variants lightgcn,default --seeds 2026 --max-epochs 60
     .venv/bin/python benchmarks/warm_ablation.py --list        # the variants and their overrides
+    # a part removed from a variant: name+dotted.key=value;dotted.key=value
+    .venv/bin/python benchmarks/warm_ablation.py --variants \
+        "freedom,freedom+model.propagation.edge_dropout=0,freedom+loss.content_weight=0"
 
 Reads the fuse artifacts of ``--dataset`` straight from ``data/`` (run
 ``kedro run --pipelines ingest,featurize_modalities,fuse --params dataset=<name>`` once; no
@@ -59,28 +62,21 @@ VARIANTS: dict[str, tuple[str, dict]] = {
             "loss": {"content_weight": 0.1},
         },
     ),
+    "freedom_no_content": (
+        "FREEDOM trained without content: edge pruning 0.8 only",
+        {
+            "model": {
+                "use_content": False,
+                "propagation": {"edge_dropout": 0.8, "item_graph_layers": 0},
+            }
+        },
+    ),
     "freedom_softmax": (
         "FREEDOM parts + sampled softmax (cosine, T=0.2)",
         {
             "model": {"propagation": {"edge_dropout": 0.8, "item_graph_input": "id"}},
             "loss": {"content_weight": 0.1, **SOFTMAX["loss"]},
         },
-    ),
-    "no_edge_drop": (
-        "defaults without degree-sensitive edge pruning",
-        {"model": {"propagation": {"edge_dropout": 0.0}}},
-    ),
-    "no_item_graph": (
-        "defaults without the modality item graph",
-        {"model": {"propagation": {"item_graph_layers": 0}}},
-    ),
-    "no_fusion": (
-        "defaults without fused content in the item ego (item graph only)",
-        {"model": {"use_content": False}},
-    ),
-    "ig_ego": (
-        "item graph propagates the ego (ID + content) as before",
-        {"model": {"propagation": {"item_graph_input": "ego"}}},
     ),
     "bpr": ("defaults with BPR (16 negatives)", {"loss": {"kind": "bpr"}}),
     "softmax": ("defaults with sampled softmax (cosine, T=0.2)", SOFTMAX),
