@@ -25,7 +25,6 @@ graph, not the trained model with its content masked at inference.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import pickle
@@ -85,17 +84,6 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {**NO_CONTENT, **SOFTMAX},
     ),
 }
-
-
-def deep_merge(base: dict, extra: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        out[key] = (
-            deep_merge(out[key], value)
-            if isinstance(value, dict) and isinstance(out.get(key), dict)
-            else value
-        )
-    return out
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -221,7 +209,7 @@ def print_table(all_results: dict, main: str, paired: str | None) -> None:
             else "-"
         )
         row.append(f"{np.mean([r['slices'][main]['coverage@20'] for r in res]):.3f}")
-        row.append(f"{np.mean([r['slices'][main]['arp@20'] for r in res]):.1f}")
+        row.append(f"{np.mean([r['slices'][main]['arp@20'] for r in res]):.3f}")
         row.append("/".join(str(r["epochs"]) for r in res))
         row.append(f"{np.mean([r['train_s'] for r in res]):.0f}")
         if paired and paired in all_results and name != paired:
@@ -264,6 +252,7 @@ def main() -> None:
 
     logging.basicConfig(level=logging.WARNING)
     sys.path.insert(0, str(ROOT / "src"))
+    from crossrec.config import deep_merge
     from crossrec.evaluation.protocol import build_split, ranking_slices
 
     base = yaml.safe_load((ROOT / "conf/base/parameters_finetune.yml").read_text())["finetune"]
