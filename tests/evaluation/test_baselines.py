@@ -47,6 +47,20 @@ def test_item_knn_scores_are_history_times_similarity() -> None:
     np.testing.assert_allclose(scores.numpy(), [[0.5, 0.0, 0.0]], rtol=1e-6)
 
 
+def test_item_knn_prunes_per_candidate_as_recbole() -> None:
+    """neighbours=1: a candidate scores only from its own nearest item (RecBole's ItemKNN)."""
+    # top-1 neighbours: item0 -> item1, item1 -> item0, item2 -> item0
+    train = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 1], [0, 0, 1]], dtype=np.float32))
+    knn = ItemKNN(train, neighbours=1, shrink=0.0)
+    # user 0 holds items 0 and 1: item2's nearest item (item0) is in the history -> 1/2;
+    # pruned per history item instead, item2 would get nothing (neither 0 nor 1 picks it)
+    np.testing.assert_allclose(
+        knn(torch.tensor([0])).numpy(), [[1 / np.sqrt(2), 1 / np.sqrt(2), 0.5]], rtol=1e-6
+    )
+    # user 2 holds item2, which is nobody's nearest item: nothing is supported
+    np.testing.assert_allclose(knn(torch.tensor([2])).numpy(), [[0.0, 0.0, 0.0]])
+
+
 def test_random_scorer_is_reproducible_per_user() -> None:
     scorer = RandomScorer(7, seed=3)
     a = scorer(torch.tensor([0, 4]))

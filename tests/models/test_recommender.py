@@ -177,3 +177,112 @@ def test_ego_penalty_equals_the_gathered_sum(tiny_data):
     ) / (2 * len(users))
     penalty = RecommenderModule._ego_penalty(emb, users, pos, neg)
     torch.testing.assert_close(penalty, gathered, rtol=1e-5, atol=1e-7)
+
+
+def _dense(graph: torch.Tensor) -> np.ndarray:
+    return graph.to_dense().numpy()
+
+
+def test_edge_pruning_keeps_a_renormalised_share_of_train_edges(tiny_data):
+    """FREEDOM pruning: (1 - p) of the train edges, symmetric, D^-1/2 A D^-1/2 of what is kept;
+    evaluation uses the full graph."""
+    torch.manual_seed(0)
+    config = _config(user_tower={"kind": "none"}, propagation={"edge_dropout": 0.5})
+    model = build_recommender(tiny_data, config)
+    n_users, n_edges = tiny_data.n_users, len(model.edge_weight)
+    assert n_edges == tiny_data.train.nnz
+    graph = _dense(model.pruned_graph())
+    np.testing.assert_allclose(graph, graph.T)
+    kept = graph[:n_users, n_users:] > 0
+    assert kept.sum() == int(n_edges * 0.5)
+    assert not (kept & (tiny_data.train.toarray() == 0)).any()  # only train edges survive
+    deg_u, deg_i = kept.sum(axis=1), kept.sum(axis=0)
+    rows, cols = np.nonzero(kept)
+    expected = 1.0 / np.sqrt(deg_u[rows] * deg_i[cols])
+    np.testing.assert_allclose(graph[:n_users, n_users:][rows, cols], expected, rtol=1e-5)
+    model.eval()  # inference: every train edge
+    full = model.ui_graph.to_dense().numpy()[:n_users, n_users:] > 0
+    assert full.sum() == n_edges
+
+
+def test_edge_pruning_drops_edges_between_popular_nodes_first():
+    """Edge (u, i) survives with probability ~ 1 / sqrt(deg u * deg i)."""
+    import scipy.sparse as sp
+
+    from crossrec.graphs.knn import normalized_user_item_graph
+    from crossrec.models.config import ModelConfig
+    from crossrec.models.recommender import Recommender
+
+    # user 0 and item 0 are hubs (everyone links to item 0, user 0 to every item); the other
+    # users each add one niche edge
+    n_users, n_items = 30, 30
+    rows = [0] * n_items + list(range(1, n_users)) + list(range(1, n_users))
+    cols = list(range(n_items)) + [0] * (n_users - 1) + list(range(1, n_items))
+    train = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_users, n_items))
+    train.data[:] = 1.0
+    config = ModelConfig.model_validate(
+        {"use_content": False, "propagation": {"edge_dropout": 0.5, "item_graph_layers": 0}}
+    )
+    graph = normalized_user_item_graph(*train.nonzero(), n_users, n_items)
+    model = Recommender(config, n_users, n_items, train, user_item_graph=graph)
+    torch.manual_seed(0)
+    hub, niche = 0, 0
+    for _ in range(20):
+        kept = _dense(model.pruned_graph())[:n_users, n_users:] > 0
+        hub += kept[0, 0]
+        niche += kept[1:, 1:].diagonal().sum() / (n_users - 1)
+    assert hub / 20 < niche / 20
+
+
+def test_item_graph_over_ids_ignores_content(tiny_data):
+    """item_graph_input id: the item-graph branch smooths ID embeddings only (FREEDOM)."""
+    torch.manual_seed(0)
+    config = _config(
+        user_tower={"kind": "none"},
+        propagation={"layers": 0, "item_graph_layers": 1, "item_graph_input": "id"},
+    )
+    model = build_recommender(tiny_data, config).eval()
+    with torch.no_grad():
+        emb = model.embeddings()
+        ids = model.item_id.weight * model.item_id_seen
+        graph = model.ii_graph.to_dense()
+        expected = emb.items_ego + (ids + graph @ ids) / 2
+    torch.testing.assert_close(emb.items, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_content_loss_trains_the_content_path(tiny_data):
+    """content_weight > 0 adds a ranking loss on the projected content alone."""
+    from crossrec.models.module import RecommenderModule
+
+    torch.manual_seed(0)
+    batch = {
+        "users": torch.tensor([0, 1, 2]),
+        "pos": torch.tensor([1, 2, 3]),
+        "neg": torch.tensor([[4, 5], [6, 7], [8, 9]]),
+    }
+    losses = []
+    for weight in (0.0, 1.0):
+        config = FinetuneConfig.model_validate(
+            {
+                "model": {"embedding_dim": 16, "user_tower": {"kind": "none"}},
+                "loss": {"content_weight": weight},
+            }
+        )
+        torch.manual_seed(0)
+        model = build_recommender(tiny_data, config)
+        module = RecommenderModule(model, config, tiny_data.train, tiny_data.valid)
+        losses.append(module.batch_loss(batch))
+    assert losses[1] > losses[0]  # a BPR term is positive
+    config = FinetuneConfig.model_validate(
+        {"model": {"embedding_dim": 16, "user_tower": {"kind": "none"}}}
+    )
+    torch.manual_seed(0)
+    model = build_recommender(tiny_data, config)
+    emb = model.embeddings()
+    u = emb.users[batch["users"]]
+    p = model.fusion(batch["pos"])
+    n = model.fusion(batch["neg"].reshape(-1)).view(3, 2, -1)
+    from crossrec.models.losses import bpr_loss
+
+    expected = bpr_loss((u * p).sum(-1), torch.einsum("bd,bkd->bk", u, n), torch.ones(3, 2) > 0)
+    torch.testing.assert_close(losses[1] - losses[0], expected, rtol=1e-4, atol=1e-6)

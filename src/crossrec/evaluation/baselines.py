@@ -108,7 +108,13 @@ def _keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
 
 @BASELINES.register("item_knn")
 class ItemKNN:
-    """Item-based kNN: score(u, j) = sum over the user's train items i of sim(i, j)."""
+    """Item-based kNN as RecBole's ItemKNN: score(u, j) = sum of sim(i, j) over the user's train
+    items i that are among the ``neighbours`` most similar items of the candidate j.
+
+    Pruning per candidate (not per history item) gives every candidate the same number of
+    neighbours to be supported by: pruned per history item, a niche item's list is filled with
+    other niche items and popular candidates collect support from every history item at once.
+    """
 
     deterministic = True
 
@@ -119,7 +125,8 @@ class ItemKNN:
     def __init__(self, train: sp.csr_matrix, neighbours: int = 100, shrink: float = 10.0):
         self.train = sp.csr_matrix(train, dtype=np.float32)
         self.train.data[:] = 1.0
-        self.similarity = item_cosine_neighbours(self.train, neighbours, shrink)
+        # column j holds the neighbours of candidate j (the matrix is row-pruned, so transpose)
+        self.similarity = item_cosine_neighbours(self.train, neighbours, shrink).T.tocsr()
 
     def __call__(self, users: torch.Tensor) -> torch.Tensor:
         block = self.train[users.cpu().numpy()] @ self.similarity

@@ -35,6 +35,29 @@ def select_modalities(item_features: dict, wanted: list[str] | None) -> dict:
     return out
 
 
+#: blocks of the trained model's config a baseline inherits: how to run, not what to learn
+INHERITED_BLOCKS = ("trainer",)
+
+
+def baseline_config(trained_config: dict, baseline_defaults: dict, overrides: dict) -> dict:
+    """The finetune config of a ``finetune``-kind baseline, configured on its own.
+
+    It starts from the finetune schema defaults (= conf/base/parameters_finetune.yml), takes
+    only the ``trainer`` block (devices, threads, precision, monitor) from the trained model,
+    then ``baseline_defaults`` and the baseline's ``overrides``. A knob tuned or set on the
+    model (``id_dropout``, ``edge_dropout``, the loss, an ``--env tuned`` study's choices)
+    therefore never silently changes VBPR, ContentOnly or LightGCN.
+    """
+    from crossrec.config import deep_merge
+    from crossrec.models.config import FinetuneConfig
+
+    base = FinetuneConfig().model_dump(mode="json")
+    for block in INHERITED_BLOCKS:
+        if block in trained_config:
+            base[block] = trained_config[block]
+    return deep_merge(deep_merge(base, baseline_defaults), overrides)
+
+
 def ablate_modality(
     item_features: dict, graphs: dict, modality: str, config: dict
 ) -> tuple[dict, dict]:

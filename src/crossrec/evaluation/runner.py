@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crossrec.config import deep_merge
 from crossrec.evaluation.config import BASELINES, BaselineConfig, EvaluateConfig
 from crossrec.evaluation.protocol import (
     EvalSplit,
@@ -206,15 +205,19 @@ class Evaluation:
                 available,
             )
             return None
-        base = deep_merge(dict(trained_model["config"]), self.cfg.baseline_defaults)
-        config = deep_merge(base, spec.overrides)
+        from crossrec.evaluation.experiments import baseline_config
+
+        config = baseline_config(
+            trained_model["config"], self.cfg.baseline_defaults, spec.overrides
+        )
         return self.upstream.training_data(config, features=features), config
 
     def baseline_runs(self, trained_model: dict) -> dict:
         """Every enabled baseline on the same split, slices and ranking code as the model.
 
-        ``finetune`` baselines are the trained model's own config with ``baseline_defaults``
-        and then the baseline's ``overrides`` merged in.
+        ``finetune`` baselines are the finetune schema defaults (the trained model's
+        ``trainer`` block only) with ``baseline_defaults`` and the baseline's ``overrides``
+        merged in (:func:`crossrec.evaluation.experiments.baseline_config`).
         """
         from crossrec.evaluation.experiments import model_score_fn, train_variant
 

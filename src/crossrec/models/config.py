@@ -102,6 +102,12 @@ class PropagationConfig(StrictConfig):
     item_graph_layers: int = Field(2, ge=0)
     #: which modality graphs to average; None = all of them
     item_graph_modalities: list[str] | None = None
+    #: what the item graph smooths: ``ego`` (ID + content) or ``id`` (ID embeddings, FREEDOM)
+    item_graph_input: Literal["ego", "id"] = "ego"
+    #: FREEDOM's degree-sensitive edge pruning: share of train user-item edges dropped at each
+    #: training step, edge (u, i) kept with probability ~ 1 / sqrt(deg u * deg i); the kept
+    #: graph is re-normalised. Inference uses every edge. 0 = off
+    edge_dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
 
 class ModelConfig(StrictConfig):
@@ -155,6 +161,9 @@ class LossConfig(StrictConfig):
     logq_correction: bool = True
     #: L2 penalty on the batch's ego embeddings (LightGCN style), per example
     reg_weight: float = Field(1e-3, ge=0)
+    #: weight of the content loss (FREEDOM): the same ranking loss with the items' projected
+    #: content alone in place of their final vectors, so the content learns to rank on its own
+    content_weight: float = Field(0.0, ge=0)
 
 
 class TrainerConfig(StrictConfig):

@@ -87,7 +87,28 @@ class RecommenderModule(pl.LightningModule):
         loss = ranking_loss(loss_cfg.kind, pos_scores, neg_scores, valid, loss_cfg.temperature)
         if loss_cfg.reg_weight > 0:
             loss = loss + loss_cfg.reg_weight * self._ego_penalty(emb, users, pos, neg)
+        if loss_cfg.content_weight > 0 and neg.numel():
+            content = self._content_loss(u, pos, neg)
+            if content is not None:
+                loss = loss + loss_cfg.content_weight * content
         return loss
+
+    def _content_loss(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor):
+        """FREEDOM's content term: the ranking loss of the users' final vectors against the
+        items' projected content alone (sampled negatives only); None without content."""
+        loss_cfg = self.config.loss
+        table = self.model.content_table()
+        if table is None:
+            return None
+        p = table.index_select(0, pos)
+        n = table.index_select(0, neg.reshape(-1)).view(*neg.shape, -1)
+        if loss_cfg.kind == "softmax" and loss_cfg.cosine:
+            p, n = F.normalize(p, dim=-1), F.normalize(n, dim=-1)
+        pos_scores, neg_scores = (u * p).sum(-1), torch.einsum("bd,bkd->bk", u, n)
+        if loss_cfg.kind == "softmax" and loss_cfg.logq_correction:
+            pos_scores, neg_scores = self._logq_corrected(pos, neg, pos_scores, neg_scores, False)
+        valid = torch.ones_like(neg_scores, dtype=torch.bool)
+        return ranking_loss(loss_cfg.kind, pos_scores, neg_scores, valid, loss_cfg.temperature)
 
     @staticmethod
     def _ego_penalty(emb, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor):

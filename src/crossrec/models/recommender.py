@@ -188,6 +188,8 @@ class Recommender(nn.Module):
                     f"{n_items} items, got {user_item_graph.shape}"
                 )
             self.ui_graph, self.ui_graph_t = graph_and_transpose(user_item_graph)
+            if prop.edge_dropout > 0:
+                self._init_edge_pruning(train)
         names = prop.item_graph_modalities
         if names is None:
             names = sorted(modality_graphs or {})
@@ -199,6 +201,45 @@ class Recommender(nn.Module):
             self.ii_layers = 0
         self._cache: Embeddings | None = None
         self._late_cache: torch.Tensor | None = None
+
+    def _init_edge_pruning(self, train: sp.spmatrix) -> None:
+        """Train edges and their FREEDOM sampling weights 1 / sqrt(deg u * deg i)."""
+        coo = sp.coo_matrix(sp.csr_matrix(train, dtype=np.float32))
+        coo.sum_duplicates()
+        users, items = coo.row.astype(np.int64), coo.col.astype(np.int64)
+        deg_u = np.bincount(users, minlength=self.n_users).astype(np.float64)
+        deg_i = np.bincount(items, minlength=self.n_items).astype(np.float64)
+        weight = 1.0 / np.sqrt(deg_u[users] * deg_i[items])
+        for name, value in (("edge_users", users), ("edge_items", items), ("edge_weight", weight)):
+            tensor = torch.as_tensor(value, dtype=torch.float32 if name == "edge_weight" else None)
+            self.register_buffer(name, tensor, persistent=False)
+
+    def pruned_graph(self) -> torch.Tensor:
+        """A re-normalised user-item graph over a degree-sensitive sample of the train edges.
+
+        Keeps ``(1 - edge_dropout)`` of the edges, each drawn without replacement with
+        probability ~ 1 / sqrt(deg u * deg i) (FREEDOM): edges between popular nodes go first,
+        which denoises the graph and keeps the long tail connected. Symmetric (its own
+        transpose).
+        """
+        n_keep = max(1, int(len(self.edge_weight) * (1.0 - self.config.propagation.edge_dropout)))
+        keep = torch.multinomial(self.edge_weight, n_keep, replacement=False)
+        users, items = self.edge_users[keep], self.edge_items[keep]
+        deg_u = torch.bincount(users, minlength=self.n_users).float()
+        deg_i = torch.bincount(items, minlength=self.n_items).float()
+        values = (deg_u[users] * deg_i[items]).rsqrt()
+        rows = torch.cat([users, items + self.n_users])
+        cols = torch.cat([items + self.n_users, users])
+        size = self.n_users + self.n_items
+        graph = torch.sparse_coo_tensor(
+            torch.stack([rows, cols]),
+            torch.cat([values, values]),
+            (size, size),
+            check_invariants=False,  # built from in-range indices just above
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta")
+            return graph.coalesce().to_sparse_csr()
 
     # ---------------------------------------------------------------- embeddings
     def item_ego(self) -> torch.Tensor:
@@ -248,13 +289,19 @@ class Recommender(nn.Module):
         users_ego = self.user_ego(items_ego)
         users, items = users_ego, items_ego
         if self.ui_layers:
+            graph, graph_t = self.ui_graph, self.ui_graph_t
+            if self.training and self.config.propagation.edge_dropout > 0:
+                graph = graph_t = self.pruned_graph()
             both = self._propagate_sparse(
-                self.ui_graph, self.ui_graph_t, torch.cat([users_ego, items_ego]), self.ui_layers
+                graph, graph_t, torch.cat([users_ego, items_ego]), self.ui_layers
             )
             users, items = both[: self.n_users], both[self.n_users :]
         if self.ii_layers:
+            source = items_ego
+            if self.config.propagation.item_graph_input == "id" and self.item_id is not None:
+                source = self.item_id.weight * self.item_id_seen
             smoothed = self._propagate_sparse(
-                self.ii_graph, self.ii_graph_t, items_ego, self.ii_layers
+                self.ii_graph, self.ii_graph_t, source, self.ii_layers
             )
             items = items + smoothed
         out = Embeddings(users, items, users_ego, items_ego)
@@ -293,6 +340,14 @@ class Recommender(nn.Module):
             if self.cosine:
                 users, items = F.normalize(users, dim=-1), F.normalize(items, dim=-1)
             return users @ items.T
+
+    def content_table(self) -> torch.Tensor | None:
+        """(n_items, d) projected content of every item (no IDs, no graphs); None without
+        early content. One pass over the catalogue: cheaper than projecting the batch's
+        (batch x negatives) rows, which repeat items."""
+        if self.fusion is None or self.late_content:
+            return None
+        return self.fusion(None)
 
     def modality_weights(self, item_idx: torch.Tensor) -> torch.Tensor | None:
         """(b, n_modalities) per-item modality weights (gated fusion), else None."""

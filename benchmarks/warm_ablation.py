@@ -1,0 +1,314 @@
+"""What each part of the model adds on warm (and cold) items: a bounded ablation loop.
+
+    .venv/bin/python benchmarks/warm_ablation.py --dataset movielens100k_multimodal \
+        --variants lightgcn,default --seeds 2026 --max-epochs 60
+    .venv/bin/python benchmarks/warm_ablation.py --list        # the variants and their overrides
+    # a part removed from a variant: name+dotted.key=value;dotted.key=value
+    .venv/bin/python benchmarks/warm_ablation.py --variants \
+        "freedom,freedom+model.propagation.edge_dropout=0,freedom+loss.content_weight=0"
+
+Reads the fuse artifacts of ``--dataset`` straight from ``data/`` (run
+``kedro run --pipelines ingest,featurize_modalities,fuse --params dataset=<name>`` once; no
+Kedro here), builds the training data once with ``crossrec.models.inputs.build_training_data``
+and trains every variant — conf/base/parameters_finetune.yml with the variant's overrides —
+for every seed, one CPU thread, early stopping on validation Recall@20. Each variant is scored
+with evaluate's protocol (``crossrec.evaluation.protocol``: full ranking, seeded tie order) on
+valid / test / test_warm / test_cold; the table shows the seed means, coverage@20 and training
+time, and, with ``--paired A``, the Wilcoxon p-value of every variant against variant ``A``
+on the per-user Recall@20 of the main slice (per-user values averaged over seeds). Per-user
+values are written to ``--out`` (JSON) so later runs can be compared without retraining.
+
+"Without content" means trained without it: ``use_content: false`` and no modality item
+graph, not the trained model with its content masked at inference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+NO_CONTENT = {"model": {"use_content": False, "propagation": {"item_graph_layers": 0}}}
+ID_ONLY_BPR1 = {
+    "model": {
+        "use_content": False,
+        "propagation": {"kind": "lightgcn", "item_graph_layers": 0, "edge_dropout": 0.0},
+    },
+    "data": {"num_negatives": 1},
+    "loss": {"kind": "bpr"},
+    "optim": {"lr": 0.01},
+}
+SOFTMAX = {"loss": {"kind": "softmax", "cosine": True, "temperature": 0.2}}
+
+#: name -> (what it is, overrides of the finetune block). "default" = the YAML as it stands.
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "default": ("finetune defaults (YAML)", {}),
+    "no_content": ("defaults trained without content (no fusion, no item graph)", NO_CONTENT),
+    "lightgcn": ("evaluate's LightGCN baseline (IDs, BPR, 1 negative, lr 0.01)", ID_ONLY_BPR1),
+    "freedom": (
+        "FREEDOM parts on: edge pruning 0.8, item graph over IDs, content loss 0.1",
+        {
+            "model": {"propagation": {"edge_dropout": 0.8, "item_graph_input": "id"}},
+            "loss": {"content_weight": 0.1},
+        },
+    ),
+    "freedom_no_content": (
+        "FREEDOM trained without content: edge pruning 0.8 only",
+        {
+            "model": {
+                "use_content": False,
+                "propagation": {"edge_dropout": 0.8, "item_graph_layers": 0},
+            }
+        },
+    ),
+    "freedom_softmax": (
+        "FREEDOM parts + sampled softmax (cosine, T=0.2)",
+        {
+            "model": {"propagation": {"edge_dropout": 0.8, "item_graph_input": "id"}},
+            "loss": {"content_weight": 0.1, **SOFTMAX["loss"]},
+        },
+    ),
+    "bpr": ("defaults with BPR (16 negatives)", {"loss": {"kind": "bpr"}}),
+    "softmax": ("defaults with sampled softmax (cosine, T=0.2)", SOFTMAX),
+    "no_content_softmax": (
+        "softmax, trained without content",
+        {**NO_CONTENT, **SOFTMAX},
+    ),
+}
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``a.b.c=value`` pairs (value parsed as YAML) -> nested dict."""
+    import yaml
+
+    out: dict = {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        if not _:
+            sys.exit(f"--set {pair!r}: expected dotted.key=value")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw)
+    return out
+
+
+def load_artifacts(data_dir: Path, dataset: str) -> dict:
+    """The ingest and fuse outputs of ``dataset`` (pickles / parquet as the catalog writes them)."""
+    import pandas as pd
+
+    inter = data_dir / "02_intermediate" / dataset
+    model_input = data_dir / "05_model_input" / dataset
+    needed = [
+        inter / "interactions.parquet",
+        inter / "items.parquet",
+        inter / "dataset_info.json",
+        model_input / "fused_item_features.pkl",
+        model_input / "modality_graphs.pkl",
+        model_input / "user_item_graph.pkl",
+    ]
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing:
+        sys.exit(
+            f"missing {missing}: run `kedro run --pipelines ingest,featurize_modalities,fuse "
+            f"--params dataset={dataset}` first"
+        )
+
+    def unpickle(path: Path):
+        with path.open("rb") as handle:
+            return pickle.load(handle)
+
+    return {
+        "interactions": pd.read_parquet(needed[0]),
+        "items": pd.read_parquet(needed[1]),
+        "dataset_info": json.loads(needed[2].read_text()),
+        "fused_item_features": unpickle(needed[3]),
+        "modality_graphs": unpickle(needed[4]),
+        "user_item_graph": unpickle(needed[5]),
+    }
+
+
+def train_and_score(arts: dict, config: dict, seed: int, slices, split) -> dict:
+    """Train one config with one seed; per-user metrics of every slice plus timings."""
+    import numpy as np
+
+    from crossrec.evaluation.experiments import model_score_fn, train_variant
+    from crossrec.evaluation.protocol import evaluate_scorer
+    from crossrec.models.inputs import build_training_data
+
+    data = build_training_data(
+        arts["interactions"],
+        arts["items"],
+        arts["dataset_info"],
+        arts["fused_item_features"],
+        arts["modality_graphs"],
+        arts["user_item_graph"],
+        config,
+    )
+    start = time.perf_counter()
+    bundle = train_variant(data, config, seed, where="warm_ablation")
+    train_s = time.perf_counter() - start
+    history = bundle.get("history")
+    epochs = int(len(history)) if history is not None else -1
+    runs = evaluate_scorer(model_score_fn(bundle, data, "cpu"), split, slices, [20], 20, None)
+    out = {"train_s": train_s, "epochs": epochs, "slices": {}}
+    for name, run in runs.items():
+        out["slices"][name] = {
+            "users": np.asarray(run["users"]).tolist(),
+            "recall@20": np.asarray(run["metrics"]["recall@20"]).tolist(),
+            "ndcg@20": np.asarray(run["metrics"]["ndcg@20"]).tolist(),
+            "coverage@20": float(run["scalars"]["coverage@20"]),
+            "arp@20": float(np.mean(run["metrics"]["arp@20"])),
+        }
+    return out
+
+
+def seed_mean(results: list[dict], slice_name: str, metric: str):
+    import numpy as np
+
+    values = [np.asarray(r["slices"][slice_name][metric]) for r in results]
+    return np.mean(values, axis=0)
+
+
+def print_table(all_results: dict, main: str, paired: str | None) -> None:
+    import numpy as np
+
+    from crossrec.evaluation.significance import paired_test
+
+    names = list(all_results)
+    slices = [
+        s
+        for s in ("valid", "test", "test_warm", "test_cold")
+        if s in all_results[names[0]][0]["slices"]
+    ]
+    head = ["variant"] + [f"{s} R@20" for s in slices] + [f"{main} N@20", "cold N@20"]
+    head += [f"cov@20 ({main})", "arp@20", "epochs", "train s"]
+    if paired:
+        head += [f"vs {paired}", "p"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for name in names:
+        res = all_results[name]
+        row = [name]
+        for s in slices:
+            row.append(f"{np.mean([np.mean(r['slices'][s]['recall@20']) for r in res]):.4f}")
+        row.append(f"{np.mean(seed_mean(res, main, 'ndcg@20')):.4f}")
+        row.append(
+            f"{np.mean(seed_mean(res, 'test_cold', 'ndcg@20')):.4f}"
+            if "test_cold" in slices
+            else "-"
+        )
+        row.append(f"{np.mean([r['slices'][main]['coverage@20'] for r in res]):.3f}")
+        row.append(f"{np.mean([r['slices'][main]['arp@20'] for r in res]):.3f}")
+        row.append("/".join(str(r["epochs"]) for r in res))
+        row.append(f"{np.mean([r['train_s'] for r in res]):.0f}")
+        if paired and paired in all_results and name != paired:
+            a = seed_mean(res, main, "recall@20")
+            b = seed_mean(all_results[paired], main, "recall@20")
+            if len(a) == len(b):
+                test = paired_test(a, b, "recall@20")
+                row += [
+                    f"{test.mean_diff / max(test.mean_b, 1e-12):+.1%}",
+                    f"{test.wilcoxon_p:.3g}",
+                ]
+            else:
+                row += ["seeds differ", "-"]
+        elif paired:
+            row += ["", ""]
+        print("| " + " | ".join(row) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="movielens100k_multimodal")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
+    parser.add_argument("--variants", default="lightgcn,no_content,default")
+    parser.add_argument("--seeds", default="2026")
+    parser.add_argument("--max-epochs", type=int, default=100)
+    parser.add_argument("--patience", type=int, default=8)
+    parser.add_argument("--set", nargs="*", default=[], help="dotted.key=value for every variant")
+    parser.add_argument("--paired", default=None, help="variant every other is tested against")
+    parser.add_argument("--out", type=Path, default=None, help="per-user results (JSON)")
+    parser.add_argument("--list", action="store_true")
+    args = parser.parse_args()
+    if args.list:
+        for name, (label, overrides) in VARIANTS.items():
+            print(f"{name:22s} {label}\n{'':22s} {json.dumps(overrides)}")
+        return
+
+    import logging
+
+    import yaml
+
+    logging.basicConfig(level=logging.WARNING)
+    sys.path.insert(0, str(ROOT / "src"))
+    from crossrec.config import deep_merge
+    from crossrec.evaluation.protocol import build_split, ranking_slices
+
+    base = yaml.safe_load((ROOT / "conf/base/parameters_finetune.yml").read_text())["finetune"]
+    base = deep_merge(
+        base,
+        {
+            "trainer": {
+                "cpu_threads": 1,
+                "max_epochs": args.max_epochs,
+                "patience": args.patience,
+                "accelerator": "cpu",
+            }
+        },
+    )
+    common = parse_overrides(args.set)
+    arts = load_artifacts(args.data_dir, args.dataset)
+    info = arts["dataset_info"]
+    split = build_split(
+        arts["interactions"], arts["items"], int(info["n_users"]), int(info["n_items"]), 0
+    )
+    slices = ranking_slices(split, ["valid", "test", "test_warm", "test_cold"])
+    main_slice = "test_warm" if split.is_cold.any() else "test"
+    seeds = [int(s) for s in args.seeds.split(",")]
+    previous = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
+    results: dict[str, list[dict]] = {}
+    for spec in args.variants.split(","):
+        name, _, extra = spec.partition("+")  # name+key=value;key=value adds overrides
+        if name not in VARIANTS:
+            sys.exit(f"unknown variant {name!r}; --list shows them")
+        overrides = deep_merge(
+            VARIANTS[name][1], parse_overrides(extra.split(";") if extra else [])
+        )
+        config = deep_merge(deep_merge(base, common), overrides)
+        key = spec + (f" [{' '.join(args.set)}]" if args.set else "")
+        results[key] = []
+        for seed in seeds:
+            cached = [r for r in previous.get(key, []) if r.get("seed") == seed]
+            if cached:
+                results[key].append(cached[0])
+                continue
+            res = train_and_score(arts, config, seed, slices, split)
+            res["seed"] = seed
+            results[key].append(res)
+            recalls = res["slices"][main_slice]["recall@20"]
+            print(
+                f"{key} seed {seed}: {main_slice} R@20 {sum(recalls) / len(recalls):.4f} "
+                f"({res['epochs']} epochs, {res['train_s']:.0f}s)",
+                flush=True,
+            )
+            if args.out:
+                previous.setdefault(key, [])
+                previous[key] = [r for r in previous[key] if r.get("seed") != seed] + [res]
+                args.out.write_text(json.dumps(previous))
+    print(f"\n{args.dataset}, seeds {seeds}, main slice {main_slice}")
+    print_table(results, main_slice, args.paired)
+
+
+if __name__ == "__main__":
+    main()
