@@ -14,6 +14,7 @@ from crossrec.encoders.config import FeaturizeConfig
 from crossrec.evaluation.config import EvaluateConfig
 from crossrec.graphs.config import FuseConfig
 from crossrec.models.config import FinetuneConfig
+from crossrec.refresh.config import RefreshConfig
 from crossrec.serving.config import RecommendConfig
 from crossrec.tuning.config import TuneConfig
 
@@ -33,6 +34,7 @@ BLOCKS = [
         {"search_space", "llm_search_space", "fixed"},
     ),
     ("parameters_recommend.yml", "recommend", RecommendConfig, set()),
+    ("parameters_refresh.yml", "refresh", RefreshConfig, set()),
 ]
 
 
