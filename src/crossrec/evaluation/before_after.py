@@ -83,6 +83,7 @@ def verdict(results: dict[str, Any], metric: str = "test/recall@20") -> str:
     a, b = score(best_tuned), score(best_frozen)
     change = "helps" if a > b else "does not help"
     return (
-        f"Fine-tuning {change} on this data: best fine-tuned ({best_tuned}) {metric} {a:.4f} "
-        f"vs best frozen ({best_frozen}) {b:.4f}, {a - b:+.4f} ({100 * (a - b) / b:+.1f}%)."
+        f"In this measurement fine-tuning {change}: best fine-tuned ({best_tuned}) {metric} "
+        f"{a:.4f} vs best frozen ({best_frozen}) {b:.4f}, {a - b:+.4f} "
+        f"({100 * (a - b) / b:+.1f}%)."
     )

@@ -33,6 +33,7 @@ def test_outputs_are_catalogued_and_inputs_come_from_upstream() -> None:
         "item_texts",
         "trained_model",
         "training_history",
+        "llm_before_after",  # optional: benchmarks/llm_before_after.py writes it (None if absent)
     }
 
 
