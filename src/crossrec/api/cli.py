@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(docs at /docs)",
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0
 
 
