@@ -160,18 +160,20 @@ def test_new_item_reaches_users_whose_lists_it_enters(artifacts):
     assert all(cat.user_vectors[u] @ vector <= thresholds[u] + 1e-6 for u in missed)
 
 
-def test_hnsw_recall_against_exact_and_exclusions():
-    from crossrec.serving.index import ExactIndex, HnswIndex, recall_vs_exact
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_ann_recall_against_exact_and_exclusions(kind):
+    from crossrec.serving.index import ExactIndex, build_index, recall_vs_exact
     from crossrec.serving.synthetic import synthetic_serving
 
     serving = synthetic_serving(20_000, n_users=200, dim=32, seed=1, index_kind="exact")
     items, users = serving.catalogue.item_vectors, serving.catalogue.user_vectors
     exact = ExactIndex(items).search(users, 20)[1]
-    hnsw = HnswIndex(items, AnnConfig())
-    approx = hnsw.search(users, 20)[1]
+    ann = build_index(items, AnnConfig(), force=kind)
+    assert ann.kind == kind
+    approx = ann.search(users, 20)[1]
     assert recall_vs_exact(approx, exact) >= 0.95
     excluded = [exact[u, :10] for u in range(len(users))]
-    kept = hnsw.search(users, 20, excluded)[1]
+    kept = ann.search(users, 20, excluded)[1]
     for row, drop in zip(kept, excluded, strict=True):
         assert not set(row) & set(drop) and (row >= 0).all()
 
@@ -181,7 +183,9 @@ def test_catalogue_picks_the_index_by_size():
 
     small = synthetic_serving(500, n_users=5, config={"ann": {"min_items": 1000}})
     large = synthetic_serving(1500, n_users=5, config={"ann": {"min_items": 1000}})
-    assert (small.catalogue.index.kind, large.catalogue.index.kind) == ("exact", "hnsw")
+    hnsw = synthetic_serving(1500, n_users=5, config={"ann": {"min_items": 1000, "kind": "hnsw"}})
+    kinds = (small.catalogue.index.kind, large.catalogue.index.kind, hnsw.catalogue.index.kind)
+    assert kinds == ("exact", "ivf", "hnsw")
 
 
 @pytest.mark.parametrize("method", ["solve", "mean"])

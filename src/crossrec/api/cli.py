@@ -20,9 +20,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--project-dir", type=Path, default=Path.cwd())
     parser.add_argument(
         "--index",
-        choices=["auto", "exact", "hnsw"],
+        choices=["auto", "exact", "ann", "ivf", "hnsw"],
         default="auto",
-        help="item search: auto = HNSW from recommend.ann.min_items items on, else exact",
+        help="item search: auto = recommend.ann.kind from recommend.ann.min_items items on, "
+        "else exact; ann = recommend.ann.kind always",
     )
     parser.add_argument(
         "--synthetic-items",
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(docs at /docs)",
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0
 
 

@@ -30,8 +30,13 @@ OPTIONAL_ARTIFACTS = ("item_texts", "metrics")
 
 class AnnConfig(StrictConfig):
     #: catalogues with at least this many items are searched with the ANN index, smaller ones
-    #: exactly (exact top-K over 100k items x 64 dims is ~5 ms per query on one core)
+    #: exactly (exact top-K over 1M items x 64 dims took ~60-95 ms per query here)
     min_items: int = Field(100_000, ge=1)
+    #: ivf: faiss IVF-Flat (fast to build); hnsw: faiss HNSW graph (slow to build on few cores)
+    kind: Literal["ivf", "hnsw"] = "ivf"
+    #: IVF cells (None = 4 * sqrt(n_items), at most 4096) and cells searched per query
+    ivf_lists: int | None = Field(None, ge=1)
+    nprobe: int = Field(16, ge=1)
     #: faiss HNSW graph degree and search breadth (higher = better recall, slower)
     hnsw_m: int = Field(16, ge=4)
     ef_construction: int = Field(40, ge=8)

@@ -1,6 +1,6 @@
-"""Maximum-inner-product search over item vectors: exact below a catalogue size, faiss HNSW
-above it. Both return the same (scores, items) shape; -1 marks "no item" as in
-``crossrec.metrics.ranking``.
+"""Maximum-inner-product search over item vectors: exact below a catalogue size, a faiss index
+(IVF-Flat by default, or HNSW) above it. Both return the same (scores, items) shape; -1 marks
+"no item" as in ``crossrec.metrics.ranking``.
 
 Exclusions (seen items, attribute filters) are applied by asking the index for
 ``k + len(excluded)`` candidates and dropping excluded ones, so an ANN search never returns a
@@ -66,16 +66,18 @@ class HnswIndex:
     def __len__(self) -> int:
         return self.n
 
+    def _params(self, want: int):
+        import faiss
+
+        return faiss.SearchParametersHNSW(efSearch=max(self.ef_search, want))
+
     def search(
         self, queries: np.ndarray, k: int, exclude: list[np.ndarray] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        import faiss
-
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
         want = min(k + extra, self.n)
-        params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, want))
-        scores, items = self.index.search(queries, want, params=params)
+        scores, items = self.index.search(queries, want, params=self._params(want))
         out_s = np.full((len(queries), k), -np.inf, np.float32)
         out_i = np.full((len(queries), k), -1, np.int64)
         for row in range(len(queries)):
@@ -87,12 +89,44 @@ class HnswIndex:
         return out_s, out_i
 
 
+class IvfIndex(HnswIndex):
+    """faiss ``IndexIVFFlat`` (inner product): k-means cells, ``nprobe`` of them searched.
+
+    Builds ~20x faster than HNSW here (1M x 64-d: ~40 s on 2 shared cores, where HNSW with
+    M=16 had not finished after 15 min), so a reload of a large catalogue stays short."""
+
+    kind = "ivf"
+
+    def __init__(self, vectors: np.ndarray, config: AnnConfig):
+        import faiss
+
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.n, self.vectors = len(vectors), vectors
+        lists = config.ivf_lists or int(min(4096, max(1, 4 * np.sqrt(self.n))))
+        self.quantizer = faiss.IndexFlatIP(vectors.shape[1])
+        self.index = faiss.IndexIVFFlat(
+            self.quantizer, vectors.shape[1], lists, faiss.METRIC_INNER_PRODUCT
+        )
+        sample = np.random.default_rng(0).choice(self.n, min(self.n, 100 * lists), replace=False)
+        self.index.train(vectors[np.sort(sample)])
+        self.index.add(vectors)
+        self.nprobe = min(config.nprobe, lists)
+
+    def _params(self, want: int):
+        import faiss
+
+        return faiss.SearchParametersIVF(nprobe=self.nprobe)
+
+
 def build_index(vectors: np.ndarray, config: AnnConfig, force: str | None = None):
-    """HNSW when the catalogue has at least ``config.min_items`` items (or ``force="hnsw"``)."""
-    kind = force or ("hnsw" if len(vectors) >= config.min_items else "exact")
-    if kind not in ("hnsw", "exact"):
-        raise ValueError(f"index kind must be exact or hnsw, got {kind!r}")
-    return HnswIndex(vectors, config) if kind == "hnsw" else ExactIndex(vectors)
+    """``config.kind`` (ivf / hnsw) when the catalogue has at least ``config.min_items`` items,
+    else exact; ``force`` picks one of exact / ivf / hnsw / ann (= ``config.kind``)."""
+    kind = force or ("ann" if len(vectors) >= config.min_items else "exact")
+    kind = config.kind if kind == "ann" else kind
+    indexes = {"exact": ExactIndex, "hnsw": HnswIndex, "ivf": IvfIndex}
+    if kind not in indexes:
+        raise ValueError(f"index kind must be one of {sorted(indexes)} or ann, got {kind!r}")
+    return ExactIndex(vectors) if kind == "exact" else indexes[kind](vectors, config)
 
 
 def recall_vs_exact(approx: np.ndarray, exact: np.ndarray) -> float:
