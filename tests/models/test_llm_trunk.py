@@ -248,28 +248,29 @@ def test_shared_negatives_are_one_set_per_batch_and_mask_train_items(tiny_data):
     assert not valid.all()  # some shared negatives are some user's train items (masked)
 
 
-def test_a_step_encodes_each_distinct_item_once(tiny_data, tiny_llama_dir, tmp_path):
+def _llm_module(tiny_data, model_dir, llm_training: dict):
+    """(effective config, model, LightningModule) of a small llm-strategy recommender."""
     from crossrec.models.bundle import build_recommender
     from crossrec.models.config import FinetuneConfig, effective_config
     from crossrec.models.module import RecommenderModule
 
+    llm = {"model": str(model_dir), "trunk_cache_dir": None}
     config = effective_config(
         FinetuneConfig.model_validate(
             {
-                "model": {
-                    "embedding_dim": 8,
-                    "fusion": {
-                        "strategy": "llm",
-                        "llm": {"model": str(tiny_llama_dir), "trunk_cache_dir": None},
-                    },
-                },
-                "llm_training": {"num_negatives": 6},
+                "model": {"embedding_dim": 8, "fusion": {"strategy": "llm", "llm": llm}},
+                "llm_training": llm_training,
             }
         )
     )
-    assert config.data.shared_negatives and config.data.in_batch_negatives
     model = build_recommender(tiny_data, config)
-    module = RecommenderModule(model, config, tiny_data.train, tiny_data.valid)
+    return config, model, RecommenderModule(model, config, tiny_data.train, tiny_data.valid)
+
+
+def test_a_step_encodes_each_distinct_item_once(tiny_data, tiny_llama_dir, tmp_path):
+
+    config, model, module = _llm_module(tiny_data, tiny_llama_dir, {"num_negatives": 6})
+    assert config.data.shared_negatives and config.data.in_batch_negatives
     calls = []
     encode = model.fusion.encoder._encode
     model.fusion.encoder._encode = lambda items, **kw: calls.append(len(items)) or encode(items)
@@ -282,29 +283,12 @@ def test_a_step_encodes_each_distinct_item_once(tiny_data, tiny_llama_dir, tmp_p
 
 def test_projected_epoch_time_leaves_training_unchanged(tiny_data, tiny_llama_dir):
     from crossrec.models.budget import project_epoch, steps_per_epoch
-    from crossrec.models.bundle import build_recommender
-    from crossrec.models.config import FinetuneConfig, effective_config
     from crossrec.models.data import InteractionDataModule
-    from crossrec.models.module import RecommenderModule
 
     assert steps_per_epoch(38, 4) == 4 and steps_per_epoch(38, 1.0) == 38
     assert steps_per_epoch(38, 0.25) == 9 and steps_per_epoch(3, 10) == 3
-    config = effective_config(
-        FinetuneConfig.model_validate(
-            {
-                "model": {
-                    "embedding_dim": 8,
-                    "fusion": {
-                        "strategy": "llm",
-                        "llm": {"model": str(tiny_llama_dir), "trunk_cache_dir": None},
-                    },
-                },
-                "llm_training": {"batch_size": 64, "num_negatives": 8, "limit_train_batches": 2},
-            }
-        )
-    )
-    model = build_recommender(tiny_data, config)
-    module = RecommenderModule(model, config, tiny_data.train, tiny_data.valid)
+    llm_training = {"batch_size": 64, "num_negatives": 8, "limit_train_batches": 2}
+    config, model, module = _llm_module(tiny_data, tiny_llama_dir, llm_training)
     datamodule = InteractionDataModule(tiny_data.train, config.data, seed=0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     untouched = InteractionDataModule(tiny_data.train, config.data, seed=0)
