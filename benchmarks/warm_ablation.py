@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/warm_ablation.py --dataset movielens100k_multimodal \
         --variants lightgcn,default --seeds 2026 --max-epochs 60
     .venv/bin/python benchmarks/warm_ablation.py --list        # the variants and their overrides
-    # a part removed from a variant: name+dotted.key=value;dotted.key=value
+    # a part removed from a variant: name+dotted.key=value;dotted.key=value; a modality
+    # removed at training time (features and kNN graph): name-image, name-text-image
     .venv/bin/python benchmarks/warm_ablation.py --variants \
         "freedom,freedom+model.propagation.edge_dropout=0,freedom+loss.content_weight=0"
 
@@ -138,20 +139,38 @@ def load_artifacts(data_dir: Path, dataset: str) -> dict:
     }
 
 
-def train_and_score(arts: dict, config: dict, seed: int, slices, split) -> dict:
-    """Train one config with one seed; per-user metrics of every slice plus timings."""
+def without_modalities(arts: dict, dropped: list[str]) -> tuple[dict, dict]:
+    """Fused features and modality graphs with ``dropped`` removed (trained without them)."""
+    from crossrec.evaluation.experiments import select_modalities
+
+    features = arts["fused_item_features"]
+    unknown = [m for m in dropped if m not in features]
+    if unknown:
+        available = [m for m in features if not m.startswith("__")]
+        sys.exit(f"cannot drop {unknown}: the dataset's modalities are {available}")
+    keep = [m for m in features.get("__order__", []) if m not in dropped]
+    graphs = {m: g for m, g in arts["modality_graphs"].items() if m not in dropped}
+    return select_modalities(features, keep), graphs
+
+
+def train_and_score(
+    arts: dict, config: dict, seed: int, slices, split, dropped: list[str] = ()
+) -> dict:
+    """Train one config with one seed (without the ``dropped`` modalities); per-user metrics
+    of every slice plus timings."""
     import numpy as np
 
     from crossrec.evaluation.experiments import model_score_fn, train_variant
     from crossrec.evaluation.protocol import evaluate_scorer
     from crossrec.models.inputs import build_training_data
 
+    features, graphs = without_modalities(arts, list(dropped))
     data = build_training_data(
         arts["interactions"],
         arts["items"],
         arts["dataset_info"],
-        arts["fused_item_features"],
-        arts["modality_graphs"],
+        features,
+        graphs,
         arts["user_item_graph"],
         config,
     )
@@ -279,7 +298,10 @@ def main() -> None:
     previous = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
     results: dict[str, list[dict]] = {}
     for spec in args.variants.split(","):
-        name, _, extra = spec.partition("+")  # name+key=value;key=value adds overrides
+        # name-modality-modality+key=value;key=value: trained without those modalities, with
+        # those overrides
+        head, _, extra = spec.partition("+")
+        name, *dropped = head.split("-")
         if name not in VARIANTS:
             sys.exit(f"unknown variant {name!r}; --list shows them")
         overrides = deep_merge(
@@ -293,7 +315,7 @@ def main() -> None:
             if cached:
                 results[key].append(cached[0])
                 continue
-            res = train_and_score(arts, config, seed, slices, split)
+            res = train_and_score(arts, config, seed, slices, split, dropped)
             res["seed"] = seed
             results[key].append(res)
             recalls = res["slices"][main_slice]["recall@20"]

@@ -199,6 +199,7 @@ class Recommender(nn.Module):
             )
         else:
             self.ii_layers = 0
+        self._step_content: torch.Tensor | None = None
         self._cache: Embeddings | None = None
         self._late_cache: torch.Tensor | None = None
 
@@ -252,7 +253,9 @@ class Recommender(nn.Module):
                 ids = ids * keep
             parts.append(ids)
         if self.fusion is not None and not self.late_content:
-            parts.append(self.dropout(self.fusion(None)))
+            content = self.fusion(None)
+            self._step_content = content if self.training else None  # reused by content_table
+            parts.append(self.dropout(content))
         if not parts:  # late (LLM) content only: graph part starts from zeros
             return torch.zeros(self.n_items, self.config.embedding_dim, device=self._device())
         return parts[0] if len(parts) == 1 else parts[0] + parts[1]
@@ -347,6 +350,8 @@ class Recommender(nn.Module):
         (batch x negatives) rows, which repeat items."""
         if self.fusion is None or self.late_content:
             return None
+        if self.training and self._step_content is not None:
+            return self._step_content  # this step's item_ego already projected the catalogue
         return self.fusion(None)
 
     def modality_weights(self, item_idx: torch.Tensor) -> torch.Tensor | None:
@@ -385,6 +390,7 @@ class Recommender(nn.Module):
 
     def clear_cache(self) -> None:
         self._cache = None
+        self._step_content = None
         self._late_cache = None
 
     def train(self, mode: bool = True) -> Recommender:

@@ -48,6 +48,7 @@ MUST_MATCH = (
 APPLIED_MODEL_KEYS = (
     "model.dropout",
     "model.id_dropout",
+    "model.propagation.edge_dropout",
     "model.fusion.llm_chunk_size",
     "model.fusion.llm.lora_dropout",
     "model.fusion.llm.gradient_checkpointing",
