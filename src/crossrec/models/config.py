@@ -103,7 +103,7 @@ class PropagationConfig(StrictConfig):
     #: which modality graphs to average; None = all of them
     item_graph_modalities: list[str] | None = None
     #: what the item graph smooths: ``ego`` (ID + content) or ``id`` (ID embeddings, FREEDOM)
-    item_graph_input: Literal["ego", "id"] = "id"
+    item_graph_input: Literal["ego", "id"] = "ego"
     #: FREEDOM's degree-sensitive edge pruning: share of train user-item edges dropped at each
     #: training step, edge (u, i) kept with probability ~ 1 / sqrt(deg u * deg i); the kept
     #: graph is re-normalised. Inference uses every edge. 0 = off
@@ -163,7 +163,7 @@ class LossConfig(StrictConfig):
     reg_weight: float = Field(1e-3, ge=0)
     #: weight of the content loss (FREEDOM): the same ranking loss with the items' projected
     #: content alone in place of their final vectors, so the content learns to rank on its own
-    content_weight: float = Field(0.1, ge=0)
+    content_weight: float = Field(0.0, ge=0)
 
 
 class TrainerConfig(StrictConfig):

@@ -78,8 +78,12 @@ def item_vector_parts(model) -> tuple[list[str], np.ndarray]:
             )
             out = both[model.n_users :]
         if model.ii_layers:
+            source = stacked_items
+            if model.config.propagation.item_graph_input == "id" and model.item_id is not None:
+                # the item graph smooths the ID part only (as Recommender.embeddings does)
+                source = torch.cat([id_part, *[torch.zeros_like(e) for e in ego[1:]]], dim=1)
             out = out + model._propagate_sparse(
-                model.ii_graph, model.ii_graph_t, stacked_items, model.ii_layers
+                model.ii_graph, model.ii_graph_t, source, model.ii_layers
             )
         parts = out.view(n_items, len(ego), dim).permute(1, 0, 2)
         if model.late_content:

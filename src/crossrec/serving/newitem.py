@@ -134,7 +134,12 @@ def new_item_vector(serving, raw: dict[str, np.ndarray], neighbours: int = 10) -
         if model.ii_layers:
             layers = _item_graph_layers(serving)
             near = _neighbours(serving, unit, neighbours)
-            outputs = [ego]
+            # the item graph smooths what the model feeds it: ego vectors, or (item_graph_input:
+            # id) ID vectors only, and a new item has no ID vector yet
+            ids_only = (
+                model.config.propagation.item_graph_input == "id" and model.item_id is not None
+            )
+            outputs = [torch.zeros_like(ego) if ids_only else ego]
             for layer in range(model.ii_layers):
                 outputs.append(layers[layer][near].mean(0) if len(near) else torch.zeros_like(ego))
             vector = vector + torch.stack(outputs).mean(0)
@@ -152,6 +157,8 @@ def _item_graph_layers(serving) -> list:
             model = serving.model
             with torch.no_grad():
                 x = model.item_ego().float()
+                if model.config.propagation.item_graph_input == "id" and model.item_id is not None:
+                    x = (model.item_id.weight * model.item_id_seen).float()
                 layers = [x]
                 for _ in range(model.ii_layers):
                     x = torch.sparse.mm(model.ii_graph, x)
