@@ -8,24 +8,19 @@ torch-free module (config schemas validate names against it) while its entries i
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator
 
+from crossrec.config import did_you_mean
+
 T = TypeVar("T")
 
 
 class UnknownComponentError(ValueError):
     """A configured name matches no registered component."""
-
-
-def did_you_mean(name: str, candidates: Sequence[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
-    close = difflib.get_close_matches(str(name), list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class Registry(Generic[T]):
@@ -74,7 +69,7 @@ class Registry(Generic[T]):
             return name
         if name not in self:
             raise UnknownComponentError(
-                f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; "
+                f"unknown {self.kind} {name!r}{_in_parentheses(did_you_mean(name, self.names()))}; "
                 f"registered: {', '.join(self.names())}"
             )
         return name
@@ -91,3 +86,8 @@ class Registry(Generic[T]):
             return name if name in also else self.check(name)
 
         return Annotated[str, AfterValidator(check)]
+
+
+def _in_parentheses(suggestion: str) -> str:
+    """`` (did you mean 'x'?)`` from config's ``" did you mean 'x'?"`` (empty stays empty)."""
+    return f" ({suggestion.strip()})" if suggestion else ""
