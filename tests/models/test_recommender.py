@@ -286,3 +286,14 @@ def test_content_loss_trains_the_content_path(tiny_data):
 
     expected = bpr_loss((u * p).sum(-1), torch.einsum("bd,bkd->bk", u, n), torch.ones(3, 2) > 0)
     torch.testing.assert_close(losses[1] - losses[0], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_content_table_reuses_the_step_projection_while_training(tiny_data):
+    """The content loss reuses the catalogue projection of this step's item_ego (one pass)."""
+    torch.manual_seed(0)
+    model = build_recommender(tiny_data, _config(user_tower={"kind": "none"})).train()
+    model.embeddings()
+    assert model.content_table() is model._step_content
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model.content_table(), model.fusion(None))
