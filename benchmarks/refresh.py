@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/refresh.py                               # movielens, CPU
     .venv/bin/python benchmarks/refresh.py --base 0.8 --step 0.05 --steps 4 --epochs 5
+    .venv/bin/python benchmarks/refresh.py --seeds 2026,2027,2028 \
+        --variant early_stop=epochs=10,patience=2,validate_on=new
 
 Inputs are the ingest + featurize_modalities artifacts of ``--dataset`` read through the Kedro
 catalog (``interactions``, ``items``, ``users``, ``dataset_info``, ``item_features``); ingest's
@@ -11,7 +13,12 @@ increment (:func:`crossrec.refresh.replay.replay`), and each model is tested on 
 comes next. Fuse and finetune settings come from conf/base (``trainer.cpu_threads`` from
 ``--threads``); refresh fine-tunes ``--epochs`` epochs. Writes ``refresh_replay.csv``,
 ``refresh_replay.md`` and ``plots/refresh_replay.png`` under data/08_reporting/<dataset>/ and
-prints the table.
+prints the table. With several ``--seeds`` (seed of the valid labelling, training and ties; the
+time cut is the same) the table holds per-step means and stds over seeds, and
+``refresh_replay_paired.csv`` compares each incremental method with the full retrain user by
+user (:func:`crossrec.refresh.replay.paired_comparison`); ``refresh_replay_users.csv`` holds the
+per-user metrics. ``--variant NAME=key=value[,key=value]`` adds an incremental method with
+those ``refresh`` settings (e.g. ``epochs=10,patience=2,validate_on=new``).
 
 ``--write-timeline RAW_ROOT`` instead writes the same cut as a raw dataset folder for the Kedro
 pipelines: ``RAW_ROOT/<dataset>/`` links every file of the original folder except
@@ -30,6 +37,8 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
@@ -60,7 +69,9 @@ def markdown(table) -> str:
     cols = list(table.columns)
     lines = ["| test slice | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for index, row in table.iterrows():
-        cells = [f"{v:.1f}" if c.endswith("_s") else f"{v:.4f}" for c, v in row.items()]
+        cells = [
+            "" if v != v else f"{v:.1f}" if c.endswith("_s") else f"{v:.4f}" for c, v in row.items()
+        ]
         lines.append(f"| {index} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -74,7 +85,10 @@ def plot(frame, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("recall@20", "ndcg@20"), strict=True):
         for method, rows in frame.groupby("method", sort=False):
-            ax.plot(rows["test_slice"], rows[metric], marker="o", label=method)
+            stats = rows.groupby("test_slice")[metric].agg(["mean", "std"]).fillna(0.0)
+            ax.errorbar(
+                stats.index, stats["mean"], yerr=stats["std"], marker="o", capsize=3, label=method
+            )
         ax.set_xlabel("test slice (the increment after the model's data)")
         ax.set_ylabel(metric)
         ax.set_xticks(sorted(frame["test_slice"].unique()))
@@ -99,8 +113,6 @@ def write_timeline(tables, args) -> None:
     users = base.users.set_index("user_idx")["user_id"]
     items = base.items.set_index("item_idx")["item_id"]
     inter = base.interactions
-    import pandas as pd
-
     pd.DataFrame(
         {
             "user_id": users.loc[inter["user_idx"]].to_numpy(),
@@ -126,6 +138,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5, help="refresh fine-tuning epochs")
     parser.add_argument("--new-users", choices=("history", "random"), default="history")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--seeds", default=None, help="comma list of seeds (overrides --seed)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="default data/08_reporting/<ds>")
     parser.add_argument("--no-full-retrain", action="store_true", help="refresh variants only")
@@ -133,8 +146,8 @@ def main() -> None:
         "--variant",
         action="append",
         default=[],
-        metavar="NAME=history|random",
-        help="an extra incremental method whose new users start as given",
+        metavar="NAME=history|random|key=value[,key=value]",
+        help="an extra incremental method: new users' init, or refresh settings",
     )
     parser.add_argument("--write-timeline", type=Path, default=None, metavar="RAW_ROOT")
     args = parser.parse_args()
@@ -147,7 +160,7 @@ def main() -> None:
     from crossrec.graphs.config import parse_fuse_params
     from crossrec.models.inputs import parse_finetune_config
     from crossrec.refresh.config import RefreshConfig
-    from crossrec.refresh.replay import ReplaySettings, replay, summary_table
+    from crossrec.refresh.replay import ReplaySettings, replay, variant_config
 
     inputs, params = load_inputs(args.dataset)
     if args.write_timeline is not None:
@@ -158,51 +171,95 @@ def main() -> None:
             args,
         )
         return
-    finetune = parse_finetune_config(
-        deep_merge(
-            params["finetune"], {"trainer": {"cpu_threads": args.threads, "seed": args.seed}}
-        )
-    )
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
     refresh = RefreshConfig(epochs=args.epochs, new_users=args.new_users)
     tables = DatasetTables(
         inputs["interactions"], inputs["items"], inputs["users"], inputs["dataset_info"]
     )
-    variants = tuple(tuple(v.split("=", 1)) for v in args.variant)
-    settings = ReplaySettings(
-        args.base,
-        args.step,
-        args.steps,
-        args.seed,
-        full_retrain=not args.no_full_retrain,
-        variants=variants,
-    )
-    with tempfile.TemporaryDirectory(prefix="refresh-replay-") as runs:
-        frame = replay(
-            tables,
-            inputs["item_features"],
-            parse_fuse_params(params["fuse"]),
-            finetune,
-            refresh,
-            settings,
-            Path(runs),
-        )
+    variants = tuple(parse_variant(v) for v in args.variant)
+    for _, spec in variants:  # a bad variant fails now, not after the first seed's retrains
+        variant_config(refresh, spec)
     out = args.out or ROOT / "data" / "08_reporting" / args.dataset
     out.mkdir(parents=True, exist_ok=True)
+    frames, users = [], []
+    for seed in seeds:
+        finetune = parse_finetune_config(
+            deep_merge(params["finetune"], {"trainer": {"cpu_threads": args.threads, "seed": seed}})
+        )
+        settings = ReplaySettings(
+            args.base,
+            args.step,
+            args.steps,
+            seed,
+            full_retrain=not args.no_full_retrain,
+            variants=variants,
+        )
+        with tempfile.TemporaryDirectory(prefix="refresh-replay-") as runs:
+            result = replay(
+                tables,
+                inputs["item_features"],
+                parse_fuse_params(params["fuse"]),
+                finetune,
+                refresh,
+                settings,
+                Path(runs),
+            )
+        frames.append(result.frame.assign(seed=seed))
+        users.append(result.per_user.assign(seed=seed))
+        # written after every seed: an interrupted run keeps the seeds already done
+        report(pd.concat(frames), pd.concat(users), seeds[: len(frames)], args, out)
+
+
+def parse_variant(text: str) -> tuple[str, dict | str]:
+    """``NAME=history`` or ``NAME=key=value[,key=value]`` -> (name, new_users | overrides)."""
+    name, _, spec = text.partition("=")
+    if not name or not spec:
+        sys.exit(f"--variant {text!r}: expected NAME=history|random or NAME=key=value[,...]")
+    if "=" not in spec:
+        return name, spec
+    pairs = [p.partition("=") for p in spec.split(",")]
+    bad = [p[0] for p in pairs if not p[1]]
+    if bad:
+        sys.exit(f"--variant {text!r}: {bad} is not key=value")
+    return name, {k: None if v in ("null", "none") else v for k, _, v in pairs}
+
+
+def report(frame, users, seeds: list[int], args, out: Path) -> None:
+    """The CSVs, markdown tables and plot of the seeds done so far."""
+    from crossrec.refresh.replay import paired_comparison, seed_summary, summary_table
+
     frame.to_csv(out / "refresh_replay.csv", index=False)
-    tables_md = [
-        f"## {m}\n\n" + markdown(summary_table(frame, m)) for m in ("recall@20", "ndcg@20")
-    ]
+    users.to_csv(out / "refresh_replay_users.csv", index=False)
+    several = len(seeds) > 1
+    sections = []
+    for m in ("recall@20", "ndcg@20"):
+        table = seed_summary(frame, m) if several else summary_table(frame, m)
+        sections.append(f"## {m}" + (" (mean, std over seeds)" if several else "") + "\n\n")
+        sections[-1] += markdown(table)
+    trained = [m for m in dict.fromkeys(frame["method"]) if m not in ("fold_in", "never")]
+    paired = []
+    if "full_retrain" in trained:
+        for method in (m for m in trained if m != "full_retrain"):
+            table = paired_comparison(users, method, "full_retrain").assign(method=method)
+            paired.append(table)
+            sections.append(
+                f"## {method} - full_retrain, recall@20, paired over users (seeds averaged)\n\n"
+                + markdown(table.drop(columns="method"))
+            )
+    if paired:
+        pd.concat(paired).to_csv(out / "refresh_replay_paired.csv")
     header = (
         f"{args.dataset}: base {args.base:.0%} of the interactions by time, {args.steps} "
         f"increments of {args.step:.0%}; refresh {args.epochs} epochs, new users "
-        f"{args.new_users}; seed {args.seed}, {args.threads} CPU thread(s)\n\n"
+        f"{args.new_users}; variants {args.variant}; seeds {seeds}, {args.threads} CPU "
+        "thread(s)\n\n"
     )
-    (out / "refresh_replay.md").write_text(header + "\n\n".join(tables_md) + "\n")
+    (out / "refresh_replay.md").write_text(header + "\n\n".join(sections) + "\n")
     plot(frame, out / "plots" / "refresh_replay.png")
-    print(header + "\n\n".join(tables_md))
+    print(header + "\n\n".join(sections))
     print(
         frame[
-            ["test_slice", "method", "users", "users_known", "items_known", "epochs", "wall_s"]
+            ["seed", "test_slice", "method", "users", "items_known", "epochs", "wall_s"]
         ].to_string(index=False)
     )
 

@@ -28,8 +28,14 @@ class RefreshConfig(StrictConfig):
     increments: IncrementsConfig = Field(default_factory=IncrementsConfig)
     #: a new user's ID vector: mean of their items' vectors (history) or a random init
     new_users: Literal["history", "random"] = "history"
-    #: fine-tuning epochs from the warm start (bounded: a refresh is not a retrain)
+    #: fine-tuning epochs from the warm start (bounded: a refresh is not a retrain); the
+    #: epoch best on validation is kept
     epochs: int = Field(5, ge=1)
+    #: stop once validation has not improved for this many epochs (None: run all ``epochs``)
+    patience: int | None = Field(None, ge=1)
+    #: validation rows that pick the best epoch (and stop early): ``all`` (the whole valid
+    #: split) or ``new`` (only the new increments' valid rows: the recent data to follow)
+    validate_on: Literal["all", "new"] = "all"
     #: learning rate of the fine-tuning; None = the trained model's own
     lr: float | None = Field(None, gt=0)
     #: checkpoints and logs of the fine-tuning ({dataset} is filled in)

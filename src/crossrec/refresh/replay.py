@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
@@ -34,7 +35,13 @@ from crossrec.graphs.fuse import build_modality_graphs, build_user_item_graph, f
 from crossrec.models.config import FinetuneConfig
 from crossrec.models.inputs import TrainingData, build_training_data
 from crossrec.refresh.config import RefreshConfig
-from crossrec.refresh.steps import PaddedModel, align_item_features, fine_tune, score_metrics
+from crossrec.refresh.steps import (
+    PaddedModel,
+    align_item_features,
+    fine_tune,
+    new_rows_matrix,
+    score_per_user,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +57,23 @@ class ReplaySettings:
     ks: tuple[int, ...] = (20,)
     #: False skips the full retrains (the expensive part) when comparing refresh variants
     full_retrain: bool = True
-    #: extra incremental variants: method name -> new_users init (``history`` | ``random``)
-    variants: tuple[tuple[str, str], ...] = ()
+    #: extra incremental variants: (method name, overrides of the ``refresh`` config), or
+    #: (method name, ``history`` | ``random``): the new users' init
+    variants: tuple[tuple[str, dict | str], ...] = ()
+
+
+@dataclass
+class ReplayResult:
+    #: one row per (step, method): mean metrics on the next slice, wall time, epochs
+    frame: pd.DataFrame
+    #: one row per (step, method, tested user): that user's metrics (paired comparisons)
+    per_user: pd.DataFrame
+
+
+def variant_config(refresh: RefreshConfig, spec: dict | str) -> RefreshConfig:
+    """``refresh`` with a variant's overrides (a bare string sets ``new_users``), validated."""
+    overrides = {"new_users": spec} if isinstance(spec, str) else dict(spec)
+    return RefreshConfig.model_validate({**refresh.model_dump(), **overrides})
 
 
 def training_inputs(
@@ -105,8 +127,9 @@ def replay(
     refresh: RefreshConfig,
     settings: ReplaySettings,
     run_root: Path,
-) -> pd.DataFrame:
-    """One row per (step, method): metrics on the next slice and the wall time of the step."""
+) -> ReplayResult:
+    """Every method tested on the slice after each step's data (see the module docstring)."""
+    from crossrec.metrics.ranking import mean_metrics
     from crossrec.models.bundle import load_recommender
     from crossrec.models.training import train_recommender
     from crossrec.models.warm import warm_start
@@ -134,14 +157,17 @@ def replay(
     base_data, prep = inputs(base)
     base_bundle, wall, epochs = train_full(base_data, "base")
     never = load_recommender(base_bundle, base_data)
-    incremental = {"incremental": refresh.new_users, **dict(settings.variants)}
+    incremental = {
+        "incremental": refresh,
+        **{name: variant_config(refresh, spec) for name, spec in settings.variants},
+    }
     trained = [*incremental, *(["full_retrain"] if settings.full_retrain else [])]
     bundles = dict.fromkeys(trained, base_bundle)
     walls = dict.fromkeys(trained, prep + wall)
     epochs_run = dict.fromkeys(trained, epochs)
     methods = [*trained, "fold_in", "never"]
     current, data = base, base_data
-    rows = []
+    rows, per_user = [], []
     for step, inc in enumerate(increments):
         truth, exclude = next_slice(current, inc)
         info = current.dataset_info
@@ -150,7 +176,11 @@ def replay(
         models["fold_in"] = warm_start(base_bundle, data, refresh.new_users)
         models["never"] = PaddedModel(never, n_users, n_items)
         for method in methods:
-            metrics = score_metrics(models[method], truth, exclude, ks, settings.seed)
+            users, scores = score_per_user(models[method], truth, exclude, ks, settings.seed)
+            metrics = {**mean_metrics(scores), "users": int(len(users))}
+            per_user.append(
+                pd.DataFrame({"test_slice": step + 1, "method": method, "user": users, **scores})
+            )
             rows.append(
                 {
                     "step": step,
@@ -167,17 +197,20 @@ def replay(
             log.info("step %d %s: %s", step, method, metrics)
         if step == len(increments) - 1:
             break
+        previous = current
         current, _ = apply_increment(current, inc, rules, settings.seed)
         data, prep = inputs(current)
-        for method, new_users in incremental.items():
+        new_rows = new_rows_matrix(previous, current)
+        for method, cfg in incremental.items():
             start = time.perf_counter()
             result = fine_tune(
                 data,
                 bundles[method],
-                refresh.model_copy(update={"new_users": new_users}),
+                cfg,
                 run_root / f"step{step + 1}-{method}",
                 settings.seed,
                 enable_progress_bar=False,
+                new_rows=new_rows,
             )
             bundles[method] = result.bundle
             walls[method] = prep + time.perf_counter() - start
@@ -187,7 +220,7 @@ def replay(
                 data, f"step{step + 1}-full"
             )
             walls["full_retrain"] = prep + wall
-    return pd.DataFrame(rows)
+    return ReplayResult(pd.DataFrame(rows), pd.concat(per_user, ignore_index=True))
 
 
 def summary_table(frame: pd.DataFrame, metric: str = "recall@20") -> pd.DataFrame:
@@ -199,3 +232,61 @@ def summary_table(frame: pd.DataFrame, metric: str = "recall@20") -> pd.DataFram
         if method not in ("fold_in", "never"):
             table[f"{method}_wall_s"] = walls[method]
     return table
+
+
+def seed_summary(frame: pd.DataFrame, metric: str = "recall@20") -> pd.DataFrame:
+    """Steps as rows; per method the mean of ``metric`` over seeds and its std (``_std``).
+
+    ``frame``: :attr:`ReplayResult.frame` of several seeds, with a ``seed`` column.
+    """
+    methods = list(dict.fromkeys(frame["method"]))
+    stats = frame.groupby(["test_slice", "method"])[[metric, "wall_s"]].agg(["mean", "std"])
+    table = pd.DataFrame(index=sorted(frame["test_slice"].unique()))
+    for method in methods:
+        rows = stats.xs(method, level="method")
+        table[method] = rows[(metric, "mean")]
+        table[f"{method}_std"] = rows[(metric, "std")]
+    for method in methods:
+        if method not in ("fold_in", "never"):
+            table[f"{method}_wall_s"] = stats.xs(method, level="method")[("wall_s", "mean")]
+    table.index.name = "test_slice"
+    return table
+
+
+def paired_comparison(
+    per_user: pd.DataFrame, method: str, reference: str, metric: str = "recall@20"
+) -> pd.DataFrame:
+    """Per step: ``method`` minus ``reference`` over the same tested users, seeds averaged.
+
+    Each user's difference is averaged over seeds first (the users tested on a slice are the
+    same in every seed: the timeline is cut by time), then over users: ``diff`` with its 95%
+    normal interval (``ci_low``, ``ci_high``), ``relative`` = mean(method) / mean(reference) - 1,
+    and how many users score better / worse.
+    """
+    keys = ["test_slice", "user"]
+    pair = per_user[per_user["method"].isin([method, reference])]
+    wide = pair.pivot_table(index=[*keys, "seed"], columns="method", values=metric)
+    per_seed_user = wide[method] - wide[reference]
+    diff = per_seed_user.groupby(level=keys).mean()
+    means = wide.groupby(level="test_slice").mean()
+    rows = []
+    for step, values in diff.groupby(level="test_slice"):
+        n = len(values)
+        half = 1.96 * float(values.std(ddof=1)) / np.sqrt(n) if n > 1 else float("nan")
+        mean = float(values.mean())
+        ref = float(means.loc[step, reference])
+        rows.append(
+            {
+                "test_slice": step,
+                "users": n,
+                method: float(means.loc[step, method]),
+                reference: ref,
+                "diff": mean,
+                "ci_low": mean - half,
+                "ci_high": mean + half,
+                "relative": float(means.loc[step, method]) / ref - 1 if ref else float("nan"),
+                "better": int((values > 0).sum()),
+                "worse": int((values < 0).sum()),
+            }
+        )
+    return pd.DataFrame(rows).set_index("test_slice")

@@ -9,6 +9,7 @@ number of epochs and evaluate the model before and after.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -94,13 +95,32 @@ def refresh_finetune_config(bundle: dict, cfg: RefreshConfig, seed: int) -> Fine
     config = FinetuneConfig.model_validate(bundle["config"]).model_copy(deep=True)
     config.trainer.max_epochs = cfg.epochs
     config.trainer.min_epochs = 0
-    config.trainer.patience = max(config.trainer.patience, cfg.epochs)
+    config.trainer.patience = cfg.patience or max(config.trainer.patience, cfg.epochs)
     config.trainer.resume = False
     if config.trainer.seed is None:
         config.trainer.seed = int(seed)
     if cfg.lr is not None:
         config.optim.lr = cfg.lr
     return config
+
+
+def monitored_data(data: TrainingData, cfg: RefreshConfig, new_rows: sp.csr_matrix | None):
+    """``data`` with the validation rows that pick the refresh's best epoch.
+
+    ``validate_on: new`` keeps the valid rows among ``new_rows`` (what the increments added);
+    with none there (an increment too small to hold any) the whole valid split is used, logged.
+    """
+    if cfg.validate_on == "all":
+        return data
+    if new_rows is None:
+        raise ValueError("refresh.validate_on: new needs the increments' rows (new_rows)")
+    recent = sp.csr_matrix(data.valid.multiply(new_rows > 0), dtype=data.valid.dtype)
+    recent.eliminate_zeros()
+    if recent.nnz == 0:
+        log.warning("refresh: the increments hold no valid rows; validating on all valid rows")
+        return data
+    log.info("refresh: validating on the increments' %d valid rows", recent.nnz)
+    return replace(data, valid=recent)
 
 
 def fine_tune(
@@ -110,15 +130,24 @@ def fine_tune(
     run_dir: Path,
     seed: int,
     enable_progress_bar: bool = True,
+    new_rows: sp.csr_matrix | None = None,
 ):
-    """Warm start from ``bundle`` and fine-tune ``cfg.epochs`` epochs -> TrainingResult."""
+    """Warm start from ``bundle`` and fine-tune at most ``cfg.epochs`` epochs -> TrainingResult.
+
+    ``new_rows``: the (user, item) pairs the increments added (:func:`new_rows_matrix`), needed
+    by ``validate_on: new``.
+    """
     from crossrec.models.training import train_recommender
     from crossrec.models.warm import warm_state
 
     config = refresh_finetune_config(bundle, cfg, seed)
     state = warm_state(bundle, data, cfg.new_users)
     return train_recommender(
-        data, config, run_dir=run_dir, initial_state=state, enable_progress_bar=enable_progress_bar
+        monitored_data(data, cfg, new_rows),
+        config,
+        run_dir=run_dir,
+        initial_state=state,
+        enable_progress_bar=enable_progress_bar,
     )
 
 
@@ -151,21 +180,30 @@ class PaddedModel:
         return out
 
 
-def score_metrics(
+def score_per_user(
     model, truth: sp.csr_matrix, exclude: sp.csr_matrix, ks: list[int], seed: int
-) -> dict[str, float]:
-    """Mean full-ranking metrics of ``model`` (ties in one seeded random order)."""
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(users, per-user full-ranking metrics) of ``model`` (ties in one seeded random order)."""
     import torch
 
-    from crossrec.metrics.ranking import evaluate_ranking, mean_metrics, tie_break_order
+    from crossrec.metrics.ranking import evaluate_ranking, tie_break_order
 
     def score(users: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return model.score_users(users)
 
-    users, per_user = evaluate_ranking(
+    return evaluate_ranking(
         score, truth, exclude, ks=ks, tie_order=tie_break_order(truth.shape[1], seed)
     )
+
+
+def score_metrics(
+    model, truth: sp.csr_matrix, exclude: sp.csr_matrix, ks: list[int], seed: int
+) -> dict[str, float]:
+    """Mean full-ranking metrics of ``model`` (ties in one seeded random order)."""
+    from crossrec.metrics.ranking import mean_metrics
+
+    users, per_user = score_per_user(model, truth, exclude, ks, seed)
     return {**mean_metrics(per_user), "users": int(len(users))}
 
 
@@ -209,7 +247,7 @@ def run_refresh(
         "new_batch": score_metrics(previous, new_rows, seen, cfg.ks, seed),
         "valid": score_metrics(previous, data.valid, data.train, cfg.ks, seed),
     }
-    result = fine_tune(data, bundle, cfg, run_dir, seed)
+    result = fine_tune(data, bundle, cfg, run_dir, seed, new_rows=new_rows)
     after = {
         "valid": score_metrics(
             load_recommender(result.bundle, data), data.valid, data.train, cfg.ks, seed
