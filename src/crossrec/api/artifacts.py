@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crossrec.graphs.config import parse_fuse_params
+from crossrec.refresh.state import serving_artifacts
 from crossrec.serving.config import ARTIFACTS, OPTIONAL_ARTIFACTS
 from crossrec.serving.model import Artifacts
 
@@ -25,13 +27,24 @@ def _catalog_and_params(project_dir: Path, env: str | None, dataset: str | None)
 
 
 def latest_version(project_dir: Path, env: str | None, dataset: str | None) -> str | None:
-    """The newest saved trained_model version (Kedro's timestamp folder), None if none."""
+    """The version serving would load now: the newest refreshed_model version when it is newer
+    than the newest trained_model version (Kedro timestamps sort as text), else the latter."""
     catalog, _ = _catalog_and_params(project_dir, env, dataset)
-    return _version(catalog)
+    return newest_version(_version(catalog), _version(catalog, "refreshed_model"))
 
 
-def _version(catalog) -> str | None:
-    dataset = catalog.get("trained_model")
+def newest_version(trained: str | None, refreshed: str | None) -> str | None:
+    if refreshed is not None and (trained is None or refreshed > trained):
+        return f"{REFRESH_TAG}{refreshed}"
+    return trained
+
+
+#: prefix of a served refreshed_model version (``crossrec serve`` prints it, /api/model shows it)
+REFRESH_TAG = "refresh-"
+
+
+def _version(catalog, name: str = "trained_model") -> str | None:
+    dataset = catalog.get(name)
     try:
         return dataset.resolve_load_version()
     except Exception:  # noqa: BLE001 - no version saved yet
@@ -41,7 +54,8 @@ def _version(catalog) -> str | None:
 def load_artifacts(
     project_dir: Path, env: str | None, dataset: str | None
 ) -> tuple[Artifacts, dict]:
-    """(artifacts, recommend parameters) of the newest trained model."""
+    """(artifacts, recommend parameters) of the newest model: the trained model, or the newest
+    refreshed_model version of its chain (``crossrec.refresh.state.serving_artifacts``)."""
     catalog, params = _catalog_and_params(project_dir, env, dataset)
     version = _version(catalog)
     loaded = {}
@@ -56,5 +70,9 @@ def load_artifacts(
                 f"run {producer} first"
             )
         loaded[name] = catalog.load(name)
+    refreshed = catalog.load("refresh_previous")  # the newest version, or None
+    loaded, is_refresh = serving_artifacts(loaded, refreshed, parse_fuse_params(params["fuse"]))
+    if is_refresh:
+        version = f"{REFRESH_TAG}{_version(catalog, 'refreshed_model')}"
     artifacts = Artifacts(**loaded, featurize=params.get("featurize_modalities"), version=version)
     return artifacts, params.get("recommend") or {}

@@ -1,10 +1,15 @@
 """The refresh state: one versioned artifact holding a model AND the data it was trained on.
 
 ``refreshed_model`` = ``{"bundle", "interactions", "items", "users", "dataset_info",
-"item_features", "item_texts", "origin", "report"}``. Model and data live in one file, written
-atomically (``crossrec.datasets.atomic``): a refresh killed at any point leaves the previous
-version whole, and no reader can ever pair a model with tables of another version.
+"item_features", "item_texts", "origin", "base_model", "report"}``. Model and data live in one
+file, written atomically (``crossrec.datasets.atomic``): a refresh killed at any point leaves the
+previous version whole, and no reader can ever pair a model with tables of another version.
 :func:`load_state` rebuilds the servable model from it; the next refresh starts from it.
+
+A chain of refreshes belongs to one ingest run (``origin``) and one trained model
+(``base_model``: its fingerprint). Re-running ingest or finetune starts a new chain: the next
+refresh starts from ingest + the new trained model, and serving serves the trained model until
+then (:func:`is_current`).
 """
 
 from __future__ import annotations
@@ -31,25 +36,54 @@ def origin_of(dataset_info: dict) -> dict:
     return {k: dataset_info.get(k) for k in ("name", "n_users", "n_items", "n_interactions")}
 
 
+def chain_mismatch(state: dict, dataset_info: dict, trained_model: dict) -> str | None:
+    """Why ``state`` does not continue the current ingest + trained model (None: it does).
+
+    A state written before ``base_model`` was recorded is checked against ingest only.
+    """
+    from crossrec.models.fingerprint import model_fingerprint
+
+    if state.get("origin") != origin_of(dataset_info):
+        return (
+            f"it started from ingest {state.get('origin')}, ingest is now {origin_of(dataset_info)}"
+        )
+    base, trained = state.get("base_model"), model_fingerprint(trained_model)
+    if base is not None and base != trained:
+        return f"it started from trained model {base}, the trained model is now {trained}"
+    return None
+
+
+def is_current(state: dict | None, dataset_info: dict, trained_model: dict) -> bool:
+    """True when ``state`` (a refreshed_model version) is the newest model to serve."""
+    return state is not None and chain_mismatch(state, dataset_info, trained_model) is None
+
+
 def start_state(previous: dict | None, ingest: dict[str, Any], bundle: dict) -> dict:
     """The state a refresh starts from: the latest refresh, else ingest + the trained model.
 
     ``ingest``: interactions, items, users, dataset_info, item_features, item_texts. A previous
-    refresh that started from another ingest run (ingest was re-run since) is ignored, with a
-    warning: its indices belong to data that no longer exists.
+    refresh of another chain (ingest or finetune was re-run since) is ignored, with a warning:
+    its indices or weights belong to data or a model that were replaced.
     """
-    fresh = {**ingest, "bundle": bundle, "origin": origin_of(ingest["dataset_info"])}
+    from crossrec.models.fingerprint import model_fingerprint
+
+    fresh = {
+        **ingest,
+        "bundle": bundle,
+        "origin": origin_of(ingest["dataset_info"]),
+        "base_model": model_fingerprint(bundle),
+    }
     if previous is None:
         return fresh
     missing = [k for k in STATE_KEYS if k not in previous]
     if missing:
         raise ValueError(f"refreshed_model: the latest version lacks {missing}; delete it")
-    if previous.get("origin") != fresh["origin"]:
+    why = chain_mismatch(previous, ingest["dataset_info"], bundle)
+    if why is not None:
         log.warning(
-            "refresh: the latest refreshed_model started from ingest %s, ingest is now %s; "
-            "starting again from ingest + trained_model",
-            previous.get("origin"),
-            fresh["origin"],
+            "refresh: ignoring the latest refreshed_model (%s); starting again from ingest + "
+            "trained_model",
+            why,
         )
         return fresh
     return previous
@@ -139,7 +173,7 @@ def training_data(
 
 
 def load_state(state: dict, fuse: FuseConfig):
-    """(model in eval mode, its TrainingData) from a ``refreshed_model`` version: serving."""
+    """(model in eval mode, its TrainingData) from a ``refreshed_model`` version."""
     from crossrec.models.bundle import load_recommender
 
     bundle = state["bundle"]
@@ -147,6 +181,44 @@ def load_state(state: dict, fuse: FuseConfig):
         tables_of(state), state["item_features"], fuse, bundle["config"], state.get("item_texts")
     )
     return load_recommender(bundle, data), data
+
+
+def state_artifacts(state: dict, fuse: FuseConfig) -> dict[str, Any]:
+    """A ``refreshed_model`` version as the catalog entries serving rebuilds a model from
+    (``crossrec.serving.config.ARTIFACTS``, less ``metrics``): its fused features and graphs
+    are built here, exactly as :func:`load_state` builds them."""
+    info = state["dataset_info"]
+    fused = fuse_item_features(state["item_features"], info, fuse)
+    return {
+        "trained_model": state["bundle"],
+        "interactions": state["interactions"],
+        "items": state["items"],
+        "users": state["users"],
+        "dataset_info": info,
+        "fused_item_features": fused,
+        "modality_graphs": build_modality_graphs(fused, fuse),
+        "user_item_graph": build_user_item_graph(state["interactions"], info),
+        "item_texts": state.get("item_texts") or None,
+    }
+
+
+def serving_artifacts(
+    artifacts: dict[str, Any], refreshed: dict | None, fuse: FuseConfig
+) -> tuple[dict[str, Any], bool]:
+    """(catalog entries to serve, whether they are the refreshed model's).
+
+    ``artifacts``: the trained model's entries (``crossrec.serving.config.ARTIFACTS``);
+    ``refreshed``: the newest ``refreshed_model`` version or None. A refresh of the current
+    chain (:func:`is_current`) replaces the model and its data; the trained model's test
+    ``metrics`` do not describe it and are dropped.
+    """
+    if refreshed is None:
+        return artifacts, False
+    why = chain_mismatch(refreshed, artifacts["dataset_info"], artifacts["trained_model"])
+    if why is not None:
+        log.warning("serving the trained model, not the latest refreshed_model: %s", why)
+        return artifacts, False
+    return {**artifacts, **state_artifacts(refreshed, fuse), "metrics": None}, True
 
 
 def make_state(
@@ -166,6 +238,7 @@ def make_state(
         "item_features": item_features,
         "item_texts": item_texts,
         "origin": start["origin"],
+        "base_model": start.get("base_model"),
         "report": report,
     }
 

@@ -7,8 +7,6 @@ user and item vectors computed once, and the catalogue built on them.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from crossrec.models.fingerprint import model_fingerprint
 from crossrec.serving.catalogue import Catalogue
 from crossrec.serving.config import RecommendConfig, parse_recommend_config
 
@@ -54,19 +53,6 @@ def training_data(artifacts: Artifacts, finetune_config: dict):
         finetune_config,
         a.item_texts,
     )
-
-
-def model_fingerprint(bundle: dict) -> str:
-    """Content hash of a trained_model bundle's weights and config: the same model gets the
-    same fingerprint wherever it is loaded (written beside every recommendation)."""
-    digest = hashlib.sha256()
-    digest.update(repr(sorted(bundle.get("config", {}).items())).encode())
-    for name in sorted(bundle["state_dict"]):
-        buffer = io.BytesIO()
-        np.save(buffer, bundle["state_dict"][name].detach().cpu().float().numpy())
-        digest.update(name.encode())
-        digest.update(buffer.getvalue())
-    return digest.hexdigest()[:16]
 
 
 def seen_matrix(interactions: pd.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:

@@ -29,7 +29,13 @@ from crossrec.models.config import FinetuneConfig
 from crossrec.models.training import train_recommender
 from crossrec.pipelines.refresh import create_pipeline
 from crossrec.refresh.config import RefreshConfig
-from crossrec.refresh.state import load_state, training_data
+from crossrec.refresh.state import (
+    is_current,
+    load_state,
+    serving_artifacts,
+    start_state,
+    training_data,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 #: weight-free features, so the test encodes new items for real without model downloads
@@ -246,6 +252,39 @@ def test_interrupted_refresh_keeps_the_previous_version_usable(setup, first_refr
     SequentialRunner().run(create_pipeline(), catalog(setup))
     assert len(versions(setup)) == len(before) + 1
     assert latest(setup)["dataset_info"]["increments"] == ["0001", "0003"]
+
+
+def _retrained(bundle: dict) -> dict:
+    """Another trained model of the same data (finetune re-run): other weights."""
+    state = {k: v.clone() for k, v in bundle["state_dict"].items()}
+    name = next(iter(state))
+    state[name] = state[name] + 1.0
+    return {**bundle, "state_dict": state}
+
+
+def test_serving_takes_the_refresh_of_the_current_chain_only(setup, first_refresh, caplog):
+    ingested = setup["ingested"]
+    trained = {**{k: ingested[k] for k in ("interactions", "items", "users", "dataset_info")}}
+    trained.update(trained_model=setup["bundle"], item_texts=None, metrics={"model": {}})
+    served, is_refresh = serving_artifacts(trained, first_refresh, FuseConfig())
+    assert is_refresh and served["trained_model"] is first_refresh["bundle"]
+    n_items = ingested["dataset_info"]["n_items"] + 1
+    assert len(served["items"]) == n_items and served["metrics"] is None
+    assert served["user_item_graph"].shape[0] == served["user_item_graph"].shape[1]
+    fused = served["fused_item_features"]
+    assert all(len(fused[m]["vectors"]) == n_items for m in fused if not m.startswith("__"))
+    assert serving_artifacts(trained, None, FuseConfig()) == (trained, False)
+    # finetune re-run since the refresh: the trained model is newer than the chain
+    newer = {**trained, "trained_model": _retrained(setup["bundle"])}
+    assert serving_artifacts(newer, first_refresh, FuseConfig()) == (newer, False)
+    assert "it started from trained model" in caplog.text
+    assert not is_current(first_refresh, ingested["dataset_info"], newer["trained_model"])
+    # ... and the next refresh starts a new chain from it, not from the stale refresh
+    ingest = {**{k: trained[k] for k in ("interactions", "items", "users", "dataset_info")}}
+    ingest.update(item_features=setup["features"], item_texts=[])
+    start = start_state(first_refresh, ingest, newer["trained_model"])
+    assert start["bundle"] is newer["trained_model"] and start["items"] is ingested["items"]
+    assert start_state(first_refresh, ingest, setup["bundle"]) is first_refresh
 
 
 def test_no_new_increment_says_where_it_looked(setup, first_refresh):

@@ -9,15 +9,21 @@ from typing import Any
 
 import pandas as pd
 
+from crossrec.graphs.config import parse_fuse_params
+from crossrec.refresh.state import serving_artifacts
 from crossrec.serving.config import parse_recommend_config
 
 
-def load_serving_model(recommend: dict[str, Any], **artifacts: Any):
-    """The trained model with its user and item vectors (exact search: every list is exact).
-    ``artifacts``: the catalog entries named in ``crossrec.serving.config.ARTIFACTS``."""
+def load_serving_model(
+    recommend: dict[str, Any], fuse: dict[str, Any], refresh_previous: dict | None, **artifacts: Any
+):
+    """The newest model (the trained one, or the latest refresh of it) with its user and item
+    vectors (exact search: every list is exact). ``artifacts``: the catalog entries named in
+    ``crossrec.serving.config.ARTIFACTS``; ``refresh_previous``: the newest refreshed_model."""
     from crossrec.serving.model import Artifacts, ServingModel
 
     config = parse_recommend_config(recommend)
+    artifacts, _ = serving_artifacts(artifacts, refresh_previous, parse_fuse_params(fuse))
     return ServingModel.from_artifacts(Artifacts(**artifacts), config, "exact")
 
 

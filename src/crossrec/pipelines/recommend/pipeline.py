@@ -1,4 +1,5 @@
-"""recommend: trained_model -> recommendations (top-K per user) + similar_items (per item)."""
+"""recommend: the newest model (trained_model, or the latest refreshed_model of its chain) ->
+recommendations (top-K per user) + similar_items (per item)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 nodes.load_serving_model,
                 # metrics only feed serve's model card: the lists do not wait for evaluate
-                {"recommend": "params:recommend", **{n: n for n in ARTIFACTS if n != "metrics"}},
+                {
+                    "recommend": "params:recommend",
+                    "fuse": "params:fuse",
+                    "refresh_previous": "refresh_previous",
+                    **{n: n for n in ARTIFACTS if n != "metrics"},
+                },
                 "recommend_serving_model",
                 name="load_serving_model",
             ),
