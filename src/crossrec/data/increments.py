@@ -10,7 +10,14 @@ is a folder ``<raw root>/<dataset>/increments/<name>/`` (applied in name order, 
   optionally ``rating`` (without one every row is a positive); ``timestamp`` is required when
   the dataset has timestamps (unix seconds or ISO dates);
 * optionally ``items.csv``: ``item_id``, any of the dataset's text columns, ``image_path`` /
-  ``audio_path`` (relative to the increment folder, or absolute inside the dataset folder).
+  ``audio_path`` (relative to the increment folder, or absolute inside the dataset folder);
+* for datasets that ship precomputed feature vectors instead of raw media (Last.fm's VGGish /
+  whisper vectors, MMRec's ``.npy`` matrices): ``features/<name>.npy``, one float matrix per
+  precomputed feature the model uses, row *i* = the item on row *i* of ``items.csv`` (as ingest
+  reads them: one row per item). A row of zeros means "no vector for this item" (masked, as at
+  ingest). Every precomputed feature the model uses needs a file when new items arrive; the
+  dimension must be the dataset's; a name the model does not use, a row count other than the
+  items table's, non-finite values or vectors without an items table fail naming the file.
 
 Applying one (:func:`apply_increment`) keeps every existing ``user_idx`` / ``item_idx`` and
 appends new users and items after them, in natural id order. Rules (every one logged):
@@ -35,7 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -46,6 +53,7 @@ import pandas as pd
 from crossrec.data.errors import DataValidationError
 from crossrec.data.media import check_media
 from crossrec.data.validation import (
+    load_feature_matrix,
     natural_order,
     parse_ids,
     parse_ratings,
@@ -56,6 +64,7 @@ from crossrec.data.validation import (
 logger = logging.getLogger(__name__)
 
 INCREMENTS_DIR = "increments"
+FEATURES_DIR = "features"
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp", "rating")
 MEDIA_COLUMNS = ("image_path", "audio_path")
@@ -79,6 +88,8 @@ class Increment:
     interactions: pd.DataFrame  # user_id, item_id, rating, timestamp, row
     items: pd.DataFrame  # item_id, text columns, image_path, audio_path
     files: dict[str, str] = field(default_factory=dict)
+    #: precomputed feature name -> (len(items), d) vectors, rows aligned to ``items``
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -89,6 +100,9 @@ class DatasetTables:
     items: pd.DataFrame
     users: pd.DataFrame
     dataset_info: dict
+    #: precomputed feature name -> {item_id: vector} of the items increments appended to these
+    #: tables (``features/<name>.npy``); the refresh turns them into those items' features
+    item_vectors: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @property
     def applied(self) -> list[str]:
@@ -149,8 +163,57 @@ def _reject_unknown_columns(frame: pd.DataFrame, allowed: list[str], path: Path)
         )
 
 
-def read_increment(folder: Path, text_columns: list[str], has_timestamps: bool) -> Increment:
-    """Read and check one increment folder (columns, ids, ratings, timestamps, media paths)."""
+def read_vectors(
+    folder: Path, items: pd.DataFrame, dims: Mapping[str, int], items_path: Path | None
+) -> dict[str, np.ndarray]:
+    """``features/<name>.npy`` of an increment, checked against its items and ``dims`` (the
+    model's precomputed features: name -> dimension)."""
+    root = folder / FEATURES_DIR
+    files = sorted(root.glob("*.npy")) if root.is_dir() else []
+    if files and items_path is None:
+        raise DataValidationError(
+            files[0], "feature vectors without an items table", expected="items.csv beside them"
+        )
+    vectors = {}
+    for path in files:
+        if path.stem not in dims:
+            raise DataValidationError(
+                path,
+                f"unknown precomputed feature {path.stem!r}",
+                expected=f"one of the model's precomputed features {sorted(dims)}",
+            )
+        matrix = load_feature_matrix(path, "items-table row")  # 2-D, numeric, finite
+        if matrix.shape[0] != len(items):
+            raise DataValidationError(
+                path,
+                f"{matrix.shape[0]} vectors for the {len(items)} items of {items_path.name}",
+                expected="one row per items-table row, in its order",
+            )
+        if matrix.shape[1] != dims[path.stem]:
+            raise DataValidationError(
+                path,
+                f"{matrix.shape[1]}-d vectors",
+                expected=f"{dims[path.stem]}-d, the dimension of the dataset's {path.stem!r}",
+            )
+        vectors[path.stem] = matrix
+    missing = sorted(set(dims) - set(vectors))
+    if missing and len(items):
+        raise DataValidationError(
+            root / f"{missing[0]}.npy",
+            f"no vectors for the {len(items)} new item(s) of {items_path.name}",
+            expected=f"features/<name>.npy for each of the model's precomputed features {missing}",
+        )
+    return vectors
+
+
+def read_increment(
+    folder: Path,
+    text_columns: list[str],
+    has_timestamps: bool,
+    precomputed: Mapping[str, int] | None = None,
+) -> Increment:
+    """Read and check one increment folder (columns, ids, ratings, timestamps, media paths, and
+    the vectors of ``precomputed``: the model's precomputed features, name -> dimension)."""
     folder = Path(folder)
     path = _table(folder, "interactions", required=True)
     frame = read_table(path, role="interactions")
@@ -215,7 +278,9 @@ def read_increment(folder: Path, text_columns: list[str], has_timestamps: bool) 
                 for v in values
             ]
         files["items"] = str(items_path)
-    return Increment(folder.name, interactions, items.reset_index(drop=True), files)
+    items = items.reset_index(drop=True)
+    vectors = read_vectors(folder, items, precomputed or {}, items_path)
+    return Increment(folder.name, interactions, items, files, vectors)
 
 
 def _increment_seed(name: str, seed: int) -> int:
@@ -426,7 +491,17 @@ def apply_increment(
         report["new_users"],
         report["new_items"],
     )
-    return DatasetTables(interactions, items, users, new_info), report
+    vectors = _append_vectors(tables.item_vectors, inc)
+    return DatasetTables(interactions, items, users, new_info, vectors), report
+
+
+def _append_vectors(known: dict, inc: Increment) -> dict[str, dict[str, np.ndarray]]:
+    """``known`` plus the increment's new items' vectors, by item id (new dicts: no mutation)."""
+    ids = inc.items["item_id"].tolist()
+    out = {name: dict(rows) for name, rows in known.items()}
+    for name, matrix in inc.vectors.items():
+        out.setdefault(name, {}).update(zip(ids, matrix, strict=True))
+    return out
 
 
 def same_dtypes(frame: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:

@@ -418,3 +418,27 @@ def deduplicate_items(
         n_ids,
     )
     return items.iloc[keep].reset_index(drop=True), keep
+
+
+def load_feature_matrix(path: Path, rows: str = "itemID") -> np.ndarray:
+    """A precomputed feature matrix (one row per ``rows``): 2-D, numeric, finite, float32."""
+    if not path.is_file():
+        raise DataValidationError(
+            path, "feature file does not exist", expected=f"a .npy matrix with one row per {rows}"
+        )
+    try:
+        matrix = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise DataValidationError(path, f"cannot be read as a .npy array: {err}") from None
+    if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.number):
+        raise DataValidationError(
+            path,
+            f"array of shape {matrix.shape} and dtype {matrix.dtype}",
+            expected="a 2-D numeric matrix (n_items, d)",
+        )
+    if not np.isfinite(matrix).all():
+        row = int(np.flatnonzero(~np.isfinite(matrix).all(axis=1))[0])
+        raise DataValidationError(
+            path, "non-finite values", row=row, expected="finite feature values"
+        )
+    return matrix.astype(np.float32)

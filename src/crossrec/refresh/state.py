@@ -122,6 +122,34 @@ def extend_item_features(old: dict, new: dict, n_new: int) -> dict:
     return out
 
 
+def precomputed_dims(item_features: dict) -> dict[str, int]:
+    """The model's precomputed features (shipped by the dataset, not encoded): name -> dim."""
+    return {
+        name: int(np.asarray(entry["vectors"]).shape[1])
+        for name, entry in item_features.items()
+        if not name.startswith("__") and str(entry.get("source", "")).startswith("precomputed:")
+    }
+
+
+def precomputed_rows(item_features: dict, tables: DatasetTables, new_ids: pd.Series) -> dict:
+    """Feature blocks of the new items for every precomputed feature of the model, from the
+    vectors their increments carried (``features/<name>.npy``, :mod:`crossrec.data.increments`)."""
+    from crossrec.encoders.featurize import precomputed_block
+
+    out = {}
+    for name in precomputed_dims(item_features):
+        rows = tables.item_vectors.get(name, {})
+        missing = [i for i in new_ids if i not in rows]
+        if missing:
+            raise ValueError(
+                f"refresh: new item(s) {missing[:5]} have no {name!r} vectors; the model uses "
+                f"this precomputed feature: add features/{name}.npy to their increment"
+            )
+        matrix = np.stack([np.asarray(rows[i], np.float32) for i in new_ids])
+        out[name] = precomputed_block(name, matrix, len(new_ids))
+    return out
+
+
 def encode_new_items(
     state: dict, tables: DatasetTables, config: FeaturizeConfig, caches: dict, max_bad_share: float
 ) -> tuple[dict, list[str]]:
@@ -149,6 +177,7 @@ def encode_new_items(
             modality, new_items, info, config, caches[modality], [], max_bad_share
         ).values()
     new = {r.name: r.block() for r in results}
+    new.update(precomputed_rows(state["item_features"], tables, new_items["item_id"]))
     log.info("refresh: encoded %d new items (%s)", len(new_items), sorted(new))
     if texts:
         texts += enc.item_texts(new_items, info, config)

@@ -57,13 +57,17 @@ def apply_pending(
     seed: int,
     media_root: Path,
     max_bad_share: float,
+    precomputed: dict[str, int] | None = None,
 ) -> tuple[DatasetTables, list[dict]]:
-    """Every pending increment in order; the first bad one fails before anything is returned."""
+    """Every pending increment in order; the first bad one fails before anything is returned.
+
+    ``precomputed``: the model's precomputed features (name -> dim) whose vectors new items
+    must carry (:func:`crossrec.refresh.state.precomputed_dims`)."""
     reports = []
     info = tables.dataset_info
     for folder in folders:
         inc = read_increment(
-            folder, list(info.get("text_columns", [])), bool(info["has_timestamps"])
+            folder, list(info.get("text_columns", [])), bool(info["has_timestamps"]), precomputed
         )
         tables, report = apply_increment(tables, inc, rules, seed, media_root, max_bad_share)
         reports.append(report)

@@ -25,7 +25,13 @@ from crossrec.data.adapters.base import (
 )
 from crossrec.data.errors import DataValidationError
 from crossrec.data.raw import RawData
-from crossrec.data.validation import parse_ids, parse_int_ids, read_table, require_columns
+from crossrec.data.validation import (
+    load_feature_matrix,
+    parse_ids,
+    parse_int_ids,
+    read_table,
+    require_columns,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,29 +68,6 @@ class MMRecOptions(StrictConfig):
     @classmethod
     def _encoding_known(cls, value: str) -> str:
         return check_encoding(value)
-
-
-def load_feature_matrix(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise DataValidationError(
-            path, "feature file does not exist", expected="a .npy matrix with one row per itemID"
-        )
-    try:
-        matrix = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise DataValidationError(path, f"cannot be read as a .npy array: {err}") from None
-    if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.number):
-        raise DataValidationError(
-            path,
-            f"array of shape {matrix.shape} and dtype {matrix.dtype}",
-            expected="a 2-D numeric matrix (n_items, d)",
-        )
-    if not np.isfinite(matrix).all():
-        row = int(np.flatnonzero(~np.isfinite(matrix).all(axis=1))[0])
-        raise DataValidationError(
-            path, "non-finite values", row=row, expected="finite feature values"
-        )
-    return matrix.astype(np.float32)
 
 
 def original_item_ids(

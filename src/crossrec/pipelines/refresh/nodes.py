@@ -54,7 +54,10 @@ def apply_increments(
     pending = steps.pending_increments(folder, cfg.increments.folder, tables.applied)
     rules = steps.rules_of(cfg, spec.implicit.min_rating)
     root = None if spec.media.allow_outside_dataset else folder
-    return steps.apply_pending(tables, pending, rules, int(seed), root, spec.media.max_bad_share)
+    dims = lib.precomputed_dims(start["item_features"])
+    return steps.apply_pending(
+        tables, pending, rules, int(seed), root, spec.media.max_bad_share, dims
+    )
 
 
 def encode_new_items(
