@@ -300,3 +300,45 @@ def test_catalog_and_parameters_match_the_pipeline():
     assert RefreshConfig.model_validate(params["refresh"]) == RefreshConfig()
     outputs = create_pipeline().outputs()
     assert {"refreshed_model", "refresh_report", "refresh_history"} <= outputs
+
+
+def test_apply_increments_node_checks_new_items_vectors_against_the_model(setup, tmp_path):
+    """A model with a precomputed feature: the node reads new items' vectors for it."""
+    from crossrec.pipelines.refresh import nodes
+
+    folder = tmp_path / "raw" / "synthetic"
+    shutil.copytree(setup["folder"], folder, ignore=shutil.ignore_patterns("increments"))
+    ingested = setup["ingested"]
+    n = ingested["dataset_info"]["n_items"]
+    features = {
+        **setup["features"],
+        "audio_vggish": {
+            "vectors": np.ones((n, 4), np.float32),
+            "mask": np.ones(n, bool),
+            "source": "precomputed:audio_vggish",
+        },
+    }
+    ingest = {k: ingested[k] for k in ("interactions", "items", "users", "dataset_info")}
+    start = start_state(
+        None, {**ingest, "item_features": features, "item_texts": []}, setup["bundle"]
+    )
+    inc = write_increment(
+        {"folder": folder},
+        "0001",
+        [{"user_id": "user001", "item_id": "item900", "timestamp": LATE}],
+    )
+    pd.DataFrame([{"item_id": "item900", "title": "shipped vectors only"}]).to_csv(
+        inc / "items.csv", index=False
+    )
+    (inc / "features").mkdir()
+
+    def run():
+        params = synthetic_ingest_params(folder)
+        return nodes.apply_increments(start, {}, params, "synthetic", 0)
+
+    np.save(inc / "features" / "audio_vggish.npy", np.ones((1, 5), np.float32))
+    with pytest.raises(DataValidationError, match=r"audio_vggish.npy.*5-d vectors"):
+        run()
+    np.save(inc / "features" / "audio_vggish.npy", np.full((1, 4), 2.0, np.float32))
+    tables, _ = run()
+    assert np.array_equal(tables.item_vectors["audio_vggish"]["item900"], [2.0] * 4)
