@@ -65,13 +65,19 @@ def load_inputs(dataset: str) -> tuple[dict, dict]:
         return {n: catalog.load(n) for n in names}, context.params
 
 
+def cell(column: str, value: float) -> str:
+    if value != value:  # NaN: e.g. the std of one seed
+        return ""
+    if column in ("users", "better", "worse"):
+        return f"{int(value)}"
+    return f"{value:.1f}" if column.endswith("_s") else f"{value:.4f}"
+
+
 def markdown(table) -> str:
     cols = list(table.columns)
     lines = ["| test slice | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for index, row in table.iterrows():
-        cells = [
-            "" if v != v else f"{v:.1f}" if c.endswith("_s") else f"{v:.4f}" for c, v in row.items()
-        ]
+        cells = [cell(c, v) for c, v in row.items()]
         lines.append(f"| {index} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -150,7 +156,16 @@ def main() -> None:
         help="an extra incremental method: new users' init, or refresh settings",
     )
     parser.add_argument("--write-timeline", type=Path, default=None, metavar="RAW_ROOT")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the tables and plot from the CSVs"
+    )
     args = parser.parse_args()
+    if args.report_only:
+        out = args.out or ROOT / "data" / "08_reporting" / args.dataset
+        frame = pd.read_csv(out / "refresh_replay.csv")
+        users = pd.read_csv(out / "refresh_replay_users.csv")
+        report(frame, users, sorted(frame["seed"].unique().tolist()), args, out)
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("lightning", "lightning.pytorch", "crossrec.graphs", "crossrec.models.inputs"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
