@@ -133,6 +133,22 @@ class ItemKNN:
         return torch.as_tensor(block.toarray(), dtype=torch.float32, device=users.device)
 
 
+@BASELINES.register("bpr")
+class MFBPR:
+    """MF-BPR in its standard formulation (SGD, item bias, L2 on sampled rows, sampling with
+    replacement; :mod:`crossrec.evaluation.mf_bpr`), early-stopped on validation Recall@20
+    with the evaluation's tie order."""
+
+    deterministic = False
+
+    @classmethod
+    def from_spec(cls, spec, split, seed: int):
+        from crossrec.evaluation.mf_bpr import train_mf_bpr, validation_recall
+
+        validate = validation_recall(split.valid, split.train, tie_order=split.tie_order)
+        return train_mf_bpr(split.train, spec.bpr, seed, validate if split.valid.nnz else None)
+
+
 @BASELINES.register("finetune")
 class TrainedVariant:
     """Marker: the recommender itself trained with ``overrides`` of the trained model's config
