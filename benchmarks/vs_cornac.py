@@ -525,8 +525,11 @@ def main() -> None:
         worker(Path(args.worker), args.torch_site, args)
         return
 
+    import logging
+
     import torch
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if not Path(args.cornac_python).exists():

@@ -11,6 +11,7 @@ from crossrec.evaluation.baselines import MostPopular
 from crossrec.evaluation.config import BaselineConfig, EvaluateConfig, MFBPRConfig
 from crossrec.evaluation.mf_bpr import train_mf_bpr, validation_recall
 from crossrec.evaluation.protocol import build_split
+from crossrec.evaluation.report import selection_section
 from crossrec.evaluation.runner import Evaluation, Upstream
 from crossrec.evaluation.selection import apply_point, is_searched
 from crossrec.metrics.ranking import evaluate_ranking, mean_metrics
@@ -79,6 +80,8 @@ def test_selection_picks_the_configuration_by_validation_not_test(
     assert built == [2, 1]
     test_recall = float(np.mean(out["runs"][0]["test"]["metrics"]["recall@20"]))
     assert test_recall < 0.9  # the test oracle (test recall 1.0) was not picked
+    report = "\n".join(selection_section({"knn": {"selection": selection}}))
+    assert "| knn | 2 | neighbours 1, shrink 0.0 | 1.0000 | 0 |" in report
 
 
 def test_bad_grid_key_is_rejected_with_its_name() -> None:

@@ -1,11 +1,12 @@
 """Baselines by name (:data:`crossrec.evaluation.config.BASELINES`), as score functions for
 :func:`crossrec.metrics.ranking.evaluate_ranking`.
 
-They see only the TRAIN matrix, return dense (batch, n_items) float32 scores, and go through the
-exact masking / tie-breaking / metric code the trained models use. The learnt ID and content
-baselines (MF-BPR, LightGCN, content-only, VBPR-style) are configurations of
-``crossrec.models.train_recommender`` instead: the ``finetune`` kind, with overrides of the
-trained model's config in ``conf/base/parameters_evaluate.yml``.
+They see only the TRAIN matrix (and the validation split for early stopping), return dense
+(batch, n_items) float32 scores, and go through the exact masking / tie-breaking / metric code
+the trained models use. MF-BPR is its own standard trainer (``bpr``,
+:mod:`crossrec.evaluation.mf_bpr`); the learnt graph and content baselines (LightGCN,
+content-only, VBPR-style) are configurations of ``crossrec.models.train_recommender``: the
+``finetune`` kind, with overrides in ``conf/base/parameters_evaluate.yml``.
 
 A new baseline is one registered class with ``from_spec(spec, split, seed)`` and a
 ``deterministic`` flag, plus its entry under ``evaluate.baselines`` in YAML.

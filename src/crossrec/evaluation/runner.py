@@ -442,6 +442,7 @@ def summarize(
             "reused_seeds": int(entry.get("reused_seeds", 0)),
             "inference_only": bool(entry.get("inference_only", False)),
         }
+        | ({"selection": entry["selection"]} if "selection" in entry else {})
         for name, entry in everything.items()
     }
     return metrics, significance, timings
