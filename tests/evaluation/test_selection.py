@@ -129,3 +129,13 @@ def test_mf_bpr_beats_most_popular_on_validation(split) -> None:
     assert model.best_score == pytest.approx(validate(model))  # the best parameters are kept
     assert model.best_score > pop + 0.02, (model.best_score, pop)
     assert model.history and model.best_epoch % params.eval_every == 0
+
+
+def test_mf_bpr_patience_waits_until_the_factors_learn(split) -> None:
+    """A popularity plateau longer than the patience does not stop training; a decline after
+    learning does, and the best validated parameters are the ones kept."""
+    values = iter([0.10] * 8 + [0.20, 0.30, 0.25, 0.24, 0.23, 0.22, 0.21])
+    params = MFBPRConfig(dim=4, max_epochs=100, eval_every=1, patience=3)
+    model = train_mf_bpr(split.train, params, seed=0, validate=lambda m: next(values))
+    assert [h["epoch"] for h in model.history] == list(range(1, 14))  # 8 flat + 2 up + 3 down
+    assert (model.best_epoch, model.best_score) == (10, 0.30)
