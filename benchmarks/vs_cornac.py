@@ -95,6 +95,9 @@ def worker(folder: Path, torch_site: str | None, args: argparse.Namespace) -> No
         ),
     }
     models = {name: model for name, model in models.items() if name in args.models.split(",")}
+    chosen = {}
+    if "BPR" in models and args.bpr_grid:
+        models["BPR"], chosen["BPR"] = select_bpr(BPR, ranking_eval, Recall, method, args)
     if image is not None and "VBPR" in args.models.split(","):
         if torch_site:
             sys.path.append(torch_site)  # after numpy/scipy/cornac are imported from this venv
@@ -144,8 +147,40 @@ def worker(folder: Path, torch_site: str | None, args: argparse.Namespace) -> No
             "eval_cpu_s": eval_cpu_s,
             "metrics": {m.name: float(v) for m, v in zip(metrics, avg, strict=True)},
         }
+        if name in chosen:
+            results[name]["chosen"] = chosen[name]
         print(f"[cornac] {name}: fit {fit_s:.1f}s, ranking_eval {eval_s:.3f}s", flush=True)
     (folder / "cornac_results.json").write_text(json.dumps(results, indent=2))
+
+
+def select_bpr(BPR, ranking_eval, Recall, method, args: argparse.Namespace):
+    """Cornac's BPR tuned on validation: every (lr, reg) of ``--bpr-grid`` fitted for
+    ``--bpr-epochs``, scored by Cornac's own ranking_eval (Recall@20 on the validation set,
+    train masked); returns the best fitted model and its point with every point's value."""
+    lrs, regs = (
+        [float(v) for v in part.split("=")[1].split(",")] for part in args.bpr_grid.split(";")
+    )
+    trials, best, best_value = [], None, float("-inf")
+    for lr in lrs:
+        for reg in regs:
+            model = BPR(
+                k=args.factors,
+                max_iter=args.bpr_epochs,
+                learning_rate=lr,
+                lambda_reg=reg,
+                seed=args.seed,
+                verbose=False,
+            )
+            model.fit(method.train_set, method.val_set)
+            (value,), _ = ranking_eval(
+                model, [Recall(k=20)], method.train_set, method.val_set, exclude_unknowns=False
+            )
+            trials.append({"lr": lr, "reg": reg, "valid": float(value)})
+            if value > best_value:
+                best, best_value = model, value
+    point = max(trials, key=lambda t: t["valid"])
+    print(f"[cornac] BPR chosen on validation: {point} from {trials}", flush=True)
+    return best, {"point": point, "trials": trials}
 
 
 # --------------------------------------------------------------------------- our side
@@ -383,8 +418,10 @@ def seed_table(cornac_runs: dict, ours: dict, slices: list[str]) -> str:
                     if slice_name in run["per_slice"]
                 ]
                 cells.append(cell(values) if values else "-")
+        points = [run.get("chosen", {}).get("point") for run in per_seed.values()]
+        config = f"chosen on valid: {points}" if any(points) else "Cornac's (fixed)"
         rows.append(
-            f"| {name} | Cornac | {list(per_seed)} | " + " | ".join(cells) + " | Cornac's |"
+            f"| {name} | Cornac | {list(per_seed)} | " + " | ".join(cells) + f" | {config} |"
         )
     for name, entry in ours.items():
         cells = []
@@ -498,6 +535,12 @@ def main() -> None:
     parser.add_argument("--bpr-epochs", type=int, default=200)
     parser.add_argument("--bpr-lr", type=float, default=0.01)
     parser.add_argument("--bpr-reg", type=float, default=0.001)
+    parser.add_argument(
+        "--bpr-grid",
+        default=None,
+        help='tune Cornac\'s BPR on validation, e.g. "lr=0.01,0.05;reg=0.001,0.01" '
+        "(default: the fixed --bpr-lr / --bpr-reg)",
+    )
     parser.add_argument("--vbpr-epochs", type=int, default=30)
     parser.add_argument("--vbpr-lr", type=float, default=0.001)
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats of our evaluation")
@@ -566,7 +609,8 @@ def main() -> None:
             cornac = json.loads((folder / "cornac_results.json").read_text())
             ours = our_evaluation(folder, meta, list(cornac), args.repeats, args.tie_seed)
             for name, entry in ours.items():
-                cornac_runs.setdefault(name, {})[seed] = entry
+                chosen = cornac[name].get("chosen", {})
+                cornac_runs.setdefault(name, {})[seed] = entry | {"chosen": chosen}
             if seed == seeds[0]:
                 first = (cornac, ours)
     cornac, ours = first
