@@ -82,10 +82,9 @@ def test_default_chain_runs_end_to_end(e2e_project: Path):
         value = slices["test"]["recall@20"]["mean"]
         assert 0.0 <= value <= 1.0, (model, value)
     # Preferences in the synthetic data follow item content: the multimodal model must use it.
-    assert (
-        metrics["crossrec"]["test"]["recall@20"]["mean"]
-        > metrics["MostPop"]["test"]["recall@20"]["mean"]
-    )
+    assert metrics["crossrec"]["test"]["recall@20"]["mean"] > metrics["MostPop"]["test"][
+        "recall@20"
+    ]["mean"]
     assert (reporting / "report.md").read_text().strip()
 
     models = e2e_project / "data" / "06_models" / DATASET

@@ -185,6 +185,7 @@ def parse_params(
         raise ConfigError(f"Invalid parameters in {label}:\n" + "\n".join(problems)) from None
 
 
+
 def deep_merge(base: dict, overrides: dict | None) -> dict:
     """``base`` with ``overrides`` applied key by key (nested dicts merge, the rest replaces)."""
     out = copy.deepcopy(base)

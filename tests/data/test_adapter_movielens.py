@@ -78,16 +78,10 @@ def test_duplicates_and_missing_poster_through_ingest(ml_folder, caplog):
     assert len(items) == 3  # duplicate id '2' deduplicated
     assert items.loc["2", "overview"] == "James Bond."  # the more complete row wins
     assert "1 duplicate item rows for 1 ids dropped" in caplog.text
-    assert items.loc["3", "image_path"] is None  # no poster file -> reported
-    assert out["media_report"] == [
-        {
-            "stage": "ingest",
-            "item_id": "3",
-            "modality": "image",
-            "path": str(ml_folder / "posters" / "3.jpg"),
-            "reason": "missing file",
-        }
-    ]
+    assert items.loc["3", "image_path"] is None        # no poster file -> reported
+    assert out["media_report"] == [{"stage": "ingest", "item_id": "3", "modality": "image",
+                                    "path": str(ml_folder / "posters" / "3.jpg"),
+                                    "reason": "missing file"}]
 
 
 def test_real_movielens(shared_data_dir):

@@ -23,14 +23,10 @@ def test_download_verifies_and_converts(shared_data_dir, tmp_path):
     url = _zip(tmp_path, shared_data_dir / "movielens100k_multimodal" / "ml-100k")
     folder = download_movielens100k(tmp_path / "raw", url=url)
     raw = get_adapter("movielens_multimodal", "t")(
-        "movielens100k",
-        folder,
-        {
-            "text_columns": ["title"],
-            "genre_columns": ["genre_unknown", "Action", "Animation", "Children", "Comedy"],
-            "image_pattern": None,
-        },
-    )
+        "movielens100k", folder,
+        {"text_columns": ["title"], "genre_columns": ["genre_unknown", "Action", "Animation",
+                                                     "Children", "Comedy"],
+         "image_pattern": None})
     assert len(raw.interactions) == 100_000 and raw.items["item_id"].nunique() == 1_682
     toy = raw.items.set_index("item_id").loc["1"]
     assert toy["title"] == "Toy Story (1995)" and toy["year"] == "1995"
@@ -47,18 +43,9 @@ def test_download_rejects_a_corrupt_file(shared_data_dir, tmp_path):
 def test_missing_folder_hint_names_the_downloader(tmp_path):
     from crossrec.pipelines.ingest.nodes import load_raw_dataset
 
-    params = {
-        "raw_root": str(tmp_path),
-        "datasets": {
-            "movielens100k": {
-                "adapter": "movielens_multimodal",
-                "download": {"source": "grouplens_ml100k"},
-            }
-        },
-    }
-    with pytest.raises(
-        FileNotFoundError,
-        match=r"python -m crossrec\.data\.download "
-        r"movielens100k",
-    ):
+    params = {"raw_root": str(tmp_path),
+              "datasets": {"movielens100k": {"adapter": "movielens_multimodal",
+                                             "download": {"source": "grouplens_ml100k"}}}}
+    with pytest.raises(FileNotFoundError, match=r"python -m crossrec\.data\.download "
+                                                r"movielens100k"):
         load_raw_dataset(params, "movielens100k")

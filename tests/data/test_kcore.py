@@ -10,33 +10,18 @@ from crossrec.data.kcore import kcore_filter
 
 def test_kcore_cascades_to_a_fixed_point():
     # u3 has 1 interaction -> dropped; then item c falls to 1 -> dropped; then u2 falls to 1.
-    rows = [
-        ("u1", "a"),
-        ("u1", "b"),
-        ("u2", "a"),
-        ("u2", "c"),
-        ("u3", "c"),
-        ("u4", "a"),
-        ("u4", "b"),
-    ]
+    rows = [("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "c"), ("u3", "c"),
+            ("u4", "a"), ("u4", "b")]
     df = pd.DataFrame(rows, columns=["user_id", "item_id"])
     out = kcore_filter(df, user_min=2, item_min=2)
-    assert sorted(map(tuple, out.to_numpy())) == [
-        ("u1", "a"),
-        ("u1", "b"),
-        ("u4", "a"),
-        ("u4", "b"),
-    ]
+    assert sorted(map(tuple, out.to_numpy())) == [("u1", "a"), ("u1", "b"), ("u4", "a"),
+                                                  ("u4", "b")]
 
 
 def test_kcore_result_satisfies_thresholds_on_random_data():
     rng = np.random.default_rng(0)
-    df = pd.DataFrame(
-        {
-            "user_id": rng.integers(0, 300, 3000).astype(str),
-            "item_id": rng.zipf(1.6, 3000).astype(str),
-        }
-    ).drop_duplicates()
+    df = pd.DataFrame({"user_id": rng.integers(0, 300, 3000).astype(str),
+                       "item_id": rng.zipf(1.6, 3000).astype(str)}).drop_duplicates()
     out = kcore_filter(df, user_min=5, item_min=4)
     assert 0 < len(out) < len(df)
     assert out["user_id"].value_counts().min() >= 5

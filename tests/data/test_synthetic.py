@@ -45,11 +45,9 @@ def test_every_modality_shows_the_class(synthetic_dataset_dir):
 def test_users_prefer_content_classes(synthetic_dataset_dir):
     items = pd.read_csv(synthetic_dataset_dir / "items.csv")
     inter = pd.read_csv(synthetic_dataset_dir / "interactions.csv").merge(
-        items[["item", "content_class"]], on="item"
-    )
+        items[["item", "content_class"]], on="item")
     top2_share = inter.groupby("user")["content_class"].apply(
-        lambda s: s.value_counts().iloc[:2].sum() / len(s)
-    )
+        lambda s: s.value_counts().iloc[:2].sum() / len(s))
     # Users pick 85% of their items in 1-2 liked classes; 4 classes at random would give ~50%.
     assert top2_share.mean() > 0.8
     assert inter.duplicated(["user", "item"]).sum() == 0
@@ -64,9 +62,8 @@ def test_deterministic_for_a_seed(tmp_path):
 
 
 def test_without_media(tmp_path):
-    folder = make_synthetic_dataset(
-        tmp_path / "s", n_users=5, n_items=8, with_images=False, with_audio=False
-    )
+    folder = make_synthetic_dataset(tmp_path / "s", n_users=5, n_items=8, with_images=False,
+                                    with_audio=False)
     items = pd.read_csv(folder / "items.csv", keep_default_na=False)
     assert (items["image_path"] == "").all() and (items["audio_path"] == "").all()
     assert not (folder / "images").exists()
@@ -79,15 +76,8 @@ def test_synthetic_ingested_fixture_matches_contract(synthetic_ingested):
     assert list(inter.columns) == ["user_idx", "item_idx", "rating", "timestamp", "split"]
     assert inter["user_idx"].dtype == np.int64 and inter["rating"].dtype == np.float32
     assert set(inter["split"]) == {"train", "valid", "test"}
-    assert list(items.columns) == [
-        "item_idx",
-        "item_id",
-        "title",
-        "description",
-        "image_path",
-        "audio_path",
-        "is_cold",
-    ]
+    assert list(items.columns) == ["item_idx", "item_id", "title", "description", "image_path",
+                                   "audio_path", "is_cold"]
     assert items["item_idx"].tolist() == list(range(info["n_items"]))
     assert synthetic_ingested["users"]["user_idx"].tolist() == list(range(info["n_users"]))
     assert info["has_images"] and info["has_audio"] and info["n_interactions"] == len(inter)

@@ -39,10 +39,8 @@ def unavailable(reason: str) -> None:
 def server_bin() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
-        unavailable(
-            "PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin): "
-            "apt-get install -y postgresql"
-        )
+        unavailable("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin): "
+                    "apt-get install -y postgresql")
     return Path(found[-1]).parent
 
 
@@ -63,9 +61,8 @@ def as_server_user(args: list[str]) -> list[str]:
 
 
 def run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        as_server_user(args), capture_output=True, text=True, timeout=120, **kwargs
-    )
+    result = subprocess.run(as_server_user(args), capture_output=True, text=True, timeout=120,
+                            **kwargs)
     assert result.returncode == 0, f"{args[0]} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -83,55 +80,18 @@ def postgres_url() -> Iterator[str]:
             unavailable("running as root and no 'postgres' system user for initdb")
         shutil.chown(root, user="postgres")
     data, port = root / "data", free_port()
-    run(
-        [
-            str(bindir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "crossrec",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-instructions",
-        ]
-    )
+    run([str(bindir / "initdb"), "-D", str(data), "-U", "crossrec", "--auth=trust",
+         "-E", "UTF8", "--no-instructions"])
     options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off"
-    run(
-        [
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(root / "server.log"),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ]
-    )
+    run([str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "server.log"),
+         "-w", "-t", "60", "start"])
     try:
-        run(
-            [
-                str(bindir / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "crossrec",
-                "optuna",
-            ]
-        )
+        run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "crossrec",
+             "optuna"])
         yield f"postgresql+psycopg2://crossrec@127.0.0.1:{port}/optuna"
     finally:
-        subprocess.run(
-            as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
-            capture_output=True,
-            timeout=60,
-        )
+        subprocess.run(as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast",
+                                       "-w", "stop"]), capture_output=True, timeout=60)
         shutil.rmtree(root, ignore_errors=True)
 
 

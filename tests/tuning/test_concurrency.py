@@ -27,6 +27,7 @@ def test_two_processes_share_one_sqlite_study(tmp_path: Path):
     assert stats["pruned"] >= 1
 
 
+
 def test_trial_of_a_killed_worker_is_replaced_after_its_heartbeat_expires(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -40,21 +41,13 @@ def test_trial_of_a_killed_worker_is_replaced_after_its_heartbeat_expires(
 
     worker = load_worker()
     url = f"sqlite:///{tmp_path}/optuna.db"
-    env = {
-        **os.environ,
-        "TUNE_WORKER_HEARTBEAT": "1",
-        "TUNE_WORKER_STEP_SLEEP": "30",
-        "PYTHONWARNINGS": "ignore",
-    }
-    slow = subprocess.Popen(
-        [sys.executable, worker.__file__, url, "killed", "3", "0"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env = {**os.environ, "TUNE_WORKER_HEARTBEAT": "1", "TUNE_WORKER_STEP_SLEEP": "30",
+           "PYTHONWARNINGS": "ignore"}
+    slow = subprocess.Popen([sys.executable, worker.__file__, url, "killed", "3", "0"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     try:
-        while time.monotonic() < deadline:  # kill it as soon as its first trial exists
+        while time.monotonic() < deadline:   # kill it as soon as its first trial exists
             try:
                 study = optuna.load_study(study_name="killed", storage=url)
                 if study.trials and study.trials[0].state == TrialState.RUNNING:
@@ -67,8 +60,8 @@ def test_trial_of_a_killed_worker_is_replaced_after_its_heartbeat_expires(
     finally:
         slow.send_signal(signal.SIGKILL)
         slow.wait()
-    time.sleep(3)  # heartbeat 1 s -> grace period 2 s
-    monkeypatch.setenv("TUNE_WORKER_HEARTBEAT", "1")  # the new worker: grace period 2 s
+    time.sleep(3)   # heartbeat 1 s -> grace period 2 s
+    monkeypatch.setenv("TUNE_WORKER_HEARTBEAT", "1")   # the new worker: grace period 2 s
     reports = worker.launch(url, "killed", 3, seeds=[0])
     trials = optuna.load_study(study_name="killed", storage=url).trials
     assert trials[0].state == TrialState.FAIL

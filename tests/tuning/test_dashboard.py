@@ -47,22 +47,18 @@ def get_json(url: str, deadline: float) -> dict:
 
 def test_dashboard_lists_the_study(tmp_path: Path):
     url = f"sqlite:///{tmp_path}/optuna.db"
-    cfg = TuneConfig.model_validate(
-        {
-            "study_name": "crossrec-dashboard",
-            "storage": {"url": url, "heartbeat_interval_s": None},
-            "n_trials": 3,
-            "search_space": {"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}},
-        }
-    )
+    cfg = TuneConfig.model_validate({
+        "study_name": "crossrec-dashboard",
+        "storage": {"url": url, "heartbeat_interval_s": None},
+        "n_trials": 3,
+        "search_space": {"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}},
+    })
     run_study(lambda trial: suggest(trial, cfg.search_space)["optim.lr"], cfg, seed=0)
 
     port = free_port()
     server = subprocess.Popen(
         [dashboard_command(), url, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:
         payload = get_json(f"http://127.0.0.1:{port}/api/studies", time.monotonic() + 60)

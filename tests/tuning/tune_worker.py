@@ -28,27 +28,20 @@ from crossrec.tuning.study import run_study
 
 
 def config(url: str, study: str, n_trials: int) -> TuneConfig:
-    return TuneConfig.model_validate(
-        {
-            "study_name": study,
-            "storage": {
-                "url": url,
-                "timeout_s": 60,
-                "heartbeat_interval_s": int(os.environ.get("TUNE_WORKER_HEARTBEAT", "5")),
-            },
-            "n_trials": n_trials,
-            "pruner": {"type": "median", "n_startup_trials": 2, "n_warmup_steps": 0},
-            "sampler": {"n_startup_trials": 4},
-            "search_space": {
-                "optim.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-                "model.embedding_dim": {"type": "int", "low": 16, "high": 128, "step": 16},
-                "model.fusion.strategy": {
-                    "type": "categorical",
-                    "choices": ["concat", "gated", "attention"],
-                },
-            },
-        }
-    )
+    return TuneConfig.model_validate({
+        "study_name": study,
+        "storage": {"url": url, "timeout_s": 60,
+                    "heartbeat_interval_s": int(os.environ.get("TUNE_WORKER_HEARTBEAT", "5"))},
+        "n_trials": n_trials,
+        "pruner": {"type": "median", "n_startup_trials": 2, "n_warmup_steps": 0},
+        "sampler": {"n_startup_trials": 4},
+        "search_space": {
+            "optim.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+            "model.embedding_dim": {"type": "int", "low": 16, "high": 128, "step": 16},
+            "model.fusion.strategy": {"type": "categorical",
+                                      "choices": ["concat", "gated", "attention"]},
+        },
+    })
 
 
 def objective(cfg: TuneConfig):
@@ -75,10 +68,7 @@ def launch(
     procs = [
         subprocess.Popen(
             [sys.executable, __file__, url, study, str(n_trials), str(seed)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
             cwd=Path(__file__).resolve().parents[2],
         )
         for seed in seeds

@@ -26,27 +26,9 @@ ML100K_SHA256 = {
     "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
     "u.genre": "9757e0d3e6b298159a80dd48eaf938114690e911e39af97a76949ef1663610bb",
 }
-GENRES = [
-    "genre_unknown",
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "FilmNoir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "SciFi",
-    "Thriller",
-    "War",
-    "Western",
-]
+GENRES = ["genre_unknown", "Action", "Adventure", "Animation", "Children", "Comedy", "Crime",
+          "Documentary", "Drama", "Fantasy", "FilmNoir", "Horror", "Musical", "Mystery",
+          "Romance", "SciFi", "Thriller", "War", "Western"]
 
 
 class ChecksumError(RuntimeError):
@@ -70,10 +52,8 @@ def verified_members(archive: bytes, expected: dict[str, str], source: str) -> d
             data = zf.read(by_name[name])
             actual = hashlib.sha256(data).hexdigest()
             if actual != digest:
-                raise ChecksumError(
-                    f"{source}: {name} has sha256 {actual}, expected {digest}; "
-                    "the download is corrupt or not the GroupLens release"
-                )
+                raise ChecksumError(f"{source}: {name} has sha256 {actual}, expected {digest}; "
+                                    "the download is corrupt or not the GroupLens release")
             out[name] = data
     return out
 
@@ -96,11 +76,12 @@ def write_movielens100k(files: dict[str, bytes], folder: Path) -> Path:
             fields = line.split("|")
             release = fields[2]
             year = release[-4:] if len(release) >= 4 and release[-4:].isdigit() else ""
-            writer.writerow([fields[0], fields[1], *fields[5 : 5 + len(GENRES)], year])
+            writer.writerow([fields[0], fields[1], *fields[5:5 + len(GENRES)], year])
     return folder
 
 
-def download_movielens100k(root: Path, name: str = "movielens100k", url: str = ML100K_URL) -> Path:
+def download_movielens100k(root: Path, name: str = "movielens100k",
+                           url: str = ML100K_URL) -> Path:
     """Download, verify and convert MovieLens-100K into ``root/name``; returns the folder."""
     files = verified_members(fetch(url), ML100K_SHA256, url)
     return write_movielens100k(files, Path(root) / name)

@@ -16,9 +16,8 @@ def build_id_map(ids: pd.Series) -> pd.Series:
     return pd.Series(np.arange(len(ordered), dtype=np.int64), index=pd.Index(ordered, dtype=object))
 
 
-def index_raw(
-    raw: RawData,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
+def index_raw(raw: RawData) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame,
+                                     dict[str, np.ndarray]]:
     """(interactions, items, users, precomputed) with contiguous indices, sorted as documented.
 
     Items are those of ``raw.items`` (already filtered to the catalogue that is kept).
@@ -29,38 +28,26 @@ def index_raw(
 
     item_pos = item_map.loc[raw.items["item_id"].to_numpy()].to_numpy()
     order = np.argsort(item_pos, kind="stable")
-    items = pd.DataFrame(
-        {
-            "item_idx": np.arange(len(order), dtype=np.int64),
-            "item_id": raw.items["item_id"].to_numpy(dtype=object)[order],
-        }
-    )
+    items = pd.DataFrame({"item_idx": np.arange(len(order), dtype=np.int64),
+                          "item_id": raw.items["item_id"].to_numpy(dtype=object)[order]})
     for column in raw.text_columns:
         items[column] = raw.items[column].fillna("").astype(str).to_numpy(dtype=object)[order]
     for column in ("image_path", "audio_path"):
-        values = (
-            optional_paths(raw.items[column]).to_numpy(dtype=object)[order]
-            if column in raw.items.columns
-            else np.full(len(order), None, dtype=object)
-        )
+        values = (optional_paths(raw.items[column]).to_numpy(dtype=object)[order]
+                  if column in raw.items.columns else np.full(len(order), None, dtype=object))
         items[column] = pd.Series(values, index=items.index, dtype=object)
-    precomputed = {
-        name: np.ascontiguousarray(matrix[order], dtype=np.float32)
-        for name, matrix in sorted(raw.precomputed.items())
-    }
+    precomputed = {name: np.ascontiguousarray(matrix[order], dtype=np.float32)
+                   for name, matrix in sorted(raw.precomputed.items())}
 
     inter = raw.interactions
-    interactions = pd.DataFrame(
-        {
-            "user_idx": user_map.loc[inter["user_id"].to_numpy()].to_numpy(dtype=np.int64),
-            "item_idx": item_map.loc[inter["item_id"].to_numpy()].to_numpy(dtype=np.int64),
-            "rating": inter["rating"].to_numpy(dtype=np.float32),
-            "timestamp": inter["timestamp"].to_numpy(dtype=np.int64),
-        }
-    )
+    interactions = pd.DataFrame({
+        "user_idx": user_map.loc[inter["user_id"].to_numpy()].to_numpy(dtype=np.int64),
+        "item_idx": item_map.loc[inter["item_id"].to_numpy()].to_numpy(dtype=np.int64),
+        "rating": inter["rating"].to_numpy(dtype=np.float32),
+        "timestamp": inter["timestamp"].to_numpy(dtype=np.int64),
+    })
     if "published_split" in inter.columns:
         interactions["published_split"] = inter["published_split"].to_numpy(dtype=object)
-    interactions = interactions.sort_values(
-        ["user_idx", "timestamp", "item_idx"], kind="stable"
-    ).reset_index(drop=True)
+    interactions = interactions.sort_values(["user_idx", "timestamp", "item_idx"],
+                                            kind="stable").reset_index(drop=True)
     return interactions, items, users, precomputed

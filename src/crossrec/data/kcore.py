@@ -10,11 +10,8 @@ logger = logging.getLogger(__name__)
 
 
 def kcore_filter(
-    interactions: pd.DataFrame,
-    user_min: int,
-    item_min: int,
-    user_col: str = "user_id",
-    item_col: str = "item_id",
+    interactions: pd.DataFrame, user_min: int, item_min: int,
+    user_col: str = "user_id", item_col: str = "item_id",
 ) -> pd.DataFrame:
     """Drop users with < user_min and items with < item_min interactions until a fixed point.
 
@@ -34,12 +31,6 @@ def kcore_filter(
             break
         current = current[keep.to_numpy()]
     dropped = len(interactions) - len(current)
-    logger.info(
-        "k-core (users>=%d, items>=%d): %d rounds, dropped %d of %d interactions",
-        user_min,
-        item_min,
-        rounds,
-        dropped,
-        len(interactions),
-    )
+    logger.info("k-core (users>=%d, items>=%d): %d rounds, dropped %d of %d interactions",
+                user_min, item_min, rounds, dropped, len(interactions))
     return current.reset_index(drop=True)

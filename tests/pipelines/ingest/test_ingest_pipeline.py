@@ -210,42 +210,27 @@ def test_broken_media_reported_or_fatal(tmp_path):
     row = out["items"].set_index("item_id").loc["item003"]
     assert row["image_path"] is None and row["title"]  # keeps its text
     (folder / "images" / "item004.png").unlink()
-    with pytest.raises(
-        DataValidationError,
-        match=r"items\.csv, column 'image_path': 2 of 12 "
-        r"image files \(16\.7%\) are unusable",
-    ):
-        ingest_in_memory(
-            synthetic_ingest_params(folder, media={"max_bad_share": 0.1}), "syn", seed=0
-        )
+    with pytest.raises(DataValidationError, match=r"items\.csv, column 'image_path': 2 of 12 "
+                                                  r"image files \(16\.7%\) are unusable"):
+        ingest_in_memory(synthetic_ingest_params(folder, media={"max_bad_share": 0.1}), "syn",
+                         seed=0)
 
 
 def test_truncated_wav_is_reported_not_encoded_as_a_short_clip(tmp_path):
-    folder = make_synthetic_dataset(
-        tmp_path / "syn", n_users=12, n_items=12, seed=1, with_images=False
-    )
+    folder = make_synthetic_dataset(tmp_path / "syn", n_users=12, n_items=12, seed=1,
+                                    with_images=False)
     wav = folder / "audio" / "item005.wav"
     data = wav.read_bytes()
     assert len(data) == 44 + 2 * 4000  # 0.5 s of 16-bit mono at 8 kHz
     wav.write_bytes(data[: 44 + 2 * 100])  # the header still says 4000 frames
-    out = ingest_in_memory(
-        synthetic_ingest_params(folder, media={"max_bad_share": 0.1}), "syn", seed=0
-    )
-    assert out["media_report"] == [
-        {
-            "stage": "ingest",
-            "item_id": "item005",
-            "modality": "audio",
-            "path": str(wav),
-            "reason": "truncated: header says 4000 frames, file holds 100",
-        }
-    ]
+    out = ingest_in_memory(synthetic_ingest_params(folder, media={"max_bad_share": 0.1}), "syn",
+                           seed=0)
+    assert out["media_report"] == [{
+        "stage": "ingest", "item_id": "item005", "modality": "audio", "path": str(wav),
+        "reason": "truncated: header says 4000 frames, file holds 100"}]
     assert out["items"].set_index("item_id").loc["item005", "audio_path"] is None
-    with pytest.raises(
-        DataValidationError,
-        match=r"1 of 12 audio files \(8\.3%\).*\n"
-        r"  \[ingest\] item item005: .*truncated",
-    ):
+    with pytest.raises(DataValidationError, match=r"1 of 12 audio files \(8\.3%\).*\n"
+                                                  r"  \[ingest\] item item005: .*truncated"):
         ingest_in_memory(synthetic_ingest_params(folder), "syn", seed=0)
 
 
@@ -269,9 +254,7 @@ def test_media_outside_the_dataset_folder_is_reported_unless_allowed(tmp_path):
     out = ingest_in_memory(synthetic_ingest_params(folder, media=lenient), "syn", seed=0)
     reason = f"outside the dataset folder {root}"
     assert [(r["item_id"], r["path"], r["reason"]) for r in out["media_report"]] == [
-        ("item002", str(foreign.resolve()), reason),
-        ("item003", str(foreign.resolve()), reason),
-    ]
+        ("item002", str(foreign.resolve()), reason), ("item003", str(foreign.resolve()), reason)]
     items = out["items"].set_index("item_id")
     assert items.loc["item002", "image_path"] is None and items.loc["item003", "title"]
     # counts against the one budget: 2 of 12 > 5%
@@ -279,12 +262,10 @@ def test_media_outside_the_dataset_folder_is_reported_unless_allowed(tmp_path):
         ingest_in_memory(synthetic_ingest_params(folder), "syn", seed=0)
     # confined even when files are not opened
     unopened = ingest_in_memory(
-        synthetic_ingest_params(folder, media={**lenient, "check": False}), "syn", seed=0
-    )
+        synthetic_ingest_params(folder, media={**lenient, "check": False}), "syn", seed=0)
     assert [r["item_id"] for r in unopened["media_report"]] == ["item002", "item003"]
     allowed = ingest_in_memory(
-        synthetic_ingest_params(folder, media={"allow_outside_dataset": True}), "syn", seed=0
-    )
+        synthetic_ingest_params(folder, media={"allow_outside_dataset": True}), "syn", seed=0)
     assert allowed["media_report"] == []
     assert allowed["items"].set_index("item_id").loc["item003", "image_path"] == str(foreign)
 

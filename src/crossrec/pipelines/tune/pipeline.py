@@ -12,45 +12,21 @@ def create_pipeline(**kwargs) -> Pipeline:
     (conf/tuned/parameters_finetune.yml) and three plotly figures. The study is in the RDB."""
     return Pipeline(
         [
-            Node(
-                nodes.validate_tuning,
-                ["params:tune", "params:finetune"],
-                "tune_config",
-                name="validate_tuning",
-            ),
-            Node(
-                nodes.build_tuning_data,
-                [
-                    "interactions",
-                    "items",
-                    "dataset_info",
-                    "fused_item_features",
-                    "modality_graphs",
-                    "user_item_graph",
-                    "item_texts",
-                    "tune_config",
-                    "params:finetune",
-                ],
-                "tune_training_data",
-                name="build_tuning_data",
-            ),
-            Node(
-                nodes.run_tuning,
-                ["tune_config", "tune_training_data", "params:finetune", "params:seed"],
-                "tune_summary",
-                name="run_tuning",
-            ),
-            Node(
-                nodes.export_best_parameters,
-                ["tune_summary", "tune_config", "params:finetune", "params:seed"],
-                ["tuned_finetune_parameters", "tune_trials"],
-                name="export_best_parameters",
-            ),
-            Node(
-                nodes.plot_tuning,
-                ["tune_summary", "tune_config", "params:seed"],
-                ["tune_history_plot", "tune_importance_plot", "tune_parallel_plot"],
-                name="plot_tuning",
-            ),
+            Node(nodes.validate_tuning, ["params:tune", "params:finetune"], "tune_config",
+                 name="validate_tuning"),
+            Node(nodes.build_tuning_data,
+                 ["interactions", "items", "dataset_info", "fused_item_features",
+                  "modality_graphs", "user_item_graph", "item_texts", "tune_config",
+                  "params:finetune"],
+                 "tune_training_data", name="build_tuning_data"),
+            Node(nodes.run_tuning,
+                 ["tune_config", "tune_training_data", "params:finetune", "params:seed"],
+                 "tune_summary", name="run_tuning"),
+            Node(nodes.export_best_parameters,
+                 ["tune_summary", "tune_config", "params:finetune", "params:seed"],
+                 ["tuned_finetune_parameters", "tune_trials"], name="export_best_parameters"),
+            Node(nodes.plot_tuning, ["tune_summary", "tune_config", "params:seed"],
+                 ["tune_history_plot", "tune_importance_plot", "tune_parallel_plot"],
+                 name="plot_tuning"),
         ]
     )
