@@ -158,7 +158,7 @@ def select_bpr(BPR, ranking_eval, Recall, method, args: argparse.Namespace):
     ``--bpr-epochs``, scored by Cornac's own ranking_eval (Recall@20 on the validation set,
     train masked); returns the best fitted model and its point with every point's value."""
     lrs, regs = (
-        [float(v) for v in part.split("=")[1].split(",")] for part in args.bpr_grid.split(";")
+        [float(v) for v in part.split("=")[1].split(",")] for part in args.bpr_grid.split(":")
     )
     trials, best, best_value = [], None, float("-inf")
     for lr in lrs:
@@ -538,7 +538,7 @@ def main() -> None:
     parser.add_argument(
         "--bpr-grid",
         default=None,
-        help='tune Cornac\'s BPR on validation, e.g. "lr=0.01,0.05;reg=0.001,0.01" '
+        help="tune Cornac's BPR on validation, e.g. lr=0.01,0.05:reg=0.001,0.01 "
         "(default: the fixed --bpr-lr / --bpr-reg)",
     )
     parser.add_argument("--vbpr-epochs", type=int, default=30)

@@ -139,3 +139,45 @@ def test_mf_bpr_patience_waits_until_the_factors_learn(split) -> None:
     model = train_mf_bpr(split.train, params, seed=0, validate=lambda m: next(values))
     assert [h["epoch"] for h in model.history] == list(range(1, 14))  # 8 flat + 2 up + 3 down
     assert (model.best_epoch, model.best_score) == (10, 0.30)
+
+
+def test_mf_bpr_selection_runs_end_to_end_and_is_reported(synthetic_ingested, split) -> None:
+    """The bpr kind through the runner: grid searched, chosen point in the JSON timings."""
+    import json
+
+    from crossrec.evaluation.runner import summarize
+
+    cfg = parse_params(
+        EvaluateConfig,
+        {
+            "seeds": [0, 1],
+            "slices": ["valid", "test"],
+            "history_quantiles": [],
+            "selection": {"metric": "ndcg@7"},  # any k, not only evaluate.ks
+            "baselines": {
+                "MF-BPR": {
+                    "kind": "bpr",
+                    "bpr": {"dim": 8, "max_epochs": 20, "eval_every": 5},
+                    "grid": {"lr": [0.05, 0.0001]},
+                }
+            },
+        },
+        where=WHERE,
+    )
+    upstream = Upstream(
+        synthetic_ingested["interactions"],
+        synthetic_ingested["items"],
+        synthetic_ingested["dataset_info"],
+        {},
+        {},
+        None,
+        None,
+    )
+    runs = Evaluation(cfg, split, upstream).baseline_runs({"config": {}})
+    model = {"name": "m", "runs": runs["MF-BPR"]["runs"], "seeds": [0, 1], "train_s": 0.0}
+    model["eval_s"] = 0.0
+    _, _, timings = summarize(cfg, model, runs, {})
+    selection = json.loads(json.dumps(timings["MF-BPR"]["selection"]))
+    assert selection["grid_size"] == 2 and selection["metric"] == "valid ndcg@7"
+    assert selection["chosen"] == {"lr": 0.05}  # lr 1e-4 barely moves the factors in 20 epochs
+    assert len(runs["MF-BPR"]["runs"]) == 2

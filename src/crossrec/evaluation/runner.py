@@ -249,8 +249,9 @@ class Evaluation:
             scorer = self._baseline_scorer(name, candidate, seed, trained_model)
             if scorer is None:
                 return float("nan"), None
+            ks = sorted({*self.cfg.ks, int(sel.metric.partition("@")[2])})
             result = evaluate_scorer(
-                scorer, self.split, valid, self.cfg.ks, self.cfg.k, None, device=self.device
+                scorer, self.split, valid, ks, self.cfg.k, None, device=self.device
             )
             return float(np.mean(result["valid"]["metrics"][sel.metric])), scorer
 
