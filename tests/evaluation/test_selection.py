@@ -31,6 +31,13 @@ def split(synthetic_ingested):
     )
 
 
+@pytest.fixture(scope="module")
+def upstream(synthetic_ingested) -> Upstream:
+    """ingest's tables only: the baselines here need no content, graphs or texts."""
+    tables = (synthetic_ingested[k] for k in ("interactions", "items", "dataset_info"))
+    return Upstream(*tables, {}, {}, None, None)
+
+
 def _oracle(truth):
     """Scores = the held-out matrix of one split: perfect there, unrelated elsewhere."""
     dense = torch.as_tensor(truth.toarray(), dtype=torch.float32)
@@ -38,7 +45,7 @@ def _oracle(truth):
 
 
 def test_selection_picks_the_configuration_by_validation_not_test(
-    synthetic_ingested, split, monkeypatch
+    upstream, split, monkeypatch
 ) -> None:
     """neighbours=1 is perfect on validation, neighbours=2 perfect on test: validation wins,
     and the test slices are scored for the chosen configuration only."""
@@ -53,15 +60,6 @@ def test_selection_picks_the_configuration_by_validation_not_test(
             },
         },
         where=WHERE,
-    )
-    upstream = Upstream(
-        synthetic_ingested["interactions"],
-        synthetic_ingested["items"],
-        synthetic_ingested["dataset_info"],
-        {},
-        {},
-        None,
-        None,
     )
     built = []
 
@@ -141,7 +139,7 @@ def test_mf_bpr_patience_waits_until_the_factors_learn(split) -> None:
     assert (model.best_epoch, model.best_score) == (10, 0.30)
 
 
-def test_mf_bpr_selection_runs_end_to_end_and_is_reported(synthetic_ingested, split) -> None:
+def test_mf_bpr_selection_runs_end_to_end_and_is_reported(upstream, split) -> None:
     """The bpr kind through the runner: grid searched, chosen point in the JSON timings."""
     import json
 
@@ -163,15 +161,6 @@ def test_mf_bpr_selection_runs_end_to_end_and_is_reported(synthetic_ingested, sp
             },
         },
         where=WHERE,
-    )
-    upstream = Upstream(
-        synthetic_ingested["interactions"],
-        synthetic_ingested["items"],
-        synthetic_ingested["dataset_info"],
-        {},
-        {},
-        None,
-        None,
     )
     runs = Evaluation(cfg, split, upstream).baseline_runs({"config": {}})
     model = {"name": "m", "runs": runs["MF-BPR"]["runs"], "seeds": [0, 1], "train_s": 0.0}
