@@ -58,6 +58,9 @@ $(CORNAC_VENV)/.installed: requirements/cornac.txt
 	$(CORNAC_VENV)/bin/pip install --progress-bar off -r requirements/cornac.txt
 	touch $@
 
-# Cornac's MostPop/BPR/VBPR vs crossrec's evaluation on our split (needs `make demo` outputs).
+# Cornac's MostPop/BPR/VBPR vs our baselines (MostPop, ItemKNN, MF-BPR, LightGCN, VBPR) on our
+# split, same protocol (needs ingest + fuse outputs of DATASET). More seeds / LightGCN's grid:
+# make bench-cornac CORNAC_ARGS="--seeds 0,1,2 --selection all"
+CORNAC_ARGS ?=
 bench-cornac: setup $(CORNAC_VENV)/.installed
-	$(BIN)/python benchmarks/vs_cornac.py --dataset $(DATASET)
+	$(BIN)/python benchmarks/vs_cornac.py --dataset $(DATASET) $(CORNAC_ARGS)

@@ -17,6 +17,16 @@ table pairs crossrec's trained model (per-user values averaged over its seeds) w
 model, user by user, on ``test`` and — when ingest held out cold-start items — ``test_warm``
 and ``test_cold`` (only warm / cold items compete): means and the Wilcoxon signed-rank p-value.
 
+Our side of the same split (``--ours``, default MostPop, ItemKNN, MF-BPR, LightGCN, VBPR): the
+baselines of ``conf/base/parameters_evaluate.yml`` through ``crossrec.evaluation.runner``, with
+its selection (``--selection``: ``standalone`` searches the ItemKNN and MF-BPR grids on
+validation, ``all`` also the finetune-kind ones such as LightGCN); the chosen configuration of
+each is printed. ``--seeds 0,1,2`` runs every Cornac model and every trained baseline of ours
+with each seed; the last table is mean ± std over seeds of both tools' models (our ranking code
+for all), and a paired Wilcoxon test of our MF-BPR / VBPR / MostPop against Cornac's namesake.
+LightGCN and VBPR need fuse's artifacts (``data/05_model_input/<dataset>/``); the others only
+ingest's.
+
 Cornac's VBPR needs torch; the side venv borrows the project venv's torch (its site-packages
 directory is appended to ``sys.path`` after Cornac's own numpy / scipy are imported), so the
 side venv stays small.
@@ -85,6 +95,9 @@ def worker(folder: Path, torch_site: str | None, args: argparse.Namespace) -> No
         ),
     }
     models = {name: model for name, model in models.items() if name in args.models.split(",")}
+    chosen = {}
+    if "BPR" in models and args.bpr_grid:
+        models["BPR"], chosen["BPR"] = select_bpr(BPR, ranking_eval, Recall, method, args)
     if image is not None and "VBPR" in args.models.split(","):
         if torch_site:
             sys.path.append(torch_site)  # after numpy/scipy/cornac are imported from this venv
@@ -134,8 +147,40 @@ def worker(folder: Path, torch_site: str | None, args: argparse.Namespace) -> No
             "eval_cpu_s": eval_cpu_s,
             "metrics": {m.name: float(v) for m, v in zip(metrics, avg, strict=True)},
         }
+        if name in chosen:
+            results[name]["chosen"] = chosen[name]
         print(f"[cornac] {name}: fit {fit_s:.1f}s, ranking_eval {eval_s:.3f}s", flush=True)
     (folder / "cornac_results.json").write_text(json.dumps(results, indent=2))
+
+
+def select_bpr(BPR, ranking_eval, Recall, method, args: argparse.Namespace):
+    """Cornac's BPR tuned on validation: every (lr, reg) of ``--bpr-grid`` fitted for
+    ``--bpr-epochs``, scored by Cornac's own ranking_eval (Recall@20 on the validation set,
+    train masked); returns the best fitted model and its point with every point's value."""
+    lrs, regs = (
+        [float(v) for v in part.split("=")[1].split(",")] for part in args.bpr_grid.split(":")
+    )
+    trials, best, best_value = [], None, float("-inf")
+    for lr in lrs:
+        for reg in regs:
+            model = BPR(
+                k=args.factors,
+                max_iter=args.bpr_epochs,
+                learning_rate=lr,
+                lambda_reg=reg,
+                seed=args.seed,
+                verbose=False,
+            )
+            model.fit(method.train_set, method.val_set)
+            (value,), _ = ranking_eval(
+                model, [Recall(k=20)], method.train_set, method.val_set, exclude_unknowns=False
+            )
+            trials.append({"lr": lr, "reg": reg, "valid": float(value)})
+            if value > best_value:
+                best, best_value = model, value
+    point = max(trials, key=lambda t: t["valid"])
+    print(f"[cornac] BPR chosen on validation: {point} from {trials}", flush=True)
+    return best, {"point": point, "trials": trials}
 
 
 # --------------------------------------------------------------------------- our side
@@ -275,6 +320,164 @@ def paired_with_ours(per_user_path: Path, model: str, ours: dict) -> str:
     return "\n".join(rows)
 
 
+def load_upstream(dataset: str, need_fuse: bool):
+    """ingest's (and, for finetune-kind baselines, fuse's) artifacts as a runner.Upstream."""
+    import pandas as pd
+
+    from crossrec.evaluation.runner import Upstream
+
+    base = ROOT / "data" / "02_intermediate" / dataset
+    fused = ROOT / "data" / "05_model_input" / dataset
+    features, graphs, user_item = {}, {}, None
+    if need_fuse:
+        missing = [
+            f
+            for f in ("fused_item_features.pkl", "modality_graphs.pkl", "user_item_graph.pkl")
+            if not (fused / f).exists()
+        ]
+        if missing:
+            sys.exit(
+                f"{fused}: {missing} not found (needed by LightGCN / VBPR / ContentOnly): run "
+                f"`kedro run --pipelines ingest,featurize_modalities,fuse --params "
+                f"dataset={dataset}` or leave them out of --ours"
+            )
+        features = pickle.loads((fused / "fused_item_features.pkl").read_bytes())
+        graphs = pickle.loads((fused / "modality_graphs.pkl").read_bytes())
+        user_item = pickle.loads((fused / "user_item_graph.pkl").read_bytes())
+    texts_path = ROOT / "data" / "04_feature" / dataset / "item_texts.json"
+    texts = json.loads(texts_path.read_text()) if texts_path.exists() else None
+    return Upstream(
+        interactions=pd.read_parquet(base / "interactions.parquet"),
+        items=pd.read_parquet(base / "items.parquet"),
+        dataset_info=json.loads((base / "dataset_info.json").read_text()),
+        fused_item_features=features,
+        modality_graphs=graphs,
+        user_item_graph=user_item,
+        item_texts=texts,
+    )
+
+
+def our_baselines(args: argparse.Namespace, seeds: list[int]) -> dict:
+    """Our baselines (evaluate's YAML, ``--ours`` only) on the same split: runner entries."""
+    import yaml
+
+    from crossrec.config import deep_merge, parse_params
+    from crossrec.evaluation.config import EvaluateConfig
+    from crossrec.evaluation.runner import Evaluation, prepare_split
+
+    where = f"{args.params}: evaluate"
+    raw = yaml.safe_load(Path(args.params).read_text())["evaluate"]
+    names = [n for n in args.ours.split(",") if n]
+    unknown = [n for n in names if n not in raw.get("baselines", {})]
+    if unknown:
+        sys.exit(f"--ours {unknown}: not baselines of {args.params} ({sorted(raw['baselines'])})")
+    raw = deep_merge(
+        raw,
+        {
+            "seeds": seeds,
+            "selection": {"scope": args.selection},
+            "slices": ["valid", "test", "test_warm", "test_cold"],
+            "ablation": False,
+            "history_quantiles": [],
+            "tie_break": "random",
+            "tie_break_seed": args.tie_seed,
+            "baseline_defaults": {"trainer": {"cpu_threads": max(args.threads, 1)}},
+        },
+    )
+    raw["baselines"] = {n: raw["baselines"][n] | {"enabled": True} for n in names}
+    cfg = parse_params(EvaluateConfig, raw, where=where)
+    need_fuse = any(spec.kind == "finetune" for spec in cfg.baselines.values())
+    upstream = load_upstream(args.dataset, need_fuse)
+    split = prepare_split(upstream.interactions, upstream.items, upstream.dataset_info, cfg)
+    trainer = {"trainer": {"cpu_threads": max(args.threads, 1), "accelerator": "cpu"}}
+    return Evaluation(cfg, split, upstream).baseline_runs({"config": trainer})
+
+
+def seed_table(cornac_runs: dict, ours: dict, slices: list[str]) -> str:
+    """mean ± std over seeds, both tools' models through our ranking code."""
+    rows = [
+        "| model | tool | seeds | "
+        + " | ".join(f"{s} R@20 | {s} N@20" for s in slices)
+        + " | configuration |",
+        "|---|---|---|" + "---|---|" * len(slices) + "---|",
+    ]
+
+    import numpy as np
+
+    def cell(values: list[float]) -> str:
+        std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        return f"{np.mean(values):.4f} ± {std:.4f}"
+
+    for name, per_seed in cornac_runs.items():
+        cells = []
+        for slice_name in slices:
+            for metric in ("recall@20", "ndcg@20"):
+                values = [
+                    float(np.mean(run["per_slice"][slice_name][1][metric]))
+                    for run in per_seed.values()
+                    if slice_name in run["per_slice"]
+                ]
+                cells.append(cell(values) if values else "-")
+        points = [run.get("chosen", {}).get("point") for run in per_seed.values()]
+        config = f"chosen on valid: {points}" if any(points) else "Cornac's (fixed)"
+        rows.append(
+            f"| {name} | Cornac | {list(per_seed)} | " + " | ".join(cells) + f" | {config} |"
+        )
+    for name, entry in ours.items():
+        cells = []
+        for slice_name in slices:
+            for metric in ("recall@20", "ndcg@20"):
+                values = [
+                    float(np.mean(run[slice_name]["metrics"][metric]))
+                    for run in entry["runs"]
+                    if slice_name in run
+                ]
+                cells.append(cell(values) if values else "-")
+        chosen = entry.get("selection", {}).get("chosen")
+        config = (
+            f"chosen on valid from {entry['selection']['grid_size']}: {chosen}"
+            if chosen
+            else "YAML"
+        )
+        rows.append(
+            f"| {name} | crossrec | {entry['seeds']} | " + " | ".join(cells) + f" | {config} |"
+        )
+    return "\n".join(rows)
+
+
+def paired_pairs(cornac_runs: dict, ours: dict, slices: list[str]) -> str:
+    """Our baseline vs Cornac's namesake, per user (seed means), Wilcoxon."""
+    import numpy as np
+
+    from crossrec.evaluation.protocol import per_user_seed_mean
+    from crossrec.evaluation.significance import paired_test
+
+    rows = [
+        "| slice | metric | ours | Cornac | users | ours mean | Cornac mean | diff | Wilcoxon p |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for mine, theirs in (("MF-BPR", "BPR"), ("VBPR", "VBPR"), ("MostPop", "MostPop")):
+        if mine not in ours or theirs not in cornac_runs:
+            continue
+        for slice_name in slices:
+            runs = [r["per_slice"] for r in cornac_runs[theirs].values()]
+            if slice_name not in ours[mine]["runs"][0] or slice_name not in runs[0]:
+                continue
+            for metric in ("recall@20", "ndcg@20"):
+                users_a, a = per_user_seed_mean(ours[mine]["runs"], slice_name, metric)
+                users_b = runs[0][slice_name][0]
+                b = np.mean([r[slice_name][1][metric] for r in runs], axis=0)
+                if not np.array_equal(users_a, users_b):
+                    rows.append(f"| {slice_name} | {metric} | {mine} | {theirs} | users differ |")
+                    continue
+                t = paired_test(a, b, metric)
+                rows.append(
+                    f"| {slice_name} | {metric} | {mine} | {theirs} | {t.n_users} | "
+                    f"{t.mean_a:.4f} | {t.mean_b:.4f} | {t.mean_diff:+.4f} | {t.wilcoxon_p:.2e} |"
+                )
+    return "\n".join(rows)
+
+
 def print_table(cornac: dict, ours: dict) -> str:
     names = [(m, m.lower()) for m in ("Recall", "NDCG", "Precision")]
     header = [f"{m}@{k}" for k in KS for m, _ in names]
@@ -312,11 +515,32 @@ def main() -> None:
     )
     parser.add_argument("--cornac-python", default=str(ROOT / ".venv-cornac" / "bin" / "python"))
     parser.add_argument("--models", default="MostPop,BPR,VBPR", help="comma-separated subset")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="Cornac's seed (worker)")
+    parser.add_argument(
+        "--seeds", default="0", help="comma-separated seeds of every trained model, both tools"
+    )
+    parser.add_argument(
+        "--ours",
+        default="MostPop,ItemKNN,MF-BPR,LightGCN,VBPR",
+        help="our baselines (names in --params) on the same split; empty = none",
+    )
+    parser.add_argument(
+        "--selection",
+        default="standalone",
+        choices=["none", "standalone", "all"],
+        help="evaluate.selection.scope for our baselines (all: LightGCN / VBPR grids too)",
+    )
+    parser.add_argument("--params", default=str(ROOT / "conf" / "base" / "parameters_evaluate.yml"))
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--bpr-epochs", type=int, default=200)
     parser.add_argument("--bpr-lr", type=float, default=0.01)
     parser.add_argument("--bpr-reg", type=float, default=0.001)
+    parser.add_argument(
+        "--bpr-grid",
+        default=None,
+        help="tune Cornac's BPR on validation, e.g. lr=0.01,0.05:reg=0.001,0.01 "
+        "(default: the fixed --bpr-lr / --bpr-reg)",
+    )
     parser.add_argument("--vbpr-epochs", type=int, default=30)
     parser.add_argument("--vbpr-lr", type=float, default=0.001)
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats of our evaluation")
@@ -344,13 +568,18 @@ def main() -> None:
         worker(Path(args.worker), args.torch_site, args)
         return
 
+    import logging
+
     import torch
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if not Path(args.cornac_python).exists():
         sys.exit(f"{args.cornac_python} not found: `make bench-cornac` creates .venv-cornac")
     torch_site = str(Path(torch.__file__).resolve().parents[1])
+    seeds = [int(x) for x in args.seeds.split(",")]
+    cornac_runs: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="crossrec-cornac-") as tmp:
         folder = Path(tmp)
         meta = export_split(args.dataset, folder, args.modality, args.features)
@@ -361,24 +590,51 @@ def main() -> None:
         )
         passthrough = [a for a in sys.argv[1:]]
         env = dict(os.environ, PYTHONNOUSERSITE="1")
-        subprocess.run(
-            [
-                args.cornac_python,
-                __file__,
-                *passthrough,
-                "--worker",
-                str(folder),
-                "--torch-site",
-                torch_site,
-            ],
-            check=True,
-            env=env,
-        )
-        cornac = json.loads((folder / "cornac_results.json").read_text())
-        ours = our_evaluation(folder, meta, list(cornac), args.repeats, args.tie_seed)
-    print(f"\n{args.dataset}, seed {args.seed}: same split, same score matrices\n")
+        for seed in seeds:
+            subprocess.run(
+                [
+                    args.cornac_python,
+                    __file__,
+                    *passthrough,
+                    "--seed",
+                    str(seed),
+                    "--worker",
+                    str(folder),
+                    "--torch-site",
+                    torch_site,
+                ],
+                check=True,
+                env=env,
+            )
+            cornac = json.loads((folder / "cornac_results.json").read_text())
+            ours = our_evaluation(folder, meta, list(cornac), args.repeats, args.tie_seed)
+            for name, entry in ours.items():
+                chosen = cornac[name].get("chosen", {})
+                cornac_runs.setdefault(name, {})[seed] = entry | {"chosen": chosen}
+            if seed == seeds[0]:
+                first = (cornac, ours)
+    cornac, ours = first
+    print(f"\n{args.dataset}, seed {seeds[0]}: same split, same score matrices\n")
     print(print_table(cornac, ours))
     print("\nCornac: fit time " + ", ".join(f"{n} {c['fit_s']:.1f}s" for n, c in cornac.items()))
+    if args.ours:
+        start = time.perf_counter()
+        mine = our_baselines(args, seeds)
+        slices = ["test"] + (["test_warm", "test_cold"] if meta["matrices"].is_cold.any() else [])
+        print(
+            f"\n{args.dataset}: Cornac's models and our baselines, same split and protocol "
+            f"(full ranking, train + valid masked, tie seed {args.tie_seed}); mean ± std over "
+            f"seeds; our selection scope {args.selection!r} ({time.perf_counter() - start:.0f}s "
+            "for our side)\n"
+        )
+        print(seed_table(cornac_runs, mine, slices))
+        for name, entry in mine.items():
+            if "selection" in entry:
+                trials = ", ".join(
+                    f"{t['config']}: {t['valid']:.4f}" for t in entry["selection"]["trials"]
+                )
+                print(f"\n{name} selection ({entry['selection']['metric']}): {trials}")
+        print("\n" + paired_pairs(cornac_runs, mine, slices))
     per_user = Path(
         args.per_user
         or ROOT / "data" / "07_model_output" / args.dataset / "per_user_metrics.parquet"

@@ -41,7 +41,7 @@ def kedro_run(project: Path, *args: str) -> subprocess.CompletedProcess:
         "CROSSREC_DATA_DIR": str(project / "raw"),
         "KEDRO_DISABLE_TELEMETRY": "1",
         "HF_HUB_OFFLINE": "1",
-        "COLUMNS": "200",  # rich wraps the message at the terminal width otherwise
+        "COLUMNS": "400",  # rich wraps the message at the terminal width otherwise
     }
     cmd = [sys.executable, "-m", "kedro", "run", "--params", f"dataset={DATASET}", *args]
     return subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=300)

@@ -1,11 +1,12 @@
 """Baselines by name (:data:`crossrec.evaluation.config.BASELINES`), as score functions for
 :func:`crossrec.metrics.ranking.evaluate_ranking`.
 
-They see only the TRAIN matrix, return dense (batch, n_items) float32 scores, and go through the
-exact masking / tie-breaking / metric code the trained models use. The learnt ID and content
-baselines (MF-BPR, LightGCN, content-only, VBPR-style) are configurations of
-``crossrec.models.train_recommender`` instead: the ``finetune`` kind, with overrides of the
-trained model's config in ``conf/base/parameters_evaluate.yml``.
+They see only the TRAIN matrix (and the validation split for early stopping), return dense
+(batch, n_items) float32 scores, and go through the exact masking / tie-breaking / metric code
+the trained models use. MF-BPR is its own standard trainer (``bpr``,
+:mod:`crossrec.evaluation.mf_bpr`); the learnt graph and content baselines (LightGCN,
+content-only, VBPR-style) are configurations of ``crossrec.models.train_recommender``: the
+``finetune`` kind, with overrides in ``conf/base/parameters_evaluate.yml``.
 
 A new baseline is one registered class with ``from_spec(spec, split, seed)`` and a
 ``deterministic`` flag, plus its entry under ``evaluate.baselines`` in YAML.
@@ -131,6 +132,22 @@ class ItemKNN:
     def __call__(self, users: torch.Tensor) -> torch.Tensor:
         block = self.train[users.cpu().numpy()] @ self.similarity
         return torch.as_tensor(block.toarray(), dtype=torch.float32, device=users.device)
+
+
+@BASELINES.register("bpr")
+class MFBPR:
+    """MF-BPR in its standard formulation (SGD, item bias, L2 on sampled rows, sampling with
+    replacement; :mod:`crossrec.evaluation.mf_bpr`), early-stopped on validation Recall@20
+    with the evaluation's tie order."""
+
+    deterministic = False
+
+    @classmethod
+    def from_spec(cls, spec, split, seed: int):
+        from crossrec.evaluation.mf_bpr import train_mf_bpr, validation_recall
+
+        validate = validation_recall(split.valid, split.train, tie_order=split.tie_order)
+        return train_mf_bpr(split.train, spec.bpr, seed, validate if split.valid.nnz else None)
 
 
 @BASELINES.register("finetune")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import itertools
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -15,8 +16,93 @@ from crossrec.registry import Registry
 BASELINES: Registry = Registry(
     "baseline",
     ["crossrec.evaluation.baselines"],
-    builtin_names=["most_popular", "item_knn", "random", "finetune"],
+    builtin_names=["most_popular", "item_knn", "random", "finetune", "bpr"],
 )
+
+#: the grid keys each baseline kind can search (crossrec.evaluation.selection.apply_point
+#: says what each one sets); kinds not listed have nothing to search
+GRID_KEYS: dict[str, tuple[str, ...]] = {
+    "item_knn": ("neighbours", "shrink"),
+    "bpr": ("lr", "reg", "negatives", "dim"),
+    "finetune": ("lr", "reg", "weight_decay", "negatives", "dim"),
+}
+
+
+#: per-user ranking metrics of crossrec.metrics.ranking (what selection can maximise)
+METRIC_NAMES = frozenset({"recall", "ndcg", "precision", "mrr", "hit", "map"})
+
+
+class MFBPRConfig(StrictConfig):
+    """``kind: bpr``: MF-BPR as Rendle et al. / Cornac (crossrec.evaluation.mf_bpr)."""
+
+    dim: int = Field(64, ge=1)
+    #: plain SGD step (Cornac's learning_rate)
+    lr: float = Field(0.01, gt=0)
+    #: L2 on the sampled rows, per occurrence (Cornac's lambda_reg)
+    reg: float = Field(0.001, ge=0)
+    #: uniform negatives per sampled positive
+    negatives: int = Field(1, ge=1)
+    #: learnt item bias (Cornac's use_bias)
+    use_bias: bool = True
+    #: samples updated at once from the same parameters (Hogwild-style, as Cornac's threads)
+    batch_size: int = Field(1024, ge=1)
+    max_epochs: int = Field(300, ge=1)
+    #: validate (Recall@20 on the validation split) every this many epochs
+    eval_every: int = Field(5, ge=1)
+    #: validations without improvement before stopping (the best parameters are kept)
+    patience: int = Field(10, ge=1)
+
+
+class GridConfig(StrictConfig):
+    """Values to try per hyperparameter; the grid is their cartesian product (unset = fixed).
+
+    ``lr``: learning rate; ``reg``: L2 (bpr: ``reg``; finetune: ``loss.reg_weight``);
+    ``weight_decay``: finetune's ``optim.weight_decay``; ``negatives``: sampled negatives per
+    positive; ``dim``: embedding size; ``neighbours`` / ``shrink``: item_knn's.
+    """
+
+    lr: list[Annotated[float, Field(gt=0)]] | None = Field(None, min_length=1)
+    reg: list[Annotated[float, Field(ge=0)]] | None = Field(None, min_length=1)
+    weight_decay: list[Annotated[float, Field(ge=0)]] | None = Field(None, min_length=1)
+    negatives: list[Annotated[int, Field(ge=1)]] | None = Field(None, min_length=1)
+    dim: list[Annotated[int, Field(ge=1)]] | None = Field(None, min_length=1)
+    neighbours: list[Annotated[int, Field(ge=1)]] | None = Field(None, min_length=1)
+    shrink: list[Annotated[float, Field(ge=0)]] | None = Field(None, min_length=1)
+
+    def keys(self) -> list[str]:
+        """The searched keys, in schema order."""
+        return [name for name in type(self).model_fields if getattr(self, name) is not None]
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every configuration of the grid, the first key varying slowest."""
+        keys = self.keys()
+        values = [getattr(self, key) for key in keys]
+        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+class SelectionConfig(StrictConfig):
+    """Per-baseline selection: each searched baseline trains every point of its ``grid`` with
+    one seed, keeps the configuration best on the VALIDATION split, then runs its seeds (and
+    the test slices) with that configuration only."""
+
+    #: none | standalone (kinds other than finetune: ItemKNN, MF-BPR; seconds each) | all
+    #: (also the finetune-kind baselines: LightGCN, VBPR, ContentOnly; one training run per
+    #: grid point each)
+    scope: Literal["none", "standalone", "all"] = "standalone"
+    #: validation metric that picks the configuration (``name@k``, any k)
+    metric: str = "recall@20"
+    #: seed of the selection runs (None = the first of evaluate.seeds)
+    seed: int | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_form(cls, metric: str) -> str:
+        name, _, k = metric.partition("@")
+        if name not in METRIC_NAMES or not k.isdigit():
+            raise ValueError(
+                f"metric must be <name>@<k> with name one of {sorted(METRIC_NAMES)}, got {metric!r}"
+            )
+        return metric
 
 
 class BaselineConfig(StrictConfig):
@@ -35,6 +121,23 @@ class BaselineConfig(StrictConfig):
     seeds: list[int] | None = Field(None, min_length=1)
     #: false = left out of this run (kept in the file for reference)
     enabled: bool = True
+    #: bpr: MF-BPR's hyperparameters (the grid's points replace some of them)
+    bpr: MFBPRConfig = Field(default_factory=MFBPRConfig)
+    #: values searched on validation when evaluate.selection.scope covers this baseline
+    grid: GridConfig | None = None
+
+    @model_validator(mode="after")
+    def _grid_keys_fit_kind(self) -> BaselineConfig:
+        if self.grid is None:
+            return self
+        allowed = GRID_KEYS.get(self.kind, ())
+        wrong = [key for key in self.grid.keys() if key not in allowed]
+        if wrong:
+            raise ValueError(
+                f"grid key(s) {wrong} cannot be searched for kind {self.kind!r} "
+                f"(searchable: {list(allowed) or 'nothing'})"
+            )
+        return self
 
 
 class EvaluateConfig(StrictConfig):
@@ -66,6 +169,8 @@ class EvaluateConfig(StrictConfig):
     #: overrides applied to every finetune-kind baseline before its own (e.g. fewer epochs)
     baseline_defaults: dict[str, Any] = Field(default_factory=dict)
     baselines: dict[str, BaselineConfig] = Field(default_factory=dict)
+    #: which baselines pick their configuration from their grid on validation
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
 
     @field_validator("ks")
     @classmethod

@@ -197,6 +197,34 @@ def _training_time(timing: dict) -> str:
     return str(timing["train_s"])
 
 
+def selection_section(timings: dict) -> list[str]:
+    """The configuration each searched baseline chose on validation, from how many."""
+    rows = []
+    for name, timing in timings.items():
+        sel = timing.get("selection")
+        if not sel:
+            continue
+        best = max(t["valid"] for t in sel["trials"])
+        chosen = ", ".join(f"{k} {v}" for k, v in sel["chosen"].items())
+        rows.append([name, sel["grid_size"], chosen, f"{best:.4f}", sel["seed"], sel["select_s"]])
+    if not rows:
+        return []
+    metric = next(t["selection"]["metric"] for t in timings.values() if t.get("selection"))
+    return [
+        "## Baseline configurations (chosen on validation)",
+        "",
+        f"Each searched baseline trained every point of its grid with one seed and kept the "
+        f"best by {metric}; its seeds and the test slices ran with that configuration only "
+        "(evaluate.selection, evaluate.baselines.<name>.grid).",
+        "",
+        markdown_table(
+            ["baseline", "grid size", "chosen", metric, "selection seed", "selection (s)"],
+            rows,
+        ),
+        "",
+    ]
+
+
 def _split_warning(dataset_info: dict) -> list[str]:
     """A published split that a cold-item holdout changed is stated where results are read."""
     if not dataset_info.get("published_split_altered"):
@@ -313,6 +341,7 @@ def build_report(
             "",
         ]
     parts += before_after_section(before_after)
+    parts += selection_section(timings)
     parts += [
         "## Wall time",
         "",

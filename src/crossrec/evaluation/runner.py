@@ -191,20 +191,29 @@ class Evaluation:
         }
 
     # ------------------------------------------------------------------ baselines
+    def _trained_baseline_skipped(self, name: str, spec: BaselineConfig) -> bool:
+        """True (with a warning) when none of the baseline's modalities is in this dataset."""
+        from crossrec.evaluation.experiments import select_modalities
+
+        features = select_modalities(self.upstream.fused_item_features, spec.modalities)
+        if spec.modalities is None or features["__order__"]:
+            return False
+        available = [m for m in self.upstream.fused_item_features if not m.startswith("__")]
+        logger.warning(
+            "baseline %s skipped: none of its modalities %s in this dataset (has %s)",
+            name,
+            spec.modalities,
+            available,
+        )
+        return True
+
     def _trained_baseline(self, name: str, spec: BaselineConfig, trained_model: dict):
         """(data, config) of a ``finetune``-kind baseline, or None when it cannot run here."""
         from crossrec.evaluation.experiments import select_modalities
 
-        features = select_modalities(self.upstream.fused_item_features, spec.modalities)
-        if spec.modalities is not None and not features["__order__"]:
-            available = [m for m in self.upstream.fused_item_features if not m.startswith("__")]
-            logger.warning(
-                "baseline %s skipped: none of its modalities %s in this dataset (has %s)",
-                name,
-                spec.modalities,
-                available,
-            )
+        if self._trained_baseline_skipped(name, spec):
             return None
+        features = select_modalities(self.upstream.fused_item_features, spec.modalities)
         from crossrec.evaluation.experiments import baseline_config
 
         config = baseline_config(
@@ -212,42 +221,103 @@ class Evaluation:
         )
         return self.upstream.training_data(config, features=features), config
 
+    def _baseline_scorer(self, name: str, spec: BaselineConfig, seed: int, trained_model: dict):
+        """A ScoreFn of ``spec`` trained / built with ``seed``, or None when it cannot run."""
+        kind = BASELINES.get(spec.kind)
+        if not getattr(kind, "trained", False):
+            return kind.from_spec(spec, self.split, seed)
+        from crossrec.evaluation.experiments import model_score_fn, train_variant
+
+        prepared = self._trained_baseline(name, spec, trained_model)
+        if prepared is None:
+            return None
+        data, config = prepared
+        bundle = train_variant(data, config, seed, where=f"{WHERE}.baselines.{name}")
+        return model_score_fn(bundle, data, self.device)
+
+    def _select(self, name: str, spec: BaselineConfig, seed: int, trained_model: dict):
+        """(chosen spec, selection record, the chosen point's scorer for ``seed``) from the
+        baseline's grid, each point scored on the validation slice only."""
+        from crossrec.evaluation.selection import apply_point, select
+
+        sel = self.cfg.selection
+        valid = [s for s in self.slices if s.name == "valid"] or ranking_slices(
+            self.split, ["valid"]
+        )
+
+        def score(candidate: BaselineConfig):
+            scorer = self._baseline_scorer(name, candidate, seed, trained_model)
+            if scorer is None:
+                return float("nan"), None
+            ks = sorted({*self.cfg.ks, int(sel.metric.partition("@")[2])})
+            result = evaluate_scorer(
+                scorer, self.split, valid, ks, self.cfg.k, None, device=self.device
+            )
+            return float(np.mean(result["valid"]["metrics"][sel.metric])), scorer
+
+        start = time.perf_counter()
+        best, trials, scorer = select(spec, score)
+        chosen = trials[best]["config"]
+        record = {
+            "metric": f"valid {sel.metric}",
+            "seed": seed,
+            "grid_size": len(trials),
+            "chosen": chosen,
+            "trials": trials,
+            "select_s": round(time.perf_counter() - start, 2),
+        }
+        logger.info(
+            "baseline %s: %s chosen from %d configurations on valid %s (%.4f), %.1fs",
+            name,
+            chosen,
+            len(trials),
+            sel.metric,
+            trials[best]["valid"],
+            record["select_s"],
+        )
+        return apply_point(spec, chosen), record, scorer
+
     def baseline_runs(self, trained_model: dict) -> dict:
         """Every enabled baseline on the same split, slices and ranking code as the model.
 
         ``finetune`` baselines are the finetune schema defaults (the trained model's
         ``trainer`` block only) with ``baseline_defaults`` and the baseline's ``overrides``
-        merged in (:func:`crossrec.evaluation.experiments.baseline_config`).
+        merged in (:func:`crossrec.evaluation.experiments.baseline_config`). A baseline that
+        ``evaluate.selection`` covers first picks its configuration from its ``grid`` on the
+        validation split (:mod:`crossrec.evaluation.selection`); its seeds then run with it.
         """
-        from crossrec.evaluation.experiments import model_score_fn, train_variant
+        from crossrec.evaluation.selection import is_searched
 
         out: dict[str, dict] = {}
         enabled = [(name, spec) for name, spec in self.cfg.baselines.items() if spec.enabled]
         for name, spec in _progress(enabled, "baselines"):
             kind = BASELINES.get(spec.kind)
-            trained = getattr(kind, "trained", False)
+            if getattr(kind, "trained", False) and self._trained_baseline_skipped(name, spec):
+                continue
             seeds = list(spec.seeds or self.cfg.seeds)
             if getattr(kind, "deterministic", False):
                 seeds = seeds[:1]  # deterministic scorers: one run
-            if trained:
-                prepared = self._trained_baseline(name, spec, trained_model)
-                if prepared is None:
-                    continue
-                data, config = prepared
+            selection, reuse = None, {}
+            if is_searched(spec, self.cfg.selection):
+                seed = self.cfg.selection.seed
+                seed = seeds[0] if seed is None else seed
+                spec, selection, scorer = self._select(name, spec, seed, trained_model)
+                if seed in seeds and scorer is not None:
+                    reuse[seed] = scorer  # the chosen point already ran with this seed
             runs, train_s, eval_s = [], 0.0, 0.0
             for seed in seeds:
                 start = time.perf_counter()
-                if trained:
-                    where = f"{WHERE}.baselines.{name}"
-                    bundle = train_variant(data, config, seed, where=where)
-                    scorer = model_score_fn(bundle, data, self.device)
+                if seed in reuse:
+                    scorer = reuse.pop(seed)
                 else:
-                    scorer = kind.from_spec(spec, self.split, seed)
+                    scorer = self._baseline_scorer(name, spec, seed, trained_model)
                 train_s += time.perf_counter() - start
                 start = time.perf_counter()
                 runs.append(self.run(scorer))
                 eval_s += time.perf_counter() - start
             out[name] = {"runs": runs, "seeds": seeds, "train_s": train_s, "eval_s": eval_s}
+            if selection is not None:
+                out[name]["selection"] = selection
             test = aggregate_seeds(runs).get("test", {})
             logger.info(
                 "baseline %s: test recall@20 %s (train %.1fs, eval %.1fs)",
@@ -373,6 +443,7 @@ def summarize(
             "reused_seeds": int(entry.get("reused_seeds", 0)),
             "inference_only": bool(entry.get("inference_only", False)),
         }
+        | ({"selection": entry["selection"]} if "selection" in entry else {})
         for name, entry in everything.items()
     }
     return metrics, significance, timings
