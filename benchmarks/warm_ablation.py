@@ -63,6 +63,11 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "FREEDOM without edge pruning: item graph over IDs, content loss 0.1",
         {"model": {"propagation": {"item_graph_input": "id"}}, "loss": {"content_weight": 0.1}},
     ),
+    "channel": (
+        "LGMRec's local modality graph: content kept out of the ego, propagated as its own "
+        "normalised channel",
+        {"model": {"propagation": {"content_path": "channel"}}, "loss": {"content_weight": 0.0}},
+    ),
     "freedom": (
         "FREEDOM parts on: edge pruning 0.8, item graph over IDs, content loss 0.1",
         {

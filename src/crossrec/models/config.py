@@ -104,6 +104,11 @@ class PropagationConfig(StrictConfig):
     item_graph_modalities: list[str] | None = None
     #: what the item graph smooths: ``ego`` (ID + content) or ``id`` (ID embeddings, FREEDOM)
     item_graph_input: Literal["ego", "id"] = "ego"
+    #: where the fused content enters: ``ego`` (summed into the item ego embedding before
+    #: propagation) or ``channel`` (LGMRec's local modality graph: the ego is the ID alone; the
+    #: content is propagated on its own over the user-item graph, users starting from the mean
+    #: content of their train items, L2-normalised per node and added to the final vectors)
+    content_path: Literal["ego", "channel"] = "ego"
     #: FREEDOM's degree-sensitive edge pruning: share of train user-item edges dropped at each
     #: training step, edge (u, i) kept with probability ~ 1 / sqrt(deg u * deg i); the kept
     #: graph is re-normalised. Inference uses every edge. 0 = off
