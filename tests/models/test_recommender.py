@@ -234,17 +234,21 @@ def test_edge_pruning_drops_edges_between_popular_nodes_first():
     assert hub / 20 < niche / 20
 
 
-def test_item_graph_over_ids_ignores_content(tiny_data):
-    """item_graph_input id: the item-graph branch smooths ID embeddings only (FREEDOM)."""
+def _embeddings_without_tower(tiny_data, propagation: dict):
+    """(eval model, its embeddings, its masked item-ID table) of a model without user tower."""
     torch.manual_seed(0)
-    config = _config(
-        user_tower={"kind": "none"},
-        propagation={"layers": 0, "item_graph_layers": 1, "item_graph_input": "id"},
-    )
+    config = _config(user_tower={"kind": "none"}, propagation=propagation)
     model = build_recommender(tiny_data, config).eval()
     with torch.no_grad():
-        emb = model.embeddings()
-        ids = model.item_id.weight * model.item_id_seen
+        return model, model.embeddings(), model.item_id.weight * model.item_id_seen
+
+
+def test_item_graph_over_ids_ignores_content(tiny_data):
+    """item_graph_input id: the item-graph branch smooths ID embeddings only (FREEDOM)."""
+    model, emb, ids = _embeddings_without_tower(
+        tiny_data, {"layers": 0, "item_graph_layers": 1, "item_graph_input": "id"}
+    )
+    with torch.no_grad():
         graph = model.ii_graph.to_dense()
         expected = emb.items_ego + (ids + graph @ ids) / 2
     torch.testing.assert_close(emb.items, expected, rtol=1e-5, atol=1e-6)
@@ -305,15 +309,10 @@ def test_content_channel_is_a_separate_normalised_propagation(tiny_data):
     per node and added to the ID channel's final vectors."""
     from crossrec.models.recommender import user_mean_matrix
 
-    torch.manual_seed(0)
-    config = _config(
-        user_tower={"kind": "none"},
-        propagation={"layers": 2, "item_graph_layers": 0, "content_path": "channel"},
+    model, emb, ids = _embeddings_without_tower(
+        tiny_data, {"layers": 2, "item_graph_layers": 0, "content_path": "channel"}
     )
-    model = build_recommender(tiny_data, config).eval()
     with torch.no_grad():
-        emb = model.embeddings()
-        ids = model.item_id.weight * model.item_id_seen
         users = model.user_id.weight * model.user_id_seen
         graph = model.ui_graph.to_dense()
 
