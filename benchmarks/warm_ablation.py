@@ -55,6 +55,19 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "default": ("finetune defaults (YAML)", {}),
     "no_content": ("defaults trained without content (no fusion, no item graph)", NO_CONTENT),
     "lightgcn": ("evaluate's LightGCN baseline (IDs, BPR, 1 negative, lr 0.01)", ID_ONLY_BPR1),
+    "old_default": (
+        "the default before issue 12's 3-seed run: item graph over ego vectors, no content loss",
+        {"model": {"propagation": {"item_graph_input": "ego"}}, "loss": {"content_weight": 0.0}},
+    ),
+    "freedom_np": (
+        "FREEDOM without edge pruning: item graph over IDs, content loss 0.1",
+        {"model": {"propagation": {"item_graph_input": "id"}}, "loss": {"content_weight": 0.1}},
+    ),
+    "channel": (
+        "LGMRec's local modality graph: content kept out of the ego, propagated as its own "
+        "normalised channel",
+        {"model": {"propagation": {"content_path": "channel"}}, "loss": {"content_weight": 0.0}},
+    ),
     "freedom": (
         "FREEDOM parts on: edge pruning 0.8, item graph over IDs, content loss 0.1",
         {
@@ -179,8 +192,9 @@ def train_and_score(
     train_s = time.perf_counter() - start
     history = bundle.get("history")
     epochs = int(len(history)) if history is not None else -1
+    best_epoch = best_validation_epoch(history)
     runs = evaluate_scorer(model_score_fn(bundle, data, "cpu"), split, slices, [20], 20, None)
-    out = {"train_s": train_s, "epochs": epochs, "slices": {}}
+    out = {"train_s": train_s, "epochs": epochs, "best_epoch": best_epoch, "slices": {}}
     for name, run in runs.items():
         out["slices"][name] = {
             "users": np.asarray(run["users"]).tolist(),
@@ -190,6 +204,16 @@ def train_and_score(
             "arp@20": float(np.mean(run["metrics"]["arp@20"])),
         }
     return out
+
+
+def best_validation_epoch(history) -> int:
+    """1-based epoch of the best validation Recall@20 (-1 without it): equal to ``epochs``
+    means the run stopped at the cap while validation still rose."""
+    rows = [r for r in (history or []) if r.get("val/recall@20") is not None]
+    if not rows:
+        return -1
+    best = max(range(len(rows)), key=lambda i: rows[i]["val/recall@20"])
+    return best + 1
 
 
 def seed_mean(results: list[dict], slice_name: str, metric: str):
@@ -211,7 +235,7 @@ def print_table(all_results: dict, main: str, paired: str | None) -> None:
         if s in all_results[names[0]][0]["slices"]
     ]
     head = ["variant"] + [f"{s} R@20" for s in slices] + [f"{main} N@20", "cold N@20"]
-    head += [f"cov@20 ({main})", "arp@20", "epochs", "train s"]
+    head += [f"cov@20 ({main})", "arp@20", "best:epochs", "train s"]
     if paired:
         head += [f"vs {paired}", "p"]
     print("| " + " | ".join(head) + " |")
@@ -229,7 +253,7 @@ def print_table(all_results: dict, main: str, paired: str | None) -> None:
         )
         row.append(f"{np.mean([r['slices'][main]['coverage@20'] for r in res]):.3f}")
         row.append(f"{np.mean([r['slices'][main]['arp@20'] for r in res]):.3f}")
-        row.append("/".join(str(r["epochs"]) for r in res))
+        row.append("/".join(f"{r.get('best_epoch', '?')}:{r['epochs']}" for r in res))
         row.append(f"{np.mean([r['train_s'] for r in res]):.0f}")
         if paired and paired in all_results and name != paired:
             a = seed_mean(res, main, "recall@20")
@@ -321,7 +345,7 @@ def main() -> None:
             recalls = res["slices"][main_slice]["recall@20"]
             print(
                 f"{key} seed {seed}: {main_slice} R@20 {sum(recalls) / len(recalls):.4f} "
-                f"({res['epochs']} epochs, {res['train_s']:.0f}s)",
+                f"(best epoch {res['best_epoch']} of {res['epochs']}, {res['train_s']:.0f}s)",
                 flush=True,
             )
             if args.out:

@@ -234,17 +234,21 @@ def test_edge_pruning_drops_edges_between_popular_nodes_first():
     assert hub / 20 < niche / 20
 
 
-def test_item_graph_over_ids_ignores_content(tiny_data):
-    """item_graph_input id: the item-graph branch smooths ID embeddings only (FREEDOM)."""
+def _embeddings_without_tower(tiny_data, propagation: dict):
+    """(eval model, its embeddings, its masked item-ID table) of a model without user tower."""
     torch.manual_seed(0)
-    config = _config(
-        user_tower={"kind": "none"},
-        propagation={"layers": 0, "item_graph_layers": 1, "item_graph_input": "id"},
-    )
+    config = _config(user_tower={"kind": "none"}, propagation=propagation)
     model = build_recommender(tiny_data, config).eval()
     with torch.no_grad():
-        emb = model.embeddings()
-        ids = model.item_id.weight * model.item_id_seen
+        return model, model.embeddings(), model.item_id.weight * model.item_id_seen
+
+
+def test_item_graph_over_ids_ignores_content(tiny_data):
+    """item_graph_input id: the item-graph branch smooths ID embeddings only (FREEDOM)."""
+    model, emb, ids = _embeddings_without_tower(
+        tiny_data, {"layers": 0, "item_graph_layers": 1, "item_graph_input": "id"}
+    )
+    with torch.no_grad():
         graph = model.ii_graph.to_dense()
         expected = emb.items_ego + (ids + graph @ ids) / 2
     torch.testing.assert_close(emb.items, expected, rtol=1e-5, atol=1e-6)
@@ -297,3 +301,81 @@ def test_content_table_reuses_the_step_projection_while_training(tiny_data):
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(model.content_table(), model.fusion(None))
+
+
+def test_content_channel_is_a_separate_normalised_propagation(tiny_data):
+    """content_path channel (LGMRec's local modality graph): the ego is the ID alone, and the
+    content is propagated on its own (users start from their items' mean content), normalised
+    per node and added to the ID channel's final vectors."""
+    from crossrec.models.recommender import user_mean_matrix
+
+    model, emb, ids = _embeddings_without_tower(
+        tiny_data, {"layers": 2, "item_graph_layers": 0, "content_path": "channel"}
+    )
+    with torch.no_grad():
+        users = model.user_id.weight * model.user_id_seen
+        graph = model.ui_graph.to_dense()
+
+        def lightgcn(x):
+            layers = [x, graph @ x, graph @ (graph @ x)]
+            return torch.stack(layers).mean(0)
+
+        content = model.fusion(None)
+        mean = torch.as_tensor(user_mean_matrix(tiny_data.train).toarray())
+        channel = torch.nn.functional.normalize(lightgcn(torch.cat([mean @ content, content])))
+        expected = lightgcn(torch.cat([users, ids])) + channel
+    torch.testing.assert_close(emb.items_ego, ids)  # no content in the ego
+    torch.testing.assert_close(emb.users, expected[: tiny_data.n_users], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(emb.items, expected[tiny_data.n_users :], rtol=1e-4, atol=1e-5)
+    # a user's channel is their items' mean content, propagated: not a free parameter
+    assert not any("channel" in name for name in model.state_dict())
+
+
+def test_content_channel_trains_the_content_projection(tiny_data):
+    """The ranking loss reaches the fusion through the channel alone (content not in the ego)."""
+    from crossrec.models.module import RecommenderModule
+
+    config = FinetuneConfig.model_validate(
+        {
+            "model": {
+                "embedding_dim": 16,
+                "user_tower": {"kind": "none"},
+                "propagation": {"content_path": "channel"},
+            }
+        }
+    )
+    torch.manual_seed(0)
+    model = build_recommender(tiny_data, config).train()
+    module = RecommenderModule(model, config, tiny_data.train, tiny_data.valid)
+    batch = {
+        "users": torch.tensor([0, 1, 2]),
+        "pos": torch.tensor([1, 2, 3]),
+        "neg": torch.tensor([[4, 5], [6, 7], [8, 9]]),
+    }
+    module.batch_loss(batch).backward()
+    grads = [p.grad for p in model.fusion.parameters() if p.requires_grad]
+    assert grads and any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_content_channel_rejects_late_llm_content(tiny_data, monkeypatch):
+    """The channel needs the whole catalogue's content up front; the llm strategy adds it late."""
+    import crossrec.models.recommender as recommender
+
+    class LateFusion(torch.nn.Module):
+        late = True
+
+    monkeypatch.setattr(recommender, "build_fusion", lambda *args, **kwargs: LateFusion())
+    config = _config(user_tower={"kind": "none"}, propagation={"content_path": "channel"})
+    with pytest.raises(ValueError, match="content_path channel needs early content"):
+        build_recommender(tiny_data, config)
+
+
+def test_user_mean_matrix_rows():
+    """Each user's row averages their (deduplicated) train items; users without items stay 0."""
+    import scipy.sparse as sp
+
+    from crossrec.models.recommender import user_mean_matrix
+
+    train = sp.csr_matrix(np.array([[1, 0, 3], [0, 0, 0], [0, 2, 0]], dtype=np.float32))
+    dense = user_mean_matrix(train).toarray()
+    np.testing.assert_allclose(dense, [[0.5, 0, 0.5], [0, 0, 0], [0, 1, 0]])

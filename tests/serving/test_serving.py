@@ -257,3 +257,33 @@ def test_rank_among_users_is_the_items_place_in_each_list(artifacts):
     assert [r for _, _, r in ranked] == sorted(r for _, _, r in ranked)
     reached = {u for u, _, _ in cat.reached_users(vector, cat.n_users)}
     assert reached == {u for u, _, r in ranked if r <= serving.config.reach_k}
+
+
+def test_content_channel_explanation_and_new_item(artifacts):
+    """content_path channel: the parts (ID channel + content channel) add up to the score, and a
+    new item (no train edges, no ID) is its own normalised content."""
+    from crossrec.serving import service
+    from crossrec.serving.newitem import new_item_vector
+
+    serving = _serving(
+        artifacts,
+        {
+            "fusion": {"strategy": "concat"},
+            "propagation": {"item_graph_layers": 0, "content_path": "channel"},
+        },
+    )
+    cat = serving.catalogue
+    with torch.no_grad():
+        reference = serving.model.score_users(torch.arange(cat.n_users)).numpy()
+    for user, item in [(0, 0), (3, 7), (cat.n_users - 1, cat.n_items - 1)]:
+        body = service.explain(serving, cat.user_ids[user], cat.item_ids[item])
+        assert set(body["parts"]) == {"collaborative", "content_channel"}
+        assert sum(body["parts"].values()) == pytest.approx(float(reference[user, item]), abs=1e-4)
+    features = artifacts.fused_item_features
+    with torch.no_grad():
+        content = torch.nn.functional.normalize(serving.model.fusion(None), dim=-1).numpy()
+    for item in (1, 14):  # 14: no image
+        raw = {
+            m: features[m]["vectors"][item] for m in ("text", "image") if features[m]["mask"][item]
+        }
+        np.testing.assert_allclose(new_item_vector(serving, raw), content[item], atol=1e-5)

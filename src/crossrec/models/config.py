@@ -103,7 +103,12 @@ class PropagationConfig(StrictConfig):
     #: which modality graphs to average; None = all of them
     item_graph_modalities: list[str] | None = None
     #: what the item graph smooths: ``ego`` (ID + content) or ``id`` (ID embeddings, FREEDOM)
-    item_graph_input: Literal["ego", "id"] = "ego"
+    item_graph_input: Literal["ego", "id"] = "id"
+    #: where the fused content enters: ``ego`` (summed into the item ego embedding before
+    #: propagation) or ``channel`` (LGMRec's local modality graph: the ego is the ID alone; the
+    #: content is propagated on its own over the user-item graph, users starting from the mean
+    #: content of their train items, L2-normalised per node and added to the final vectors)
+    content_path: Literal["ego", "channel"] = "ego"
     #: FREEDOM's degree-sensitive edge pruning: share of train user-item edges dropped at each
     #: training step, edge (u, i) kept with probability ~ 1 / sqrt(deg u * deg i); the kept
     #: graph is re-normalised. Inference uses every edge. 0 = off
@@ -163,7 +168,7 @@ class LossConfig(StrictConfig):
     reg_weight: float = Field(1e-3, ge=0)
     #: weight of the content loss (FREEDOM): the same ranking loss with the items' projected
     #: content alone in place of their final vectors, so the content learns to rank on its own
-    content_weight: float = Field(0.0, ge=0)
+    content_weight: float = Field(0.1, ge=0)
 
 
 class TrainerConfig(StrictConfig):

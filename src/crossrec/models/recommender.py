@@ -4,10 +4,12 @@ Item ego embedding = fused content (+ item-ID embedding). User ego embedding = h
 over the ego embeddings of the user's recent items (+ user-ID embedding). With
 ``propagation.kind = lightgcn`` the ego embeddings are smoothed LightGCN-style over the
 normalised train user-item graph (mean over layers), and items also get their ego embedding
-propagated over the averaged frozen modality kNN graphs (FREEDOM). Score = dot product (cosine
-when trained with a cosine softmax). Cold items have no train edges and their (untrained) ID
-embedding is masked to zero, so they score from their content and their modality-graph
-neighbours alone.
+propagated over the averaged frozen modality kNN graphs (FREEDOM). With
+``propagation.content_path = channel`` the content stays out of the ego and is propagated as
+its own normalised channel (LGMRec's local modality graph, ``content_channel_vectors``).
+Score = dot product (cosine when trained with a cosine softmax). Cold items have no train
+edges and their (untrained) ID embedding is masked to zero, so they score from their content
+and their modality-graph neighbours alone.
 
 Feature vectors and histories are non-persistent buffers: the state dict holds only what was
 learnt, and ``crossrec.models.bundle.load_recommender`` rebuilds the rest from data. The sparse
@@ -105,6 +107,17 @@ def mean_item_graph(
     return (total / max(len(names), 1)).tocsr()
 
 
+def user_mean_matrix(train: sp.spmatrix) -> sp.csr_matrix:
+    """(n_users, n_items) train matrix with each user's row summing to 1 (empty rows stay 0):
+    times the item content, every user's mean content."""
+    csr = sp.csr_matrix(train, dtype=np.float32, copy=True)
+    csr.sum_duplicates()
+    csr.data[:] = 1.0
+    counts = np.asarray(csr.sum(axis=1)).ravel()
+    scale = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
+    return sp.diags(scale.astype(np.float32)) @ csr
+
+
 @dataclass
 class Embeddings:
     """Everything a step needs: final (propagated) and ego embeddings of all nodes."""
@@ -150,6 +163,15 @@ class Recommender(nn.Module):
                 config.fusion, item_features, self.modalities, dim, config.dropout, item_texts
             )
         self.late_content = bool(getattr(self.fusion, "late", False))
+        #: LGMRec's local modality channel: content propagated on its own (see embeddings)
+        self.content_channel = self.fusion is not None and config.propagation.content_path == (
+            "channel"
+        )
+        if self.content_channel and self.late_content:
+            raise ValueError(
+                "model.propagation.content_path channel needs early content (concat, gated or "
+                "attention fusion); the llm strategy adds its content late, per item"
+            )
         self.user_id = nn.Embedding(n_users, dim) if config.use_id_embedding else None
         self.item_id = nn.Embedding(n_items, dim) if config.use_id_embedding else None
         for table in (self.user_id, self.item_id):
@@ -190,6 +212,11 @@ class Recommender(nn.Module):
             self.ui_graph, self.ui_graph_t = graph_and_transpose(user_item_graph)
             if prop.edge_dropout > 0:
                 self._init_edge_pruning(train)
+        self.user_mean = self.user_mean_t = None
+        if self.content_channel:
+            mean = user_mean_matrix(train)
+            self.user_mean = scipy_to_torch_sparse(mean)
+            self.user_mean_t = scipy_to_torch_sparse(mean.T)
         names = prop.item_graph_modalities
         if names is None:
             names = sorted(modality_graphs or {})
@@ -255,7 +282,8 @@ class Recommender(nn.Module):
         if self.fusion is not None and not self.late_content:
             content = self.fusion(None)
             self._step_content = content if self.training else None  # reused by content_table
-            parts.append(self.dropout(content))
+            if not self.content_channel:
+                parts.append(self.dropout(content))
         if not parts:  # late (LLM) content only: graph part starts from zeros
             return torch.zeros(self.n_items, self.config.embedding_dim, device=self._device())
         return parts[0] if len(parts) == 1 else parts[0] + parts[1]
@@ -291,14 +319,17 @@ class Recommender(nn.Module):
         items_ego = self.item_ego()
         users_ego = self.user_ego(items_ego)
         users, items = users_ego, items_ego
+        graph, graph_t = self.ui_graph, self.ui_graph_t
         if self.ui_layers:
-            graph, graph_t = self.ui_graph, self.ui_graph_t
             if self.training and self.config.propagation.edge_dropout > 0:
                 graph = graph_t = self.pruned_graph()
             both = self._propagate_sparse(
                 graph, graph_t, torch.cat([users_ego, items_ego]), self.ui_layers
             )
             users, items = both[: self.n_users], both[self.n_users :]
+        if self.content_channel:
+            channel_users, channel_items = self.content_channel_vectors(graph, graph_t)
+            users, items = users + channel_users, items + channel_items
         if self.ii_layers:
             source = items_ego
             if self.config.propagation.item_graph_input == "id" and self.item_id is not None:
@@ -311,6 +342,25 @@ class Recommender(nn.Module):
         if not self.training and not torch.is_grad_enabled():
             self._cache = out
         return out
+
+    def content_channel_vectors(
+        self, graph: torch.Tensor | None, graph_t: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """LGMRec's local modality graph embedding: (users, items) unit vectors of the content
+        propagated on its own over the user-item graph.
+
+        Items start from their projected content, users from the mean content of their train
+        items (no free user parameters: the user side cannot overfit the content). The layer
+        mean keeps layer 0, so an item without train edges (cold) keeps its own content. The
+        per-node L2 normalisation bounds what the content can add to the ID channel.
+        """
+        content = self.dropout(self.content_table())
+        users = GraphMatmul.apply(self.user_mean, self.user_mean_t, content)
+        both = torch.cat([users, content])
+        if self.ui_layers:
+            both = self._propagate_sparse(graph, graph_t, both, self.ui_layers)
+        both = F.normalize(both.float(), dim=-1)
+        return both[: self.n_users], both[self.n_users :]
 
     def item_vectors(self, emb: Embeddings, item_idx: torch.Tensor) -> torch.Tensor:
         """Final vectors of some items (adds late LLM content for the items asked for)."""
@@ -370,7 +420,7 @@ class Recommender(nn.Module):
         )
         return [p for p in params if p.requires_grad]
 
-    GRAPHS = ("ui_graph", "ui_graph_t", "ii_graph", "ii_graph_t")
+    GRAPHS = ("ui_graph", "ui_graph_t", "ii_graph", "ii_graph_t", "user_mean", "user_mean_t")
 
     def _apply(self, fn, recurse: bool = True):
         """Move/cast the sparse graphs with the module, as buffers would be (see module doc).

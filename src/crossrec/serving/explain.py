@@ -58,7 +58,8 @@ def item_vector_parts(model) -> tuple[list[str], np.ndarray]:
         id_part = model.item_id.weight * model.item_id_seen if model.item_id is not None else zeros
         names, ego = ["collaborative"], [id_part]
         fusion = model.fusion
-        if fusion is not None and not model.late_content:
+        channel = getattr(model, "content_channel", False)
+        if fusion is not None and not model.late_content and not channel:
             tokens = fusion.tokens(None)
             phis, base = _shapley_content(fusion, tokens, fusion.tokens.missing)
             names += ["content_baseline", *fusion.tokens.modalities]
@@ -86,6 +87,12 @@ def item_vector_parts(model) -> tuple[list[str], np.ndarray]:
                 model.ii_graph, model.ii_graph_t, source, model.ii_layers
             )
         parts = out.view(n_items, len(ego), dim).permute(1, 0, 2)
+        if channel:
+            # content_path channel: the content is its own normalised channel, one part (its
+            # normalisation is not additive over modalities)
+            _, content_items = model.content_channel_vectors(model.ui_graph, model.ui_graph_t)
+            parts = torch.cat([parts, content_items[None]])
+            names.append("content_channel")
         if model.late_content:
             late = fusion.encode_all(n_items, parts.device)
             parts = torch.cat([parts, late[None]])

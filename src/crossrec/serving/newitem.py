@@ -131,6 +131,11 @@ def new_item_vector(serving, raw: dict[str, np.ndarray], neighbours: int = 10) -
                 tokens.append(projector.missing[i])
         ego = model.fusion.fuse_tokens(torch.stack(tokens)[None])[0]
         vector = ego / (model.ui_layers + 1) if model.ui_layers else ego.clone()
+        if model.content_channel:
+            # content_path channel: the content is not in the ego; without train edges the new
+            # item's channel is its own content, normalised (Recommender.content_channel_vectors)
+            vector = torch.nn.functional.normalize(ego, dim=-1)
+            ego = torch.zeros_like(ego)
         if model.ii_layers:
             layers = _item_graph_layers(serving)
             near = _neighbours(serving, unit, neighbours)
