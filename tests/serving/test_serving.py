@@ -8,15 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
+from crossrec.data.synthetic import bag_of_words
 from crossrec.serving.config import AnnConfig, FoldInConfig, RecommendConfig
-
-
-def _bag_of_words(texts: list[str], dim: int = 32) -> np.ndarray:
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    for i, text in enumerate(texts):
-        for word in text.lower().split():
-            out[i, sum(map(ord, word)) % dim] += 1.0
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +23,7 @@ def artifacts(synthetic_ingested):
     n_users, n_items = info["n_users"], info["n_items"]
     rng = np.random.default_rng(0)
     raw = {
-        "text": _bag_of_words((items["title"] + " " + items["description"]).tolist()),
+        "text": bag_of_words((items["title"] + " " + items["description"]).tolist(), dim=32),
         "image": rng.normal(size=(n_items, 8)).astype(np.float32),
     }
     features: dict = {}

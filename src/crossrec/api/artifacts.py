@@ -10,6 +10,9 @@ from crossrec.refresh.state import serving_artifacts
 from crossrec.serving.config import ARTIFACTS, OPTIONAL_ARTIFACTS
 from crossrec.serving.model import Artifacts
 
+#: prefix of a served refreshed_model version (``crossrec serve`` prints it, /api/model shows it)
+REFRESH_TAG = "refresh-"
+
 
 class MissingArtifactError(RuntimeError):
     """A catalog entry serving needs has no file yet: says which and what produces it."""
@@ -34,13 +37,10 @@ def latest_version(project_dir: Path, env: str | None, dataset: str | None) -> s
 
 
 def newest_version(trained: str | None, refreshed: str | None) -> str | None:
+    """The newer of two Kedro version stamps (they sort as text), a refreshed one tagged."""
     if refreshed is not None and (trained is None or refreshed > trained):
         return f"{REFRESH_TAG}{refreshed}"
     return trained
-
-
-#: prefix of a served refreshed_model version (``crossrec serve`` prints it, /api/model shows it)
-REFRESH_TAG = "refresh-"
 
 
 def _version(catalog, name: str = "trained_model") -> str | None:

@@ -198,3 +198,36 @@ def synthetic_ingest_params(dataset_dir: Path, **overrides: Any) -> dict[str, An
     params["split"].update(overrides.pop("split", {}))
     params.update(overrides)
     return params
+
+
+def bag_of_words(texts: list[str], dim: int = 64, normalise: bool = False) -> np.ndarray:
+    """Hashed word counts (crc32 of each lower-case word, mod ``dim``): a stand-in text feature
+    for the synthetic dataset, so tests of fuse / finetune / evaluate / serving need no encoder.
+    ``normalise`` divides each row by its L2 norm."""
+    import zlib
+
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for row, text in enumerate(texts):
+        for word in text.lower().split():
+            out[row, zlib.crc32(word.encode()) % dim] += 1.0
+    if normalise:
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out
+
+
+def mean_colour(paths: list[str | None], normalise: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Mean RGB of each image, centred on 0 (a 3-d stand-in image feature for the synthetic
+    dataset, whose classes differ by colour) and the mask of items that have an image.
+    ``normalise`` divides each row by its L2 norm."""
+    from PIL import Image
+
+    vectors = np.zeros((len(paths), 3), dtype=np.float32)
+    mask = np.zeros(len(paths), dtype=bool)
+    for row, path in enumerate(paths):
+        if path:
+            pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+            vectors[row] = pixels.reshape(-1, 3).mean(axis=0) - 0.5
+            mask[row] = True
+    if normalise:
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors, mask

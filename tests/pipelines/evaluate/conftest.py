@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from crossrec.data.synthetic import bag_of_words
+
 TINY_TRAINER = {
     "max_epochs": 2,
     "patience": 1,
@@ -16,14 +18,6 @@ TINY_TRAINER = {
     "devices": 1,
     "log_every_n_steps": 1,
 }
-
-
-def _bag_of_words(texts: list[str], dim: int = 32) -> np.ndarray:
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    for i, text in enumerate(texts):
-        for word in text.lower().split():
-            out[i, sum(map(ord, word)) % dim] += 1.0
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +30,10 @@ def evaluate_inputs(synthetic_ingested) -> dict:
     n_users, n_items = info["n_users"], info["n_items"]
     texts = (items["title"].fillna("") + " " + items["description"].fillna("")).tolist()
     rng = np.random.default_rng(0)
-    raw = {"text": _bag_of_words(texts), "image": rng.normal(size=(n_items, 8)).astype(np.float32)}
+    raw = {
+        "text": bag_of_words(texts, dim=32),
+        "image": rng.normal(size=(n_items, 8)).astype(np.float32),
+    }
     features: dict = {}
     for name, vectors in raw.items():
         mask = np.ones(n_items, dtype=bool)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import yaml
 
 from crossrec.config import ConfigError
+from crossrec.data.synthetic import bag_of_words, mean_colour
 from crossrec.models.bundle import load_recommender
 from crossrec.models.config import FinetuneConfig
 from crossrec.pipelines.finetune import create_pipeline
@@ -22,27 +22,6 @@ PARAMS = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_finetune.yml").rea
     "finetune"
 ]
 CATALOG = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog_finetune.yml").read_text())
-
-
-def _bag_of_words(texts: list[str], dim: int = 64) -> np.ndarray:
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    for row, text in enumerate(texts):
-        for word in text.lower().split():
-            out[row, zlib.crc32(word.encode()) % dim] += 1.0
-    return out
-
-
-def _mean_colour(paths) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image
-
-    vectors = np.zeros((len(paths), 3), dtype=np.float32)
-    mask = np.zeros(len(paths), dtype=bool)
-    for row, path in enumerate(paths):
-        if path:
-            pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
-            vectors[row] = pixels.reshape(-1, 3).mean(axis=0) - 0.5
-            mask[row] = True
-    return vectors, mask
 
 
 def _item_texts(ingested: dict) -> list[str]:
@@ -71,10 +50,10 @@ def fused(synthetic_ingested) -> dict:
     info = synthetic_ingested["dataset_info"]
     items = synthetic_ingested["items"].sort_values("item_idx")
     texts = (items["title"].fillna("") + " " + items["description"].fillna("")).tolist()
-    image, image_mask = _mean_colour(items["image_path"].tolist())
+    image, image_mask = mean_colour(items["image_path"].tolist())
     features = {
         "text": {
-            "vectors": _bag_of_words(texts),
+            "vectors": bag_of_words(texts),
             "mask": np.ones(len(items), bool),
             "source": "bow",
         },

@@ -8,11 +8,12 @@ graphs with fuse's own functions so the tuned model sees artifacts shaped like t
 from __future__ import annotations
 
 import copy
-import zlib
 from typing import Any
 
 import numpy as np
 import pytest
+
+from crossrec.data.synthetic import bag_of_words, mean_colour
 
 #: A small, fast finetune block (2-3 epochs on 60 users x 48 items, CPU).
 TINY_FINETUNE: dict[str, Any] = {
@@ -37,29 +38,6 @@ TINY_FINETUNE: dict[str, Any] = {
 }
 
 
-def hashed_bag_of_words(texts: list[str], dim: int = 64) -> np.ndarray:
-    """L2-normalised counts of crc32-hashed lower-case words."""
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    for row, text in enumerate(texts):
-        for word in text.lower().split():
-            out[row, zlib.crc32(word.encode()) % dim] += 1.0
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-
-
-def mean_colour(paths: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image
-
-    vectors = np.zeros((len(paths), 3), dtype=np.float32)
-    mask = np.zeros(len(paths), dtype=bool)
-    for row, path in enumerate(paths):
-        if path:
-            pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
-            vectors[row] = pixels.reshape(-1, 3).mean(axis=0) - 0.5
-            mask[row] = True
-    norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return vectors / norms, mask
-
-
 @pytest.fixture
 def tiny_finetune() -> dict[str, Any]:
     """A fresh copy of :data:`TINY_FINETUNE` (tests may edit it)."""
@@ -76,8 +54,8 @@ def synthetic_fused(synthetic_ingested: dict) -> dict[str, Any]:
     n_users, n_items = info["n_users"], info["n_items"]
     items = synthetic_ingested["items"].sort_values("item_idx")
     texts = (items["title"].fillna("") + " " + items["description"].fillna("")).tolist()
-    text = hashed_bag_of_words(texts)
-    image, image_mask = mean_colour(items["image_path"].tolist())
+    text = bag_of_words(texts, normalise=True)
+    image, image_mask = mean_colour(items["image_path"].tolist(), normalise=True)
     features = {
         "text": {"vectors": text, "mask": np.ones(n_items, bool), "source": "hashed-bow"},
         "image": {"vectors": image, "mask": image_mask, "source": "mean-colour"},
