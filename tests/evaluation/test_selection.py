@@ -65,7 +65,7 @@ def test_selection_picks_the_configuration_by_validation_not_test(
     )
     built = []
 
-    def scorer(spec, split_, seed):
+    def scorer(kind, spec, split_, seed):
         built.append(spec.neighbours)
         return _oracle(split.valid if spec.neighbours == 1 else split.test)
 

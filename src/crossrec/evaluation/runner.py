@@ -102,10 +102,12 @@ class Upstream:
         )
 
 
-def build_standalone(spec: BaselineConfig, split: EvalSplit, seed: int):
+def build_standalone(kind: type, spec: BaselineConfig, split: EvalSplit, seed: int):
     """A baseline that is not a finetune configuration (MostPop, ItemKNN, MF-BPR) as a ScoreFn:
-    the job function of those kinds (module level, so a worker process can run it)."""
-    return BASELINES.get(spec.kind).from_spec(spec, split, seed)
+    the job function of those kinds. ``kind`` is the registered class itself (pickled by
+    reference: a worker imports its module, which also registers a kind defined outside
+    crossrec)."""
+    return kind.from_spec(spec, split, seed)
 
 
 def job_threads(trained_model: dict) -> int:
@@ -268,8 +270,9 @@ class Evaluation:
         from crossrec.evaluation.jobs import Job
 
         label = f"{name} seed {seed}"
-        if not getattr(BASELINES.get(spec.kind), "trained", False):
-            return Job(label, build_standalone, (spec, self.split, seed)), None
+        kind = BASELINES.get(spec.kind)
+        if not getattr(kind, "trained", False):
+            return Job(label, build_standalone, (kind, spec, self.split, seed)), None
         from crossrec.evaluation.experiments import (
             baseline_config,
             select_modalities,
