@@ -259,6 +259,7 @@ def parse_variant(text: str) -> tuple[str, dict | str]:
 def report(frame, users, seeds: list[int], args, out: Path) -> None:
     """The CSVs, markdown tables and plot of the seeds done so far."""
     from crossrec.refresh.replay import (
+        ReplaySettings,
         group_table,
         in_group,
         paired_comparison,
@@ -266,6 +267,7 @@ def report(frame, users, seeds: list[int], args, out: Path) -> None:
         summary_table,
     )
 
+    share = args.new_user_history_share or ReplaySettings.new_user_history_share
     frame.to_csv(out / "refresh_replay.csv", index=False)
     users.to_csv(out / "refresh_replay_users.csv", index=False)
     several = len(seeds) > 1
@@ -304,8 +306,8 @@ def report(frame, users, seeds: list[int], args, out: Path) -> None:
     header = (
         f"{args.dataset}: base {args.base:.0%} of the interactions by time, {args.steps} "
         f"increments of {args.step:.0%}; refresh {args.epochs} epochs, new users "
-        f"{args.new_users}; new users tested from the first "
-        f"{args.new_user_history_share or 'default'} of their slice; variants {args.variant}; "
+        f"{args.new_users}; new users folded in from the first {share:.0%} of their slice; "
+        f"variants {args.variant}; "
         f"seeds {seeds}, {args.threads} CPU thread(s)\n\n"
     )
     (out / "refresh_replay.md").write_text(header + "\n\n".join(sections) + "\n")
