@@ -24,11 +24,20 @@ from crossrec.refresh.replay import (
 )
 
 
+def _late_users(s: dict, first_late: int = 48) -> DatasetTables:
+    """The synthetic tables with users ``first_late``.. arriving after everyone else (their
+    timestamps moved past the others'): the last slices hold users the earlier data never saw."""
+    inter = s["interactions"].copy()
+    late = inter["user_idx"].to_numpy() >= first_late
+    span = int(inter["timestamp"].max() - inter["timestamp"].min()) + 1
+    inter.loc[late, "timestamp"] += span
+    return DatasetTables(inter, s["items"], s["users"], s["dataset_info"])
+
+
 def test_replay_reports_every_method_on_the_next_slice(
     synthetic_ingested, tmp_path: Path, tiny_finetune_params
 ):
-    s = synthetic_ingested
-    tables = DatasetTables(s["interactions"], s["items"], s["users"], s["dataset_info"])
+    tables = _late_users(synthetic_ingested)
     rng = np.random.default_rng(0)
     n = len(tables.items)
     features = {
@@ -52,20 +61,45 @@ def test_replay_reports_every_method_on_the_next_slice(
     frame = result.frame
     methods = ["incremental", "random_users", "early_stop", "full_retrain", "fold_in", "never"]
     assert list(frame["method"].unique()) == methods
-    assert frame["test_slice"].tolist() == [k for k in (1, 2, 3) for _ in methods]
-    first = frame[frame["test_slice"] == 1]
+    groups = ["known", "new", "all"]
+    assert frame["test_slice"].tolist() == [k for k in (1, 2, 3) for _ in methods for _ in groups]
+    assert frame["group"].tolist() == groups * (3 * len(methods))
+    known = frame[frame["group"] == "known"]
+    first = known[known["test_slice"] == 1]
     assert first["recall@10"].nunique() == 1  # before any increment every model is the base one
-    later = frame[frame["test_slice"] == 3]
+    later = known[known["test_slice"] == 3]
     assert (later["users_known"] >= first["users_known"].iloc[0]).all()
-    assert (frame.loc[frame["method"] == "incremental", "epochs"].iloc[1:] == 1).all()
-    table = summary_table(frame, "recall@10")
+    assert (known.loc[known["method"] == "incremental", "epochs"].iloc[1:] == 1).all()
+    table = summary_table(frame, "recall@10", group="known")
     assert list(table.index) == [1, 2, 3] and "full_retrain_wall_s" in table
-    # the per-user rows average back to the table's means
-    users = result.per_user.groupby(["test_slice", "method"], sort=False)["recall@10"].mean()
-    means = frame.set_index(["test_slice", "method"])["recall@10"]
-    assert np.allclose(users.loc[means.index].to_numpy(), means.to_numpy())
-    counts = result.per_user.groupby(["test_slice", "method"]).size()
-    assert (counts.loc[means.index].to_numpy() == frame["users"].to_numpy()).all()
+    # the late users: new in the last slice (12 users, all with enough rows to be tested)
+    counts = frame.set_index(["test_slice", "method", "group"])
+    new = counts.xs("new", level="group")
+    assert (new.loc[3, "users"] + new.loc[3, "users_untestable"] == 12).all()
+    assert (new.loc[3, "users"] > 0).all() and (new.loc[[1, 2], "users"] == 0).all()
+    assert new.loc[[1, 2], "recall@10"].isna().all()  # no new user: no mean, not 0
+    for column in ("users", "users_in_slice", "users_untestable", "rows_unknown_item"):
+        pooled = counts.xs("known", level="group")[column] + new[column]
+        assert (counts.xs("all", level="group")[column] == pooled).all(), column
+    # the folded-in new users are ranked from their history: better than ties
+    assert (new.loc[3, "recall@10"] > 0).all()
+    # the per-user rows average back to the table's means, group by group
+    per_user = result.per_user
+    assert set(per_user["group"]) == {"known", "new"}
+    for group in ("known", "new", "all"):
+        rows = per_user if group == "all" else per_user[per_user["group"] == group]
+        means = counts.xs(group, level="group")
+        users = rows.groupby(["test_slice", "method"])["recall@10"].mean()
+        tested = means[means["users"] > 0]
+        assert np.allclose(users.loc[tested.index].to_numpy(), tested["recall@10"].to_numpy())
+        sizes = rows.groupby(["test_slice", "method"]).size()
+        assert (sizes.reindex(means.index, fill_value=0) == means["users"]).all()
+    paired = paired_comparison(per_user.assign(seed=0), "incremental", "full_retrain", "recall@10")
+    assert paired.loc[3, "users"] == counts.loc[(3, "incremental", "all"), "users"]
+    new_only = paired_comparison(
+        per_user.assign(seed=0), "incremental", "full_retrain", "recall@10", "new"
+    )
+    assert list(new_only.index) == [3]
 
 
 def test_never_refreshed_model_cannot_rank_later_users_or_items():
