@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from llm_bench import draw_batch, sub_catalogue, train_step
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -65,15 +66,6 @@ def load_items(dataset: str, n_fallback: int = 400) -> tuple[list[str], dict]:
     return texts, {"image": {"vectors": image, "mask": np.ones(n_fallback, bool)}}
 
 
-def draw_batch(n_items: int, batch: int, negatives: int, seed: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
-    return {
-        "pos": rng.choice(n_items, size=batch, replace=False),
-        "neg": rng.integers(0, n_items, size=(batch, negatives)),
-        "shared": rng.choice(n_items, size=negatives, replace=False),
-    }
-
-
 def run_path(path: str, args: argparse.Namespace, queue) -> None:
     """Build the encoder for ``path``, time ``args.steps`` training steps, report to ``queue``."""
     import torch
@@ -90,15 +82,7 @@ def run_path(path: str, args: argparse.Namespace, queue) -> None:
         items = np.unique(np.concatenate([batch["pos"], batch["neg"].ravel()]))
     else:
         items = np.unique(np.concatenate([batch["pos"], batch["shared"]]))
-    remap = {int(i): j for j, i in enumerate(items)}
-    sub_texts = [texts[i] for i in items]
-    sub_features = {
-        "image": {
-            "vectors": np.asarray(features["image"]["vectors"])[items],
-            "mask": np.asarray(features["image"]["mask"])[items],
-        },
-        "__order__": ["image"],
-    }
+    remap, sub_texts, sub_features = sub_catalogue(texts, features, items)
     config = LLMFusionConfig(
         mode=args.mode,
         top_n_layers=args.top_n,
@@ -122,18 +106,8 @@ def run_path(path: str, args: argparse.Namespace, queue) -> None:
     optimizer = torch.optim.Adam(params, lr=1e-4)
 
     def step() -> None:
-        if path == "naive":  # main before the cache: two calls, per-example negatives
-            p = encoder(pos)
-            n = encoder(neg.reshape(-1)).view(*neg.shape, -1)
-        else:  # one call: every distinct item once
-            both = encoder(torch.cat([pos.unsqueeze(1), neg], dim=1).reshape(-1))
-            both = both.view(len(pos), -1, both.shape[-1])
-            p, n = both[:, 0], both[:, 1:]
-        scores = (users * p).sum(-1, keepdim=True) - torch.einsum("bd,bkd->bk", users, n)
-        loss = -torch.nn.functional.logsigmoid(scores).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        # naive = main before the cache: two calls, per-example negatives; else one call
+        train_step(encoder, optimizer, users, pos, neg, one_call=path != "naive")
 
     if path == "cached":  # warm-up (allocations, first-call overheads); naive steps are long
         step()

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from crossrec.config import ConfigError, parse_params
+from crossrec.evaluation import runner
 from crossrec.evaluation.baselines import MostPopular
 from crossrec.evaluation.config import BaselineConfig, EvaluateConfig, MFBPRConfig
 from crossrec.evaluation.mf_bpr import train_mf_bpr, validation_recall
@@ -55,6 +56,7 @@ def test_selection_picks_the_configuration_by_validation_not_test(
             "seeds": [0, 1],
             "slices": ["valid", "test"],
             "history_quantiles": [],
+            "workers": 1,
             "baselines": {
                 "knn": {"kind": "item_knn", "grid": {"neighbours": [2, 1], "shrink": [0.0]}}
             },
@@ -63,11 +65,11 @@ def test_selection_picks_the_configuration_by_validation_not_test(
     )
     built = []
 
-    def scorer(self, name, spec, seed, trained_model):
+    def scorer(kind, spec, split_, seed):
         built.append(spec.neighbours)
         return _oracle(split.valid if spec.neighbours == 1 else split.test)
 
-    monkeypatch.setattr(Evaluation, "_baseline_scorer", scorer)
+    monkeypatch.setattr(runner, "build_standalone", scorer)  # in process: workers 1
     out = Evaluation(cfg, split, upstream).baseline_runs({"config": {}})["knn"]
     selection = out["selection"]
     assert selection["chosen"] == {"neighbours": 1, "shrink": 0.0}

@@ -108,23 +108,12 @@ WORDS = (
 
 def make_tiny_llama(folder: Path, n_layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
     """Save a random LlamaForCausalLM + tokenizer that AutoModel/AutoTokenizer load."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from crossrec.models.fusion.random_llm import save_random_llama
 
-    vocab = {"<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3}
-    for word in WORDS:
-        vocab.setdefault(word, len(vocab))
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="<pad>",
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-    )
-    config = LlamaConfig(
+    return save_random_llama(
+        folder,
+        WORDS,
+        seed=seed,
         vocab_size=256,
         hidden_size=hidden,
         intermediate_size=2 * hidden,
@@ -132,14 +121,7 @@ def make_tiny_llama(folder: Path, n_layers: int = 2, hidden: int = 32, seed: int
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=128,
-        pad_token_id=0,
-        bos_token_id=2,
-        eos_token_id=3,
     )
-    torch.manual_seed(seed)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="session")

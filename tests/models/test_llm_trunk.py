@@ -62,6 +62,27 @@ def test_trunk_cache_hit_miss_and_invalidation(
     assert len(list(cache_dir.iterdir())) == 3
 
 
+def test_precompute_trunk_fills_the_cache_the_build_reads(
+    tiny_llama4_dir, toy_items, tmp_path, caplog
+):
+    from crossrec.models.fusion.llm_encoder import precompute_trunk
+
+    texts, features = toy_items
+    kwargs = {"mode": "lora", "top_n_layers": 1, "trunk_cache_dir": str(tmp_path / "trunk")}
+    config = LLMFusionConfig(model=str(tiny_llama4_dir), **kwargs)
+    with caplog.at_level(logging.INFO, logger="crossrec.models.fusion.llm_trunk"):
+        precompute_trunk(texts, config, "cpu")
+        assert "over 12 item texts" in _trunk_log(caplog)
+        caplog.clear()
+        encoder = _build(tiny_llama4_dir, texts, features, **kwargs)
+        assert "all 12 items from the cache" in _trunk_log(caplog)
+    fresh = _build(tiny_llama4_dir, texts, features, **{**kwargs, "trunk_cache_dir": None})
+    torch.testing.assert_close(encoder.item_data()["trunk"], fresh.item_data()["trunk"])
+    for bad in ({"mode": "full"}, {"trunk_cache": False}, {"trunk_cache_dir": None}):
+        with pytest.raises(ValueError, match="precompute_trunk: needs llm.trunk_cache true"):
+            precompute_trunk(texts, {**config.model_dump(), **bad}, "cpu")
+
+
 def test_trunk_cache_store_roundtrip_and_corrupt_shard(tmp_path):
     cache = TrunkCache(tmp_path, {"model": "m", "trunk_layers": 1})
     arrays = [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones((4, 3), np.float32)]

@@ -171,6 +171,10 @@ class EvaluateConfig(StrictConfig):
     baselines: dict[str, BaselineConfig] = Field(default_factory=dict)
     #: which baselines pick their configuration from their grid on validation
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    #: worker processes for the independent training runs (extra seeds, baseline seeds, grid
+    #: points; crossrec.evaluation.jobs): auto = usable cores // torch threads per run, at most
+    #: one per run, 1 on CUDA; 1 = in this process, one run after the other
+    workers: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
 
     @field_validator("ks")
     @classmethod

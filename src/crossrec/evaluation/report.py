@@ -9,6 +9,10 @@ from crossrec.evaluation.before_after import before_after_section
 
 logger = logging.getLogger(__name__)
 
+#: evaluation_timings.json's entry for the training nodes (wall time, workers); the others are
+#: models
+NODES_KEY = "__nodes__"
+
 MetricsTable = dict[str, dict[str, dict[str, dict[str, float]]]]  # model -> slice -> metric -> stat
 
 
@@ -197,9 +201,32 @@ def _training_time(timing: dict) -> str:
     return str(timing["train_s"])
 
 
+def model_timings(timings: dict) -> dict:
+    """evaluation_timings.json's per-model entries (without the nodes' entry)."""
+    return {name: timing for name, timing in timings.items() if name != NODES_KEY}
+
+
+def nodes_note(timings: dict) -> list[str]:
+    """One line per training node: its wall time and the worker processes it trained on."""
+    lines = []
+    for node, entry in timings.get(NODES_KEY, {}).items():
+        if entry.get("jobs"):
+            lines.append(
+                f"`{node}`: {entry['jobs']} training runs on {entry['workers']} worker "
+                f"process(es) (evaluate.workers), {entry['wall_s']} s wall time."
+            )
+    if any(entry.get("workers", 1) > 1 for entry in timings.get(NODES_KEY, {}).values()):
+        lines.append(
+            "Training (s) sums each model's runs; runs on several workers overlap, so the "
+            "sum can exceed the wall time."
+        )
+    return [" ".join(lines), ""] if lines else []
+
+
 def selection_section(timings: dict) -> list[str]:
     """The configuration each searched baseline chose on validation, from how many."""
     rows = []
+    timings = model_timings(timings)
     for name, timing in timings.items():
         sel = timing.get("selection")
         if not sel:
@@ -347,9 +374,13 @@ def build_report(
         "",
         markdown_table(
             ["model", "training (s)", "evaluation (s)", "runs"],
-            [[m, _training_time(t), t["eval_s"], t["seeds"]] for m, t in timings.items()],
+            [
+                [m, _training_time(t), t["eval_s"], t["seeds"]]
+                for m, t in model_timings(timings).items()
+            ],
         ),
         "",
+        *nodes_note(timings),
     ]
     report_md = "\n".join(parts)
     logger.info("evaluation (test, mean ± std over seeds):\n%s", test_table)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ from crossrec.evaluation.protocol import (
     per_user_seed_mean,
     ranking_slices,
 )
-from crossrec.evaluation.report import fmt
+from crossrec.evaluation.report import NODES_KEY, fmt
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,39 @@ class Upstream:
         )
 
 
+def build_standalone(kind: type, spec: BaselineConfig, split: EvalSplit, seed: int):
+    """A baseline that is not a finetune configuration (MostPop, ItemKNN, MF-BPR) as a ScoreFn:
+    the job function of those kinds. ``kind`` is the registered class itself (pickled by
+    reference: a worker imports its module, which also registers a kind defined outside
+    crossrec)."""
+    return kind.from_spec(spec, split, seed)
+
+
+def job_threads(trained_model: dict) -> int:
+    """torch threads of one training run: the trained model's ``trainer.cpu_threads`` (which
+    every baseline inherits), resolved as training resolves it; torch's default = every core."""
+    from crossrec.models.config import TrainerConfig
+    from crossrec.models.training import resolve_cpu_threads, usable_cpu_cores
+
+    trainer = (trained_model.get("config") or {}).get("trainer") or {}
+    value = trainer.get("cpu_threads", TrainerConfig().cpu_threads)
+    return resolve_cpu_threads(value) or usable_cpu_cores()
+
+
+@dataclass(eq=False)
+class _BaselinePlan:
+    """One baseline's runs: its seeds, and its grid jobs (with their TrainingData) when
+    selection searches it; ``spec`` becomes the chosen point once selection has run."""
+
+    name: str
+    spec: BaselineConfig
+    seeds: list[int]
+    selection_seed: int | None = None
+    grid_jobs: list = field(default_factory=list)
+    selection: dict | None = None
+    reuse: Any = None
+
+
 class Evaluation:
     """One evaluation run: the config, the split and the upstream artifacts, shared by every
     model evaluated in it."""
@@ -140,12 +173,29 @@ class Evaluation:
             chunk_users=self.cfg.chunk_users,
         )
 
+    # ------------------------------------------------------------------ training jobs
+    def _pool(self, trained_model: dict, n_jobs: int, desc: str):
+        """A :class:`~crossrec.evaluation.jobs.JobPool` sized by ``evaluate.workers``."""
+        from crossrec.evaluation.jobs import JobPool, resolve_workers
+
+        threads = job_threads(trained_model)
+        on_gpu = self.device.startswith("cuda")
+        workers = resolve_workers(self.cfg.workers, n_jobs, threads, on_gpu)
+        return JobPool(workers, threads, desc, total=n_jobs)
+
+    @staticmethod
+    def _node_record(pool, jobs: int, wall_s: float) -> dict:
+        return {"wall_s": round(wall_s, 2), "workers": pool.workers, "jobs": jobs}
+
     # ------------------------------------------------------------------ the trained model
     def model_runs(self, trained_model: dict, default_seed: int) -> dict:
         """The trained model for every seed in ``seeds``: the artifact for the seed it was
-        trained with, the same configuration retrained for the others."""
+        trained with, the same configuration retrained for the others (in parallel,
+        ``evaluate.workers``)."""
         from crossrec.evaluation.experiments import bundle_seed, model_score_fn, train_variant
+        from crossrec.evaluation.jobs import Job
 
+        node_start = time.perf_counter()
         cfg = self.cfg
         config = dict(trained_model["config"])
         data = self.upstream.training_data(config)
@@ -157,16 +207,22 @@ class Evaluation:
                 trained_seed,
                 cfg.seeds,
             )
+        where = f"{cfg.model_name} (trained_model config)"
+        jobs = [
+            Job(f"{cfg.model_name} seed {seed}", train_variant, (data, config, seed, where))
+            for seed in cfg.seeds
+            if seed != trained_seed
+        ]
+        with self._pool(trained_model, len(jobs), f"{cfg.model_name} seeds") as pool:
+            trained = iter(pool.run(jobs))
         runs, bundles, train_s, eval_s = [], [], 0.0, 0.0
         reused = 0
-        for seed in _progress(cfg.seeds, f"{cfg.model_name} seeds"):
-            start = time.perf_counter()
+        for seed in cfg.seeds:
             if seed == trained_seed:
                 bundle, reused = trained_model, reused + 1
             else:
-                where = f"{cfg.model_name} (trained_model config)"
-                bundle = train_variant(data, config, seed, where=where)
-            train_s += time.perf_counter() - start
+                bundle, seconds = next(trained)
+                train_s += seconds
             start = time.perf_counter()
             runs.append(self.run(model_score_fn(bundle, data, self.device)))
             eval_s += time.perf_counter() - start
@@ -188,6 +244,7 @@ class Evaluation:
             "bundles": bundles,
             # the artifact's own training time is finetune's, not spent here
             "reused_seeds": reused,
+            "node": self._node_record(pool, len(jobs), time.perf_counter() - node_start),
         }
 
     # ------------------------------------------------------------------ baselines
@@ -207,75 +264,108 @@ class Evaluation:
         )
         return True
 
-    def _trained_baseline(self, name: str, spec: BaselineConfig, trained_model: dict):
-        """(data, config) of a ``finetune``-kind baseline, or None when it cannot run here."""
-        from crossrec.evaluation.experiments import select_modalities
+    def _baseline_job(self, name: str, spec: BaselineConfig, seed: int, trained_model: dict):
+        """(job training ``spec`` with ``seed``, TrainingData to score its bundle with, or None
+        when the job's artefact is the scorer itself)."""
+        from crossrec.evaluation.jobs import Job
 
-        if self._trained_baseline_skipped(name, spec):
-            return None
+        label = f"{name} seed {seed}"
+        kind = BASELINES.get(spec.kind)
+        if not getattr(kind, "trained", False):
+            return Job(label, build_standalone, (kind, spec, self.split, seed)), None
+        from crossrec.evaluation.experiments import (
+            baseline_config,
+            select_modalities,
+            train_variant,
+        )
+
         features = select_modalities(self.upstream.fused_item_features, spec.modalities)
-        from crossrec.evaluation.experiments import baseline_config
-
         config = baseline_config(
             trained_model["config"], self.cfg.baseline_defaults, spec.overrides
         )
-        return self.upstream.training_data(config, features=features), config
+        data = self.upstream.training_data(config, features=features)
+        where = f"{WHERE}.baselines.{name}"
+        return Job(label, train_variant, (data, config, seed, where)), data
 
-    def _baseline_scorer(self, name: str, spec: BaselineConfig, seed: int, trained_model: dict):
-        """A ScoreFn of ``spec`` trained / built with ``seed``, or None when it cannot run."""
-        kind = BASELINES.get(spec.kind)
-        if not getattr(kind, "trained", False):
-            return kind.from_spec(spec, self.split, seed)
-        from crossrec.evaluation.experiments import model_score_fn, train_variant
+    def _scorer(self, artefact, data):
+        """A ScoreFn from a job's artefact: a finetune bundle is loaded on ``data``."""
+        if data is None:
+            return artefact
+        from crossrec.evaluation.experiments import model_score_fn
 
-        prepared = self._trained_baseline(name, spec, trained_model)
-        if prepared is None:
-            return None
-        data, config = prepared
-        bundle = train_variant(data, config, seed, where=f"{WHERE}.baselines.{name}")
-        return model_score_fn(bundle, data, self.device)
+        return model_score_fn(artefact, data, self.device)
 
-    def _select(self, name: str, spec: BaselineConfig, seed: int, trained_model: dict):
-        """(chosen spec, selection record, the chosen point's scorer for ``seed``) from the
-        baseline's grid, each point scored on the validation slice only."""
+    def _plan(self, trained_model: dict) -> list[_BaselinePlan]:
+        """Every enabled baseline that can run here, with its seeds and its grid jobs."""
+        from crossrec.evaluation.selection import apply_point, is_searched
+
+        plans = []
+        for name, spec in self.cfg.baselines.items():
+            if not spec.enabled:
+                continue
+            kind = BASELINES.get(spec.kind)
+            if getattr(kind, "trained", False) and self._trained_baseline_skipped(name, spec):
+                continue
+            seeds = list(spec.seeds or self.cfg.seeds)
+            if getattr(kind, "deterministic", False):
+                seeds = seeds[:1]  # deterministic scorers: one run
+            plan = _BaselinePlan(name, spec, seeds)
+            if is_searched(spec, self.cfg.selection):
+                seed = self.cfg.selection.seed
+                plan.selection_seed = seeds[0] if seed is None else seed
+                for point in spec.grid.points():
+                    job, data = self._baseline_job(
+                        name, apply_point(spec, point), plan.selection_seed, trained_model
+                    )
+                    label = f"{name} grid {point} seed {plan.selection_seed}"
+                    plan.grid_jobs.append((replace(job, label=label), data))
+            plans.append(plan)
+        return plans
+
+    def _select(self, plan: _BaselinePlan, trained: list[tuple[Any, float]]) -> None:
+        """Score the plan's trained grid points on the validation slice only and keep the best:
+        ``plan.spec`` becomes the chosen point, ``plan.selection`` its record."""
         from crossrec.evaluation.selection import apply_point, select
 
         sel = self.cfg.selection
         valid = [s for s in self.slices if s.name == "valid"] or ranking_slices(
             self.split, ["valid"]
         )
+        ks = sorted({*self.cfg.ks, int(sel.metric.partition("@")[2])})
+        start = time.perf_counter()
 
-        def score(candidate: BaselineConfig):
-            scorer = self._baseline_scorer(name, candidate, seed, trained_model)
-            if scorer is None:
-                return float("nan"), None
-            ks = sorted({*self.cfg.ks, int(sel.metric.partition("@")[2])})
+        def score(index: int, candidate: BaselineConfig):
+            artefact, _ = trained[index]
+            scorer = self._scorer(artefact, plan.grid_jobs[index][1])
             result = evaluate_scorer(
                 scorer, self.split, valid, ks, self.cfg.k, None, device=self.device
             )
             return float(np.mean(result["valid"]["metrics"][sel.metric])), scorer
 
-        start = time.perf_counter()
-        best, trials, scorer = select(spec, score)
+        best, trials, scorer = select(plan.spec, score)
         chosen = trials[best]["config"]
-        record = {
+        train_s = sum(seconds for _, seconds in trained)
+        plan.selection = {
             "metric": f"valid {sel.metric}",
-            "seed": seed,
+            "seed": plan.selection_seed,
             "grid_size": len(trials),
             "chosen": chosen,
             "trials": trials,
-            "select_s": round(time.perf_counter() - start, 2),
+            # the grid's training (summed over its runs, however many ran at once) + scoring
+            "select_s": round(train_s + time.perf_counter() - start, 2),
         }
         logger.info(
             "baseline %s: %s chosen from %d configurations on valid %s (%.4f), %.1fs",
-            name,
+            plan.name,
             chosen,
             len(trials),
             sel.metric,
             trials[best]["valid"],
-            record["select_s"],
+            plan.selection["select_s"],
         )
-        return apply_point(spec, chosen), record, scorer
+        plan.spec = apply_point(plan.spec, chosen)
+        if plan.selection_seed in plan.seeds:
+            plan.reuse = scorer  # the chosen point already ran with this seed
 
     def baseline_runs(self, trained_model: dict) -> dict:
         """Every enabled baseline on the same split, slices and ranking code as the model.
@@ -285,47 +375,74 @@ class Evaluation:
         merged in (:func:`crossrec.evaluation.experiments.baseline_config`). A baseline that
         ``evaluate.selection`` covers first picks its configuration from its ``grid`` on the
         validation split (:mod:`crossrec.evaluation.selection`); its seeds then run with it.
+        Training runs go to ``evaluate.workers`` processes in two waves: every grid point and
+        every seed of the baselines without a grid, then the seeds of the searched baselines.
         """
-        from crossrec.evaluation.selection import is_searched
-
+        node_start = time.perf_counter()
+        plans = self._plan(trained_model)
+        first = []  # (plan, seed or None for a grid point, job, data)
+        for plan in plans:
+            first += [(plan, None, job, data) for job, data in plan.grid_jobs]
+            if not plan.grid_jobs:
+                first += [
+                    (plan, seed, *self._baseline_job(plan.name, plan.spec, seed, trained_model))
+                    for seed in plan.seeds
+                ]
+        later = sum(
+            len([s for s in p.seeds if s != p.selection_seed]) for p in plans if p.grid_jobs
+        )
+        n_jobs = len(first) + later
+        with self._pool(trained_model, n_jobs, "baselines") as pool:
+            done = pool.run([job for *_, job, _ in first])
+            for plan in plans:
+                if plan.grid_jobs:
+                    self._select(
+                        plan, [r for r, f in zip(done, first, strict=True) if f[0] is plan]
+                    )
+            second = [
+                (plan, seed, *self._baseline_job(plan.name, plan.spec, seed, trained_model))
+                for plan in plans
+                if plan.grid_jobs
+                for seed in plan.seeds
+                if not (seed == plan.selection_seed and plan.reuse is not None)
+            ]
+            done += pool.run([job for *_, job, _ in second])
+        trained = {
+            (id(plan), seed): (result, data)
+            for (plan, seed, _, data), result in zip(first + second, done, strict=True)
+            if seed is not None
+        }
         out: dict[str, dict] = {}
-        enabled = [(name, spec) for name, spec in self.cfg.baselines.items() if spec.enabled]
-        for name, spec in _progress(enabled, "baselines"):
-            kind = BASELINES.get(spec.kind)
-            if getattr(kind, "trained", False) and self._trained_baseline_skipped(name, spec):
-                continue
-            seeds = list(spec.seeds or self.cfg.seeds)
-            if getattr(kind, "deterministic", False):
-                seeds = seeds[:1]  # deterministic scorers: one run
-            selection, reuse = None, {}
-            if is_searched(spec, self.cfg.selection):
-                seed = self.cfg.selection.seed
-                seed = seeds[0] if seed is None else seed
-                spec, selection, scorer = self._select(name, spec, seed, trained_model)
-                if seed in seeds and scorer is not None:
-                    reuse[seed] = scorer  # the chosen point already ran with this seed
+        node = self._node_record(pool, len(first) + len(second), 0.0)
+        for plan in plans:
             runs, train_s, eval_s = [], 0.0, 0.0
-            for seed in seeds:
-                start = time.perf_counter()
-                if seed in reuse:
-                    scorer = reuse.pop(seed)
+            for seed in plan.seeds:
+                if (id(plan), seed) in trained:
+                    (artefact, seconds), data = trained[(id(plan), seed)]
+                    scorer, train_s = self._scorer(artefact, data), train_s + seconds
                 else:
-                    scorer = self._baseline_scorer(name, spec, seed, trained_model)
-                train_s += time.perf_counter() - start
+                    scorer = plan.reuse
                 start = time.perf_counter()
                 runs.append(self.run(scorer))
                 eval_s += time.perf_counter() - start
-            out[name] = {"runs": runs, "seeds": seeds, "train_s": train_s, "eval_s": eval_s}
-            if selection is not None:
-                out[name]["selection"] = selection
+            out[plan.name] = {
+                "runs": runs,
+                "seeds": plan.seeds,
+                "train_s": train_s,
+                "eval_s": eval_s,
+                "node": node,
+            }
+            if plan.selection is not None:
+                out[plan.name]["selection"] = plan.selection
             test = aggregate_seeds(runs).get("test", {})
             logger.info(
                 "baseline %s: test recall@20 %s (train %.1fs, eval %.1fs)",
-                name,
+                plan.name,
                 fmt(test.get("recall@20")),
                 train_s,
                 eval_s,
             )
+        node["wall_s"] = round(time.perf_counter() - node_start, 2)
         return out
 
     # ------------------------------------------------------------------ ablation
@@ -446,4 +563,17 @@ def summarize(
         | ({"selection": entry["selection"]} if "selection" in entry else {})
         for name, entry in everything.items()
     }
+    timings[NODES_KEY] = node_timings(model_runs, baseline_runs)
     return metrics, significance, timings
+
+
+def node_timings(model_runs: dict, baseline_runs: dict) -> dict:
+    """Wall time, worker processes and training jobs of the two training nodes: a model's
+    ``train_s`` sums its jobs, which overlap when several workers ran them."""
+    out = {}
+    if "node" in model_runs:
+        out["evaluate_trained_model"] = model_runs["node"]
+    node = next((entry["node"] for entry in baseline_runs.values() if "node" in entry), None)
+    if node is not None:
+        out["evaluate_baselines"] = node
+    return out

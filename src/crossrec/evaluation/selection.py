@@ -46,9 +46,10 @@ def apply_point(spec: BaselineConfig, point: dict[str, Any]) -> BaselineConfig:
 
 
 def select(
-    spec: BaselineConfig, score: Callable[[BaselineConfig], tuple[float, Any]]
+    spec: BaselineConfig, score: Callable[[int, BaselineConfig], tuple[float, Any]]
 ) -> tuple[int, list[dict[str, Any]], Any]:
-    """Score every grid point with ``score(spec) -> (validation value, artefact)``.
+    """Score every grid point with ``score(index, spec) -> (validation value, artefact)``
+    (``index`` into ``spec.grid.points()``: the runner trains every point first, in parallel).
 
     Returns the index of the best point, one ``{"config", "valid"}`` row per point, and the
     best point's artefact (e.g. its trained scorer, reused for the selection seed).
@@ -56,7 +57,7 @@ def select(
     assert spec.grid is not None
     trials, best, best_value, kept = [], -1, float("-inf"), None
     for index, point in enumerate(spec.grid.points()):
-        value, artefact = score(apply_point(spec, point))
+        value, artefact = score(index, apply_point(spec, point))
         trials.append({"config": point, "valid": float(value)})
         if value > best_value:
             best, best_value, kept = index, value, artefact

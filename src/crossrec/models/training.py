@@ -56,6 +56,12 @@ def resolve_precision(trainer: TrainerConfig) -> str:
     return "32-true"
 
 
+def usable_cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, usable or 1)
+
+
 def resolve_cpu_threads(value: int | str | None) -> int | None:
     """torch intra-op threads for ``trainer.cpu_threads``: an int as is, None = torch's default
     (one per core), ``auto`` = min(4, max(1, usable cores // 2)).
@@ -68,8 +74,7 @@ def resolve_cpu_threads(value: int | str | None) -> int | None:
     """
     if value != "auto":
         return value
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(4, (usable or 1) // 2))
+    return max(1, min(4, usable_cpu_cores() // 2))
 
 
 #: Lightning noise repeated on every run (for each baseline and seed) that says nothing about

@@ -396,6 +396,50 @@ def load_backbone(model_dir: Path, config: LLMFusionConfig) -> tuple[nn.Module, 
     return backbone, tokenizer
 
 
+def _trunk(
+    backbone: nn.Module,
+    model_dir: Path,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    config: LLMFusionConfig,
+) -> torch.Tensor:
+    """The trunk's output for every item, from the disk cache where possible."""
+    layers = decoder_layers(backbone)
+    n_trunk = len(layers) - config.top_n_layers
+    cache = None
+    if config.trunk_cache_dir is not None:
+        settings = trunk_settings(model_dir, n_trunk, config.dtype)
+        cache = TrunkCache(config.trunk_cache_dir, settings)
+    return load_or_compute_trunk(
+        backbone, layers[:n_trunk], input_ids, attention_mask, cache, config.trunk_batch_size
+    )
+
+
+def precompute_trunk(
+    item_texts: list[str], config: LLMFusionConfig | dict, device: str | torch.device
+) -> None:
+    """Fill the disk trunk cache for ``item_texts`` with the LLM on ``device`` (a GPU).
+
+    Why: :func:`build_llm_item_encoder` runs the trunk where the model is loaded, on the CPU,
+    before a trainer moves the model to its device; once every item text is in the cache the
+    build computes nothing.
+    """
+    from crossrec.config import parse_params
+
+    config = parse_params(LLMFusionConfig, config, where="finetune model config: llm")
+    if not uses_trunk(config) or config.trunk_cache_dir is None:
+        raise ValueError(
+            "precompute_trunk: needs llm.trunk_cache true, a mode other than full and a "
+            f"trunk_cache_dir (got mode={config.mode!r}, trunk_cache={config.trunk_cache}, "
+            f"trunk_cache_dir={config.trunk_cache_dir!r})"
+        )
+    model_dir = resolve_model_dir(config.model)
+    backbone, tokenizer = load_backbone(model_dir, config)
+    _check_top_n(config, len(decoder_layers(backbone)))
+    input_ids, attention_mask = tokenize_texts(tokenizer, item_texts, config.max_text_tokens)
+    _trunk(backbone.to(device).eval(), model_dir, input_ids, attention_mask, config)
+
+
 def build_llm_item_encoder(
     item_texts: list[str], item_features: dict, config: LLMFusionConfig | dict
 ) -> LLMItemEncoder:
@@ -434,20 +478,7 @@ def build_llm_item_encoder(
     input_ids, attention_mask = tokenize_texts(tokenizer, item_texts, config.max_text_tokens)
     trunk = None
     if uses_trunk(config):
-        layers = decoder_layers(backbone)
-        n_trunk = len(layers) - config.top_n_layers
-        cache = None
-        if config.trunk_cache_dir is not None:
-            settings = trunk_settings(model_dir, n_trunk, config.dtype)
-            cache = TrunkCache(config.trunk_cache_dir, settings)
-        trunk = load_or_compute_trunk(
-            backbone.eval(),
-            layers[:n_trunk],
-            input_ids,
-            attention_mask,
-            cache,
-            config.trunk_batch_size,
-        )
+        trunk = _trunk(backbone.eval(), model_dir, input_ids, attention_mask, config)
     # from_pretrained returns eval mode; nn.Modules start in train mode (LoRA dropout and
     # gradient checkpointing only act in training), and Lightning keeps whatever mode it finds.
     encoder = LLMItemEncoder(backbone, input_ids, attention_mask, features, config, trunk)

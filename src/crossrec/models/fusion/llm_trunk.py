@@ -199,7 +199,9 @@ def compute_trunk(
     mask: torch.Tensor,
     batch_size: int = 32,
 ) -> list[np.ndarray]:
-    """Each item's trunk hidden states (its real tokens only), batched by similar length."""
+    """Each item's trunk hidden states (its real tokens only), batched by similar length.
+    Runs where ``backbone`` is: ``ids`` / ``mask`` may stay on the CPU."""
+    device = backbone.get_input_embeddings().weight.device
     lengths = mask.sum(dim=1)
     order = torch.argsort(lengths, descending=True).tolist()
     out: list[np.ndarray | None] = [None] * len(order)
@@ -210,7 +212,9 @@ def compute_trunk(
             logger.info("LLM trunk: %d / %d items (%.0fs)", start, len(order), last_log - began)
         rows = order[start : start + batch_size]
         length = int(lengths[rows].max())
-        hidden = trunk_forward(backbone, layers, ids[rows, :length], mask[rows, :length])
+        hidden = trunk_forward(
+            backbone, layers, ids[rows, :length].to(device), mask[rows, :length].to(device)
+        )
         hidden = hidden.float().cpu().numpy()
         for j, row in enumerate(rows):
             out[row] = hidden[j, : int(lengths[row])].copy()
