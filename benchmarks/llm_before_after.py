@@ -18,7 +18,8 @@ pipeline's artifacts up to ``fuse`` in ``data/`` (``make demo``, or the pipeline
 Usage::
 
     .venv/bin/python benchmarks/llm_before_after.py [--variants lightgcn,default,llm_frozen,...]
-        [--max-epochs 150] [--llm-max-epochs 4] [--patience 8] [--seeds 2026] [--threads 1]
+        [--max-epochs 150] [--llm-max-epochs 4] [--patience 8] [--llm-patience 3]
+        [--lr 0.005] [--llm-lr 5e-4] [--seeds 2026] [--threads 1] [--out FILE]
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def llm(mode: str) -> dict:
             "use_content": True,
             "fusion": {"strategy": "llm", "llm": {"mode": mode}},
         },
-        "optim": {"lr": 0.005, "llm_lr": 5.0e-4},
+        "optim": {"lr": 0.005, "llm_lr": 5.0e-4},  # --lr / --llm-lr
     }
 
 
@@ -149,12 +150,14 @@ def run_variant(key: str, args, upstream, evaluation, start_from: dict) -> dict:
     label, kind, overrides = VARIANTS[key]
     is_llm = key.startswith("llm_")
     base = deep_merge(load_yaml_block("parameters_finetune.yml", "finetune"), overrides)
+    if is_llm:
+        base = deep_merge(base, {"optim": {"lr": args.lr, "llm_lr": args.llm_lr}})
     runs, epoch_times, epochs, train_s = [], [], [], 0.0
     trainable, bundle_mb = 0, 0.0
     for seed in args.seeds:
         trainer = {
             "max_epochs": args.llm_max_epochs if is_llm else args.max_epochs,
-            "patience": args.patience,
+            "patience": args.llm_patience if is_llm else args.patience,
             "seed": seed,
             "cpu_threads": args.threads,
         }
@@ -207,10 +210,17 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=150)
     parser.add_argument("--llm-max-epochs", type=int, default=4)
     parser.add_argument("--patience", type=int, default=8)
+    parser.add_argument(
+        "--llm-patience", type=int, default=None, help="the llm variants' (default: --patience)"
+    )
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[2026])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=0.005, help="the llm variants' lr")
+    parser.add_argument("--llm-lr", type=float, default=5.0e-4, help="their LLM weights' lr")
+    parser.add_argument("--out", type=Path, default=None, help="results JSON (default: reporting)")
     parser.add_argument("--resume", action="store_true", help="keep variants already saved")
     args = parser.parse_args()
+    args.llm_patience = args.patience if args.llm_patience is None else args.llm_patience
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     from crossrec.config import parse_params
@@ -227,7 +237,7 @@ def main() -> None:
     )
     split = prepare_split(upstream.interactions, upstream.items, upstream.dataset_info, cfg)
     evaluation = Evaluation(cfg, split, upstream)
-    out = ROOT / "data" / "08_reporting" / args.dataset / "llm_before_after.json"
+    out = args.out or ROOT / "data" / "08_reporting" / args.dataset / "llm_before_after.json"
     results = json.loads(out.read_text()) if args.resume and out.exists() else {"rows": []}
     done = {row["key"] for row in results["rows"]}
     results.update(
@@ -236,12 +246,13 @@ def main() -> None:
             "protocol": (
                 f"{args.dataset}, the demo's split and protocol (full ranking, seeded random tie "
                 f"order); seeds {args.seeds}; early stopping on validation Recall@20 (patience "
-                f"{args.patience}), at most {args.max_epochs} epochs ({args.llm_max_epochs} for "
+                f"{args.patience}, {args.llm_patience} for the llm strategy), at most "
+                f"{args.max_epochs} epochs ({args.llm_max_epochs} for "
                 f"the llm strategy, whose epoch is finetune.llm_training's limit_train_batches "
                 f"steps); {args.threads} CPU thread(s). The llm variants are LightGCN's model "
                 f"plus late LLM content (soft token: poster), warm-started from the LightGCN "
-                f"run's ID embeddings, lr 0.005, llm_lr 5e-4. s / epoch: mean over the epochs "
-                f"run (training + validation)."
+                f"run's ID embeddings, lr {args.lr:g}, llm_lr {args.llm_lr:g}. s / epoch: mean "
+                f"over the epochs run (training + validation)."
             ),
             "command": "python " + " ".join(["benchmarks/llm_before_after.py", *sys.argv[1:]]),
         }
