@@ -62,3 +62,27 @@ def test_in_process_failure_names_the_job() -> None:
     assert str(error.value) == "MF-BPR grid {'lr': 0.05} seed 2026 failed: ValueError: nan"
     assert isinstance(error.value.__cause__, ValueError)
     assert pool.done == 1
+
+
+def test_worker_that_cannot_import_the_run_says_how_to_fix_it(monkeypatch) -> None:
+    """A function the parent has but a spawned worker cannot import (a module that exists only
+    in this process, like a class in a test module or a notebook) fails naming the run and the
+    remedy, instead of a bare ModuleNotFoundError."""
+    import sys
+    import types
+
+    module = types.ModuleType("crossrec_only_in_this_process")
+
+    def train() -> int:
+        return 1
+
+    train.__module__ = module.__name__
+    train.__qualname__ = "train"
+    module.train = train
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    jobs = [Job("Custom seed 0", train), Job("Custom seed 1", train)]
+    with pytest.raises(JobError) as err, JobPool(workers=2, threads=1, desc="test") as pool:
+        pool.run(jobs)
+    message = str(err.value)
+    assert "seed" in message and "Custom" in message, message
+    assert "ModuleNotFoundError" in message and "evaluate.workers: 1" in message, message

@@ -40,6 +40,9 @@ EVALUATE = {  # as in conf/base/parameters_evaluate.yml, cut to what this test n
     "history_quantiles": [],
     "ablation": False,
     "device": "cpu",
+    # in process: LeastPop's class lives in this test module, which pytest imports with
+    # --import-mode=importlib, so a spawned worker could not import it by name
+    "workers": 1,
     "baselines": {
         "LeastPop": {"kind": "least_popular"},
         "MostPop": {"kind": "most_popular"},

@@ -163,8 +163,15 @@ class JobPool:
                 except Exception as error:
                     for other in pending:
                         other.cancel()
+                    hint = (
+                        " (a worker imports the run's functions and classes by module name: "
+                        "define them in an importable module, or set evaluate.workers: 1)"
+                        if isinstance(error, ModuleNotFoundError)
+                        else ""
+                    )
                     raise JobError(
-                        f"{job.label} failed in a worker process: {type(error).__name__}: {error}"
+                        f"{job.label} failed in a worker process: {type(error).__name__}: "
+                        f"{error}{hint}"
                     ) from error
                 out[futures[future]] = result
                 self._finished(job, result[1])
