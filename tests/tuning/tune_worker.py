@@ -28,20 +28,31 @@ from crossrec.tuning.study import run_study
 
 
 def config(url: str, study: str, n_trials: int) -> TuneConfig:
-    return TuneConfig.model_validate({
-        "study_name": study,
-        "storage": {"url": url, "timeout_s": 60,
-                    "heartbeat_interval_s": int(os.environ.get("TUNE_WORKER_HEARTBEAT", "5"))},
-        "n_trials": n_trials,
-        "pruner": {"type": "median", "n_startup_trials": 2, "n_warmup_steps": 0},
-        "sampler": {"n_startup_trials": 4},
-        "search_space": {
-            "optim.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-            "model.embedding_dim": {"type": "int", "low": 16, "high": 128, "step": 16},
-            "model.fusion.strategy": {"type": "categorical",
-                                      "choices": ["concat", "gated", "attention"]},
-        },
-    })
+    return TuneConfig.model_validate(
+        {
+            "study_name": study,
+            "storage": {
+                "url": url,
+                "timeout_s": 60,
+                "heartbeat_interval_s": int(os.environ.get("TUNE_WORKER_HEARTBEAT", "5")),
+            },
+            "n_trials": n_trials,
+            "pruner": {"type": "median", "n_startup_trials": 2, "n_warmup_steps": 0},
+            "sampler": {"n_startup_trials": 4},
+            "search_space": {
+                "optim.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+                "model.embedding_dim": {"type": "int", "low": 16, "high": 128, "step": 16},
+                "model.fusion.strategy": {
+                    "type": "categorical",
+                    "choices": ["concat", "gated", "attention"],
+                },
+            },
+        }
+    )
+
+
+#: Enqueued as trial 0 of a fresh study, as the tune node does with the finetune defaults.
+DEFAULTS = {"optim.lr": 1e-3, "model.embedding_dim": 32, "model.fusion.strategy": "concat"}
 
 
 def objective(cfg: TuneConfig):
@@ -68,7 +79,10 @@ def launch(
     procs = [
         subprocess.Popen(
             [sys.executable, __file__, url, study, str(n_trials), str(seed)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
             cwd=Path(__file__).resolve().parents[2],
         )
         for seed in seeds
@@ -92,6 +106,9 @@ def check_shared_study(url: str, study: str, n_trials: int, reports: list[dict])
     states = [t.state for t in trials]
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     assert all(state in finished for state in states), states
+    enqueued = [t for t in trials if t.user_attrs.get("enqueued") == "defaults"]
+    assert [t.number for t in enqueued] == [0], "the defaults were not enqueued exactly once"
+    assert enqueued[0].params == DEFAULTS
     params = {tuple(sorted(t.params.items())) for t in trials}
     assert len(params) == n_trials, "two trials sampled the same configuration"
     return {
@@ -105,7 +122,7 @@ def main(argv: list[str]) -> None:
     url, study, n_trials, seed = argv[1], argv[2], int(argv[3]), int(argv[4])
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg = config(url, study, n_trials)
-    run = run_study(objective(cfg), cfg, seed=seed)
+    run = run_study(objective(cfg), cfg, seed=seed, first_trial=DEFAULTS)
     print(json.dumps({"trials": run.trials_run, "seconds": run.seconds}))
 
 

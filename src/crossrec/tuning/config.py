@@ -77,6 +77,9 @@ class TuneConfig(StrictConfig):
     #: finetune overrides applied to every trial (dotted paths), e.g. fewer epochs while tuning;
     #: they are not written to the tuned parameters file
     fixed: dict[str, Any] = Field(default_factory=dict)
+    #: enqueue the finetune block's current values as the first trial of a fresh study, so the
+    #: exported best is never worse than the defaults on the tuning objective
+    enqueue_defaults: bool = True
     #: each trial trains in <run_root>/trial_<number>
     run_root: str = "data/06_models/tune"
     #: delete a finished trial's checkpoints (keeps disk use flat over long studies)

@@ -111,6 +111,16 @@ def apply_overrides(params: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
     return result
 
 
+def get_path(params: Mapping[str, Any], path: str, default: Any = None) -> Any:
+    """The value at a dotted path of nested mappings (``default`` when any part is missing)."""
+    node: Any = params
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
 def _unwrap(annotation: Any) -> list[Any]:
     """The alternatives of an annotation (``X | None`` -> [X, NoneType], Annotated stripped)."""
     origin = typing.get_origin(annotation)
@@ -166,8 +176,10 @@ def _kind_problem(spec: FloatParam | IntParam | CategoricalParam, annotation: An
         return None
     accepts_float = float in options
     accepts_int = int in options or accepts_float
-    if isinstance(spec, FloatParam) and not accepts_float and not (
-        spec.step is not None and float(spec.step).is_integer() and accepts_int
+    if (
+        isinstance(spec, FloatParam)
+        and not accepts_float
+        and not (spec.step is not None and float(spec.step).is_integer() and accepts_int)
     ):
         return f"type float does not fit a field of type {annotation}"
     if isinstance(spec, IntParam) and not accepts_int:
@@ -208,9 +220,7 @@ def check_search_space(
             try:
                 schema.model_validate(apply_overrides(base_params, {name: value}))
             except (ValidationError, ConfigError) as err:
-                reason = (
-                    err.errors()[0]["msg"] if isinstance(err, ValidationError) else str(err)
-                )
+                reason = err.errors()[0]["msg"] if isinstance(err, ValidationError) else str(err)
                 problems.append(f"  - {name}: value {value!r} rejected by the schema: {reason}")
                 break
     if problems:

@@ -26,7 +26,7 @@ from typing import Any
 from optuna.exceptions import ExperimentalWarning, StorageInternalError
 from optuna.storages import RDBStorage
 from optuna.storages._rdb import models
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial, TrialState, create_trial
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -66,6 +66,10 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+class StudyNotEmpty(Exception):
+    """An enqueue meant for a fresh study found trials already there (rolled back)."""
+
+
 class BudgetedRDBStorage(RDBStorage):
     """``RDBStorage`` whose trial creation respects a per-study budget (see module docstring)."""
 
@@ -73,6 +77,33 @@ class BudgetedRDBStorage(RDBStorage):
         super().__init__(url, **kwargs)
         self._budgets: dict[int, int] = {}
         self._lock_path = lock_path
+        self._only_if_empty = False
+
+    def enqueue_if_empty(
+        self, study_id: int, params: dict[str, Any], user_attrs: dict[str, Any]
+    ) -> FrozenTrial | None:
+        """Enqueue a WAITING trial with fixed ``params`` only when the study holds no trial yet.
+
+        The emptiness check runs in the same critical section as the budget check (file lock on
+        SQLite, study row lock elsewhere), so of two workers opening a fresh study exactly one
+        enqueues. ``study.enqueue_trial(skip_if_exists=True)`` is not used: its check reads the
+        trials outside any lock (two workers could both enqueue) and it would re-enqueue into a
+        resumed study whose first trial FAILed. The WAITING trial counts against the budget and
+        is turned RUNNING (not created again) when a worker pops it, so it counts once.
+        Returns the enqueued trial, or None when the study already had trials.
+        """
+        template = create_trial(
+            state=TrialState.WAITING,
+            system_attrs={"fixed_params": params},
+            user_attrs=user_attrs,
+        )
+        self._only_if_empty = True
+        try:
+            return self._create_new_trial(study_id, template_trial=template)
+        except StudyNotEmpty:
+            return None
+        finally:
+            self._only_if_empty = False
 
     def set_trial_budget(self, study_id: int, n_trials: int | None) -> None:
         """Allow at most ``n_trials`` non-failed trials in the study (None: no limit)."""
@@ -85,6 +116,15 @@ class BudgetedRDBStorage(RDBStorage):
         """Trials that count against the budget: every state but FAIL."""
         states = tuple(s for s in TrialState if s != TrialState.FAIL)
         return self.get_n_trials(study_id, state=states)
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Any = None) -> bool:
+        changed = super().set_trial_state_values(trial_id, state, values)
+        if changed and state == TrialState.RUNNING and self.heartbeat_interval is not None:
+            # A popped WAITING (enqueued) trial gets its first heartbeat at once, as a created
+            # one does (below): a worker killed before Optuna's heartbeat thread starts would
+            # otherwise leave it RUNNING forever, holding a slot of the budget.
+            self.record_heartbeat(trial_id)
+        return changed
 
     def _create_new_trial(
         self, study_id: int, template_trial: FrozenTrial | None = None
@@ -106,6 +146,10 @@ class BudgetedRDBStorage(RDBStorage):
             )
             if active >= budget:
                 raise TrialBudgetReached(f"study already holds {active}/{budget} trials")
+        if self._only_if_empty and template_trial is not None:
+            held = session.query(models.TrialModel).filter(models.TrialModel.study_id == study_id)
+            if held.count():
+                raise StudyNotEmpty(f"study already holds {held.count()} trials")
         trial = super()._get_prepared_new_trial(study_id, template_trial, session)
         if self.heartbeat_interval is not None and template_trial is None:
             # First heartbeat in the same transaction as the trial: Optuna's heartbeat thread

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,20 +145,38 @@ class StudyRun:
     seconds: float = 0.0
 
 
+def enqueue_first_trial(study: Study, params: Mapping[str, Any]) -> bool:
+    """Make ``params`` the first trial of a fresh study; a study with trials is left alone.
+
+    See ``BudgetedRDBStorage.enqueue_if_empty`` for why this is exact with concurrent workers.
+    Keys missing from ``params`` are sampled as usual (trial 0 sampling with ``seed + 0``).
+    """
+    storage = study._storage._backend
+    trial = storage.enqueue_if_empty(study._study_id, dict(params), {"enqueued": "defaults"})
+    if trial is None:
+        return False
+    logger.info("Trial %d is the defaults: %s", trial.number, dict(params))
+    return True
+
+
 def run_study(
     objective: Callable[[optuna.Trial], float],
     config: TuneConfig,
     seed: int,
     callbacks: Sequence[Callable[[Study, FrozenTrial], None]] = (),
+    first_trial: Mapping[str, Any] | None = None,
 ) -> StudyRun:
     """Run trials until the study holds ``config.n_trials`` non-failed trials (or the timeout).
 
     Trials are written to the storage as they finish (``optuna-dashboard`` shows them live);
     rerunning after an interruption runs only the missing ones. An objective that raises stops
     this worker with the error; its trial is marked FAIL and does not count against the budget.
+    ``first_trial`` (``crossrec.tuning.defaults.trial_zero``) is enqueued into a fresh study.
     """
     study = open_study(config, seed)
     run = StudyRun(study_name=config.study_name, storage=redact(config.storage.url))
+    if first_trial is not None:
+        enqueue_first_trial(study, first_trial)
     storage = study._storage._backend
     done = storage.count_active_trials(study._study_id)
     logger.info(

@@ -33,8 +33,10 @@ N_TRIALS = 5
 def tune_params(tmp_path: Path) -> dict[str, Any]:
     return {
         "study_name": "crossrec-synthetic",
-        "storage": {"url": f"sqlite:///{tmp_path}/model_output/optuna.db",
-                    "heartbeat_interval_s": 10},
+        "storage": {
+            "url": f"sqlite:///{tmp_path}/model_output/optuna.db",
+            "heartbeat_interval_s": 10,
+        },
         "n_trials": N_TRIALS,
         "metric": "val/recall@20",
         "sampler": {"type": "tpe", "n_startup_trials": 3},
@@ -44,8 +46,10 @@ def tune_params(tmp_path: Path) -> dict[str, Any]:
         "search_space": {
             "optim.lr": {"type": "float", "low": 1e-4, "high": 5e-2, "log": True},
             "model.embedding_dim": {"type": "int", "low": 8, "high": 24, "step": 8},
-            "model.fusion.strategy": {"type": "categorical",
-                                      "choices": ["concat", "gated", "attention"]},
+            "model.fusion.strategy": {
+                "type": "categorical",
+                "choices": ["concat", "gated", "attention"],
+            },
         },
         "run_root": str(tmp_path / "runs"),
     }
@@ -54,16 +58,20 @@ def tune_params(tmp_path: Path) -> dict[str, Any]:
 def catalog(tmp_path: Path, inputs: dict[str, Any]) -> DataCatalog:
     report = tmp_path / "reporting"
     datasets = {name: MemoryDataset(value) for name, value in inputs.items()}
-    datasets.update({
-        "tune_summary": JSONDataset(filepath=str(report / "tune_summary.json")),
-        "tune_trials": CSVDataset(filepath=str(report / "tune_trials.csv"),
-                                  save_args={"index": False}),
-        "tuned_finetune_parameters": YAMLDataset(
-            filepath=str(tmp_path / "conf" / "tuned" / "parameters_finetune.yml")),
-        "tune_history_plot": PlotlyJSONDataset(filepath=str(report / "history.json")),
-        "tune_importance_plot": PlotlyJSONDataset(filepath=str(report / "importance.json")),
-        "tune_parallel_plot": PlotlyJSONDataset(filepath=str(report / "parallel.json")),
-    })
+    datasets.update(
+        {
+            "tune_summary": JSONDataset(filepath=str(report / "tune_summary.json")),
+            "tune_trials": CSVDataset(
+                filepath=str(report / "tune_trials.csv"), save_args={"index": False}
+            ),
+            "tuned_finetune_parameters": YAMLDataset(
+                filepath=str(tmp_path / "conf" / "tuned" / "parameters_finetune.yml")
+            ),
+            "tune_history_plot": PlotlyJSONDataset(filepath=str(report / "history.json")),
+            "tune_importance_plot": PlotlyJSONDataset(filepath=str(report / "importance.json")),
+            "tune_parallel_plot": PlotlyJSONDataset(filepath=str(report / "parallel.json")),
+        }
+    )
     return DataCatalog(datasets=datasets)
 
 
@@ -76,8 +84,16 @@ def tuned(tmp_path_factory, synthetic_ingested, synthetic_fused) -> dict[str, An
     )
     # The shipped finetune block with the tiny test trainer settings.
     finetune["model"]["embedding_dim"] = 16
-    finetune["trainer"].update({"accelerator": "cpu", "devices": 1, "precision": "32-true",
-                                "val_ks": [20], "log_every_n_steps": 1, "patience": 3})
+    finetune["trainer"].update(
+        {
+            "accelerator": "cpu",
+            "devices": 1,
+            "precision": "32-true",
+            "val_ks": [20],
+            "log_every_n_steps": 1,
+            "patience": 3,
+        }
+    )
     finetune["data"]["batch_size"] = 128
     base_dir = tmp_path / "conf" / "base"
     base_dir.mkdir(parents=True)
@@ -115,14 +131,29 @@ def test_study_completes_with_pruned_trials_and_real_metrics(tuned):
             assert trial.value == pytest.approx(max(trial.intermediate_values.values()))
         run_dir = Path(trial.user_attrs["run_dir"])
         assert run_dir.name == f"trial_{trial.number:04d}" and run_dir.is_dir()
-        assert not (run_dir / "checkpoints").exists()   # keep_checkpoints: false
+        assert not (run_dir / "checkpoints").exists()  # keep_checkpoints: false
     summary = json.loads((tuned["tmp"] / "reporting" / "tune_summary.json").read_text())
     assert summary["n_trials"] == N_TRIALS
     assert summary["states"]["PRUNED"] == states.count(TrialState.PRUNED)
     assert summary["best"]["number"] == study.best_trial.number
     assert summary["this_run"]["trials"] == list(range(N_TRIALS))
-    print(f"tune: {summary['states']} in {summary['this_run']['seconds']} s, "
-          f"best {summary['best']['value']:.4f} {summary['best']['params']}")
+    print(
+        f"tune: {summary['states']} in {summary['this_run']['seconds']} s, "
+        f"best {summary['best']['value']:.4f} {summary['best']['params']}"
+    )
+
+
+def test_first_trial_is_the_finetune_defaults_and_the_best_is_no_worse(tuned):
+    study, finetune = tuned["study"], tuned["finetune"]
+    first = study.trials[0]
+    assert first.user_attrs["enqueued"] == "defaults"
+    assert first.params == {
+        "optim.lr": finetune["optim"]["lr"],
+        "model.embedding_dim": 16,
+        "model.fusion.strategy": finetune["model"]["fusion"]["strategy"],
+    }
+    assert first.state == TrialState.COMPLETE  # the pruner's startup trial
+    assert study.best_value >= first.value
 
 
 def test_best_parameters_load_back_into_finetune_as_a_kedro_env(tuned):
@@ -132,10 +163,15 @@ def test_best_parameters_load_back_into_finetune_as_a_kedro_env(tuned):
 
     best = tuned["study"].best_params
     written = yaml.safe_load(tuned_file.read_text())
-    assert written == {"finetune": {"optim": {"lr": best["optim.lr"]},
-                                    "model": {"embedding_dim": best["model.embedding_dim"],
-                                              "fusion": {"strategy":
-                                                         best["model.fusion.strategy"]}}}}
+    assert written == {
+        "finetune": {
+            "optim": {"lr": best["optim.lr"]},
+            "model": {
+                "embedding_dim": best["model.embedding_dim"],
+                "fusion": {"strategy": best["model.fusion.strategy"]},
+            },
+        }
+    }
     # what `kedro run --pipelines finetune --env tuned` loads: base soft-merged with tuned
     loader = OmegaConfigLoader(
         conf_source=str(tuned["tmp"] / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": "tuned"}
@@ -164,14 +200,20 @@ def test_trials_table_and_plots_are_saved(tuned):
         assert figure.data, name
 
 
-def test_bad_search_space_key_fails_before_any_trial(tmp_path, synthetic_ingested,
-                                                     synthetic_fused, tiny_finetune):
+def test_bad_search_space_key_fails_before_any_trial(
+    tmp_path, synthetic_ingested, synthetic_fused, tiny_finetune
+):
     params = tune_params(tmp_path)
     params["search_space"]["optim.learning_rate"] = {"type": "float", "low": 0.1, "high": 1.0}
-    inputs = {"interactions": synthetic_ingested["interactions"],
-              "items": synthetic_ingested["items"],
-              "dataset_info": synthetic_ingested["dataset_info"], **synthetic_fused,
-              "params:tune": params, "params:finetune": tiny_finetune, "params:seed": 0}
+    inputs = {
+        "interactions": synthetic_ingested["interactions"],
+        "items": synthetic_ingested["items"],
+        "dataset_info": synthetic_ingested["dataset_info"],
+        **synthetic_fused,
+        "params:tune": params,
+        "params:finetune": tiny_finetune,
+        "params:seed": 0,
+    }
     with pytest.raises(ConfigError) as err:
         SequentialRunner().run(create_pipeline(), catalog(tmp_path, inputs))
     assert "optim.learning_rate" in str(err.value)
@@ -192,18 +234,29 @@ def test_shipped_parameters_validate():
 
 def test_llm_strategy_in_the_space_asks_for_item_texts(tiny_finetune):
     base = {"study_name": "s", "storage": {"url": "sqlite://"}, "n_trials": 1}
-    with_llm = TuneConfig.model_validate({**base, "search_space": {
-        "model.fusion.strategy": {"type": "categorical", "choices": ["concat", "llm"]}}})
-    without = TuneConfig.model_validate({**base, "search_space": {
-        "optim.lr": {"type": "float", "low": 0.1, "high": 1.0}}})
+    with_llm = TuneConfig.model_validate(
+        {
+            **base,
+            "search_space": {
+                "model.fusion.strategy": {"type": "categorical", "choices": ["concat", "llm"]}
+            },
+        }
+    )
+    without = TuneConfig.model_validate(
+        {**base, "search_space": {"optim.lr": {"type": "float", "low": 0.1, "high": 1.0}}}
+    )
     assert needs_item_texts(with_llm, tiny_finetune)
     assert not needs_item_texts(without, tiny_finetune)
 
 
 def test_bad_fixed_key_fails_naming_it(tiny_finetune):
-    params = {"study_name": "s", "storage": {"url": "sqlite://"}, "n_trials": 1,
-              "search_space": {"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-2}},
-              "fixed": {"trainer.max_epoch": 3}}
+    params = {
+        "study_name": "s",
+        "storage": {"url": "sqlite://"},
+        "n_trials": 1,
+        "search_space": {"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-2}},
+        "fixed": {"trainer.max_epoch": 3},
+    }
     with pytest.raises(ConfigError) as err:
         validate_tuning(params, tiny_finetune)
     assert "tune.fixed" in str(err.value) and "trainer.max_epoch" in str(err.value)
