@@ -413,7 +413,6 @@ class Evaluation:
             if seed is not None
         }
         out: dict[str, dict] = {}
-        node = self._node_record(pool, len(first) + len(second), 0.0)
         for plan in plans:
             runs, train_s, eval_s = [], 0.0, 0.0
             for seed in plan.seeds:
@@ -430,7 +429,6 @@ class Evaluation:
                 "seeds": plan.seeds,
                 "train_s": train_s,
                 "eval_s": eval_s,
-                "node": node,
             }
             if plan.selection is not None:
                 out[plan.name]["selection"] = plan.selection
@@ -442,7 +440,9 @@ class Evaluation:
                 train_s,
                 eval_s,
             )
-        node["wall_s"] = round(time.perf_counter() - node_start, 2)
+        node = self._node_record(pool, len(first) + len(second), time.perf_counter() - node_start)
+        for entry in out.values():
+            entry["node"] = node
         return out
 
     # ------------------------------------------------------------------ ablation

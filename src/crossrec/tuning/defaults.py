@@ -20,7 +20,6 @@ from crossrec.tuning.space import (
     IntParam,
     apply_overrides,
     get_path,
-    resolve_path,
 )
 
 logger = logging.getLogger(__name__)
@@ -71,7 +70,6 @@ def default_trial_params(
 
     def add(space: Mapping[str, FloatParam | IntParam | CategoricalParam]) -> None:
         for name, spec in space.items():
-            resolve_path(FinetuneConfig, name)  # checked by parse_tune_config; fails loudly
             value = get_path(resolved, name, _MISSING)
             if value is _MISSING:
                 left_out[name] = "no value in the finetune block nor a schema default"

@@ -147,9 +147,13 @@ class BudgetedRDBStorage(RDBStorage):
             if active >= budget:
                 raise TrialBudgetReached(f"study already holds {active}/{budget} trials")
         if self._only_if_empty and template_trial is not None:
-            held = session.query(models.TrialModel).filter(models.TrialModel.study_id == study_id)
-            if held.count():
-                raise StudyNotEmpty(f"study already holds {held.count()} trials")
+            held = (
+                session.query(models.TrialModel)
+                .filter(models.TrialModel.study_id == study_id)
+                .count()
+            )
+            if held:
+                raise StudyNotEmpty(f"study already holds {held} trials")
         trial = super()._get_prepared_new_trial(study_id, template_trial, session)
         if self.heartbeat_interval is not None and template_trial is None:
             # First heartbeat in the same transaction as the trial: Optuna's heartbeat thread
