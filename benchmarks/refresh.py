@@ -75,8 +75,12 @@ def cell(column: str, value) -> str:
         return value
     if value != value:  # NaN: e.g. the std of one seed
         return ""
-    if column in ("users", "better", "worse") or column.startswith(("tested_", "untestable")):
+    if column in ("users", "better", "worse", "seeds") or column.startswith(
+        ("tested_", "untestable")
+    ):
         return f"{value:.0f}"
+    if column.endswith(("_gap", "_outside")):
+        return f"{value:+.1%}" if column == "method_gap" else f"{value:.1%}"
     return f"{value:.1f}" if column.endswith("_s") else f"{value:.4f}"
 
 
@@ -263,6 +267,7 @@ def report(frame, users, seeds: list[int], args, out: Path) -> None:
         group_table,
         in_group,
         paired_comparison,
+        seed_noise,
         seed_summary,
         summary_table,
     )
@@ -303,6 +308,17 @@ def report(frame, users, seeds: list[int], args, out: Path) -> None:
                     sections[-1] += "\n\n" + within(table, method)
     if paired:
         pd.concat(paired).to_csv(out / "refresh_replay_paired.csv")
+    if several and "full_retrain" in trained:
+        for method in (m for m in trained if m != "full_retrain"):
+            table = seed_noise(frame, method)
+            if not table.empty:
+                sections.append(
+                    f"## seed noise, recall@20, all users: {method} vs full_retrain of the same "
+                    "seed, next to full_retrain vs full_retrain of another seed\n\n"
+                    + markdown(table)
+                    + "\n\n"
+                    + noise_verdict(table, method)
+                )
     header = (
         f"{args.dataset}: base {args.base:.0%} of the interactions by time, {args.steps} "
         f"increments of {args.step:.0%}; refresh {args.epochs} epochs, new users "
@@ -315,6 +331,16 @@ def report(frame, users, seeds: list[int], args, out: Path) -> None:
     print(header + "\n\n".join(sections))
     shown = ["seed", "test_slice", "method", "users", "items_known", "epochs", "wall_s"]
     print(in_group(frame, "all")[shown].to_string(index=False))
+
+
+def noise_verdict(table, method: str, band: float = 0.02) -> str:
+    """One line: is ``method`` farther from the full retrain than another seed's full retrain?"""
+    return (
+        f"{method} vs full_retrain (same seed), mean |gap| over steps and seeds: "
+        f"{table['method_abs_gap'].mean():.1%}; full_retrain vs full_retrain (other seed): "
+        f"{table['reference_abs_gap'].mean():.1%} (max {table['reference_max_gap'].max():.1%}; "
+        f"{table['reference_outside'].mean():.0%} of seed pairs outside the {band:.0%} band)"
+    )
 
 
 def within(table, method: str, band: float = 0.02) -> str:

@@ -19,6 +19,7 @@ from crossrec.refresh.replay import (
     ReplaySettings,
     paired_comparison,
     replay,
+    seed_noise,
     seed_summary,
     summary_table,
 )
@@ -148,3 +149,26 @@ def test_seed_summary_gives_mean_and_std_per_step_and_method():
     assert np.isclose(table.loc[1, "incremental_std"], np.std([0.1, 0.3], ddof=1))
     assert table.loc[1, "never_std"] == 0.0 and table.loc[1, "incremental_wall_s"] == 15.0
     assert "never_wall_s" not in table
+
+
+def test_seed_noise_sets_the_gap_next_to_a_full_retrain_of_another_seed():
+    rows = []
+    # slice 1: nothing refreshed (incremental == full retrain): left out
+    # slice 2: full retrain 0.20 / 0.22 / 0.18 over seeds, incremental 2% below it in each seed
+    for seed, full in ((1, 0.20), (2, 0.22), (3, 0.18)):
+        rows += [(seed, 1, "incremental", 0.1), (seed, 1, "full_retrain", 0.1)]
+        rows += [(seed, 2, "incremental", full * 0.98), (seed, 2, "full_retrain", full)]
+        rows += [(seed, 2, "never", 0.05)]
+    frame = pd.DataFrame(rows, columns=["seed", "test_slice", "method", "recall@20"])
+    table = seed_noise(frame, "incremental")
+    assert list(table.index) == [2]
+    row = table.loc[2]
+    assert row["seeds"] == 3
+    assert np.isclose(row["method_gap"], -0.02) and np.isclose(row["method_abs_gap"], 0.02)
+    full = [0.20, 0.22, 0.18]
+    pairs = [abs(a / b - 1) for i, a in enumerate(full) for j, b in enumerate(full) if i != j]
+    assert np.isclose(row["reference_abs_gap"], np.mean(pairs))
+    assert np.isclose(row["reference_max_gap"], 0.22 / 0.18 - 1)
+    assert row["reference_outside"] == 1.0  # every pair of these seeds is > 2% apart
+    # one seed: no seed-to-seed noise to compare with
+    assert seed_noise(frame[frame["seed"] == 1], "incremental").empty

@@ -462,3 +462,50 @@ def paired_comparison(
             }
         )
     return pd.DataFrame(rows).set_index("test_slice")
+
+
+def seed_noise(
+    frame: pd.DataFrame,
+    method: str,
+    reference: str = "full_retrain",
+    metric: str = "recall@20",
+    group: str = "all",
+    band: float = 0.02,
+) -> pd.DataFrame:
+    """Per step: how far ``method`` is from ``reference`` in the same seed, next to how far
+    ``reference`` is from itself in another seed.
+
+    A "within 2% of a full retrain" criterion means something only if two full retrains that
+    differ by nothing but their seed agree that closely. Columns: ``method_gap`` (mean over
+    seeds of ``method(s) / reference(s) - 1``), ``method_abs_gap`` (mean of its absolute
+    value), ``reference_abs_gap`` (mean over ordered pairs ``s != s'`` of
+    ``|reference(s) / reference(s') - 1|``), ``reference_max_gap`` and ``reference_outside``
+    (share of those pairs farther apart than ``band``). Steps where ``method`` equals
+    ``reference`` in every seed (nothing refreshed yet) are left out.
+    """
+    frame = in_group(frame, group)
+    wide = frame[frame["method"].isin([method, reference])].pivot_table(
+        index=["test_slice", "seed"], columns="method", values=metric
+    )
+    rows = []
+    for step, values in wide.groupby(level="test_slice"):
+        ref = values[reference].to_numpy(dtype=float)
+        own = values[method].to_numpy(dtype=float)
+        if len(ref) < 2 or np.allclose(own, ref):
+            continue
+        gaps = own / ref - 1
+        pairs = np.array(
+            [ref[i] / ref[j] - 1 for i in range(len(ref)) for j in range(len(ref)) if i != j]
+        )
+        rows.append(
+            {
+                "test_slice": step,
+                "seeds": len(ref),
+                "method_gap": float(gaps.mean()),
+                "method_abs_gap": float(np.abs(gaps).mean()),
+                "reference_abs_gap": float(np.abs(pairs).mean()),
+                "reference_max_gap": float(np.abs(pairs).max()),
+                "reference_outside": float((np.abs(pairs) > band).mean()),
+            }
+        )
+    return pd.DataFrame(rows).set_index("test_slice") if rows else pd.DataFrame()
