@@ -82,3 +82,40 @@ def test_misspelt_key_in_conf_local_names_that_file(project: Path):
     line = next(x for x in result.stderr.splitlines() if "MostPop.kindd" in x)
     assert "evaluate.baselines.MostPop.kindd: unknown key; did you mean 'kind'?" in line, output
     assert line.rstrip().endswith("set in conf/local/parameters_typo.yml"), line
+
+
+def test_values_tuned_on_another_dataset_fail_before_any_node(project: Path):
+    env = project / "conf" / "tuned_elsewhere"
+    env.mkdir()
+    # --env replaces conf/local: the synthetic dataset's ingest settings come along
+    shutil.copy(project / "conf" / "local" / "parameters.yml", env / "parameters.yml")
+    record = {
+        "dataset": "lastfm2k_multimodal",
+        "study": "crossrec-lastfm2k_multimodal",
+        "trial": 7,
+        "metric": "val/recall@20",
+        "value": 0.43,
+    }
+    (env / "parameters_finetune.yml").write_text(
+        yaml.safe_dump({"finetune": {"optim": {"lr": 0.002}, "tuned_for": record}})
+    )
+    try:
+        result = kedro_run(project, "--env", "tuned_elsewhere", "--pipelines", "ingest")
+        output = _assert_failed_before_any_node(result, project)
+        assert "finetune.tuned_for.dataset is 'lastfm2k_multimodal'" in result.stderr, output
+        assert "set in conf/tuned_elsewhere/parameters_finetune.yml" in result.stderr, output
+        assert f"this run's dataset is '{DATASET}'" in result.stderr, output
+        # the escape hatch the message names: the same run goes through
+        accepted = kedro_run(  # one --params: a second one replaces the first
+            project,
+            "--env",
+            "tuned_elsewhere",
+            "--pipelines",
+            "ingest",
+            "--params",
+            f"dataset={DATASET},finetune.tuned_for=null",
+        )
+        assert accepted.returncode == 0, (accepted.stdout + accepted.stderr)[-3000:]
+    finally:
+        shutil.rmtree(env)
+        shutil.rmtree(project / "data", ignore_errors=True)

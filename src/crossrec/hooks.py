@@ -162,6 +162,28 @@ def validate_blocks(
         parse_params(schema, params[block], where=block, sources=sources, key=block)
 
 
+def check_tuned_for(params: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """Fail when ``finetune`` holds values tuned on another dataset than this run's.
+
+    ``conf/tuned`` has one ``finetune:`` block whichever dataset it was tuned on; the tune
+    export records that dataset (``finetune.tuned_for``) and this check holds a run to it.
+    """
+    finetune = params.get("finetune")
+    tuned = finetune.get("tuned_for") if isinstance(finetune, Mapping) else None
+    dataset = params.get("dataset")
+    if not isinstance(tuned, Mapping) or dataset is None or tuned.get("dataset") == dataset:
+        return
+    origin = describe_source(lookup_source(sources, "finetune.tuned_for.dataset"))
+    raise ConfigError(
+        f"finetune.tuned_for.dataset is {tuned.get('dataset')!r}"
+        f"{f' ({origin})' if origin else ''} but this run's dataset is {dataset!r}: those "
+        f"finetune values were chosen on another dataset's validation split (study "
+        f"{tuned.get('study')!r}, trial {tuned.get('trial')}). Tune this dataset first "
+        f"(kedro run --pipelines tune --params dataset={dataset}), run without --env tuned, "
+        "or apply them anyway with --params finetune.tuned_for=null."
+    )
+
+
 # ----------------------------------------------------------------------------- the hooks
 class ParameterChecks:
     """Checks the merged parameters once per run, and the encoder models before encoding."""
@@ -195,6 +217,7 @@ class ParameterChecks:
 
         check_top_level(params, declared_blocks(all_pipelines(PACKAGE_NAME or "crossrec")), sources)
         validate_blocks(params, BLOCK_SCHEMAS, sources)
+        check_tuned_for(params, sources)
 
     @hook_impl
     def before_node_run(self, node: Any, inputs: dict[str, Any]) -> None:

@@ -225,6 +225,20 @@ class LLMTrainingConfig(StrictConfig):
     limit_train_batches: int | float = 4
 
 
+class TunedFor(StrictConfig):
+    """Where a tuned ``finetune:`` block came from (written by the tune pipeline's export).
+
+    Tuned values are chosen on one dataset's validation split; the run checks ``dataset``
+    against its own so another dataset's ``--env tuned`` file is never applied silently.
+    """
+
+    dataset: str
+    study: str
+    trial: int
+    metric: str
+    value: float
+
+
 class FinetuneConfig(StrictConfig):
     """The whole ``finetune:`` block."""
 
@@ -237,6 +251,8 @@ class FinetuneConfig(StrictConfig):
     llm_training: LLMTrainingConfig = Field(default_factory=LLMTrainingConfig)
     #: where checkpoints and logs go, relative to the project root (pipeline only)
     run_dir: str = "data/06_models/{dataset}/lightning"
+    #: set by ``kedro run --pipelines tune`` in conf/tuned (null in base: untuned defaults)
+    tuned_for: TunedFor | None = None
 
 
 def effective_config(config: FinetuneConfig) -> FinetuneConfig:

@@ -47,14 +47,20 @@ def study_summary(study: Study, storage: str, metric: str) -> dict[str, Any]:
 
 
 def tuned_finetune_block(
-    study: Study, finetune_params: Mapping[str, Any], schema: type | None = None
+    study: Study,
+    finetune_params: Mapping[str, Any],
+    schema: type | None = None,
+    dataset: str | None = None,
+    metric: str | None = None,
 ) -> dict[str, Any]:
     """``{"finetune": <the best trial's values as a nested block>}``.
 
     Only the tuned keys are written: the project soft-merges parameters across environments
     (``settings.py``), so ``--env tuned`` overrides exactly these and keeps every other base
     setting (later edits of the base file included). The merged result is validated with
-    ``schema`` first, so the file written is one finetune accepts.
+    ``schema`` first, so the file written is one finetune accepts. With ``dataset``, the block
+    also records ``tuned_for`` (dataset, study, trial, ``metric``, value): values chosen on one
+    dataset's validation split must not be applied to another without a word.
     """
     if not completed_trials(study):
         raise ValueError(
@@ -62,13 +68,21 @@ def tuned_finetune_block(
             "(every trial was pruned or failed; relax the pruner or raise n_trials)"
         )
     best = study.best_trial.params
+    block = apply_overrides({}, best)
+    if dataset is not None:
+        block["tuned_for"] = {
+            "dataset": dataset,
+            "study": study.study_name,
+            "trial": study.best_trial.number,
+            "metric": metric or "objective",
+            "value": float(study.best_value),
+        }
     if schema is not None:
-        parse_params(
-            schema,
-            apply_overrides(finetune_params, best),
-            where=f"best trial of study {study.study_name!r}",
-        )
-    return {"finetune": apply_overrides({}, best)}
+        merged = apply_overrides(finetune_params, best)
+        if "tuned_for" in block:
+            merged["tuned_for"] = block["tuned_for"]
+        parse_params(schema, merged, where=f"best trial of study {study.study_name!r}")
+    return {"finetune": block}
 
 
 def trials_table(study: Study) -> pd.DataFrame:

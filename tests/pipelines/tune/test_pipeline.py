@@ -21,6 +21,7 @@ from kedro_datasets.yaml import YAMLDataset
 from optuna.trial import TrialState
 
 from crossrec.config import ConfigError
+from crossrec.hooks import check_tuned_for
 from crossrec.models.config import FinetuneConfig
 from crossrec.pipelines.tune import create_pipeline
 from crossrec.pipelines.tune.nodes import needs_item_texts, validate_tuning
@@ -106,6 +107,7 @@ def tuned(tmp_path_factory, synthetic_ingested, synthetic_fused) -> dict[str, An
         "params:tune": tune_params(tmp_path),
         "params:finetune": finetune,
         "params:seed": 0,
+        "params:dataset": "synthetic_multimodal",
     }
     SequentialRunner().run(create_pipeline(), catalog(tmp_path, inputs))
     params = TuneConfig.model_validate(inputs["params:tune"])
@@ -170,6 +172,13 @@ def test_best_parameters_load_back_into_finetune_as_a_kedro_env(tuned):
                 "embedding_dim": best["model.embedding_dim"],
                 "fusion": {"strategy": best["model.fusion.strategy"]},
             },
+            "tuned_for": {
+                "dataset": "synthetic_multimodal",
+                "study": tuned["config"].study_name,
+                "trial": tuned["study"].best_trial.number,
+                "metric": "val/recall@20",
+                "value": pytest.approx(tuned["study"].best_value),
+            },
         }
     }
     # what `kedro run --pipelines finetune --env tuned` loads: base soft-merged with tuned
@@ -186,6 +195,19 @@ def test_best_parameters_load_back_into_finetune_as_a_kedro_env(tuned):
     assert config.trainer.max_epochs == tuned["finetune"]["trainer"]["max_epochs"]
     assert config.loss.kind == tuned["finetune"]["loss"]["kind"]
     assert config.data.batch_size == 128
+    assert config.tuned_for is not None and config.tuned_for.dataset == "synthetic_multimodal"
+    # the run's own dataset passes the check; another one fails, naming the file and the fix
+    params = {**loader["parameters"], "dataset": "synthetic_multimodal"}
+    sources = {"finetune.tuned_for": "conf/tuned/parameters_finetune.yml"}
+    check_tuned_for(params, sources)
+    with pytest.raises(ConfigError) as error:
+        check_tuned_for({**params, "dataset": "movielens100k_multimodal"}, sources)
+    message = str(error.value)
+    assert "finetune.tuned_for.dataset is 'synthetic_multimodal'" in message
+    assert "set in conf/tuned/parameters_finetune.yml" in message
+    assert "--pipelines tune --params dataset=movielens100k_multimodal" in message
+    # the base block (untuned) has no record: nothing to check
+    check_tuned_for({"finetune": tuned["finetune"], "dataset": "any"}, {})
 
 
 def test_trials_table_and_plots_are_saved(tuned):
@@ -213,6 +235,7 @@ def test_bad_search_space_key_fails_before_any_trial(
         "params:tune": params,
         "params:finetune": tiny_finetune,
         "params:seed": 0,
+        "params:dataset": "synthetic_multimodal",
     }
     with pytest.raises(ConfigError) as err:
         SequentialRunner().run(create_pipeline(), catalog(tmp_path, inputs))

@@ -91,9 +91,14 @@ def run_tuning(
 
 
 def export_best_parameters(
-    summary: dict[str, Any], config: TuneConfig, finetune: dict[str, Any], seed: int
+    summary: dict[str, Any],
+    config: TuneConfig,
+    finetune: dict[str, Any],
+    seed: int,
+    dataset: str,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """The tuned ``finetune:`` parameters file (``--env tuned``) and the trials table.
+    """The tuned ``finetune:`` parameters file (``--env tuned``, recording ``tuned_for``:
+    this dataset and the best trial) and the trials table.
 
     ``summary`` only orders this node after the study; the study is read from its storage.
     """
@@ -102,7 +107,9 @@ def export_best_parameters(
     from crossrec.tuning.study import open_study
 
     study = open_study(config, seed)
-    tuned = tuned_finetune_block(study, finetune, schema=FinetuneConfig)
+    tuned = tuned_finetune_block(
+        study, finetune, schema=FinetuneConfig, dataset=dataset, metric=summary["metric"]
+    )
     logger.info(
         "Best trial %d (%s = %.4f) written as the finetune parameters of --env tuned: %s",
         study.best_trial.number,
