@@ -7,6 +7,9 @@
     # removed at training time (features and kNN graph): name-image, name-text-image
     .venv/bin/python benchmarks/warm_ablation.py --variants \
         "freedom,freedom+model.propagation.edge_dropout=0,freedom+loss.content_weight=0"
+    # a tune study's best values (kedro run --pipelines tune) against the defaults, same budget
+    .venv/bin/python benchmarks/warm_ablation.py --variants \
+        default,tuned@conf/tuned/parameters_finetune.yml --paired default
 
 Reads the fuse artifacts of ``--dataset`` straight from ``data/`` (run
 ``kedro run --pipelines ingest,featurize_modalities,fuse --params dataset=<name>`` once; no
@@ -115,6 +118,20 @@ def parse_overrides(pairs: list[str]) -> dict:
             node = node.setdefault(part, {})
         node[leaf] = yaml.safe_load(raw)
     return out
+
+
+def file_overrides(path: Path) -> dict:
+    """The ``finetune:`` block of a parameters file as overrides (its ``tuned_for`` record,
+    which says where the values came from, is not a setting)."""
+    import yaml
+
+    if not path.is_file():
+        sys.exit(f"variant file {path} does not exist")
+    block = (yaml.safe_load(path.read_text()) or {}).get("finetune")
+    if not isinstance(block, dict):
+        sys.exit(f"{path}: expected a finetune: block")
+    block.pop("tuned_for", None)
+    return block
 
 
 def load_artifacts(data_dir: Path, dataset: str) -> dict:
@@ -275,7 +292,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="movielens100k_multimodal")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
-    parser.add_argument("--variants", default="lightgcn,no_content,default")
+    parser.add_argument(
+        "--variants",
+        default="lightgcn,no_content,default",
+        help="comma list of NAME[-modality...][+key=value;...] or NAME@parameters.yml",
+    )
     parser.add_argument("--seeds", default="2026")
     parser.add_argument("--max-epochs", type=int, default=100)
     parser.add_argument("--patience", type=int, default=8)
@@ -324,13 +345,18 @@ def main() -> None:
     for spec in args.variants.split(","):
         # name-modality-modality+key=value;key=value: trained without those modalities, with
         # those overrides
+        # name@file.yml: the finetune block of a parameters file (e.g. conf/tuned's, written by
+        # the tune pipeline) over the defaults
         head, _, extra = spec.partition("+")
+        head, _, from_file = head.partition("@")
         name, *dropped = head.split("-")
-        if name not in VARIANTS:
-            sys.exit(f"unknown variant {name!r}; --list shows them")
-        overrides = deep_merge(
-            VARIANTS[name][1], parse_overrides(extra.split(";") if extra else [])
-        )
+        if from_file:
+            variant = file_overrides(Path(from_file))
+        elif name in VARIANTS:
+            variant = VARIANTS[name][1]
+        else:
+            sys.exit(f"unknown variant {name!r}; --list shows them, or use NAME@parameters.yml")
+        overrides = deep_merge(variant, parse_overrides(extra.split(";") if extra else []))
         config = deep_merge(deep_merge(base, common), overrides)
         key = spec + (f" [{' '.join(args.set)}]" if args.set else "")
         results[key] = []
