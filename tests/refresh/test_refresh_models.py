@@ -102,3 +102,49 @@ def test_refresh_with_the_llm_fusion_strategy(grown, tmp_path, tiny_finetune_par
     assert torch.allclose(late[NEW_ITEM], late[3], atol=1e-5)
     assert not torch.allclose(late[NEW_ITEM], late[5], atol=1e-3)  # ... and not every item's
     assert torch.isfinite(scores).all() and scores[:, NEW_ITEM].std() > 0
+
+
+
+def _trunk_entries(cache_dir) -> int:
+    """Item texts held by the trunk cache (one settings fingerprint folder)."""
+    folders = [p for p in cache_dir.iterdir() if p.is_dir()]
+    assert len(folders) == 1, folders
+    return sum(len(np.load(f)) for f in folders[0].glob("shard-*.keys.npy"))
+
+
+def test_llm_refresh_reads_known_texts_from_the_trunk_cache_and_adds_only_new_ones(
+    grown, tmp_path, tiny_finetune_params, tiny_llama, caplog
+):
+    """With the disk trunk cache on, a refresh computes the trunk for the new items' texts
+    only (item 47 repeats item 3's text: a hit), and the cached states give the item vectors
+    a computation without the cache gives."""
+    import logging
+
+    cache_dir = tmp_path / "trunk"
+    llm = {"model": str(tiny_llama), "trunk_cache_dir": str(cache_dir), "top_n_layers": 1}
+    params = _params(
+        tiny_finetune_params, {"embedding_dim": 8, "fusion": {"strategy": "llm", "llm": llm}}
+    )
+    params["trainer"] = {**params["trainer"], "max_epochs": 1}
+    params["llm_training"] = {"batch_size": 64, "num_negatives": 4, "limit_train_batches": 2}
+    old_texts = set(grown.item_texts[:N_OLD_ITEMS])
+    new_texts = set(grown.item_texts[N_OLD_ITEMS:]) - old_texts
+    assert len(new_texts) == 3  # items 44-46; item 47's text is item 3's
+
+    with caplog.at_level(logging.INFO, logger="crossrec.models.fusion.llm_trunk"):
+        _, new = _refresh(grown, params, tmp_path)
+    assert _trunk_entries(cache_dir) == len(old_texts) + len(new_texts)
+    computed = [r.getMessage() for r in caplog.records if "LLM trunk:" in r.getMessage()]
+    assert any(f"over {len(new_texts)} item texts" in m for m in computed), computed
+
+    def item_vectors(bundle) -> torch.Tensor:
+        with torch.no_grad():
+            return warm_start(bundle, grown).fusion.encode_all(grown.n_items, torch.device("cpu"))
+
+    from_cache = item_vectors(new)
+    config = FinetuneConfig.model_validate(new["config"])
+    config.model.fusion.llm.trunk_cache_dir = None
+    from_scratch = item_vectors({**new, "config": config.model_dump(mode="json")})
+    assert _trunk_entries(cache_dir) == len(old_texts) + len(new_texts)  # nothing re-added
+    assert torch.allclose(from_cache, from_scratch, atol=1e-3)
+    assert torch.allclose(from_cache[NEW_ITEM], from_cache[3], atol=1e-5)
