@@ -12,7 +12,7 @@ import pandas as pd
 from optuna.study import Study
 from optuna.trial import TrialState
 
-from crossrec.config import parse_params
+from crossrec.config import deep_merge, parse_params
 from crossrec.tuning.space import apply_overrides
 
 logger = logging.getLogger(__name__)
@@ -78,9 +78,7 @@ def tuned_finetune_block(
             "value": float(study.best_value),
         }
     if schema is not None:
-        merged = apply_overrides(finetune_params, best)
-        if "tuned_for" in block:
-            merged["tuned_for"] = block["tuned_for"]
+        merged = deep_merge(dict(finetune_params), block)
         parse_params(schema, merged, where=f"best trial of study {study.study_name!r}")
     return {"finetune": block}
 
