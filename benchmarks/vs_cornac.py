@@ -479,6 +479,8 @@ def paired_pairs(cornac_runs: dict, ours: dict, slices: list[str]) -> str:
 
 
 def print_table(cornac: dict, ours: dict) -> str:
+    if not cornac:  # --models "": our baselines only
+        return "(no Cornac model run: --models is empty)"
     names = [(m, m.lower()) for m in ("Recall", "NDCG", "Precision")]
     header = [f"{m}@{k}" for k in KS for m, _ in names]
     rows = [

@@ -100,6 +100,14 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "softmax, trained without content",
         {**NO_CONTENT, **SOFTMAX},
     ),
+    "biases": (
+        "defaults + VBPR's item ID bias and content bias",
+        {"model": {"id_bias": True, "content_bias": True}},
+    ),
+    "content_bias": (
+        "defaults + VBPR's content bias only",
+        {"model": {"content_bias": True}},
+    ),
 }
 
 

@@ -379,3 +379,98 @@ def test_user_mean_matrix_rows():
     train = sp.csr_matrix(np.array([[1, 0, 3], [0, 0, 0], [0, 2, 0]], dtype=np.float32))
     dense = user_mean_matrix(train).toarray()
     np.testing.assert_allclose(dense, [[0.5, 0, 0.5], [0, 0, 0], [0, 1, 0]])
+
+
+def _with_biases(tiny_data, **model):
+    """A model with VBPR's ID and content biases, both set away from their zero init; item 5
+    has no train interactions (a cold item)."""
+    import scipy.sparse as sp
+
+    train = tiny_data.train.tolil()
+    train[:, 5] = 0
+    train = sp.csr_matrix(train)
+    train.eliminate_zeros()
+    data = type(tiny_data)(**{**tiny_data.__dict__, "train": train})
+    torch.manual_seed(0)
+    config = _config(user_tower={"kind": "none"}, id_bias=True, content_bias=True, **model)
+    built = build_recommender(data, config)
+    with torch.no_grad():
+        built.id_bias.weight.normal_()
+        built.content_bias.weight.normal_()
+    return built.eval()
+
+
+@pytest.mark.parametrize("propagation", [{"kind": "none"}, {"kind": "lightgcn"}])
+def test_item_biases_are_added_to_every_score(tiny_data, propagation):
+    """score = user . item + ID bias (train items only) + a linear score of the content."""
+    model = _with_biases(tiny_data, propagation=propagation)
+    with torch.no_grad():
+        scores = model.score_users(torch.arange(tiny_data.n_users))
+        emb = model.embeddings()
+        dim = model.config.embedding_dim
+        assert emb.users.shape[1] == emb.items.shape[1] == dim + 1
+        assert torch.equal(emb.users[:, dim], torch.ones(tiny_data.n_users))
+        seen = model.item_id_seen.squeeze(1)
+        bias = model.id_bias.weight.squeeze(1) * seen + model.content_bias(
+            model.fusion(None)
+        ).squeeze(1)
+        expected = emb.users[:, :dim] @ emb.items[:, :dim].T + bias[None]
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-5)
+    cold = [5]
+    with torch.no_grad():  # an item without train edges is biased by its content alone
+        content_only = model.content_bias(model.fusion(None)).squeeze(1)
+    torch.testing.assert_close(emb.items[cold, dim], content_only[cold])
+
+
+def test_item_biases_are_trained_and_the_id_bias_is_regularised(tiny_data):
+    from crossrec.models.module import RecommenderModule
+
+    config = FinetuneConfig.model_validate(
+        {
+            "model": {
+                "embedding_dim": 16,
+                "user_tower": {"kind": "none"},
+                "id_bias": True,
+                "content_bias": True,
+            },
+            "loss": {"content_weight": 0.1},
+        }
+    )
+    torch.manual_seed(0)
+    model = build_recommender(tiny_data, config)
+    module = RecommenderModule(model, config, tiny_data.train, tiny_data.valid)
+    batch = {
+        "users": torch.tensor([0, 1, 2]),
+        "pos": torch.tensor([1, 2, 3]),
+        "neg": torch.tensor([[4, 5], [6, 7], [8, 9]]),
+    }
+    module.batch_loss(batch).backward()  # the content loss still ranks on d columns
+    assert model.id_bias.weight.grad[[1, 2, 3]].abs().sum() > 0
+    assert model.content_bias.weight.grad.abs().sum() > 0
+    emb = model.embeddings()
+    bias = torch.arange(tiny_data.n_items, dtype=torch.float32)
+    users, pos, neg = batch["users"], batch["pos"], batch["neg"]
+    without = RecommenderModule._ego_penalty(emb, users, pos, neg)
+    with_bias = RecommenderModule._ego_penalty(emb, users, pos, neg, bias)
+    extra = (bias[pos].pow(2).sum() + bias[neg].pow(2).sum() / neg.shape[1]) / (2 * len(users))
+    torch.testing.assert_close(with_bias - without, extra, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("model", "loss", "message"),
+    [
+        ({"id_bias": True}, {"kind": "softmax", "cosine": True}, "loss.cosine"),
+        ({"content_bias": True, "use_content": False}, {}, "content_bias needs early content"),
+        (
+            {"id_bias": True, "use_id_embedding": False, "user_tower": {"kind": "mean"}},
+            {},
+            "id_bias needs model.use_id_embedding",
+        ),
+    ],
+)
+def test_impossible_biases_are_rejected_by_name(tiny_data, model, loss, message):
+    config = FinetuneConfig.model_validate(
+        {"model": {"embedding_dim": 16, **model}, "loss": loss}
+    )
+    with pytest.raises(ValueError, match=message):
+        build_recommender(tiny_data, config)

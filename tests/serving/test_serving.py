@@ -280,3 +280,59 @@ def test_content_channel_explanation_and_new_item(artifacts):
             m: features[m]["vectors"][item] for m in ("text", "image") if features[m]["mask"][item]
         }
         np.testing.assert_allclose(new_item_vector(serving, raw), content[item], atol=1e-5)
+
+
+def test_item_biases_in_explanations_new_items_and_fold_in(artifacts):
+    """VBPR's biases (model.id_bias / content_bias) are the vectors' last column: the
+    explanation's parts still add up to the score, with one part per bias; a new item carries
+    its content's bias; a folded-in user weighs the column by 1, as trained users do."""
+    from dataclasses import replace
+
+    from crossrec.models.bundle import build_recommender, make_bundle
+    from crossrec.models.config import FinetuneConfig
+    from crossrec.serving import service
+    from crossrec.serving.foldin import fold_in
+    from crossrec.serving.model import ServingModel, training_data
+    from crossrec.serving.newitem import new_item_vector
+
+    config = FinetuneConfig.model_validate(
+        {
+            "model": {
+                "embedding_dim": 8,
+                "fusion": {"strategy": "concat"},
+                "id_bias": True,
+                "content_bias": True,
+            }
+        }
+    )
+    data = training_data(artifacts, config)
+    torch.manual_seed(0)
+    model = build_recommender(data, config)
+    with torch.no_grad():
+        model.id_bias.weight.normal_()
+        model.content_bias.weight.normal_()
+    bundle = make_bundle(model, config, [])
+    serving = ServingModel.from_artifacts(
+        replace(artifacts, trained_model=bundle), RecommendConfig()
+    )
+    cat = serving.catalogue
+    assert cat.bias_column and cat.item_vectors.shape[1] == 9
+    with torch.no_grad():
+        reference = serving.model.score_users(torch.arange(cat.n_users)).numpy()
+        content_bias = serving.model.content_bias(serving.model.fusion(None)).squeeze(1).numpy()
+    for user, item in [(0, 0), (3, 7), (cat.n_users - 1, cat.n_items - 1)]:
+        body = service.explain(serving, cat.user_ids[user], cat.item_ids[item])
+        assert {"collaborative", "id_bias", "content_bias"} <= set(body["parts"])
+        assert body["parts"]["content_bias"] == pytest.approx(float(content_bias[item]), abs=1e-5)
+        assert sum(body["parts"].values()) == pytest.approx(float(reference[user, item]), abs=1e-4)
+    features = artifacts.fused_item_features
+    raw = {m: features[m]["vectors"][3] for m in ("text", "image") if features[m]["mask"][3]}
+    vector = new_item_vector(serving, raw)
+    assert vector.shape == (9,)
+    assert vector[-1] == pytest.approx(float(content_bias[3]), abs=1e-5)
+    liked = np.array([0, 3, 7])
+    for method in ("mean", "solve"):
+        folded = fold_in(cat.item_vectors, liked, FoldInConfig(method=method), cat.bias_column)
+        assert folded.shape == (9,) and folded[-1] == 1.0
+    mean = fold_in(cat.item_vectors, liked, FoldInConfig(method="mean"), True)
+    np.testing.assert_allclose(mean[:8], cat.item_vectors[liked, :8].mean(0), rtol=1e-6)

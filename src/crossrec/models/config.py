@@ -126,6 +126,12 @@ class ModelConfig(StrictConfig):
     #: training-time share of items whose ID embedding is zeroed each step (DropoutNet), so the
     #: content path learns to score items on its own — what cold-start items rely on
     id_dropout: float = Field(0.0, ge=0, lt=1)
+    #: VBPR's item biases, one extra score column (user side fixed at 1): ``id_bias`` a learnt
+    #: scalar per train item (its popularity; 0 for items without train edges), and
+    #: ``content_bias`` a learnt linear score of the item's projected content, which ranks an
+    #: item no one has rated yet by how well its content predicts popularity
+    id_bias: bool = False
+    content_bias: bool = False
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     user_tower: UserTowerConfig = Field(default_factory=UserTowerConfig)
     propagation: PropagationConfig = Field(default_factory=PropagationConfig)

@@ -86,7 +86,9 @@ class RecommenderModule(pl.LightningModule):
             )
         loss = ranking_loss(loss_cfg.kind, pos_scores, neg_scores, valid, loss_cfg.temperature)
         if loss_cfg.reg_weight > 0:
-            loss = loss + loss_cfg.reg_weight * self._ego_penalty(emb, users, pos, neg)
+            id_bias = self.model.id_bias
+            bias = id_bias.weight.squeeze(1) if id_bias is not None else None
+            loss = loss + loss_cfg.reg_weight * self._ego_penalty(emb, users, pos, neg, bias)
         if loss_cfg.content_weight > 0 and neg.numel():
             content = self._content_loss(u, pos, neg)
             if content is not None:
@@ -102,6 +104,7 @@ class RecommenderModule(pl.LightningModule):
             return None
         p = table.index_select(0, pos)
         n = table.index_select(0, neg.reshape(-1)).view(*neg.shape, -1)
+        u = u[:, : table.shape[1]]  # without the bias column (model.id_bias / content_bias)
         if loss_cfg.kind == "softmax" and loss_cfg.cosine:
             p, n = F.normalize(p, dim=-1), F.normalize(n, dim=-1)
         pos_scores, neg_scores = (u * p).sum(-1), torch.einsum("bd,bkd->bk", u, n)
@@ -111,15 +114,24 @@ class RecommenderModule(pl.LightningModule):
         return ranking_loss(loss_cfg.kind, pos_scores, neg_scores, valid, loss_cfg.temperature)
 
     @staticmethod
-    def _ego_penalty(emb, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor):
+    def _ego_penalty(
+        emb,
+        users: torch.Tensor,
+        pos: torch.Tensor,
+        neg: torch.Tensor,
+        item_bias: torch.Tensor | None = None,
+    ):
         """L2 of the batch's ego embeddings: sum over users, positives and negatives (divided by
-        the negatives per example) of ||ego||^2, over 2 * batch size.
+        the negatives per example) of ||ego||^2, over 2 * batch size. An item's ID bias
+        (model.id_bias) is part of its ego row, as in VBPR.
 
         Computed as occurrence counts times per-row squared norms: the same sum as gathering the
         rows, without a (batch x negatives) gather whose backward dominated a CPU step.
         """
         user_norms = emb.users_ego.pow(2).sum(1)
         item_norms = emb.items_ego.pow(2).sum(1)
+        if item_bias is not None:
+            item_norms = item_norms + item_bias.pow(2)
         item_counts = torch.bincount(pos, minlength=len(item_norms)).to(item_norms.dtype)
         if neg.numel():
             neg_counts = torch.bincount(neg.reshape(-1), minlength=len(item_norms))

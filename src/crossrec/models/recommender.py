@@ -7,7 +7,9 @@ normalised train user-item graph (mean over layers), and items also get their eg
 propagated over the averaged frozen modality kNN graphs (FREEDOM). With
 ``propagation.content_path = channel`` the content stays out of the ego and is propagated as
 its own normalised channel (LGMRec's local modality graph, ``content_channel_vectors``).
-Score = dot product (cosine when trained with a cosine softmax). Cold items have no train
+Score = dot product (cosine when trained with a cosine softmax); with VBPR's item biases
+(``model.id_bias`` / ``content_bias``) the final vectors carry one more column, 1 for users and
+the item's bias for items, so the bias is part of every dot product. Cold items have no train
 edges and their (untrained) ID embedding is masked to zero, so they score from their content
 and their modality-graph neighbours alone.
 
@@ -172,6 +174,13 @@ class Recommender(nn.Module):
                 "model.propagation.content_path channel needs early content (concat, gated or "
                 "attention fusion); the llm strategy adds its content late, per item"
             )
+        self._check_biases(config, cosine)
+        #: VBPR's item biases (an extra score column; see ``with_bias_column``)
+        self.id_bias = nn.Embedding(n_items, 1) if config.id_bias else None
+        self.content_bias = nn.Linear(dim, 1, bias=False) if config.content_bias else None
+        for head in (self.id_bias, self.content_bias):
+            if head is not None:
+                nn.init.zeros_(head.weight)
         self.user_id = nn.Embedding(n_users, dim) if config.use_id_embedding else None
         self.item_id = nn.Embedding(n_items, dim) if config.use_id_embedding else None
         for table in (self.user_id, self.item_id):
@@ -229,6 +238,47 @@ class Recommender(nn.Module):
         self._step_content: torch.Tensor | None = None
         self._cache: Embeddings | None = None
         self._late_cache: torch.Tensor | None = None
+
+    def _check_biases(self, config: ModelConfig, cosine: bool) -> None:
+        if not (config.id_bias or config.content_bias):
+            return
+        if cosine:
+            raise ValueError(
+                "model.id_bias / model.content_bias add a score column, which a cosine score "
+                "(loss.cosine) would normalise away: turn the biases or loss.cosine off"
+            )
+        if config.id_bias and not config.use_id_embedding:
+            raise ValueError("model.id_bias needs model.use_id_embedding: true")
+        if config.content_bias and (self.fusion is None or self.late_content):
+            raise ValueError(
+                "model.content_bias needs early content (use_content: true with concat, gated or "
+                "attention fusion); the llm strategy adds its content late, per item"
+            )
+
+    @property
+    def has_bias_column(self) -> bool:
+        """Whether final vectors carry VBPR's bias column (users 1, items their bias)."""
+        return self.id_bias is not None or self.content_bias is not None
+
+    def item_bias(self) -> torch.Tensor:
+        """(n_items,) VBPR bias of every item: ID bias (train items) + content bias."""
+        bias = torch.zeros(self.n_items, device=self._device())
+        if self.id_bias is not None:
+            bias = bias + (self.id_bias.weight * self.item_id_seen).squeeze(1)
+        if self.content_bias is not None:
+            bias = bias + self.content_bias(self.content_table()).squeeze(1)
+        return bias
+
+    def with_bias_column(
+        self, users: torch.Tensor, items: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(users | 1, items | bias): every dot product of final vectors (training, full
+        ranking, serving, explanations) then includes the item bias with no code of its own."""
+        if not self.has_bias_column:
+            return users, items
+        users = torch.cat([users, users.new_ones(len(users), 1)], dim=1)
+        items = torch.cat([items, self.item_bias().unsqueeze(1).to(items.dtype)], dim=1)
+        return users, items
 
     def _init_edge_pruning(self, train: sp.spmatrix) -> None:
         """Train edges and their FREEDOM sampling weights 1 / sqrt(deg u * deg i)."""
@@ -338,6 +388,7 @@ class Recommender(nn.Module):
                 self.ii_graph, self.ii_graph_t, source, self.ii_layers
             )
             items = items + smoothed
+        users, items = self.with_bias_column(users, items)
         out = Embeddings(users, items, users_ego, items_ego)
         if not self.training and not torch.is_grad_enabled():
             self._cache = out

@@ -47,6 +47,8 @@ class Catalogue:
     modality_vectors: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     index_kind: str | None = None  # None: by catalogue size (config.ann.min_items)
     text_columns: list[str] = field(default_factory=list)  # shown on item cards
+    #: the vectors' last column is VBPR's item bias (users: 1); see crossrec.serving.foldin
+    bias_column: bool = False
 
     def __post_init__(self) -> None:
         self.user_vectors = np.ascontiguousarray(self.user_vectors, np.float32)

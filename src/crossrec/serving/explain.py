@@ -10,7 +10,8 @@ model's learned missing vector for it (what the model uses for items without tha
     score(U, X) = collaborative + content_baseline + sum over modalities of modality parts
 
 exactly (up to float32 rounding); for a cosine-trained model each part is divided by the item
-vector's norm. A late (LLM) content vector is one part, ``llm_content``.
+vector's norm. A late (LLM) content vector is one part, ``llm_content``; VBPR's item biases
+(``model.id_bias`` / ``content_bias``) are the parts ``id_bias`` and ``content_bias``.
 """
 
 from __future__ import annotations
@@ -97,7 +98,30 @@ def item_vector_parts(model) -> tuple[list[str], np.ndarray]:
             late = fusion.encode_all(n_items, parts.device)
             parts = torch.cat([parts, late[None]])
             names.append("llm_content")
+        if model.has_bias_column:
+            parts, extra = _bias_parts(model, parts)
+            names += extra
         return names, parts.float().numpy()
+
+
+def _bias_parts(model, parts):
+    """Parts padded with the bias column (0), plus one part per VBPR bias that holds it alone:
+    the user side of that column is 1, so each part's score is the bias itself."""
+    import torch
+
+    n_items = parts.shape[1]
+    padded = torch.cat([parts, parts.new_zeros(len(parts), n_items, 1)], dim=2)
+    biases, names = [], []
+    if model.id_bias is not None:
+        biases.append((model.id_bias.weight * model.item_id_seen).squeeze(1))
+        names.append("id_bias")
+    if model.content_bias is not None:
+        biases.append(model.content_bias(model.content_table()).squeeze(1))
+        names.append("content_bias")
+    columns = [padded.new_zeros(n_items, parts.shape[2] + 1) for _ in biases]
+    for column, bias in zip(columns, biases, strict=True):
+        column[:, -1] = bias
+    return torch.cat([padded, torch.stack(columns)]), names
 
 
 def score_parts(
@@ -152,6 +176,8 @@ def _label(part: str) -> str:
         "collaborative": "what similar users liked (collaborative signal)",
         "content_baseline": "the model's content prior",
         "llm_content": "its text as read by the LLM",
+        "id_bias": "its popularity",
+        "content_bias": "how popular items like it are",
     }.get(part, f"its {part}")
 
 

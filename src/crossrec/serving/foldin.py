@@ -13,31 +13,39 @@ import numpy as np
 from crossrec.serving.config import FoldInConfig
 
 
-def fold_in(item_vectors: np.ndarray, liked: np.ndarray, config: FoldInConfig) -> np.ndarray:
-    """(d,) user vector from the liked item indices (at least one)."""
+def fold_in(
+    item_vectors: np.ndarray, liked: np.ndarray, config: FoldInConfig, bias_column: bool = False
+) -> np.ndarray:
+    """(d,) user vector from the liked item indices (at least one). ``bias_column``: the
+    vectors' last column is the items' bias (model.id_bias / content_bias), which a user's
+    vector weighs by a fixed 1, as the trained users' vectors do."""
     liked = np.unique(np.asarray(liked, dtype=np.int64))[: config.max_liked]
-    start = item_vectors[liked].mean(axis=0)
+    free = item_vectors.shape[1] - int(bias_column)
+    start = item_vectors[liked, :free].mean(axis=0)
+    ones = np.ones(item_vectors.shape[1] - free, np.float32)
     if config.method == "mean":
-        return start.astype(np.float32)
+        return np.concatenate([start, ones]).astype(np.float32)
     import torch
 
     items = torch.from_numpy(np.ascontiguousarray(item_vectors, np.float32))
     target = torch.from_numpy(liked)
     user = torch.tensor(start, dtype=torch.float32, requires_grad=True)
+    fixed = torch.from_numpy(ones)
     optimizer = torch.optim.LBFGS(
         [user], lr=1.0, max_iter=config.steps, line_search_fn="strong_wolfe"
     )
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        log_probs = torch.log_softmax(items @ user, dim=0)
+        log_probs = torch.log_softmax(items @ torch.cat([user, fixed]), dim=0)
         loss = -log_probs[target].mean() + config.l2 * user.pow(2).sum()
         loss.backward()
         return loss
 
     optimizer.step(closure)
     out = user.detach().numpy().astype(np.float32)
-    return out if np.isfinite(out).all() else start.astype(np.float32)
+    out = out if np.isfinite(out).all() else start.astype(np.float32)
+    return np.concatenate([out, ones]).astype(np.float32)
 
 
 def fold_in_agreement(
@@ -54,7 +62,7 @@ def fold_in_agreement(
     for user, liked, held in zip(users, history, truth, strict=True):
         if not len(liked) or not len(held):
             continue
-        folded = fold_in(catalogue.item_vectors, liked, config)
+        folded = fold_in(catalogue.item_vectors, liked, config, catalogue.bias_column)
         trained = catalogue.user_vectors[user]
         cosines.append(
             float(folded @ trained / max(np.linalg.norm(folded) * np.linalg.norm(trained), 1e-12))

@@ -125,6 +125,7 @@ class ServingModel:
             modality_vectors=modality_vectors(a.fused_item_features),
             index_kind=index_kind,
             text_columns=list(a.dataset_info.get("text_columns") or []),
+            bias_column=model.has_bias_column,
         )
         return cls(catalogue, model, data, a, model_fingerprint(a.trained_model), config)
 

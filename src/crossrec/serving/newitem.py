@@ -130,6 +130,8 @@ def new_item_vector(serving, raw: dict[str, np.ndarray], neighbours: int = 10) -
             else:
                 tokens.append(projector.missing[i])
         ego = model.fusion.fuse_tokens(torch.stack(tokens)[None])[0]
+        # VBPR's bias column: a new item has no ID bias, only its content's
+        bias = model.content_bias(ego).reshape(1) if model.content_bias is not None else None
         vector = ego / (model.ui_layers + 1) if model.ui_layers else ego.clone()
         if model.content_channel:
             # content_path channel: the content is not in the ego; without train edges the new
@@ -150,6 +152,8 @@ def new_item_vector(serving, raw: dict[str, np.ndarray], neighbours: int = 10) -
             vector = vector + torch.stack(outputs).mean(0)
         if model.cosine:
             vector = torch.nn.functional.normalize(vector, dim=-1)
+        if model.has_bias_column:
+            vector = torch.cat([vector, bias if bias is not None else vector.new_zeros(1)])
     return vector.numpy().astype(np.float32)
 
 

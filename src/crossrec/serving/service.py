@@ -66,7 +66,7 @@ def recommend_liked(serving, liked_ids: list[str], k: int, filters: dict) -> dic
     if not liked_ids:
         raise BadRequestError("liked", "liked must name at least one item id")
     liked = np.array([cat.item(i) for i in liked_ids], dtype=np.int64)
-    vector = fold_in(cat.item_vectors, liked, serving.config.fold_in)
+    vector = fold_in(cat.item_vectors, liked, serving.config.fold_in, cat.bias_column)
     scores, items = cat.top_items(vector[None], k, [liked], cat.filter_mask(filters))
     return {
         "liked": [str(i) for i in liked_ids],
