@@ -469,8 +469,6 @@ def test_item_biases_are_trained_and_the_id_bias_is_regularised(tiny_data):
     ],
 )
 def test_impossible_biases_are_rejected_by_name(tiny_data, model, loss, message):
-    config = FinetuneConfig.model_validate(
-        {"model": {"embedding_dim": 16, **model}, "loss": loss}
-    )
+    config = FinetuneConfig.model_validate({"model": {"embedding_dim": 16, **model}, "loss": loss})
     with pytest.raises(ValueError, match=message):
         build_recommender(tiny_data, config)
