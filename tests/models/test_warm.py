@@ -140,3 +140,26 @@ def test_data_that_is_not_a_continuation_fails_clearly(old_bundle, grown):
     smaller = sub_data(grown, N_OLD_USERS - 1, N_OLD_ITEMS)
     with pytest.raises(ValueError, match="35 users, fewer than the 36 the model was trained on"):
         warm_start(old_bundle, smaller)
+
+
+def test_item_biases_carry_over_and_new_items_start_without_an_id_bias(
+    grown, tmp_path, tiny_finetune_params
+):
+    """model.id_bias is a per-item table: known items keep theirs, new items start at 0 (like
+    their ID vector) and are scored by their content bias alone."""
+    params = {**tiny_finetune_params}
+    params["model"] = {**params.get("model", {}), "id_bias": True, "content_bias": True}
+    config = FinetuneConfig.model_validate(params)
+    old = sub_data(grown, N_OLD_USERS, N_OLD_ITEMS)
+    bundle = train_recommender(old, config, run_dir=tmp_path, enable_progress_bar=False).bundle
+    learnt = bundle["state_dict"]["id_bias.weight"]
+    assert learnt.shape == (N_OLD_ITEMS, 1) and torch.count_nonzero(learnt) > 0
+    model = warm_start(bundle, grown)
+    state = model.state_dict()
+    assert state["id_bias.weight"].shape == (grown.n_items, 1)
+    assert torch.equal(state["id_bias.weight"][:N_OLD_ITEMS], learnt)
+    assert torch.count_nonzero(state["id_bias.weight"][N_OLD_ITEMS:]) == 0
+    with torch.no_grad():
+        bias = model.item_bias()
+        content_bias = model.content_bias(model.fusion(None)).squeeze(1)
+    torch.testing.assert_close(bias[47], content_bias[3])  # item 3's content, no ID bias

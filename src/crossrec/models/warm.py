@@ -23,7 +23,11 @@ from crossrec.models.inputs import TrainingData
 from crossrec.models.recommender import Recommender
 
 #: State entries with one row per user / item: extended, the rest must match exactly.
-ROW_TABLES = {"user_id.weight": "n_users", "item_id.weight": "n_items"}
+ROW_TABLES = {
+    "user_id.weight": "n_users",
+    "item_id.weight": "n_items",
+    "id_bias.weight": "n_items",  # model.id_bias: a new item has none yet, as for its ID vector
+}
 
 NewUsers = Literal["history", "random"]
 
@@ -80,7 +84,7 @@ def warm_start(bundle: dict, data: TrainingData, new_users: NewUsers = "history"
             table = target[key].clone()
             n_old = int(bundle[ROW_TABLES[key]])
             table[:n_old] = value
-            if key == "item_id.weight":
+            if ROW_TABLES[key] == "n_items":
                 table[n_old:] = 0.0  # new items: content only
             state[key] = table
         elif tuple(value.shape) != tuple(target[key].shape):
