@@ -163,6 +163,10 @@ class EvaluateConfig(StrictConfig):
     chunk_users: int | None = Field(None, ge=1)
     #: per-modality ablation of the trained model at inference time
     ablation: bool = True
+    #: what content is worth, trained both ways: the model's own configuration retrained
+    #: without content (``content``), and also without each modality in turn (``modalities``),
+    #: every seed, paired over users against the model. One finetune run per variant and seed.
+    trained_ablation: Literal["none", "content", "modalities"] = "none"
     significance_metrics: list[str] = Field(default_factory=lambda: ["recall@20", "ndcg@20"])
     significance_slices: list[str] = Field(default_factory=lambda: ["test", "test_cold"])
     alpha: float = Field(0.05, gt=0, lt=1)

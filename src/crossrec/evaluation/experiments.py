@@ -87,6 +87,64 @@ def ablate_modality(
     return features, graphs
 
 
+#: what "trained without content" turns off in the model's own configuration: the fusion,
+#: the modality item graph, the content loss and the content bias (IDs and graph stay)
+WITHOUT_CONTENT = {
+    "model": {
+        "use_content": False,
+        "content_bias": False,
+        "propagation": {"item_graph_layers": 0},
+    },
+    "loss": {"content_weight": 0.0},
+}
+
+
+def trained_ablation_variants(config: dict, modalities: list[str], scope: str) -> list:
+    """``(label, modality or None)`` of each variant to retrain: None = without any content.
+
+    A modality is only dropped on its own when at least two are left to drop (with one, it is
+    the no-content variant). A model without ID embeddings cannot be trained without content:
+    there is nothing left to score with, so it gets no variant (logged).
+    """
+    model = config.get("model", {})
+    if scope == "none" or not model.get("use_content", True) or not modalities:
+        return []
+    if not model.get("use_id_embedding", True):
+        logger.warning(
+            "trained ablation skipped: the model has no ID embeddings, so without content it "
+            "would score nothing"
+        )
+        return []
+    variants: list[tuple[str, str | None]] = [("trained w/o content", None)]
+    if scope == "modalities" and len(modalities) > 1:
+        variants += [(f"trained w/o {m}", m) for m in modalities]
+    return variants
+
+
+def without_modality(
+    item_features: dict, graphs: dict, config: dict, modality: str | None
+) -> tuple[dict, dict, dict]:
+    """(features, graphs, config) to train the model's configuration without ``modality``
+    (None: without any content). Unlike :func:`ablate_modality` the modality is gone at
+    training time too: no input, no kNN graph, no missing-vector token."""
+    from crossrec.config import deep_merge
+
+    if modality is None:
+        return item_features, graphs, deep_merge(config, WITHOUT_CONTENT)
+    order = item_features.get("__order__") or sorted(item_features)
+    others = [m for m in order if not m.startswith("__") and m != modality]
+    features = select_modalities(item_features, others)
+    graphs = {name: graph for name, graph in graphs.items() if name != modality}
+    named = (config.get("model", {}).get("propagation", {}) or {}).get("item_graph_modalities")
+    if named and modality in named:
+        kept = [m for m in named if m != modality]
+        propagation = {"item_graph_modalities": kept or None}
+        if not kept:
+            propagation["item_graph_layers"] = 0
+        config = deep_merge(config, {"model": {"propagation": propagation}})
+    return features, graphs, config
+
+
 def train_variant(data: Any, config_dict: dict, seed: int, where: str) -> dict:
     """Train ``config_dict`` (a full finetune block) with ``seed``; returns the bundle.
 

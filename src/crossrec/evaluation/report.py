@@ -252,6 +252,39 @@ def selection_section(timings: dict) -> list[str]:
     ]
 
 
+def content_worth_section(
+    metrics: dict, significance: dict, cfg, trained: list[str], slices: list[str]
+) -> list[str]:
+    """The model against itself retrained without content / each modality
+    (``evaluate.trained_ablation``): the issue-12 question, answered on this dataset."""
+    if not trained:
+        return []
+    k = cfg.k
+    shown = [s for s in slices if s in ("test", "test_warm", "test_cold")]
+    subset = {m: metrics[m] for m in [cfg.model_name, *trained]}
+    tests = significance.get("content_worth", [])
+    return [
+        "## What content is worth (trained without it)",
+        "",
+        f"{cfg.model_name}'s own configuration retrained without content (no fusion, no "
+        "modality item graph, no content loss) or without one modality (no input, no kNN "
+        "graph), every seed (evaluate.trained_ablation). A = the model, B = the variant: a "
+        "positive difference is what the content (or the modality) adds. Paired over users, "
+        "per-user values averaged over seeds.",
+        "",
+        slice_table(subset, f"recall@{k}", shown),
+        "",
+        slice_table(subset, f"ndcg@{k}", shown),
+        "",
+        metric_table(
+            subset, "test_warm" if "test_warm" in shown else "test", [f"coverage@{k}", f"arp@{k}"]
+        ),
+        "",
+        significance_table(tests, cfg.alpha) if tests else "(no paired test)",
+        "",
+    ]
+
+
 def _split_warning(dataset_info: dict) -> list[str]:
     """A published split that a cold-item holdout changed is stated where results are read."""
     if not dataset_info.get("published_split_altered"):
@@ -288,8 +321,10 @@ def build_report(
     order = [*cfg.slices, "users_short", "users_medium", "users_long"]
     present = {s for per in metrics.values() for s in per}
     slices_present = [s for s in order if s in present] + sorted(present - set(order))
-    test_table = metric_table(metrics, "test", main_cols)
     ablations = [m for m in metrics if m.startswith(f"{cfg.model_name} w/o ")]
+    trained = [m for m in metrics if m.startswith(f"{cfg.model_name} trained w/o ")]
+    all_metrics, metrics = metrics, {m: v for m, v in metrics.items() if m not in trained}
+    test_table = metric_table(metrics, "test", main_cols)
     sig_rows = [t for t in significance["tests"] if t["best_baseline"]]
     other_rows = [t for t in significance["tests"] if not t["best_baseline"]]
     parts = [
@@ -367,6 +402,7 @@ def build_report(
             ),
             "",
         ]
+    parts += content_worth_section(all_metrics, significance, cfg, trained, slices_present)
     parts += before_after_section(before_after)
     parts += selection_section(timings)
     parts += [

@@ -447,11 +447,72 @@ class Evaluation:
 
     # ------------------------------------------------------------------ ablation
     def ablation_runs(self, model_runs: dict) -> dict:
+        """The trained model (every seed) with one modality removed at inference time
+        (``evaluate.ablation``), then retrained without content or without each modality
+        (``evaluate.trained_ablation``)."""
+        out = self._inference_ablation(model_runs) if self.cfg.ablation else {}
+        if self.cfg.trained_ablation != "none":
+            out |= self._trained_ablation(model_runs)
+        return out
+
+    def _trained_ablation(self, model_runs: dict) -> dict:
+        """The model's own configuration retrained without content / without each modality,
+        every seed (``evaluate.workers`` processes): what content is worth, trained both ways."""
+        from crossrec.evaluation.experiments import (
+            model_score_fn,
+            train_variant,
+            trained_ablation_variants,
+            without_modality,
+        )
+        from crossrec.evaluation.jobs import Job
+
+        node_start = time.perf_counter()
+        bundles, seeds = model_runs["bundles"], list(model_runs["seeds"])
+        config = dict(bundles[0]["config"])
+        modalities = list(bundles[0].get("modalities") or [])
+        variants = trained_ablation_variants(config, modalities, self.cfg.trained_ablation)
+        if not variants:
+            logger.info("trained ablation skipped: the model uses no content modalities")
+            return {}
+        up, name = self.upstream, self.cfg.model_name
+        planned = []  # (label, data, job) per variant and seed
+        for label, modality in variants:
+            features, graphs, variant = without_modality(
+                up.fused_item_features, up.modality_graphs, config, modality
+            )
+            data = up.training_data(variant, features=features, graphs=graphs)
+            where = f"{WHERE}.trained_ablation ({name} {label})"
+            planned += [
+                (
+                    label,
+                    data,
+                    Job(f"{name} {label} seed {seed}", train_variant, (data, variant, seed, where)),
+                )
+                for seed in seeds
+            ]
+        with self._pool(bundles[0], len(planned), "trained ablation") as pool:
+            done = pool.run([job for *_, job in planned])
+        node = self._node_record(pool, len(planned), time.perf_counter() - node_start)
+        out: dict[str, dict] = {}
+        for (label, data, _), (bundle, seconds) in zip(planned, done, strict=True):
+            entry = out.setdefault(
+                f"{name} {label}",
+                {"runs": [], "seeds": seeds, "train_s": 0.0, "eval_s": 0.0},
+            )
+            start = time.perf_counter()
+            entry["runs"].append(self.run(model_score_fn(bundle, data, self.device)))
+            entry["eval_s"] += time.perf_counter() - start
+            entry["train_s"] += seconds
+        for label, entry in out.items():
+            entry |= {"trained_ablation": True, "node": node}
+            test = aggregate_seeds(entry["runs"]).get("test", {})
+            logger.info("%s: test recall@20 %s", label, fmt(test.get("recall@20")))
+        return out
+
+    def _inference_ablation(self, model_runs: dict) -> dict:
         """The trained model (every seed) with one modality removed at inference time."""
         from crossrec.evaluation.experiments import ablate_modality, model_score_fn
 
-        if not self.cfg.ablation:
-            return {}
         bundles = model_runs["bundles"]
         modalities = list(bundles[0].get("modalities") or [])
         if not modalities or not bundles[0]["config"].get("model", {}).get("use_content", True):
@@ -505,12 +566,18 @@ def per_user_table(model_runs: dict, baseline_runs: dict, ablation_runs: dict) -
     return pd.concat(frames, ignore_index=True)
 
 
-def _paired_tests(cfg: EvaluateConfig, model_runs: dict, baseline_runs: dict, best) -> list:
+def _paired_tests(
+    cfg: EvaluateConfig,
+    model_runs: dict,
+    baseline_runs: dict,
+    best,
+    slices: list[str] | None = None,
+) -> list:
     from crossrec.evaluation.significance import paired_test
 
     tests = []
     for baseline, entry in baseline_runs.items():
-        for slice_name in cfg.significance_slices:
+        for slice_name in cfg.significance_slices if slices is None else slices:
             if slice_name not in model_runs["runs"][0] or slice_name not in entry["runs"][0]:
                 continue
             for metric in cfg.significance_metrics:
@@ -538,6 +605,7 @@ def summarize(
 ) -> tuple[dict, dict, dict]:
     """metrics.json (model -> slice -> metric -> {mean, std}), significance tests, timings."""
     everything = all_models(model_runs, baseline_runs, ablation_runs)
+    trained = {n: e for n, e in ablation_runs.items() if e.get("trained_ablation")}
     metrics = {name: aggregate_seeds(entry["runs"]) for name, entry in everything.items()}
     primary = cfg.significance_metrics[0] if cfg.significance_metrics else f"recall@{cfg.k}"
     candidates = {
@@ -551,6 +619,11 @@ def summarize(
         "alpha": cfg.alpha,
         "seeds": list(cfg.seeds),
         "tests": _paired_tests(cfg, model_runs, baseline_runs, best),
+        # what content is worth: the model against itself retrained without content / a
+        # modality (evaluate.trained_ablation), on every test slice
+        "content_worth": _paired_tests(
+            cfg, model_runs, trained, None, ["test", "test_warm", "test_cold"]
+        ),
     }
     timings = {
         name: {
@@ -563,16 +636,19 @@ def summarize(
         | ({"selection": entry["selection"]} if "selection" in entry else {})
         for name, entry in everything.items()
     }
-    timings[NODES_KEY] = node_timings(model_runs, baseline_runs)
+    timings[NODES_KEY] = node_timings(model_runs, baseline_runs, ablation_runs)
     return metrics, significance, timings
 
 
-def node_timings(model_runs: dict, baseline_runs: dict) -> dict:
+def node_timings(model_runs: dict, baseline_runs: dict, ablation_runs: dict | None = None) -> dict:
     """Wall time, worker processes and training jobs of the two training nodes: a model's
     ``train_s`` sums its jobs, which overlap when several workers ran them."""
     out = {}
     if "node" in model_runs:
         out["evaluate_trained_model"] = model_runs["node"]
+    trained = next((e["node"] for e in (ablation_runs or {}).values() if "node" in e), None)
+    if trained is not None:
+        out["evaluate_modality_ablation"] = trained
     node = next((entry["node"] for entry in baseline_runs.values() if "node" in entry), None)
     if node is not None:
         out["evaluate_baselines"] = node
