@@ -336,3 +336,9 @@ def test_item_biases_in_explanations_new_items_and_fold_in(artifacts):
         assert folded.shape == (9,) and folded[-1] == 1.0
     mean = fold_in(cat.item_vectors, liked, FoldInConfig(method="mean"), True)
     np.testing.assert_allclose(mean[:8], cat.item_vectors[liked, :8].mean(0), rtol=1e-6)
+    # item-to-item similarity ignores the bias column (a popularity score, not a direction)
+    _, similar = cat.similar(3, 5)
+    taste = cat.item_vectors[:, :8] / np.linalg.norm(cat.item_vectors[:, :8], axis=1)[:, None]
+    cosine = taste @ taste[3]
+    cosine[3] = -np.inf
+    assert list(similar) == list(np.argsort(-cosine, kind="stable")[:5])

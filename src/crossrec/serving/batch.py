@@ -54,7 +54,8 @@ def similar_items_table(catalogue, k: int, version: str) -> pd.DataFrame:
     frames = []
     for space in [None, *sorted(catalogue.modality_vectors)]:
         if space is None:
-            vectors, mask = unit_rows(catalogue.item_vectors), np.ones(catalogue.n_items, bool)
+            vectors = unit_rows(catalogue.similarity_vectors)
+            mask = np.ones(catalogue.n_items, bool)
         else:
             vectors, mask = catalogue.modality_vectors[space]
         for start in range(0, catalogue.n_items, 2048):

@@ -65,6 +65,12 @@ class Catalogue:
         self._lock = threading.Lock()
 
     @property
+    def similarity_vectors(self) -> np.ndarray:
+        """Item vectors for item-to-item similarity: without the bias column (a popularity
+        score, not a direction of taste)."""
+        return self.item_vectors[:, :-1] if self.bias_column else self.item_vectors
+
+    @property
     def n_users(self) -> int:
         return len(self.user_vectors)
 
@@ -194,7 +200,7 @@ class Catalogue:
         with self._lock:
             if self._unit_index is None:
                 self._unit_index = build_index(
-                    unit_rows(self.item_vectors),
+                    unit_rows(self.similarity_vectors),
                     self.config.ann,
                     self.index_kind or (self.index.kind),
                 )

@@ -98,7 +98,7 @@ def explain(serving, user_id: str, item_id: str, use_llm: bool = False) -> dict:
     contributions, total = score_parts(cat.user_vectors[user], parts[:, item], serving.cosine)
     score = float(cat.user_vectors[user] @ cat.item_vectors[item])
     history = serving.data.train[user].indices
-    contributors = history_contributors(cat.item_vectors, history, item, 5)
+    contributors = history_contributors(cat.similarity_vectors, history, item, 5)
     because = [item_card(serving, h)["title"] for h, _ in contributors]
     weights = None
     if hasattr(serving.model.fusion, "modality_weights"):
