@@ -262,6 +262,7 @@ def content_worth_section(
     k = cfg.k
     shown = [s for s in slices if s in ("test", "test_warm", "test_cold")]
     subset = {m: metrics[m] for m in [cfg.model_name, *trained]}
+    breadth = "test_warm" if "test_warm" in shown else "test"
     tests = significance.get("content_worth", [])
     return [
         "## What content is worth (trained without it)",
@@ -272,13 +273,17 @@ def content_worth_section(
         "positive difference is what the content (or the modality) adds. Paired over users, "
         "per-user values averaged over seeds.",
         "",
+        f"Recall@{k}:",
+        "",
         slice_table(subset, f"recall@{k}", shown),
+        "",
+        f"NDCG@{k}:",
         "",
         slice_table(subset, f"ndcg@{k}", shown),
         "",
-        metric_table(
-            subset, "test_warm" if "test_warm" in shown else "test", [f"coverage@{k}", f"arp@{k}"]
-        ),
+        f"Breadth on {breadth}:",
+        "",
+        metric_table(subset, breadth, [f"coverage@{k}", f"arp@{k}"]),
         "",
         significance_table(tests, cfg.alpha) if tests else "(no paired test)",
         "",
