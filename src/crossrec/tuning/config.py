@@ -31,7 +31,7 @@ class SamplerConfig(StrictConfig):
     type: Literal["tpe", "random"] = "tpe"
     #: None = the project seed (params:seed); trial k samples with seed + k
     seed: int | None = None
-    n_startup_trials: int = Field(8, ge=0)
+    n_startup_trials: int = Field(6, ge=0)
     multivariate: bool = True
     #: TPE: treat running trials of other workers as bad, so parallel workers spread out
     constant_liar: bool = True
