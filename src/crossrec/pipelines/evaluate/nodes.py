@@ -83,7 +83,9 @@ def evaluate_modality_ablation(
     item_texts: list[str] | None,
     params: dict,
 ) -> dict:
-    """The trained model (every seed) with one modality removed at inference time."""
+    """The trained model (every seed) with one modality removed at inference time, and
+    (``evaluate.trained_ablation``) its configuration retrained without content / each
+    modality."""
     upstream = (interactions, items, dataset_info, fused_item_features, modality_graphs)
     evaluation = _evaluation(split, params, *upstream, user_item_graph, item_texts)
     return evaluation.ablation_runs(model_runs)

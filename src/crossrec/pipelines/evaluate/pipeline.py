@@ -1,4 +1,5 @@
-"""evaluate: trained model (several seeds) + baselines + modality ablation -> metrics & report."""
+"""evaluate: trained model (several seeds) + baselines + modality ablation (at inference, and
+retrained without content when asked) -> metrics & report."""
 
 from __future__ import annotations
 
