@@ -8,9 +8,11 @@ import scipy.sparse as sp
 import torch
 
 from crossrec.evaluation.baselines import (
+    EASE,
     ItemKNN,
     MostPopular,
     RandomScorer,
+    ease_weights,
     item_cosine_neighbours,
     item_popularity,
 )
@@ -61,6 +63,38 @@ def test_item_knn_prunes_per_candidate_as_recbole() -> None:
     np.testing.assert_allclose(knn(torch.tensor([2])).numpy(), [[0.0, 0.0, 0.0]])
 
 
+def test_ease_weights_solve_each_items_ridge_regression() -> None:
+    """Column j of B is the ridge regression of item j on every other item (Steck 2019), so
+    the closed form must match solving those regressions one by one; an item nobody
+    trained on gets a zero column."""
+    rng = np.random.default_rng(0)
+    dense = (rng.random((40, 6)) < 0.4).astype(np.float32)
+    dense[:, 5] = 0.0  # a cold item
+    l2 = 3.0
+    weights = ease_weights(sp.csr_matrix(dense), l2)
+    x = dense.astype(np.float64)
+    for j in range(5):
+        others = [i for i in range(6) if i != j]
+        gram = x[:, others].T @ x[:, others] + l2 * np.eye(5)
+        expected = np.linalg.solve(gram, x[:, others].T @ x[:, j])
+        np.testing.assert_allclose(weights[others, j], expected, rtol=1e-4, atol=1e-6)
+    assert np.all(np.diag(weights) == 0.0)
+    assert np.all(weights[:, 5] == 0.0)
+
+
+def test_ease_refuses_a_catalogue_too_large_for_dense_matrices() -> None:
+    train = sp.csr_matrix((2, 60_000), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"60,000 x 60,000.*EASE.enabled: false"):
+        ease_weights(train, 250.0)
+
+
+def test_ease_scores_are_history_times_weights() -> None:
+    train = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 1], [0, 0, 1], [1, 1, 1]], dtype=np.float32))
+    model = EASE(train, l2=1.0)
+    weights = ease_weights(train, 1.0)
+    np.testing.assert_allclose(model(torch.tensor([1])).numpy(), [weights[0] + weights[2]], rtol=1e-6)
+
+
 def test_random_scorer_is_reproducible_per_user() -> None:
     scorer = RandomScorer(7, seed=3)
     a = scorer(torch.tensor([0, 4]))
@@ -85,8 +119,10 @@ def test_baselines_sane_on_synthetic(synthetic_ingested) -> None:
 
     random_recall = np.mean([recall(RandomScorer(split.n_items, seed=s)) for s in range(5)])
     knn_recall = recall(ItemKNN(split.train, neighbours=20, shrink=1.0))
+    ease_recall = recall(EASE(split.train, l2=10.0))
     pop_recall = recall(MostPopular(split.train))
     assert knn_recall > random_recall + 0.05
+    assert ease_recall > random_recall + 0.05
     assert pop_recall > 0.0
 
 

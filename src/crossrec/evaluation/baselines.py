@@ -134,6 +134,58 @@ class ItemKNN:
         return torch.as_tensor(block.toarray(), dtype=torch.float32, device=users.device)
 
 
+#: largest memory EASE's dense item-item matrices may take (about 24k items)
+EASE_MAX_GIB = 12
+
+
+def ease_weights(train: sp.csr_matrix, l2: float) -> np.ndarray:
+    """EASE's item-item weights (Steck, WWW 2019): ``B = argmin ||X - XB||² + l2 ||B||²`` with
+    ``diag(B) = 0``, in closed form ``B = I - P / diag(P)``, ``P = (XᵀX + l2 I)⁻¹``.
+
+    Dense (n_items²): an item-item linear model is only practical up to a few tens of
+    thousands of items, which is RecBole's EASE too. An item without training users gets a
+    zero column (it is never recommended by the ID signal alone).
+    """
+    n_items = train.shape[1]
+    needed_gib = 3 * n_items**2 * 8 / 2**30  # the Gram matrix, its inverse, the weights
+    if needed_gib > EASE_MAX_GIB:
+        raise ValueError(
+            f"EASE needs dense {n_items:,} x {n_items:,} matrices (about {needed_gib:.0f} GiB, "
+            f"more than {EASE_MAX_GIB} GiB): leave it out on this catalogue with "
+            "evaluate.baselines.EASE.enabled: false"
+        )
+    binary = sp.csr_matrix(train, dtype=np.float64)
+    binary.data[:] = 1.0
+    gram = (binary.T @ binary).toarray()
+    gram[np.diag_indices_from(gram)] += l2
+    precision = np.linalg.inv(gram)
+    weights = -precision / np.diag(precision)[np.newaxis, :]
+    np.fill_diagonal(weights, 0.0)
+    return weights.astype(np.float32)
+
+
+@BASELINES.register("ease")
+class EASE:
+    """EASE (Steck 2019; RecBole's ``EASE``): score(u, ·) = x_u B, a linear item-item model
+    fitted in closed form on the train matrix; ``l2`` is its only hyperparameter (RecBole's
+    ``reg_weight``). Deterministic: one run, no seeds."""
+
+    deterministic = True
+
+    @classmethod
+    def from_spec(cls, spec, split, seed: int) -> EASE:
+        return cls(split.train, l2=spec.l2)
+
+    def __init__(self, train: sp.csr_matrix, l2: float = 250.0):
+        self.train = sp.csr_matrix(train, dtype=np.float32)
+        self.train.data[:] = 1.0
+        self.weights = torch.as_tensor(ease_weights(self.train, l2))
+
+    def __call__(self, users: torch.Tensor) -> torch.Tensor:
+        history = torch.as_tensor(self.train[users.cpu().numpy()].toarray())
+        return (history @ self.weights).to(users.device)
+
+
 @BASELINES.register("bpr")
 class MFBPR:
     """MF-BPR in its standard formulation (SGD, item bias, L2 on sampled rows, sampling with

@@ -16,13 +16,14 @@ from crossrec.registry import Registry
 BASELINES: Registry = Registry(
     "baseline",
     ["crossrec.evaluation.baselines"],
-    builtin_names=["most_popular", "item_knn", "random", "finetune", "bpr"],
+    builtin_names=["most_popular", "item_knn", "random", "finetune", "bpr", "ease"],
 )
 
 #: the grid keys each baseline kind can search (crossrec.evaluation.selection.apply_point
 #: says what each one sets); kinds not listed have nothing to search
 GRID_KEYS: dict[str, tuple[str, ...]] = {
     "item_knn": ("neighbours", "shrink"),
+    "ease": ("l2",),
     "bpr": ("lr", "reg", "negatives", "dim"),
     "finetune": ("lr", "reg", "weight_decay", "negatives", "dim"),
 }
@@ -58,7 +59,7 @@ class GridConfig(StrictConfig):
 
     ``lr``: learning rate; ``reg``: L2 (bpr: ``reg``; finetune: ``loss.reg_weight``);
     ``weight_decay``: finetune's ``optim.weight_decay``; ``negatives``: sampled negatives per
-    positive; ``dim``: embedding size; ``neighbours`` / ``shrink``: item_knn's.
+    positive; ``dim``: embedding size; ``neighbours`` / ``shrink``: item_knn's; ``l2``: ease's.
     """
 
     lr: list[Annotated[float, Field(gt=0)]] | None = Field(None, min_length=1)
@@ -68,6 +69,7 @@ class GridConfig(StrictConfig):
     dim: list[Annotated[int, Field(ge=1)]] | None = Field(None, min_length=1)
     neighbours: list[Annotated[int, Field(ge=1)]] | None = Field(None, min_length=1)
     shrink: list[Annotated[float, Field(ge=0)]] | None = Field(None, min_length=1)
+    l2: list[Annotated[float, Field(gt=0)]] | None = Field(None, min_length=1)
 
     def keys(self) -> list[str]:
         """The searched keys, in schema order."""
@@ -85,7 +87,7 @@ class SelectionConfig(StrictConfig):
     one seed, keeps the configuration best on the VALIDATION split, then runs its seeds (and
     the test slices) with that configuration only."""
 
-    #: none | standalone (kinds other than finetune: ItemKNN, MF-BPR; seconds each) | all
+    #: none | standalone (kinds other than finetune: ItemKNN, EASE, MF-BPR; seconds each) | all
     #: (also the finetune-kind baselines: LightGCN, VBPR, ContentOnly; one training run per
     #: grid point each)
     scope: Literal["none", "standalone", "all"] = "standalone"
@@ -112,6 +114,8 @@ class BaselineConfig(StrictConfig):
     #: item_knn: neighbours kept per item and cosine shrinkage
     neighbours: int = Field(100, ge=1)
     shrink: float = Field(10.0, ge=0)
+    #: ease: L2 weight of the item-item model (RecBole's reg_weight)
+    l2: float = Field(250.0, gt=0)
     #: finetune: overrides of the trained model's finetune config (after baseline_defaults)
     overrides: dict[str, Any] = Field(default_factory=dict)
     #: finetune: keep only these modalities of fused_item_features (those the dataset has);
