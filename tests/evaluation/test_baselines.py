@@ -92,7 +92,8 @@ def test_ease_scores_are_history_times_weights() -> None:
     train = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 1], [0, 0, 1], [1, 1, 1]], dtype=np.float32))
     model = EASE(train, l2=1.0)
     weights = ease_weights(train, 1.0)
-    np.testing.assert_allclose(model(torch.tensor([1])).numpy(), [weights[0] + weights[2]], rtol=1e-6)
+    scores = model(torch.tensor([1])).numpy()
+    np.testing.assert_allclose(scores, [weights[0] + weights[2]], rtol=1e-6)
 
 
 def test_random_scorer_is_reproducible_per_user() -> None:

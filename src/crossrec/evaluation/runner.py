@@ -103,8 +103,8 @@ class Upstream:
 
 
 def build_standalone(kind: type, spec: BaselineConfig, split: EvalSplit, seed: int):
-    """A baseline that is not a finetune configuration (MostPop, ItemKNN, EASE, MF-BPR) as a ScoreFn:
-    the job function of those kinds. ``kind`` is the registered class itself (pickled by
+    """A baseline that is not a finetune configuration (MostPop, ItemKNN, EASE, MF-BPR) as a
+    ScoreFn: the job function of those kinds. ``kind`` is the registered class itself (pickled by
     reference: a worker imports its module, which also registers a kind defined outside
     crossrec)."""
     return kind.from_spec(spec, split, seed)
