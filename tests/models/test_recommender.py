@@ -175,7 +175,7 @@ def test_ego_penalty_equals_the_gathered_sum(tiny_data):
         + emb.items_ego[pos].pow(2).sum()
         + emb.items_ego[neg].pow(2).sum() / neg.shape[1]
     ) / (2 * len(users))
-    penalty = RecommenderModule._ego_penalty(emb, users, pos, neg)
+    penalty = RecommenderModule._ego_penalty(emb.users_ego, emb.items_ego, users, pos, neg)
     torch.testing.assert_close(penalty, gathered, rtol=1e-5, atol=1e-7)
 
 
@@ -450,8 +450,8 @@ def test_item_biases_are_trained_and_the_id_bias_is_regularised(tiny_data):
     emb = model.embeddings()
     bias = torch.arange(tiny_data.n_items, dtype=torch.float32)
     users, pos, neg = batch["users"], batch["pos"], batch["neg"]
-    without = RecommenderModule._ego_penalty(emb, users, pos, neg)
-    with_bias = RecommenderModule._ego_penalty(emb, users, pos, neg, bias)
+    without = RecommenderModule._ego_penalty(emb.users_ego, emb.items_ego, users, pos, neg)
+    with_bias = RecommenderModule._ego_penalty(emb.users_ego, emb.items_ego, users, pos, neg, bias)
     extra = (bias[pos].pow(2).sum() + bias[neg].pow(2).sum() / neg.shape[1]) / (2 * len(users))
     torch.testing.assert_close(with_bias - without, extra, rtol=1e-5, atol=1e-5)
 
@@ -471,4 +471,74 @@ def test_item_biases_are_trained_and_the_id_bias_is_regularised(tiny_data):
 def test_impossible_biases_are_rejected_by_name(tiny_data, model, loss, message):
     config = FinetuneConfig.model_validate({"model": {"embedding_dim": 16, **model}, "loss": loss})
     with pytest.raises(ValueError, match=message):
+        build_recommender(tiny_data, config)
+
+
+def test_separate_space_gives_ids_and_content_their_own_halves(tiny_data):
+    """VBPR's layout: item = [ID factors | projected content], user = [ID | content
+    preferences]; a cold item scores from the content half alone."""
+    model = _with_biases(tiny_data, content_space="separate", propagation={"kind": "none"})
+    half = model.config.embedding_dim // 2
+    with torch.no_grad():
+        emb = model.embeddings()
+        ids = model.item_id.weight * model.item_id_seen
+        content = model.fusion(None)
+        torch.testing.assert_close(emb.items_ego[:, :half], ids[:, :half])
+        torch.testing.assert_close(emb.items_ego[:, half:], content[:, half:])
+        assert torch.all(emb.items_ego[5, :half] == 0)  # item 5 has no train edges
+        scores = model.score_users(torch.arange(tiny_data.n_users))
+        bias = model.item_bias()
+        cold = emb.users[:, half:-1] @ content[5, half:] + bias[5]
+    torch.testing.assert_close(scores[:, 5], cold, rtol=1e-5, atol=1e-5)
+
+
+def test_separate_space_leaves_the_content_projection_unpenalised(tiny_data):
+    """The L2 term covers the ID half only: changing the content projection leaves it as is."""
+    from crossrec.models.module import RecommenderModule
+
+    config = FinetuneConfig.model_validate(
+        {
+            "model": {
+                "embedding_dim": 16,
+                "user_tower": {"kind": "none"},
+                "content_space": "separate",
+            },
+            "loss": {"reg_weight": 1.0, "content_weight": 0.0},
+        }
+    )
+    torch.manual_seed(0)
+    model = build_recommender(tiny_data, config)
+    users, pos, neg = (
+        torch.tensor([0, 1, 2]),
+        torch.tensor([1, 2, 3]),
+        torch.tensor([[4], [6], [8]]),
+    )
+
+    def penalty() -> torch.Tensor:
+        emb = model.embeddings()
+        items = model.penalised_item_rows(emb.items_ego)
+        return RecommenderModule._ego_penalty(emb.users_ego, items, users, pos, neg)
+
+    before = penalty()
+    with torch.no_grad():
+        for parameter in model.fusion.parameters():
+            parameter.mul_(3.0)
+    torch.testing.assert_close(penalty(), before)
+    shared = build_recommender(
+        tiny_data,
+        config.model_copy(
+            update={"model": config.model.model_copy(update={"content_space": "shared"})}
+        ),
+    )
+    emb = shared.embeddings()
+    assert torch.equal(shared.penalised_item_rows(emb.items_ego), emb.items_ego)
+
+
+def test_separate_space_rejects_content_added_to_the_final_vectors(tiny_data):
+    config = _config(
+        user_tower={"kind": "none"},
+        content_space="separate",
+        propagation={"content_path": "channel"},
+    )
+    with pytest.raises(ValueError, match="content_space separate needs content in the item ego"):
         build_recommender(tiny_data, config)

@@ -73,6 +73,7 @@ CONFIGS = {
     "gated-lightgcn": {"fusion": {"strategy": "gated"}},
     "attention-lightgcn": {"fusion": {"strategy": "attention"}},
     "gated-no-propagation": {"fusion": {"strategy": "gated"}, "propagation": {"kind": "none"}},
+    "concat-separate-space": {"fusion": {"strategy": "concat"}, "content_space": "separate"},
     "concat-history-tower": {
         "fusion": {"strategy": "concat"},
         "user_tower": {"kind": "mean", "history_length": 5},
@@ -135,6 +136,31 @@ def test_new_item_vector_matches_the_catalogue_for_a_known_items_media(artifacts
         }
         vector = new_item_vector(serving, raw)
         np.testing.assert_allclose(vector, serving.catalogue.item_vectors[item], atol=1e-5)
+
+
+def test_new_item_in_the_separate_space_is_its_content_half(artifacts):
+    """content_space separate: a new item has no ID factors, so its vector is the projected
+    content in the second half, as the model places a known item's content."""
+    from crossrec.serving.newitem import new_item_vector
+
+    serving = _serving(
+        artifacts,
+        {
+            "fusion": {"strategy": "concat"},
+            "content_space": "separate",
+            "propagation": {"kind": "none"},
+        },
+    )
+    features = artifacts.fused_item_features
+    with torch.no_grad():
+        content = serving.model.project_content().numpy()
+    for item in (1, 14):  # 14: no image
+        raw = {
+            m: features[m]["vectors"][item] for m in ("text", "image") if features[m]["mask"][item]
+        }
+        vector = new_item_vector(serving, raw)
+        assert np.all(vector[:4] == 0)
+        np.testing.assert_allclose(vector, content[item], atol=1e-5)
 
 
 def test_new_item_reaches_users_whose_lists_it_enters(artifacts):

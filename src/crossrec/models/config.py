@@ -132,6 +132,13 @@ class ModelConfig(StrictConfig):
     #: item no one has rated yet by how well its content predicts popularity
     id_bias: bool = False
     content_bias: bool = False
+    #: how an item's ID embedding and projected content combine: ``shared`` (summed in one
+    #: space: a user has one preference vector for both) or ``separate`` (VBPR's layout: the
+    #: first half of every vector holds ID factors, the second half the projected content, so a
+    #: user has separate ID and content preferences; the L2 term then covers the ID factors
+    #: only, as VBPR leaves its content projection unpenalised). With IDs or content alone
+    #: there is only one space and this has no effect.
+    content_space: Literal["shared", "separate"] = "shared"
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     user_tower: UserTowerConfig = Field(default_factory=UserTowerConfig)
     propagation: PropagationConfig = Field(default_factory=PropagationConfig)

@@ -88,7 +88,10 @@ class RecommenderModule(pl.LightningModule):
         if loss_cfg.reg_weight > 0:
             id_bias = self.model.id_bias
             bias = id_bias.weight.squeeze(1) if id_bias is not None else None
-            loss = loss + loss_cfg.reg_weight * self._ego_penalty(emb, users, pos, neg, bias)
+            items_ego = self.model.penalised_item_rows(emb.items_ego)
+            loss = loss + loss_cfg.reg_weight * self._ego_penalty(
+                emb.users_ego, items_ego, users, pos, neg, bias
+            )
         if loss_cfg.content_weight > 0 and neg.numel():
             content = self._content_loss(u, pos, neg)
             if content is not None:
@@ -115,7 +118,8 @@ class RecommenderModule(pl.LightningModule):
 
     @staticmethod
     def _ego_penalty(
-        emb,
+        users_ego: torch.Tensor,
+        items_ego: torch.Tensor,
         users: torch.Tensor,
         pos: torch.Tensor,
         neg: torch.Tensor,
@@ -128,8 +132,8 @@ class RecommenderModule(pl.LightningModule):
         Computed as occurrence counts times per-row squared norms: the same sum as gathering the
         rows, without a (batch x negatives) gather whose backward dominated a CPU step.
         """
-        user_norms = emb.users_ego.pow(2).sum(1)
-        item_norms = emb.items_ego.pow(2).sum(1)
+        user_norms = users_ego.pow(2).sum(1)
+        item_norms = items_ego.pow(2).sum(1)
         if item_bias is not None:
             item_norms = item_norms + item_bias.pow(2)
         item_counts = torch.bincount(pos, minlength=len(item_norms)).to(item_norms.dtype)

@@ -175,6 +175,18 @@ class Recommender(nn.Module):
                 "attention fusion); the llm strategy adds its content late, per item"
             )
         self._check_biases(config, cosine)
+        #: VBPR's separate ID / content halves (model.content_space); None = one shared space
+        self.register_buffer("id_mask", None, persistent=False)
+        self.register_buffer("content_mask", None, persistent=False)
+        if (
+            config.content_space == "separate"
+            and config.use_id_embedding
+            and self.fusion is not None
+        ):
+            self._check_separate_space()
+            self.id_mask = torch.zeros(1, dim)
+            self.id_mask[:, : dim - dim // 2] = 1.0
+            self.content_mask = 1.0 - self.id_mask
         #: VBPR's item biases (an extra score column; see ``with_bias_column``)
         self.id_bias = nn.Embedding(n_items, 1) if config.id_bias else None
         self.content_bias = nn.Linear(dim, 1, bias=False) if config.content_bias else None
@@ -255,6 +267,31 @@ class Recommender(nn.Module):
                 "attention fusion); the llm strategy adds its content late, per item"
             )
 
+    def _check_separate_space(self) -> None:
+        if self.late_content or self.content_channel:
+            raise ValueError(
+                "model.content_space separate needs content in the item ego (concat, gated or "
+                "attention fusion with propagation.content_path ego); the llm strategy and the "
+                "content channel add their content to the final vectors"
+            )
+
+    def id_rows(self) -> torch.Tensor:
+        """(n_items, d) ID embeddings as they enter the item ego: zero for items without train
+        edges, and only the ID half of the vector under ``content_space: separate``."""
+        ids = self.item_id.weight * self.item_id_seen
+        return ids * self.id_mask if self.id_mask is not None else ids
+
+    def project_content(self) -> torch.Tensor:
+        """(n_items, d) projected content of every item: only the content half of the vector
+        under ``content_space: separate``."""
+        content = self.fusion(None)
+        return content * self.content_mask if self.content_mask is not None else content
+
+    def penalised_item_rows(self, items_ego: torch.Tensor) -> torch.Tensor:
+        """The part of the item ego embeddings the L2 term covers: all of it, or the ID half
+        under ``content_space: separate`` (VBPR does not penalise its content projection)."""
+        return items_ego * self.id_mask if self.id_mask is not None else items_ego
+
     @property
     def has_bias_column(self) -> bool:
         """Whether final vectors carry VBPR's bias column (users 1, items their bias)."""
@@ -324,13 +361,13 @@ class Recommender(nn.Module):
         """(n_items, d) input embedding of every item."""
         parts = []
         if self.item_id is not None:
-            ids = self.item_id.weight * self.item_id_seen
+            ids = self.id_rows()
             if self.training and self.config.id_dropout > 0 and self.fusion is not None:
                 keep = torch.rand(self.n_items, 1, device=ids.device) >= self.config.id_dropout
                 ids = ids * keep
             parts.append(ids)
         if self.fusion is not None and not self.late_content:
-            content = self.fusion(None)
+            content = self.project_content()
             self._step_content = content if self.training else None  # reused by content_table
             if not self.content_channel:
                 parts.append(self.dropout(content))
@@ -383,7 +420,7 @@ class Recommender(nn.Module):
         if self.ii_layers:
             source = items_ego
             if self.config.propagation.item_graph_input == "id" and self.item_id is not None:
-                source = self.item_id.weight * self.item_id_seen
+                source = self.id_rows()
             smoothed = self._propagate_sparse(
                 self.ii_graph, self.ii_graph_t, source, self.ii_layers
             )
@@ -453,7 +490,7 @@ class Recommender(nn.Module):
             return None
         if self.training and self._step_content is not None:
             return self._step_content  # this step's item_ego already projected the catalogue
-        return self.fusion(None)
+        return self.project_content()
 
     def modality_weights(self, item_idx: torch.Tensor) -> torch.Tensor | None:
         """(b, n_modalities) per-item modality weights (gated fusion), else None."""

@@ -56,13 +56,15 @@ def item_vector_parts(model) -> tuple[list[str], np.ndarray]:
     with torch.no_grad():
         n_items, dim = model.n_items, model.config.embedding_dim
         zeros = torch.zeros(n_items, dim)
-        id_part = model.item_id.weight * model.item_id_seen if model.item_id is not None else zeros
+        id_part = model.id_rows() if model.item_id is not None else zeros
         names, ego = ["collaborative"], [id_part]
         fusion = model.fusion
         channel = getattr(model, "content_channel", False)
         if fusion is not None and not model.late_content and not channel:
             tokens = fusion.tokens(None)
             phis, base = _shapley_content(fusion, tokens, fusion.tokens.missing)
+            if model.content_mask is not None:  # content_space separate: the content half
+                phis, base = [phi * model.content_mask for phi in phis], base * model.content_mask
             names += ["content_baseline", *fusion.tokens.modalities]
             ego += [base, *phis]
         items_ego = sum(ego[1:], ego[0])

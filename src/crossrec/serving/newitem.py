@@ -130,6 +130,8 @@ def new_item_vector(serving, raw: dict[str, np.ndarray], neighbours: int = 10) -
             else:
                 tokens.append(projector.missing[i])
         ego = model.fusion.fuse_tokens(torch.stack(tokens)[None])[0]
+        if model.content_mask is not None:  # content_space separate: the content half only
+            ego = ego * model.content_mask[0]
         # VBPR's bias column: a new item has no ID bias, only its content's
         bias = model.content_bias(ego).reshape(1) if model.content_bias is not None else None
         vector = ego / (model.ui_layers + 1) if model.ui_layers else ego.clone()
@@ -167,7 +169,7 @@ def _item_graph_layers(serving) -> list:
             with torch.no_grad():
                 x = model.item_ego().float()
                 if model.config.propagation.item_graph_input == "id" and model.item_id is not None:
-                    x = (model.item_id.weight * model.item_id_seen).float()
+                    x = model.id_rows().float()
                 layers = [x]
                 for _ in range(model.ii_layers):
                     x = torch.sparse.mm(model.ii_graph, x)
