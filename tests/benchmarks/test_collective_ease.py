@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "collective_ease.py"
+from tests.benchmarks.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def collective_ease():
-    spec = importlib.util.spec_from_file_location("collective_ease", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("collective_ease")
 
 
 def test_content_graph_is_a_symmetric_top_k_cosine_mean(collective_ease):

@@ -3,21 +3,15 @@ trained as overrides of the defaults, without the provenance record (not a setti
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import yaml
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "warm_ablation.py"
+from tests.benchmarks.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def warm_ablation():
-    spec = importlib.util.spec_from_file_location("warm_ablation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("warm_ablation")
 
 
 def test_file_variant_is_the_finetune_block_without_tuned_for(warm_ablation, tmp_path):
