@@ -45,16 +45,6 @@ def content_graph(features: dict, names: list[str], k: int) -> np.ndarray:
     return graph
 
 
-def ease_from_gram(gram: np.ndarray, l2: float) -> np.ndarray:
-    """EASE's closed form on a given Gram matrix (diagonal constrained to 0)."""
-    gram = gram.copy()
-    gram[np.diag_indices_from(gram)] += l2
-    precision = np.linalg.inv(gram)
-    weights = -precision / np.diag(precision)[np.newaxis, :]
-    np.fill_diagonal(weights, 0.0)
-    return weights.astype(np.float32)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="movielens100k_multimodal")
@@ -69,6 +59,7 @@ def main() -> None:
     import torch
 
     sys.path.insert(0, str(ROOT / "src"))
+    from crossrec.evaluation.baselines import ease_from_gram
     from crossrec.evaluation.protocol import build_split, evaluate_scorer, ranking_slices
 
     inter = args.data_dir / "02_intermediate" / args.dataset
@@ -113,7 +104,7 @@ def main() -> None:
                     f"{np.mean(runs[c]['metrics']['ndcg@20']):.4f}"
                     for c in columns
                 ]
-                coverage = runs[columns[-1] if "test_warm" not in runs else "test_warm"]
+                coverage = runs.get("test_warm", runs["test"])
                 print(
                     f"| {k} | {alpha:g} | {l2:g} | " + " | ".join(cells) + " | "
                     f"{coverage['scalars']['coverage@20']:.3f} | "

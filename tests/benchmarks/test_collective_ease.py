@@ -1,10 +1,9 @@
-"""benchmarks/collective_ease.py: the content graph and the closed form it feeds."""
+"""benchmarks/collective_ease.py: the content graph it adds to EASE's Gram matrix."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 from tests.benchmarks.conftest import load_benchmark
 
@@ -32,15 +31,4 @@ def test_content_graph_is_a_symmetric_top_k_cosine_mean(collective_ease):
     single_b = collective_ease.content_graph(features, ["b"], k=6)
     np.testing.assert_allclose(
         both, (collective_ease.content_graph(features, ["a"], 6) + single_b) / 2
-    )
-
-
-def test_without_content_it_is_crossrecs_ease(collective_ease):
-    from crossrec.evaluation.baselines import ease_weights
-
-    rng = np.random.default_rng(1)
-    train = sp.csr_matrix((rng.random((30, 8)) < 0.3).astype(np.float32))
-    gram = (train.T @ train).toarray().astype(np.float64)
-    np.testing.assert_allclose(
-        collective_ease.ease_from_gram(gram, 5.0), ease_weights(train, 5.0), rtol=1e-5, atol=1e-6
     )

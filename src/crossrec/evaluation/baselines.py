@@ -156,7 +156,13 @@ def ease_weights(train: sp.csr_matrix, l2: float) -> np.ndarray:
         )
     binary = sp.csr_matrix(train, dtype=np.float64)
     binary.data[:] = 1.0
-    gram = (binary.T @ binary).toarray()
+    return ease_from_gram((binary.T @ binary).toarray(), l2)
+
+
+def ease_from_gram(gram: np.ndarray, l2: float) -> np.ndarray:
+    """EASE's closed form on a given (n_items, n_items) Gram matrix, which it overwrites (no
+    copy of a dense n_items² matrix): a caller may add side information to ``XᵀX`` first, as
+    collective EASE does (benchmarks/collective_ease.py)."""
     gram[np.diag_indices_from(gram)] += l2
     precision = np.linalg.inv(gram)
     weights = -precision / np.diag(precision)[np.newaxis, :]
