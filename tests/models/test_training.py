@@ -275,3 +275,42 @@ def test_cpu_threads_auto_rule(monkeypatch):
         assert training.resolve_cpu_threads("auto") == expected, cores
     assert training.resolve_cpu_threads(3) == 3
     assert training.resolve_cpu_threads(None) is None
+
+
+def test_content_lr_gives_the_content_projection_its_own_group(tiny_data):
+    """optim.content_lr: fusion and content bias in a "content" group at that rate; the ID
+    tables stay at lr; a step moves the projection by about the ratio of the two rates."""
+    config = _config(model={"content_bias": True}, optim={"lr": 0.01, "content_lr": 0.0001})
+    torch.manual_seed(0)
+    model = build_recommender(tiny_data, config)
+    module = RecommenderModule(model, config, tiny_data.train, tiny_data.valid)
+    optimizer = module.configure_optimizers()
+    groups = {g["name"]: g for g in optimizer.param_groups}
+    assert groups["content"]["lr"] == 0.0001 and groups["recommender"]["lr"] == 0.01
+    content_ids = {id(p) for p in groups["content"]["params"]}
+    expected = {id(p) for m in (model.fusion, model.content_bias) for p in m.parameters()}
+    assert content_ids == expected
+    assert id(model.item_id.weight) in {id(p) for p in groups["recommender"]["params"]}
+    assert content_ids.isdisjoint(id(p) for p in groups["recommender"]["params"])
+
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    batch = {
+        "users": torch.tensor([0, 1, 2]),
+        "pos": torch.tensor([0, 1, 2]),
+        "neg": torch.tensor([[3, 4], [5, 6], [7, 8]]),
+    }
+    module.batch_loss(batch).backward()
+    optimizer.step()
+    # Adam's first step moves each coordinate with a gradient by about its lr
+    moved = {n: (p.detach() - before[n]).abs().max().item() for n, p in model.named_parameters()}
+    fusion_moves = [v for n, v in moved.items() if n.startswith("fusion.") and v > 0]
+    assert fusion_moves and max(fusion_moves) <= 0.0001 * 1.01
+    assert moved["item_id.weight"] == pytest.approx(0.01, rel=0.01)
+
+    # null (the default): one group, as before
+    plain = _config()
+    plain_model = build_recommender(tiny_data, plain)
+    single = RecommenderModule(
+        plain_model, plain, tiny_data.train, tiny_data.valid
+    ).configure_optimizers()
+    assert [g["name"] for g in single.param_groups] == ["recommender"]

@@ -244,13 +244,25 @@ class RecommenderModule(pl.LightningModule):
     def configure_optimizers(self):
         optim = self.config.optim
         llm_params = self.model.llm_parameters()
-        llm_ids = {id(p) for p in llm_params}
-        rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in llm_ids]
+        content_params = self.model.content_parameters() if optim.content_lr is not None else []
+        own = {id(p) for p in llm_params + content_params}
+        rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in own]
         groups = [{"params": rest, "lr": optim.lr, "name": "recommender"}]
+        if content_params:
+            groups.append({"params": content_params, "lr": optim.content_lr, "name": "content"})
         if llm_params:
             groups.append({"params": llm_params, "lr": optim.llm_lr, "name": "llm"})
         cls = torch.optim.AdamW if optim.optimizer == "adamw" else torch.optim.Adam
         return cls(groups, lr=optim.lr, weight_decay=optim.weight_decay)
+
+    def group_lr(self, name: str | None) -> float:
+        """The configured learning rate of an optimizer parameter group, by its name."""
+        optim = self.config.optim
+        if name == "llm":
+            return optim.llm_lr
+        if name == "content" and optim.content_lr is not None:
+            return optim.content_lr
+        return optim.lr
 
     def on_train_start(self) -> None:
         """Learning rates and weight decay from the config, over a resumed optimizer's state.
@@ -262,7 +274,7 @@ class RecommenderModule(pl.LightningModule):
         optim = self.config.optim
         for optimizer in self.trainer.optimizers:
             for group in optimizer.param_groups:
-                group["lr"] = optim.llm_lr if group.get("name") == "llm" else optim.lr
+                group["lr"] = self.group_lr(group.get("name"))
                 group["weight_decay"] = optim.weight_decay
 
     # ---------------------------------------------------------------- checkpoint state

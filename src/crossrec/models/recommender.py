@@ -508,6 +508,13 @@ class Recommender(nn.Module):
         )
         return [p for p in params if p.requires_grad]
 
+    def content_parameters(self) -> list[nn.Parameter]:
+        """Trainable parameters of the content projection (fusion and VBPR's content bias),
+        the LLM's own excepted: the ``content`` group of ``optim.content_lr``."""
+        llm = {id(p) for p in self.llm_parameters()}
+        heads = [m for m in (self.fusion, self.content_bias) if m is not None]
+        return [p for m in heads for p in m.parameters() if p.requires_grad and id(p) not in llm]
+
     GRAPHS = ("ui_graph", "ui_graph_t", "ii_graph", "ii_graph_t", "user_mean", "user_mean_t")
 
     def _apply(self, fn, recurse: bool = True):

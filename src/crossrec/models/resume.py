@@ -7,7 +7,8 @@ rule, decided per key:
 - **must match** — the checkpoint would hold a different model: the learnt parameters' shapes
   or what they compute (``model.*``: embedding size, towers, fusion, propagation, ...; and
   ``loss.cosine``, which changes the scoring function), the objective they were trained for
-  (``loss.kind``), the optimizer state's type (``optim.optimizer``), or what "best so far"
+  (``loss.kind``), the optimizer state's type and groups (``optim.optimizer``,
+  ``optim.content_lr``), or what "best so far"
   meant for the restored ModelCheckpoint/EarlyStopping state (``trainer.monitor``,
   ``trainer.mode``). Resuming fails before training, naming every such key with its old and
   new value and the two ways out.
@@ -41,6 +42,7 @@ MUST_MATCH = (
     "loss.kind",
     "loss.cosine",
     "optim.optimizer",
+    "optim.content_lr",  # null <-> a value adds / removes an optimizer parameter group
     "trainer.monitor",
     "trainer.mode",
 )
