@@ -218,8 +218,12 @@ def train_and_score(
     history = bundle.get("history")
     epochs = int(len(history)) if history is not None else -1
     best_epoch = best_validation_epoch(history)
-    runs = evaluate_scorer(model_score_fn(bundle, data, "cpu"), split, slices, [20], 20, None)
+    score_fn = model_score_fn(bundle, data, "cpu")
+    runs = evaluate_scorer(score_fn, split, slices, [20], 20, None)
     out = {"train_s": train_s, "epochs": epochs, "best_epoch": best_epoch, "slices": {}}
+    main = [p for p in slices if p.name == "test_warm"] or [p for p in slices if p.name == "test"]
+    if main:
+        out["item_hits@20"] = item_hits(score_fn, main[0], split, 20).tolist()
     for name, run in runs.items():
         out["slices"][name] = {
             "users": np.asarray(run["users"]).tolist(),
@@ -229,6 +233,101 @@ def train_and_score(
             "arp@20": float(np.mean(run["metrics"]["arp@20"])),
         }
     return out
+
+
+def item_hits(score_fn, piece, split, k: int):
+    """(n_items,) how many of each item's held-out pairs of the slice made their user's top k:
+    with the slice's held-out counts per item, recall by item popularity (``--by-popularity``)."""
+    import numpy as np
+
+    from crossrec.metrics.ranking import rank_and_evaluate
+
+    users, _, ranked = rank_and_evaluate(
+        score_fn,
+        piece.truth,
+        piece.exclude,
+        [k],
+        candidates=piece.candidates,
+        tie_order=split.tie_order,
+    )
+    truth = held_out(piece)[users]
+    hits = np.zeros(truth.shape[1], dtype=np.int64)
+    for row, top in enumerate(ranked[:, :k]):
+        found = np.intersect1d(truth.indices[truth.indptr[row] : truth.indptr[row + 1]], top)
+        hits[found] += 1
+    return hits
+
+
+def held_out(piece):
+    """The slice's held-out (user, item) pairs as a 0/1 csr matrix, candidates only."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    truth = sp.csr_matrix(piece.truth, dtype=np.float32)
+    truth.sum_duplicates()
+    truth.eliminate_zeros()
+    if piece.candidates is not None:
+        truth = truth.multiply(piece.candidates[None, :].astype(np.float32)).tocsr()
+        truth.eliminate_zeros()
+    truth.data[:] = 1.0
+    return truth
+
+
+def popularity_buckets(popularity, truth, n_buckets: int):
+    """Bucket of every item by train popularity, edges at quantiles of the slice's held-out
+    pairs (each bucket holds about 1/n of them): (bucket per item, edges)."""
+    import numpy as np
+
+    per_item = np.asarray(truth.sum(axis=0)).ravel()
+    pair_pop = np.repeat(popularity, per_item.astype(np.int64))
+    edges = np.unique(np.quantile(pair_pop, np.linspace(0, 1, n_buckets + 1)[1:-1]))
+    return np.searchsorted(edges, popularity, side="right"), edges
+
+
+def print_popularity_table(
+    all_results: dict, split, slices, main: str, paired: str | None, n_buckets: int
+) -> None:
+    """Recall@20 of the main slice's held-out pairs, by the train popularity of their item:
+    where a variant's gain comes from (content should matter most for rarely seen items)."""
+    import numpy as np
+
+    piece = next(p for p in slices if p.name == main)
+    truth = held_out(piece)
+    per_item = np.asarray(truth.sum(axis=0)).ravel()
+    bucket, edges = popularity_buckets(split.popularity, truth, n_buckets)
+    # counts are integers and an item equal to an edge is in the upper bucket
+    bounds = [0, *np.ceil(edges).astype(int), None]
+    labels = [
+        f"{lo}-{'max' if hi is None else hi - 1}"
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    n_total = per_item.sum()
+    shares = [per_item[bucket == b].sum() / n_total for b in range(len(labels))]
+    print(f"\n{main}: Recall@20 of the held-out pairs by their item's train interactions")
+    print(
+        "| variant | "
+        + " | ".join(f"{lab} ({sh:.0%})" for lab, sh in zip(labels, shares, strict=True))
+        + " |"
+    )
+    print("|" + "---|" * (len(labels) + 1))
+    recall = {}
+    for name, res in all_results.items():
+        runs = [np.asarray(r["item_hits@20"]) for r in res if "item_hits@20" in r]
+        if len(runs) != len(res):
+            print(f"| {name} | " + " | ".join("-" for _ in labels) + " |  (rerun: no item hits)")
+            continue
+        hits = np.mean(runs, axis=0)
+        recall[name] = [
+            hits[bucket == b].sum() / max(per_item[bucket == b].sum(), 1)
+            for b in range(len(labels))
+        ]
+        cells = [f"{v:.4f}" for v in recall[name]]
+        if paired in recall and name != paired:
+            cells = [
+                f"{v:.4f} ({v / base - 1:+.1%})" if base > 0 else f"{v:.4f}"
+                for v, base in zip(recall[name], recall[paired], strict=True)
+            ]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 def best_validation_epoch(history) -> int:
@@ -311,6 +410,13 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="dotted.key=value for every variant")
     parser.add_argument("--paired", default=None, help="variant every other is tested against")
     parser.add_argument("--out", type=Path, default=None, help="per-user results (JSON)")
+    parser.add_argument(
+        "--by-popularity",
+        type=int,
+        default=5,
+        metavar="N",
+        help="also a table of the main slice's Recall@20 in N item-popularity buckets (0: off)",
+    )
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args()
     if args.list:
@@ -388,6 +494,8 @@ def main() -> None:
                 args.out.write_text(json.dumps(previous))
     print(f"\n{args.dataset}, seeds {seeds}, main slice {main_slice}")
     print_table(results, main_slice, args.paired)
+    if args.by_popularity:
+        print_popularity_table(results, split, slices, main_slice, args.paired, args.by_popularity)
 
 
 if __name__ == "__main__":

@@ -32,3 +32,50 @@ def test_file_variant_errors_name_the_file(warm_ablation, tmp_path):
     other.write_text(yaml.safe_dump({"tune": {"n_trials": 3}}))
     with pytest.raises(SystemExit, match=r"parameters_tune\.yml: expected a finetune: block"):
         warm_ablation.file_overrides(other)
+
+
+def _slice(truth_rows, n_items, candidates=None):
+    import numpy as np
+    import scipy.sparse as sp
+
+    from crossrec.evaluation.protocol import Slice
+
+    rows = [u for u, items in enumerate(truth_rows) for _ in items]
+    cols = [i for items in truth_rows for i in items]
+    truth = sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(truth_rows), n_items))
+    return Slice("test_warm", truth, sp.csr_matrix(truth.shape), candidates)
+
+
+def test_item_hits_count_each_items_held_out_pairs_found_in_the_top_k(warm_ablation):
+    """By hand: scores rank items 4,3,2,1,0 for everyone; top 2 = {4, 3}."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    piece = _slice([[1, 3], [3, 4], [0], [4]], n_items=5)
+    scores = torch.tensor([[0.0, 1.0, 2.0, 3.0, 4.0]])
+
+    def score_fn(users):
+        return scores.expand(len(users), -1)
+
+    hits = warm_ablation.item_hits(score_fn, piece, SimpleNamespace(tie_order=None), 2)
+    assert hits.tolist() == [0, 0, 0, 2, 2]
+    # an item outside the slice's candidates is not a held-out pair of it
+    only = np.array([True, True, True, False, True])
+    piece = _slice([[1, 3], [3, 4], [0], [4]], n_items=5, candidates=only)
+    hits = warm_ablation.item_hits(score_fn, piece, SimpleNamespace(tie_order=None), 2)
+    assert hits.tolist() == [0, 0, 0, 0, 2]
+    assert warm_ablation.held_out(piece).sum(axis=0).tolist() == [[1, 1, 0, 0, 2]]
+
+
+def test_popularity_buckets_split_the_held_out_pairs_into_equal_shares(warm_ablation):
+    import numpy as np
+    import scipy.sparse as sp
+
+    popularity = np.array([1.0, 2.0, 5.0, 50.0])
+    # 2 held-out pairs per item: each item is a quarter of the pairs
+    truth = sp.csr_matrix(np.array([[1, 1, 1, 1], [1, 1, 1, 1]], dtype=np.float32))
+    bucket, edges = warm_ablation.popularity_buckets(popularity, truth, 2)
+    assert bucket.tolist() == [0, 0, 1, 1]
+    assert len(edges) == 1 and 2.0 <= edges[0] <= 5.0
