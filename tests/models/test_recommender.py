@@ -542,3 +542,44 @@ def test_separate_space_rejects_content_added_to_the_final_vectors(tiny_data):
     )
     with pytest.raises(ValueError, match="content_space separate needs content in the item ego"):
         build_recommender(tiny_data, config)
+
+
+def test_content_gate_scales_each_items_content_by_its_degree(tiny_data):
+    """model.content_gate c: item ego = ID + c / (c + n_i) * content, n_i its train
+    interactions (1 for an item without train edges: all of its content); the content loss's
+    table is the ungated projection."""
+    config = FinetuneConfig.model_validate(
+        {"model": {"embedding_dim": 16, "content_gate": 4.0, "propagation": {"kind": "none"}}}
+    )
+    torch.manual_seed(0)
+    model = build_recommender(tiny_data, config)
+    degree = np.asarray(tiny_data.train.getnnz(axis=0), dtype=np.float32)
+    assert degree.min() < 4 < degree.max()  # gates far from 0 and 1 both
+    with torch.no_grad():
+        content = model.fusion(None)
+        ids = model.item_id.weight * model.item_id_seen
+        gate = torch.as_tensor(4.0 / (4.0 + degree)).unsqueeze(1)
+        torch.testing.assert_close(model.item_ego(), ids + gate * content)
+        torch.testing.assert_close(model.content_table(), content)
+    # without the gate: the plain sum
+    plain = FinetuneConfig.model_validate(
+        {"model": {"embedding_dim": 16, "propagation": {"kind": "none"}}}
+    )
+    torch.manual_seed(0)
+    ungated = build_recommender(tiny_data, plain)
+    with torch.no_grad():
+        torch.testing.assert_close(ungated.item_ego(), ids + content)
+
+
+def test_content_gate_rejects_content_added_to_the_final_vectors(tiny_data):
+    config = FinetuneConfig.model_validate(
+        {
+            "model": {
+                "embedding_dim": 16,
+                "content_gate": 4.0,
+                "propagation": {"kind": "lightgcn", "content_path": "channel"},
+            }
+        }
+    )
+    with pytest.raises(ValueError, match="content_gate scales the content in the item ego"):
+        build_recommender(tiny_data, config)
