@@ -186,7 +186,7 @@ def test_key_rules():
     assert classify("model.fusion.llm.lora_r") == "must_match"
     assert classify("loss.cosine") == "must_match"
     assert classify("trainer.monitor") == "must_match"
-    assert classify("optim.content_lr") == "must_match"  # adds / removes a param group
+    assert classify("optim.content_lr_scale") == "must_match"  # adds / removes a param group
     assert classify("model.dropout") == "applied"
     assert classify("model.fusion.llm_chunk_size") == "applied"
     assert classify("loss.temperature") == "applied"

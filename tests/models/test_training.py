@@ -277,16 +277,16 @@ def test_cpu_threads_auto_rule(monkeypatch):
     assert training.resolve_cpu_threads(None) is None
 
 
-def test_content_lr_gives_the_content_projection_its_own_group(tiny_data):
-    """optim.content_lr: fusion and content bias in a "content" group at that rate; the ID
+def test_content_lr_scale_gives_the_content_projection_its_own_group(tiny_data):
+    """optim.content_lr_scale: fusion and content bias in a "content" group at lr x scale; the ID
     tables stay at lr; a step moves the projection by about the ratio of the two rates."""
-    config = _config(model={"content_bias": True}, optim={"lr": 0.01, "content_lr": 0.0001})
+    config = _config(model={"content_bias": True}, optim={"lr": 0.01, "content_lr_scale": 0.01})
     torch.manual_seed(0)
     model = build_recommender(tiny_data, config)
     module = RecommenderModule(model, config, tiny_data.train, tiny_data.valid)
     optimizer = module.configure_optimizers()
     groups = {g["name"]: g for g in optimizer.param_groups}
-    assert groups["content"]["lr"] == 0.0001 and groups["recommender"]["lr"] == 0.01
+    assert groups["content"]["lr"] == pytest.approx(0.0001) and groups["recommender"]["lr"] == 0.01
     content_ids = {id(p) for p in groups["content"]["params"]}
     expected = {id(p) for m in (model.fusion, model.content_bias) for p in m.parameters()}
     assert content_ids == expected
@@ -307,8 +307,8 @@ def test_content_lr_gives_the_content_projection_its_own_group(tiny_data):
     assert fusion_moves and max(fusion_moves) <= 0.0001 * 1.01
     assert moved["item_id.weight"] == pytest.approx(0.01, rel=0.01)
 
-    # null (the default): one group, as before
-    plain = _config()
+    # scale 1: one group, as before
+    plain = _config(optim={"lr": 0.01, "content_lr_scale": 1.0})
     plain_model = build_recommender(tiny_data, plain)
     single = RecommenderModule(
         plain_model, plain, tiny_data.train, tiny_data.valid

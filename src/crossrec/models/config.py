@@ -169,10 +169,11 @@ class OptimConfig(StrictConfig):
     lr: float = Field(5e-3, gt=0)
     #: learning rate of the LLM's trainable parameters (LoRA / partial / full)
     llm_lr: float = Field(5e-5, gt=0)
-    #: learning rate of the content projection (fusion and content bias; null = ``lr``). The
-    #: projection is shared by every item, so it fits faster than the per-item ID rows; a lower
-    #: rate lets the ID side converge before the content explains the data (docs/warm-items.md)
-    content_lr: float | None = Field(None, gt=0)
+    #: learning rate of the content projection (fusion and content bias) as a multiple of
+    #: ``lr``. The projection is shared by every item, so it fits faster than the per-item ID
+    #: rows and early stopping then ends the run before the IDs converge; a smaller rate lets
+    #: both converge (docs/warm-items.md, eighth session). 1 = one rate for everything.
+    content_lr_scale: float = Field(1.0, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     gradient_clip_val: float | None = None
 

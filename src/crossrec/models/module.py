@@ -244,12 +244,15 @@ class RecommenderModule(pl.LightningModule):
     def configure_optimizers(self):
         optim = self.config.optim
         llm_params = self.model.llm_parameters()
-        content_params = self.model.content_parameters() if optim.content_lr is not None else []
+        scaled = optim.content_lr_scale != 1.0
+        content_params = self.model.content_parameters() if scaled else []
         own = {id(p) for p in llm_params + content_params}
         rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in own]
         groups = [{"params": rest, "lr": optim.lr, "name": "recommender"}]
         if content_params:
-            groups.append({"params": content_params, "lr": optim.content_lr, "name": "content"})
+            groups.append(
+                {"params": content_params, "lr": self.group_lr("content"), "name": "content"}
+            )
         if llm_params:
             groups.append({"params": llm_params, "lr": optim.llm_lr, "name": "llm"})
         cls = torch.optim.AdamW if optim.optimizer == "adamw" else torch.optim.Adam
@@ -260,8 +263,8 @@ class RecommenderModule(pl.LightningModule):
         optim = self.config.optim
         if name == "llm":
             return optim.llm_lr
-        if name == "content" and optim.content_lr is not None:
-            return optim.content_lr
+        if name == "content":
+            return optim.lr * optim.content_lr_scale
         return optim.lr
 
     def on_train_start(self) -> None:

@@ -526,7 +526,7 @@ class Recommender(nn.Module):
 
     def content_parameters(self) -> list[nn.Parameter]:
         """Trainable parameters of the content projection (fusion and VBPR's content bias),
-        the LLM's own excepted: the ``content`` group of ``optim.content_lr``."""
+        the LLM's own excepted: the ``content`` group of ``optim.content_lr_scale``."""
         llm = {id(p) for p in self.llm_parameters()}
         heads = [m for m in (self.fusion, self.content_bias) if m is not None]
         return [p for m in heads for p in m.parameters() if p.requires_grad and id(p) not in llm]

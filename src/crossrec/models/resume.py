@@ -8,7 +8,7 @@ rule, decided per key:
   or what they compute (``model.*``: embedding size, towers, fusion, propagation, ...; and
   ``loss.cosine``, which changes the scoring function), the objective they were trained for
   (``loss.kind``), the optimizer state's type and groups (``optim.optimizer``,
-  ``optim.content_lr``), or what "best so far"
+  ``optim.content_lr_scale``), or what "best so far"
   meant for the restored ModelCheckpoint/EarlyStopping state (``trainer.monitor``,
   ``trainer.mode``). Resuming fails before training, naming every such key with its old and
   new value and the two ways out.
@@ -42,7 +42,7 @@ MUST_MATCH = (
     "loss.kind",
     "loss.cosine",
     "optim.optimizer",
-    "optim.content_lr",  # null <-> a value adds / removes an optimizer parameter group
+    "optim.content_lr_scale",  # 1 <-> another value adds / removes an optimizer param group
     "trainer.monitor",
     "trainer.mode",
 )
