@@ -74,7 +74,6 @@ CONFIGS = {
     "attention-lightgcn": {"fusion": {"strategy": "attention"}},
     "gated-no-propagation": {"fusion": {"strategy": "gated"}, "propagation": {"kind": "none"}},
     "concat-separate-space": {"fusion": {"strategy": "concat"}, "content_space": "separate"},
-    "concat-content-gate": {"fusion": {"strategy": "concat"}, "content_gate": 5.0},
     "concat-history-tower": {
         "fusion": {"strategy": "concat"},
         "user_tower": {"kind": "mean", "history_length": 5},

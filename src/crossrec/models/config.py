@@ -139,11 +139,6 @@ class ModelConfig(StrictConfig):
     #: only, as VBPR leaves its content projection unpenalised). With IDs or content alone
     #: there is only one space and this has no effect.
     content_space: Literal["shared", "separate"] = "shared"
-    #: degree gate of the content in the item ego: scaled by ``c / (c + n_i)``, ``n_i`` the
-    #: item's train interactions, so cold and rarely seen items get all of their content and
-    #: items the IDs already know little of it (null = no gate). The content loss and the
-    #: content bias see the ungated content.
-    content_gate: float | None = Field(None, gt=0)
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     user_tower: UserTowerConfig = Field(default_factory=UserTowerConfig)
     propagation: PropagationConfig = Field(default_factory=PropagationConfig)

@@ -208,18 +208,6 @@ class Recommender(nn.Module):
                 mask = torch.as_tensor(seen, dtype=torch.float32).unsqueeze(1)
                 self.register_buffer(name, mask, persistent=False)
         self.dropout = nn.Dropout(config.dropout)
-        #: (n_items, 1) degree gate of the content in the item ego (model.content_gate)
-        self.register_buffer("ego_content_gate", None, persistent=False)
-        if config.content_gate is not None and self.fusion is not None:
-            if self.late_content or self.content_channel:
-                raise ValueError(
-                    "model.content_gate scales the content in the item ego (concat, gated or "
-                    "attention fusion with propagation.content_path ego); the llm strategy and "
-                    "the content channel add their content to the final vectors"
-                )
-            degree = np.asarray(sp.csr_matrix(train).getnnz(axis=0), dtype=np.float32)
-            gate = config.content_gate / (config.content_gate + degree)
-            self.ego_content_gate = torch.as_tensor(gate).unsqueeze(1)
 
         self.history_encoder = None
         if tower.kind != "none":
@@ -298,10 +286,6 @@ class Recommender(nn.Module):
         under ``content_space: separate``."""
         content = self.fusion(None)
         return content * self.content_mask if self.content_mask is not None else content
-
-    def gate_content(self, content: torch.Tensor) -> torch.Tensor:
-        """Content as it enters the item ego: scaled by the degree gate (model.content_gate)."""
-        return content * self.ego_content_gate if self.ego_content_gate is not None else content
 
     def penalised_item_rows(self, items_ego: torch.Tensor) -> torch.Tensor:
         """The part of the item ego embeddings the L2 term covers: all of it, or the ID half
@@ -386,7 +370,7 @@ class Recommender(nn.Module):
             content = self.project_content()
             self._step_content = content if self.training else None  # reused by content_table
             if not self.content_channel:
-                parts.append(self.dropout(self.gate_content(content)))
+                parts.append(self.dropout(content))
         if not parts:  # late (LLM) content only: graph part starts from zeros
             return torch.zeros(self.n_items, self.config.embedding_dim, device=self._device())
         return parts[0] if len(parts) == 1 else parts[0] + parts[1]

@@ -65,8 +65,6 @@ def item_vector_parts(model) -> tuple[list[str], np.ndarray]:
             phis, base = _shapley_content(fusion, tokens, fusion.tokens.missing)
             if model.content_mask is not None:  # content_space separate: the content half
                 phis, base = [phi * model.content_mask for phi in phis], base * model.content_mask
-            # model.content_gate: each item's content enters its ego scaled by its degree gate
-            phis, base = [model.gate_content(phi) for phi in phis], model.gate_content(base)
             names += ["content_baseline", *fusion.tokens.modalities]
             ego += [base, *phis]
         items_ego = sum(ego[1:], ego[0])
