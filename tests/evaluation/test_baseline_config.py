@@ -29,6 +29,7 @@ def test_model_knobs_do_not_reach_the_baselines() -> None:
                 "propagation": {"edge_dropout": 0.7, "item_graph_layers": 4},
             },
             "loss": {"kind": "bce", "content_weight": 2.0},
+            "optim": {"content_lr_scale": 0.3},
             "trainer": {"cpu_threads": 3, "accelerator": "cpu"},
         },
     )
@@ -43,6 +44,7 @@ def test_model_knobs_do_not_reach_the_baselines() -> None:
         assert config.model.embedding_dim == FinetuneConfig().model.embedding_dim, name
         assert config.model.propagation.edge_dropout == 0.0, name
         assert config.loss.content_weight == 0.0, name
+        assert config.optim.content_lr_scale == 1.0, name
         assert config.loss.kind != "bce", name
         # how to run is inherited: the same devices and threads as the model
         assert config.trainer.cpu_threads == 3 and config.trainer.accelerator == "cpu", name

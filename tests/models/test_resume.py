@@ -57,8 +57,10 @@ def test_changed_lr_and_patience_are_applied_warned_and_recorded(tiny_data, firs
     recorder = RecordOptimizer()
     with caplog.at_level(logging.INFO, logger="crossrec.models"):
         result = _train(tiny_data, config, first_run, extra_callbacks=[recorder])
-    # the resumed optimizer runs with the NEW lr (Lightning restored the old one first)
-    assert recorder.seen == [(1, [0.002], 3)]
+    # the resumed optimizer runs with the NEW lr (Lightning restored the old one first), the
+    # content projection's group at lr x optim.content_lr_scale (0.1)
+    [(epoch, lrs, patience)] = recorder.seen
+    assert (epoch, patience) == (1, 3) and lrs == pytest.approx([0.002, 0.0002])
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("optim.lr: 0.01 -> 0.002" in w and "trainer.patience: 8 -> 3" in w for w in warnings)
     assert result.bundle["config"]["optim"]["lr"] == 0.002

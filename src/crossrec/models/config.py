@@ -167,8 +167,9 @@ class OptimConfig(StrictConfig):
     #: learning rate of the content projection (fusion and content bias) as a multiple of
     #: ``lr``. The projection is shared by every item, so it fits faster than the per-item ID
     #: rows and early stopping then ends the run before the IDs converge; a smaller rate lets
-    #: both converge (docs/warm-items.md, eighth session). 1 = one rate for everything.
-    content_lr_scale: float = Field(1.0, gt=0)
+    #: both converge (docs/warm-items.md, eighth session). 1 = one rate for everything. The
+    #: llm strategy is not affected (its encoder has ``llm_lr``).
+    content_lr_scale: float = Field(0.1, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     gradient_clip_val: float | None = None
 

@@ -509,8 +509,11 @@ class Recommender(nn.Module):
         return [p for p in params if p.requires_grad]
 
     def content_parameters(self) -> list[nn.Parameter]:
-        """Trainable parameters of the content projection (fusion and VBPR's content bias),
-        the LLM's own excepted: the ``content`` group of ``optim.content_lr_scale``."""
+        """Trainable parameters of the early content projection (fusion and VBPR's content
+        bias): the ``content`` group of ``optim.content_lr_scale``. None under the llm
+        strategy, whose encoder has its own ``optim.llm_lr`` and whose head trains at ``lr``."""
+        if self.late_content:
+            return []
         llm = {id(p) for p in self.llm_parameters()}
         heads = [m for m in (self.fusion, self.content_bias) if m is not None]
         return [p for m in heads for p in m.parameters() if p.requires_grad and id(p) not in llm]
