@@ -201,3 +201,41 @@ def test_key_rules():
     keys = [key for key, _, _ in config_differences(old, new)]
     assert "model.embedding_dim" in keys and "trainer.val_ks" in keys
     assert "model.fusion.strategy" not in keys
+
+
+def test_checkpoint_from_before_a_new_key_resumes_at_the_keys_old_behaviour(tiny_data, tmp_path):
+    """A run written before optim.content_lr_scale (one optimizer group: content at lr) and
+    model.content_space existed: those keys are read at what that code did, so the same
+    settings resume, and the new default (content at 0.1 x lr, another group) fails by name."""
+    old = _config(optim={"lr": 0.01, "content_lr_scale": 1.0})
+    _train(tiny_data, old, tmp_path)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=False)
+    del saved["crossrec_config"]["optim"]["content_lr_scale"]
+    del saved["crossrec_config"]["model"]["content_space"]
+    torch.save(saved, last)
+
+    with pytest.raises(ResumeMismatchError, match=r"optim\.content_lr_scale: 1\.0 -> 0\.1"):
+        _train(tiny_data, _config(trainer={"resume": True}), tmp_path)
+    same = _config(
+        optim={"lr": 0.01, "content_lr_scale": 1.0}, trainer={"max_epochs": 2, "resume": True}
+    )
+    result = _train(tiny_data, same, tmp_path)
+    assert result.history["epoch"].tolist() == [0, 1]
+
+
+def test_a_stored_config_reads_new_keys_at_their_old_behaviour():
+    """complete_stored_config: what an older bundle's extra seeds and refreshes train with."""
+    from crossrec.models.config import complete_stored_config
+
+    stored = FinetuneConfig().model_dump(mode="json")
+    del stored["optim"]["content_lr_scale"], stored["model"]["content_space"]
+    stored["optim"]["lr"] = 0.02
+    done = FinetuneConfig.model_validate(complete_stored_config(stored))
+    assert done.optim.content_lr_scale == 1.0  # one rate, as that code trained
+    assert done.model.content_space == "shared" and done.optim.lr == 0.02
+    # a config that has the key keeps its value
+    assert (
+        complete_stored_config({"optim": {"content_lr_scale": 0.1}})["optim"]["content_lr_scale"]
+        == 0.1
+    )

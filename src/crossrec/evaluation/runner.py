@@ -194,10 +194,11 @@ class Evaluation:
         ``evaluate.workers``)."""
         from crossrec.evaluation.experiments import bundle_seed, model_score_fn, train_variant
         from crossrec.evaluation.jobs import Job
+        from crossrec.models.config import complete_stored_config
 
         node_start = time.perf_counter()
         cfg = self.cfg
-        config = dict(trained_model["config"])
+        config = complete_stored_config(trained_model["config"])
         data = self.upstream.training_data(config)
         trained_seed = bundle_seed(trained_model, default_seed)
         if trained_seed not in cfg.seeds:
@@ -465,10 +466,11 @@ class Evaluation:
             without_modality,
         )
         from crossrec.evaluation.jobs import Job
+        from crossrec.models.config import complete_stored_config
 
         node_start = time.perf_counter()
         bundles, seeds = model_runs["bundles"], list(model_runs["seeds"])
-        config = dict(bundles[0]["config"])
+        config = complete_stored_config(bundles[0]["config"])
         modalities = list(bundles[0].get("modalities") or [])
         variants = trained_ablation_variants(config, modalities, self.cfg.trained_ablation)
         if not variants:

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from crossrec.config import StrictConfig
+from crossrec.config import StrictConfig, deep_merge
 from crossrec.models.registries import FUSION_STRATEGIES, LOSSES, USER_TOWERS
 
 
@@ -295,3 +295,18 @@ def effective_config(config: FinetuneConfig) -> FinetuneConfig:
         }
     )
     return config.model_copy(update={"data": data, "trainer": trainer})
+
+
+#: keys whose schema default changed the behaviour when they were added: what a config stored
+#: before them (a checkpoint's, a bundle's) ran with
+LEGACY_VALUES: dict = {"optim": {"content_lr_scale": 1.0}}
+
+
+def complete_stored_config(stored: dict) -> dict:
+    """A finetune config stored by an older crossrec (a checkpoint's or bundle's), with the keys
+    added to the schema since: each at the value that reproduces what the older code did
+    (``LEGACY_VALUES``), else at the schema default (keys added with their old behaviour as
+    default). A resume then does not read a new key as a changed setting, and the extra seeds
+    of an older trained model train as it did."""
+    base = deep_merge(FinetuneConfig().model_dump(mode="json"), LEGACY_VALUES)
+    return deep_merge(base, stored)

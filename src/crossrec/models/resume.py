@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crossrec.models.config import FinetuneConfig
+from crossrec.models.config import FinetuneConfig, complete_stored_config
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def plan_resume(
             path,
         )
         return ResumePlan(config=config, resumed_from=resumed_from)
-    diffs = config_differences(old, config.model_dump(mode="json"))
+    diffs = config_differences(complete_stored_config(old), config.model_dump(mode="json"))
     rule = {key: classify(key) for key, _, _ in diffs}
     blocking = [d for d in diffs if rule[d[0]] == "must_match"]
     if blocking:

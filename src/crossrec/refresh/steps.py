@@ -24,7 +24,7 @@ from crossrec.data.increments import (
     read_increment,
 )
 from crossrec.data.matrices import interactions_to_csr
-from crossrec.models.config import FinetuneConfig
+from crossrec.models.config import FinetuneConfig, complete_stored_config
 from crossrec.models.inputs import TrainingData
 from crossrec.refresh.config import RefreshConfig
 
@@ -96,7 +96,7 @@ def align_item_features(item_features: dict, source_ids: pd.Series, target_ids: 
 
 def refresh_finetune_config(bundle: dict, cfg: RefreshConfig, seed: int) -> FinetuneConfig:
     """The previous model's config with the refresh's bounded epochs (and learning rate)."""
-    config = FinetuneConfig.model_validate(bundle["config"]).model_copy(deep=True)
+    config = FinetuneConfig.model_validate(complete_stored_config(bundle["config"]))
     config.trainer.max_epochs = cfg.epochs
     config.trainer.min_epochs = 0
     config.trainer.patience = cfg.patience or max(config.trainer.patience, cfg.epochs)
