@@ -116,7 +116,9 @@ class PropagationConfig(StrictConfig):
 
 
 class ModelConfig(StrictConfig):
-    embedding_dim: int = Field(64, ge=2)
+    #: 128 with lr 0.01: the point LightGCN's validated grid chose on both shared datasets,
+    #: and crossrec's best measured there (docs/warm-items.md, eighth session)
+    embedding_dim: int = Field(128, ge=2)
     #: learnable user / item ID embeddings (off: items score from content alone)
     use_id_embedding: bool = True
     #: fused modality content in the item tower (off: a pure ID model)
@@ -161,7 +163,7 @@ class DataConfig(StrictConfig):
 
 class OptimConfig(StrictConfig):
     optimizer: Literal["adam", "adamw"] = "adam"
-    lr: float = Field(5e-3, gt=0)
+    lr: float = Field(1e-2, gt=0)
     #: learning rate of the LLM's trainable parameters (LoRA / partial / full)
     llm_lr: float = Field(5e-5, gt=0)
     #: learning rate of the content projection (fusion and content bias) as a multiple of
