@@ -221,9 +221,10 @@ def train_and_score(
     score_fn = model_score_fn(bundle, data, "cpu")
     runs = evaluate_scorer(score_fn, split, slices, [20], 20, None)
     out = {"train_s": train_s, "epochs": epochs, "best_epoch": best_epoch, "slices": {}}
-    main = [p for p in slices if p.name == "test_warm"] or [p for p in slices if p.name == "test"]
-    if main:
-        out["item_hits@20"] = item_hits(score_fn, main[0], split, 20).tolist()
+    main = main_slice_name(split)
+    for piece in slices:
+        if piece.name == main:
+            out["item_hits@20"] = item_hits(score_fn, piece, split, 20).tolist()
     for name, run in runs.items():
         out["slices"][name] = {
             "users": np.asarray(run["users"]).tolist(),
@@ -233,6 +234,11 @@ def train_and_score(
             "arp@20": float(np.mean(run["metrics"]["arp@20"])),
         }
     return out
+
+
+def main_slice_name(split) -> str:
+    """The slice the tables lead with: warm items when the split holds cold ones out."""
+    return "test_warm" if split.is_cold.any() else "test"
 
 
 def item_hits(score_fn, piece, split, k: int):
@@ -452,7 +458,7 @@ def main() -> None:
         arts["interactions"], arts["items"], int(info["n_users"]), int(info["n_items"]), 0
     )
     slices = ranking_slices(split, ["valid", "test", "test_warm", "test_cold"])
-    main_slice = "test_warm" if split.is_cold.any() else "test"
+    main_slice = main_slice_name(split)
     seeds = [int(s) for s in args.seeds.split(",")]
     previous = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
     results: dict[str, list[dict]] = {}
