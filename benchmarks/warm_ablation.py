@@ -246,7 +246,7 @@ def item_hits(score_fn, piece, split, k: int):
     with the slice's held-out counts per item, recall by item popularity (``--by-popularity``)."""
     import numpy as np
 
-    from crossrec.metrics.ranking import rank_and_evaluate
+    from crossrec.metrics.ranking import hit_matrix, rank_and_evaluate
 
     users, _, ranked = rank_and_evaluate(
         score_fn,
@@ -256,12 +256,10 @@ def item_hits(score_fn, piece, split, k: int):
         candidates=piece.candidates,
         tie_order=split.tie_order,
     )
-    truth = held_out(piece)[users]
-    hits = np.zeros(truth.shape[1], dtype=np.int64)
-    for row, top in enumerate(ranked[:, :k]):
-        found = np.intersect1d(truth.indices[truth.indptr[row] : truth.indptr[row + 1]], top)
-        hits[found] += 1
-    return hits
+    truth = held_out(piece)
+    top = ranked[:, :k]
+    found = hit_matrix(top, users, truth, k)[:, : top.shape[1]]
+    return np.bincount(top[found], minlength=truth.shape[1])
 
 
 def held_out(piece):
