@@ -542,3 +542,71 @@ def test_separate_space_rejects_content_added_to_the_final_vectors(tiny_data):
     )
     with pytest.raises(ValueError, match="content_space separate needs content in the item ego"):
         build_recommender(tiny_data, config)
+
+
+def test_noisy_view_moves_each_layer_by_the_noise_norm_within_its_orthant(tiny_data):
+    """SimGCL's perturbation: after every layer a row moves by a vector of norm ``noise`` whose
+    coordinates keep the signs of the row, and the layer mean is taken over the noisy layers."""
+    model, emb, _ = _embeddings_without_tower(tiny_data, {"layers": 1, "item_graph_layers": 0})
+    noise = 0.05
+    with torch.no_grad():
+        ego = torch.cat([emb.users_ego, emb.items_ego])
+        layer1 = model.ui_graph.to_dense() @ ego
+        users, items = model.noisy_view(emb, noise)
+        noisy_layer1 = 2 * torch.cat([users, items]) - ego  # mean of (layer 0, layer 1)
+    step = noisy_layer1 - layer1
+    moved = layer1.abs().sum(1) > 0  # rows with graph neighbours
+    torch.testing.assert_close(
+        step[moved].norm(dim=1), torch.full((int(moved.sum()),), noise), rtol=1e-4, atol=1e-6
+    )
+    assert (step[moved] * layer1[moved] >= 0).all()
+    with torch.no_grad():
+        users_b, _ = model.noisy_view(emb, noise)
+    assert not torch.allclose(users, users_b)  # fresh noise per view
+
+
+def test_contrastive_term_is_simgcl_infonce_over_distinct_batch_nodes(tiny_data):
+    """loss.cl_weight adds w * (InfoNCE over the batch's distinct users' two views + the same
+    over its distinct positives); same seed, same noise, so it can be recomputed exactly."""
+    from crossrec.models.losses import info_nce
+    from crossrec.models.module import RecommenderModule
+
+    batch = {
+        "users": torch.tensor([0, 1, 1, 2]),
+        "pos": torch.tensor([1, 2, 3, 3]),
+        "neg": torch.tensor([[4, 5], [6, 7], [8, 9], [10, 11]]),
+    }
+    model_cfg = {"embedding_dim": 16, "user_tower": {"kind": "none"}}
+    base = FinetuneConfig.model_validate({"model": model_cfg})
+    with_cl = FinetuneConfig.model_validate(
+        {"model": model_cfg, "loss": {"cl_weight": 0.5, "cl_noise": 0.1, "cl_temperature": 0.2}}
+    )
+    torch.manual_seed(0)
+    model = build_recommender(tiny_data, base)
+    plain = RecommenderModule(model, base, tiny_data.train, tiny_data.valid).batch_loss(batch)
+    module = RecommenderModule(model, with_cl, tiny_data.train, tiny_data.valid)
+    torch.manual_seed(1)
+    total = module.batch_loss(batch)
+    torch.manual_seed(1)
+    emb = model.embeddings()
+    users_a, items_a = model.noisy_view(emb, 0.1)
+    users_b, items_b = model.noisy_view(emb, 0.1)
+    u, i = torch.tensor([0, 1, 2]), torch.tensor([1, 2, 3])
+    expected = info_nce(users_a[u], users_b[u], 0.2) + info_nce(items_a[i], items_b[i], 0.2)
+    torch.testing.assert_close(total - plain, 0.5 * expected, rtol=1e-4, atol=1e-6)
+    total.backward()
+    assert model.item_id.weight.grad[[1, 2, 3]].abs().sum() > 0
+
+
+def test_contrastive_term_without_graph_layers_is_refused_by_name(tiny_data):
+    from crossrec.models.module import RecommenderModule
+
+    config = FinetuneConfig.model_validate(
+        {
+            "model": {"embedding_dim": 16, "propagation": {"kind": "none"}},
+            "loss": {"cl_weight": 0.1},
+        }
+    )
+    model = build_recommender(tiny_data, config)
+    with pytest.raises(ValueError, match=r"loss\.cl_weight"):
+        RecommenderModule(model, config, tiny_data.train, tiny_data.valid)
