@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from crossrec.models.losses import bce_loss, bpr_loss, info_nce, ranking_loss, softmax_loss
+from crossrec.models.losses import bce_loss, bpr_loss, ranking_loss, softmax_loss
 
 
 def test_bpr_equal_scores_is_log2():
@@ -61,16 +61,3 @@ def test_unknown_loss_is_a_clear_error():
         ranking_loss(
             "no_such_loss", torch.zeros(1), torch.zeros(1, 1), torch.ones(1, 1, dtype=torch.bool)
         )
-
-
-def test_info_nce_matches_its_formula_and_rewards_aligned_views():
-    a = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
-    b = torch.tensor([[3.0, 0.0], [1.0, 1.0]])
-    # cosines: row 0 vs (1, 1/sqrt2), row 1 vs (0, 1/sqrt2); temperature 0.5
-    c = 1 / math.sqrt(2)
-    expected = (
-        -math.log(math.exp(2.0) / (math.exp(2.0) + math.exp(2 * c)))
-        - math.log(math.exp(2 * c) / (math.exp(0.0) + math.exp(2 * c)))
-    ) / 2
-    assert float(info_nce(a, b, 0.5)) == pytest.approx(expected, rel=1e-5)
-    assert float(info_nce(a, a, 0.5)) < float(info_nce(a, b, 0.5))

@@ -190,14 +190,6 @@ class LossConfig(StrictConfig):
     #: weight of the content loss (FREEDOM): the same ranking loss with the items' projected
     #: content alone in place of their final vectors, so the content learns to rank on its own
     content_weight: float = Field(0.1, ge=0)
-    #: weight of SimGCL's contrastive term (Yu et al. 2022): two views of the final vectors,
-    #: each propagated with fresh noise after every graph layer; InfoNCE pulls a node's two
-    #: views together and apart from the batch's other users (items). 0 = off
-    cl_weight: float = Field(0.0, ge=0)
-    #: norm of the noise added to every row after each layer (SimGCL's eps)
-    cl_noise: float = Field(0.1, gt=0)
-    #: temperature of the contrastive InfoNCE
-    cl_temperature: float = Field(0.2, gt=0)
 
 
 class TrainerConfig(StrictConfig):

@@ -52,14 +52,6 @@ def softmax_loss(
     return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
 
 
-def info_nce(view_a: torch.Tensor, view_b: torch.Tensor, temperature: float) -> torch.Tensor:
-    """InfoNCE between two views of the same rows (cosine, row i of ``view_a`` against every
-    row of ``view_b``, its own being the positive): SimGCL's contrastive term."""
-    a, b = F.normalize(view_a, dim=-1), F.normalize(view_b, dim=-1)
-    logits = a @ b.T / temperature
-    return F.cross_entropy(logits, torch.arange(len(a), device=a.device))
-
-
 def ranking_loss(
     kind: str, pos: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor, temperature: float = 1.0
 ) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from crossrec.metrics.ranking import evaluate_ranking, mean_metrics
 from crossrec.models.config import FinetuneConfig
-from crossrec.models.losses import info_nce, ranking_loss
+from crossrec.models.losses import ranking_loss
 from crossrec.models.recommender import Recommender
 
 log = logging.getLogger(__name__)
@@ -35,11 +35,6 @@ class RecommenderModule(pl.LightningModule):
         self, model: Recommender, config: FinetuneConfig, train: sp.csr_matrix, valid: sp.csr_matrix
     ):
         super().__init__()
-        if config.loss.cl_weight > 0 and not model.ui_layers:
-            raise ValueError(
-                "loss.cl_weight > 0 needs model.propagation.kind: lightgcn with layers >= 1 "
-                "(the contrastive views' noise is added after each graph layer)"
-            )
         self.model = model
         self.config = config
         self.train_csr = sp.csr_matrix(train)
@@ -101,20 +96,7 @@ class RecommenderModule(pl.LightningModule):
             content = self._content_loss(u, pos, neg)
             if content is not None:
                 loss = loss + loss_cfg.content_weight * content
-        if loss_cfg.cl_weight > 0:
-            loss = loss + loss_cfg.cl_weight * self._contrastive_loss(emb, users, pos)
         return loss
-
-    def _contrastive_loss(self, emb, users: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """SimGCL's term: InfoNCE between two noisy views of the batch's distinct users, plus
-        the same over its distinct positive items."""
-        loss_cfg = self.config.loss
-        users_a, items_a = self.model.noisy_view(emb, loss_cfg.cl_noise)
-        users_b, items_b = self.model.noisy_view(emb, loss_cfg.cl_noise)
-        u, i = torch.unique(users), torch.unique(pos)
-        return info_nce(users_a[u], users_b[u], loss_cfg.cl_temperature) + info_nce(
-            items_a[i], items_b[i], loss_cfg.cl_temperature
-        )
 
     def _content_loss(self, u: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor):
         """FREEDOM's content term: the ranking loss of the users' final vectors against the

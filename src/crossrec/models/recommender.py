@@ -388,25 +388,14 @@ class Recommender(nn.Module):
         return next(self.parameters()).device
 
     def _propagate_sparse(
-        self,
-        graph: torch.Tensor,
-        graph_t: torch.Tensor,
-        x: torch.Tensor,
-        layers: int,
-        noise: float = 0.0,
+        self, graph: torch.Tensor, graph_t: torch.Tensor, x: torch.Tensor, layers: int
     ) -> torch.Tensor:
-        """Mean of the layer outputs (layer 0 included), in float32 even under autocast.
-
-        ``noise`` > 0 adds SimGCL's perturbation after every layer: a random vector of norm
-        ``noise`` per row, in the orthant of the row (sign of each coordinate kept), so a view
-        moves each vector a little without flipping what it points at."""
+        """Mean of the layer outputs (layer 0 included), in float32 even under autocast."""
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = x.float()
             outputs = [x]
             for _ in range(layers):
                 x = GraphMatmul.apply(graph, graph_t, x)
-                if noise > 0:
-                    x = x + torch.sign(x) * F.normalize(torch.rand_like(x), dim=-1) * noise
                 outputs.append(x)
             return torch.stack(outputs).mean(0)
 
@@ -416,30 +405,13 @@ class Recommender(nn.Module):
             return self._cache
         items_ego = self.item_ego()
         users_ego = self.user_ego(items_ego)
-        graph, graph_t = self.ui_graph, self.ui_graph_t
-        if self.ui_layers and self.training and self.config.propagation.edge_dropout > 0:
-            graph = graph_t = self.pruned_graph()
-        users, items = self._propagated(users_ego, items_ego, graph, graph_t)
-        users, items = self.with_bias_column(users, items)
-        out = Embeddings(users, items, users_ego, items_ego)
-        if not self.training and not torch.is_grad_enabled():
-            self._cache = out
-        return out
-
-    def _propagated(
-        self,
-        users_ego: torch.Tensor,
-        items_ego: torch.Tensor,
-        graph: torch.Tensor | None,
-        graph_t: torch.Tensor | None,
-        noise: float = 0.0,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(users, items) final vectors without the bias column: the ego embeddings over the
-        user-item graph, plus the content channel and the item-graph smoothing."""
         users, items = users_ego, items_ego
+        graph, graph_t = self.ui_graph, self.ui_graph_t
         if self.ui_layers:
+            if self.training and self.config.propagation.edge_dropout > 0:
+                graph = graph_t = self.pruned_graph()
             both = self._propagate_sparse(
-                graph, graph_t, torch.cat([users_ego, items_ego]), self.ui_layers, noise
+                graph, graph_t, torch.cat([users_ego, items_ego]), self.ui_layers
             )
             users, items = both[: self.n_users], both[self.n_users :]
         if self.content_channel:
@@ -453,18 +425,11 @@ class Recommender(nn.Module):
                 self.ii_graph, self.ii_graph_t, source, self.ii_layers
             )
             items = items + smoothed
-        return users, items
-
-    def noisy_view(self, emb: Embeddings, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(users, items): one SimGCL view of the final vectors (Yu et al. 2022), the batch's
-        ego embeddings propagated over the full train graph with fresh noise after every
-        layer. Two views of the same node are pulled together and apart from other nodes by
-        ``loss.cl_weight``'s InfoNCE: a uniformity regulariser of the embedding space. Without
-        user-item graph layers there is nowhere to add the noise (RecommenderModule refuses
-        that configuration)."""
-        return self._propagated(
-            emb.users_ego, emb.items_ego, self.ui_graph, self.ui_graph_t, noise
-        )
+        users, items = self.with_bias_column(users, items)
+        out = Embeddings(users, items, users_ego, items_ego)
+        if not self.training and not torch.is_grad_enabled():
+            self._cache = out
+        return out
 
     def content_channel_vectors(
         self, graph: torch.Tensor | None, graph_t: torch.Tensor | None
