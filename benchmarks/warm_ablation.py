@@ -111,6 +111,19 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 }
 
 
+def split_variants(specs: str) -> list[str]:
+    """``--variants`` split on the commas outside brackets, so a YAML list value such as
+    ``item_graph_modalities=[text,image]`` stays in its variant."""
+    out, depth, start = [], 0, 0
+    for pos, char in enumerate(specs):
+        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            out.append(specs[start:pos])
+            start = pos + 1
+    out.append(specs[start:])
+    return [spec for spec in out if spec]
+
+
 def parse_overrides(pairs: list[str]) -> dict:
     """``a.b.c=value`` pairs (value parsed as YAML) -> nested dict."""
     import yaml
@@ -460,7 +473,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     previous = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
     results: dict[str, list[dict]] = {}
-    for spec in args.variants.split(","):
+    for spec in split_variants(args.variants):
         # name-modality-modality+key=value;key=value: trained without those modalities, with
         # those overrides
         # name@file.yml: the finetune block of a parameters file (e.g. conf/tuned's, written by

@@ -79,3 +79,15 @@ def test_popularity_buckets_split_the_held_out_pairs_into_equal_shares(warm_abla
     bucket, edges = warm_ablation.popularity_buckets(popularity, truth, 2)
     assert bucket.tolist() == [0, 0, 1, 1]
     assert len(edges) == 1 and 2.0 <= edges[0] <= 5.0
+
+
+def test_variants_split_on_commas_outside_brackets(warm_ablation):
+    specs = "no_content,default+model.propagation.item_graph_modalities=[text,image];optim.lr=0.01"
+    assert warm_ablation.split_variants(specs) == [
+        "no_content",
+        "default+model.propagation.item_graph_modalities=[text,image];optim.lr=0.01",
+    ]
+    overrides = warm_ablation.parse_overrides(
+        warm_ablation.split_variants(specs)[1].partition("+")[2].split(";")
+    )
+    assert overrides["model"]["propagation"]["item_graph_modalities"] == ["text", "image"]
