@@ -205,7 +205,7 @@ def test_kedro_pipeline_runs_and_feeds_the_llm_encoder(item_features, synthetic_
         def _release(self) -> None:
             pass
 
-    outputs = ("fused_item_features", "modality_graphs", "user_item_graph")
+    outputs = ("fused_item_features", "modality_graphs", "user_item_graph", "modality_graph_report")
     catalog = DataCatalog(datasets={n: Kept() for n in outputs})
     catalog["item_features"] = item_features
     for name in ("interactions", "items", "dataset_info"):
@@ -216,6 +216,10 @@ def test_kedro_pipeline_runs_and_feeds_the_llm_encoder(item_features, synthetic_
     texts = _item_texts(synthetic_ingested)
     assert set(catalog.load("modality_graphs")) == {"text", "image", "audio"}
     assert catalog.load("user_item_graph").shape == (108, 108)
+    report = catalog.load("modality_graph_report")
+    assert set(report) == {"text", "image", "audio"}
+    for entry in report.values():
+        assert entry["edges"] > 0 and entry["lift"] is not None and entry["lift"] >= 0
 
     import torch
 

@@ -9,7 +9,7 @@ from crossrec.pipelines.fuse import nodes
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Outputs (catalog_fuse.yml): fused_item_features, modality_graphs, user_item_graph,
-    item_texts."""
+    modality_graph_report."""
     return Pipeline(
         [
             Node(
@@ -23,6 +23,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["fused_item_features", "params:fuse"],
                 "modality_graphs",
                 name="build_modality_graphs",
+            ),
+            Node(
+                nodes.report_modality_graphs,
+                ["modality_graphs", "interactions", "dataset_info"],
+                "modality_graph_report",
+                name="report_modality_graphs",
             ),
             Node(
                 nodes.build_user_item_graph,
