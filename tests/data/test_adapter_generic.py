@@ -312,3 +312,29 @@ def test_readme_example_is_a_valid_dataset_entry():
     options = GenericOptions.model_validate(spec["options"])
     assert options.table(options.items_file).encoding == "cp1252"
     assert ValidationConfig.model_validate(spec["validation"]).unknown_items == "keep"
+
+
+def test_categorical_and_numeric_columns_become_attribute_text_columns(tmp_path):
+    _write(
+        tmp_path,
+        "uid,iid\nu1,A\nu2,B\n",
+        "iid,name,kind,price\nA,Alpha,shoe|red,10.5\nB,Beta,hat,\n",
+    )
+    options = {
+        **{k: v for k, v in OPTIONS.items() if k not in ("image_column", "audio_column")},
+        "rating_column": None,
+        "timestamp_column": None,
+        "categorical_columns": ["kind"],
+        "numeric_columns": ["price"],
+    }
+    raw = read_generic("shop", tmp_path, options)
+    assert raw.text_columns == ["name", "kind", "price"]
+    assert raw.attribute_columns == {
+        "kind": {"kind": "categorical", "separator": "|"},
+        "price": {"kind": "numeric"},
+    }
+    assert raw.items.set_index("item_id").loc["A", "kind"] == "shoe|red"
+    with pytest.raises(ConfigError, match="both categorical_columns and numeric_columns"):
+        read_generic("shop", tmp_path, {**options, "numeric_columns": ["kind"]})
+    with pytest.raises(DataValidationError, match="colour"):
+        read_generic("shop", tmp_path, {**options, "categorical_columns": ["colour"]})

@@ -42,6 +42,10 @@ def test_reads_text_genres_year_and_poster_paths(ml_folder):
     assert items.loc["1", "image_path"] == str(ml_folder / "posters" / "1.jpg")
     assert raw.interactions["rating"].tolist() == [5.0, 3.0, 1.0]
     assert raw.interactions["timestamp"].tolist() == [100, 200, 150] and raw.has_timestamps
+    assert raw.attribute_columns == {
+        "genres": {"kind": "categorical", "separator": ", "},
+        "year": {"kind": "numeric"},
+    }
 
 
 def test_bad_genre_flag(ml_folder):

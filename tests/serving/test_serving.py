@@ -368,3 +368,29 @@ def test_item_biases_in_explanations_new_items_and_fold_in(artifacts):
     cosine = taste @ taste[3]
     cosine[3] = -np.inf
     assert list(similar) == list(np.argsort(-cosine, kind="stable")[:5])
+
+
+def test_a_new_items_attributes_are_encoded_with_the_models_spec():
+    """The API's new item: its structured text fields give the attributes vector the catalogue's
+    items got; a bad number is the client's error, naming the value."""
+    from types import SimpleNamespace
+
+    from crossrec.encoders.attributes import encode_attributes, fit_attribute_spec
+    from crossrec.serving.catalogue import BadRequestError
+    from crossrec.serving.newitem import attribute_vector
+
+    items = pd.DataFrame(
+        {"item_id": ["1", "2"], "genres": ["Comedy, Drama", "Drama"], "year": ["1995", "1970"]}
+    )
+    columns = {"genres": {"kind": "categorical", "separator": ", "}, "year": {"kind": "numeric"}}
+    spec = fit_attribute_spec(items, columns, min_count=1, bins=4)
+    serving = SimpleNamespace(
+        artifacts=SimpleNamespace(fused_item_features={"attributes": {"spec": spec}})
+    )
+    vector = attribute_vector(serving, {"title": "X", "genres": "Comedy, Drama", "year": "1995"})
+    np.testing.assert_allclose(vector["attributes"], encode_attributes(items, spec)[0][0])
+    assert attribute_vector(serving, {"title": "X"}) == {}  # nothing known: no attributes input
+    with pytest.raises(BadRequestError, match="'soon'"):
+        attribute_vector(serving, {"genres": "Drama", "year": "soon"})
+    no_spec = SimpleNamespace(artifacts=SimpleNamespace(fused_item_features={}))
+    assert attribute_vector(no_spec, {"genres": "Drama"}) == {}

@@ -155,6 +155,7 @@ def index_dataset(
     meta = {
         "name": raw.name,
         "text_columns": list(raw.text_columns),
+        "attribute_columns": dict(raw.attribute_columns),
         "has_timestamps": bool(raw.has_timestamps),
         "has_published_split": raw.has_published_split,
     }
@@ -209,6 +210,7 @@ def split_dataset(
         "n_items": int(len(items)),
         "n_interactions": int(len(out)),
         "text_columns": list(meta["text_columns"]),
+        "attribute_columns": dict(meta.get("attribute_columns") or {}),
         "has_images": bool(items["image_path"].notna().any()),
         "has_audio": bool(items["audio_path"].notna().any()),
         "has_timestamps": bool(meta["has_timestamps"]),

@@ -35,6 +35,9 @@ class RawData:
     has_timestamps: bool = False
     id_columns: dict[str, str] = field(default_factory=dict)
     media_patterns: dict[str, str] = field(default_factory=dict)
+    #: text columns that hold structured values: ``{column: {"kind": "categorical",
+    #: "separator": ", "}}`` or ``{"kind": "numeric"}`` (``crossrec.encoders.attributes``)
+    attribute_columns: dict[str, dict] = field(default_factory=dict)
 
     @property
     def has_published_split(self) -> bool:

@@ -1,9 +1,9 @@
 """Schema of ``conf/base/parameters_featurize_modalities.yml: featurize_modalities``.
 
 Modalities are switched on by what the data has (``enabled: auto`` reads ``dataset_info``:
-``text_columns``, ``has_images``, ``has_audio``, ``precomputed``), so one parameters file
-serves every dataset; ``true`` insists (and fails clearly when the data lacks it), ``false``
-skips.
+``text_columns``, ``has_images``, ``has_audio``, ``attribute_columns``, ``precomputed``), so
+one parameters file serves every dataset; ``true`` insists (and fails clearly when the data
+lacks it), ``false`` skips.
 """
 
 from __future__ import annotations
@@ -53,6 +53,17 @@ class AudioConfig(StrictConfig):
     num_workers: int = Field(2, ge=0)
 
 
+class AttributesConfig(StrictConfig):
+    """Structured columns (``dataset_info.attribute_columns``) encoded without a model
+    (``crossrec.encoders.attributes``)."""
+
+    enabled: Enabled = "auto"
+    #: a categorical value becomes a dimension when at least this many items have it
+    min_count: int = Field(2, ge=1)
+    #: Gaussian bumps per numeric column, at quantiles of its values
+    numeric_bins: int = Field(16, ge=2)
+
+
 class PrecomputedConfig(StrictConfig):
     """Which dataset-shipped matrices become modalities (glob patterns on their names)."""
 
@@ -67,6 +78,7 @@ class FeaturizeConfig(StrictConfig):
     text: TextConfig = Field(default_factory=TextConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
     audio: AudioConfig = Field(default_factory=AudioConfig)
+    attributes: AttributesConfig = Field(default_factory=AttributesConfig)
     precomputed: PrecomputedConfig = Field(default_factory=PrecomputedConfig)
 
 

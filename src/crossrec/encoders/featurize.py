@@ -48,10 +48,16 @@ class ModalityResult:
     n_computed: int = 0
     seconds: float = 0.0
     budget: dict[str, Any] = field(default_factory=dict)
+    #: what a modality fitted on the catalogue (the attributes' vocabularies): new items are
+    #: encoded with it
+    spec: dict[str, Any] | None = None
 
     def block(self) -> dict[str, Any]:
         """The ``item_features[modality]`` entry of docs/architecture.md."""
-        return {"vectors": self.vectors, "mask": self.mask, "source": self.source}
+        block = {"vectors": self.vectors, "mask": self.mask, "source": self.source}
+        if self.spec is not None:
+            block["spec"] = self.spec
+        return block
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -5,12 +5,18 @@ media failures join ingest's report and are budgeted once (``check_media_budget`
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from crossrec.data.media import read_report
+from crossrec.encoders.attributes import (
+    check_attribute_columns,
+    encode_attributes,
+    fit_attribute_spec,
+)
 from crossrec.encoders.cache import EmbeddingStore
 from crossrec.encoders.config import FeaturizeConfig, is_enabled
 from crossrec.encoders.featurize import (
@@ -68,6 +74,34 @@ def encode_text(
         "text", ids, texts, "text", encoder, store, source=source, shard_size=config.shard_size
     )
     return {"text": result}
+
+
+def encode_attribute_columns(
+    items: pd.DataFrame, info: dict[str, Any], config: FeaturizeConfig
+) -> dict[str, ModalityResult]:
+    """The ``attributes`` modality from ``dataset_info.attribute_columns`` (structured text
+    columns: categories, tags, years), encoded without a model; its fitted spec travels in the
+    result so new items are encoded into the same space."""
+    columns = dict(info.get("attribute_columns") or {})
+    if not is_enabled(config.attributes.enabled, bool(columns), "attributes"):
+        return {}
+    check_attribute_columns(columns, list(info.get("text_columns") or []), "dataset_info")
+    check_items(items, info, list(columns))
+    start = time.perf_counter()
+    a = config.attributes
+    spec = fit_attribute_spec(items, columns, a.min_count, a.numeric_bins)
+    vectors, mask = encode_attributes(items, spec)
+    result = ModalityResult(
+        "attributes",
+        vectors,
+        mask,
+        source="attributes:" + ",".join(columns),
+        n_with_input=int(mask.sum()),
+        n_computed=len(items),
+        seconds=time.perf_counter() - start,
+        spec=spec,
+    )
+    return {"attributes": result}
 
 
 def text_encoder(config: FeaturizeConfig):

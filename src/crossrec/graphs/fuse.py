@@ -75,6 +75,8 @@ def fuse_item_features(
             "mask": mask.copy(),
             "source": str(item_features[name].get("source", "")),
         }
+        if "spec" in item_features[name]:  # how new items are encoded (attributes)
+            fused[name]["spec"] = item_features[name]["spec"]
         logger.info("%s: %d-d, %.1f%% of items present", name, vectors.shape[1], 100 * mask.mean())
     fused["__order__"] = names
     return fused

@@ -150,6 +150,18 @@ def precomputed_rows(item_features: dict, tables: DatasetTables, new_ids: pd.Ser
     return out
 
 
+def attribute_rows(item_features: dict, new_items: pd.DataFrame) -> dict:
+    """The new items' ``attributes`` block, encoded with the vocabularies the model's items were
+    (``spec``, fitted once by featurize): the same columns mean the same dimensions."""
+    from crossrec.encoders.attributes import encode_attributes
+
+    spec = (item_features.get("attributes") or {}).get("spec")
+    if not spec:
+        return {}
+    vectors, mask = encode_attributes(new_items, spec)
+    return {"attributes": {"vectors": vectors, "mask": mask}}
+
+
 def encode_new_items(
     state: dict, tables: DatasetTables, config: FeaturizeConfig, caches: dict, max_bad_share: float
 ) -> tuple[dict, list[str]]:
@@ -177,6 +189,7 @@ def encode_new_items(
             modality, new_items, info, config, caches[modality], [], max_bad_share
         ).values()
     new = {r.name: r.block() for r in results}
+    new.update(attribute_rows(state["item_features"], new_items))
     new.update(precomputed_rows(state["item_features"], tables, new_items["item_id"]))
     log.info("refresh: encoded %d new items (%s)", len(new_items), sorted(new))
     if texts:

@@ -84,6 +84,24 @@ def render_text(serving, fields: dict[str, str]) -> str:
     return render_texts([fields], columns, template)[0]
 
 
+def attribute_vector(serving, fields: dict[str, str]) -> dict[str, np.ndarray]:
+    """{"attributes": vector} of a new item's structured fields, in the space the model's items
+    were encoded in (the fitted ``spec``); {} when none of its values is known."""
+    import pandas as pd
+
+    from crossrec.encoders.attributes import encode_attributes
+
+    spec = serving.artifacts.fused_item_features.get("attributes", {}).get("spec")
+    if not spec:
+        return {}
+    row = pd.DataFrame([{"item_id": "(new item)", **{c: fields.get(c, "") for c in spec}}])
+    try:
+        vectors, mask = encode_attributes(row, spec)
+    except ValueError as err:
+        raise BadRequestError("text", str(err)) from None
+    return {"attributes": vectors[0]} if mask[0] else {}
+
+
 def raw_vectors(serving, fields: dict[str, str], image: str | None, audio: str | None) -> dict:
     """{modality: raw encoder vector} for the inputs given (modalities of the model only)."""
     modalities = serving.model.modalities
@@ -91,6 +109,8 @@ def raw_vectors(serving, fields: dict[str, str], image: str | None, audio: str |
     text = render_text(serving, fields) if any(v.strip() for v in fields.values()) else ""
     if text and "text" in modalities:
         out["text"] = _encoder(serving, "text").encode([text])[0]
+    if text and "attributes" in modalities:
+        out.update(attribute_vector(serving, fields))
     for modality, path in (("image", image), ("audio", audio)):
         if path is None:
             continue

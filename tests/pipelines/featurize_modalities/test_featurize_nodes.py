@@ -52,6 +52,7 @@ def _run_all(ingested: dict, caches: Path, params: dict = PARAMS):
         text,
         image,
         audio,
+        {},
         ingested["precomputed_features"],
         info,
         params,
@@ -138,12 +139,14 @@ def test_precomputed_pass_through_and_disabled_modalities(ingested, tmp_path):
     assert (
         nodes.encode_images(items, info, params, EmbeddingStore(tmp_path), *_media(ingested)) == {}
     )
-    features, report, merged = nodes.assemble_item_features(text, {}, {}, shipped, info, params, [])
+    features, report, merged = nodes.assemble_item_features(
+        text, {}, {}, {}, shipped, info, params, []
+    )
     assert set(features) == {"text", "audio_vggish"} and merged == report["failures"] == []
     assert features["audio_vggish"]["vectors"].dtype == np.float32
     assert features["audio_vggish"]["mask"].all()
     excluded = {**params, "precomputed": {"exclude": ["audio_*"]}}
-    features, _, _ = nodes.assemble_item_features(text, {}, {}, shipped, info, excluded, [])
+    features, _, _ = nodes.assemble_item_features(text, {}, {}, {}, shipped, info, excluded, [])
     assert set(features) == {"text"}
 
 
@@ -239,7 +242,7 @@ def test_ingest_and_featurize_failures_share_one_budget(two_of_24_bad, tmp_path)
         items, info, PARAMS, EmbeddingStore(tmp_path), data["media_report"], lenient, "syn24"
     )
     features, report, merged = nodes.assemble_item_features(
-        {}, image, {}, data["precomputed_features"], info, PARAMS, data["media_report"]
+        {}, image, {}, {}, data["precomputed_features"], info, PARAMS, data["media_report"]
     )
     assert [(e["stage"], e["item_id"], e["modality"]) for e in merged] == [
         ("ingest", "item004", "image"),
@@ -286,7 +289,7 @@ def test_truncated_wav_is_reported_by_the_encoder_when_ingest_did_not_open_files
 def test_saved_ingest_report_is_validated(ingested):
     with pytest.raises(ValueError, match=r"media_report, entry 1: expected keys"):
         nodes.assemble_item_features(
-            {}, {}, {}, {}, ingested["dataset_info"], PARAMS, [{"item_id": "x"}]
+            {}, {}, {}, {}, {}, ingested["dataset_info"], PARAMS, [{"item_id": "x"}]
         )
 
 
@@ -354,3 +357,41 @@ def test_item_texts_follow_item_idx_and_template(synthetic_ingested):
     assert titled == [f"{t}!" for t in ordered["title"]]
     with pytest.raises(ValueError, match="47 rows but dataset_info.n_items = 48"):
         render_item_texts(items.iloc[1:], info, params)
+
+
+def test_attribute_columns_become_the_attributes_modality():
+    """dataset_info.attribute_columns -> one `attributes` block with its fitted spec; on by
+    `auto`, off by `false`, `true` without such columns is a clear error."""
+    import pandas as pd
+
+    items = pd.DataFrame(
+        {
+            "item_idx": [0, 1, 2],
+            "item_id": ["1", "2", "3"],
+            "title": ["A", "B", "C"],
+            "genres": ["Comedy, Drama", "Comedy", ""],
+            "year": ["1995", "1994", ""],
+        }
+    )
+    info = {
+        "n_items": 3,
+        "text_columns": ["title", "genres", "year"],
+        "attribute_columns": {
+            "genres": {"kind": "categorical", "separator": ", "},
+            "year": {"kind": "numeric"},
+        },
+    }
+    params = {**PARAMS, "attributes": {"min_count": 1}}
+    result = nodes.encode_attributes(items, info, params)
+    features, report, _ = nodes.assemble_item_features({}, {}, {}, result, {}, info, params, [])
+    block = features["attributes"]
+    assert block["mask"].tolist() == [True, True, False]
+    assert block["spec"]["genres"]["vocabulary"] == ["Comedy", "Drama"]
+    assert block["source"] == "attributes:genres,year"
+    assert report["modalities"]["attributes"]["n_usable"] == 2
+    off = {**params, "attributes": {"enabled": False}}
+    assert nodes.encode_attributes(items, info, off) == {}
+    without = {**info, "attribute_columns": {}}
+    assert nodes.encode_attributes(items, without, params) == {}
+    with pytest.raises(ValueError, match="attributes.enabled is true"):
+        nodes.encode_attributes(items, without, {**params, "attributes": {"enabled": True}})

@@ -300,3 +300,12 @@ def test_an_upstream_order_is_kept(item_features, synthetic_ingested):
     ordered = {**item_features, "__order__": ["audio", "text", "image"]}
     fused = fuse_item_features(ordered, synthetic_ingested["dataset_info"], PARAMS)
     assert fused["__order__"] == ["audio", "text", "image"]
+
+
+def test_a_fitted_spec_travels_with_the_fused_modality(item_features, synthetic_ingested):
+    """The attributes' vocabularies reach serving through fuse (new items are encoded with it)."""
+    spec = {"kind": {"kind": "categorical", "separator": "|", "vocabulary": ["a", "b"]}}
+    with_spec = {**item_features, "text": {**item_features["text"], "spec": spec}}
+    fused = fuse_item_features(with_spec, synthetic_ingested["dataset_info"], PARAMS)
+    assert fused["text"]["spec"] == spec
+    assert "spec" not in fused["image"]

@@ -68,6 +68,12 @@ class GenericOptions(StrictConfig):
     split_values: dict[str, str] | None = None
     item_id_column: str = "item"
     text_columns: list[str] = []
+    #: structured item columns (read as text too): categories / tags, and numbers such as a
+    #: year or a price; each becomes part of the ``attributes`` modality
+    categorical_columns: list[str] = []
+    numeric_columns: list[str] = []
+    #: splits a categorical cell into several values ("Comedy|Drama"); None = one value
+    value_separator: str | None = "|"
     image_column: str | None = None
     audio_column: str | None = None
     image_pattern: str | None = None
@@ -82,6 +88,29 @@ class GenericOptions(StrictConfig):
     @classmethod
     def _pattern_names_item_id(cls, value: str | None) -> str | None:
         return check_pattern(value)
+
+    @model_validator(mode="after")
+    def _attribute_columns_once(self) -> GenericOptions:
+        both = sorted(set(self.categorical_columns) & set(self.numeric_columns))
+        if both:
+            raise ValueError(f"{both} listed as both categorical_columns and numeric_columns")
+        if self.items_file is None and self.attribute_columns():
+            raise ValueError("categorical_columns / numeric_columns need an items_file")
+        return self
+
+    def attribute_columns(self) -> dict[str, dict]:
+        """``RawData.attribute_columns`` of these options."""
+        out = {
+            c: {"kind": "categorical", "separator": self.value_separator}
+            for c in self.categorical_columns
+        }
+        out.update({c: {"kind": "numeric"} for c in self.numeric_columns})
+        return out
+
+    def all_text_columns(self) -> list[str]:
+        """The text columns, then the attribute columns not already among them."""
+        extra = [c for c in self.attribute_columns() if c not in self.text_columns]
+        return [*self.text_columns, *extra]
 
     @model_validator(mode="after")
     def _column_or_pattern(self) -> GenericOptions:
@@ -151,11 +180,12 @@ def read_generic(name: str, folder: Path, options: Mapping[str, Any]) -> RawData
     items_path, table = read_file(folder, opts.table(opts.items_file), "items")
     files["items"] = str(items_path)
     media_cols = [c for c in (opts.image_column, opts.audio_column) if c]
-    require_columns(table, [opts.item_id_column, *opts.text_columns, *media_cols], items_path)
+    text_columns = opts.all_text_columns()
+    require_columns(table, [opts.item_id_column, *text_columns, *media_cols], items_path)
     ids = parse_ids(table[opts.item_id_column], items_path, opts.item_id_column)
     items = pd.DataFrame({"item_id": ids.to_numpy(dtype=object)})
     items["row"] = range(1, len(items) + 1)
-    for column in opts.text_columns:
+    for column in text_columns:
         items[column] = table[column].fillna("").astype(str).to_numpy(dtype=object)
     for modality in ("image", "audio"):
         column, pattern = getattr(opts, f"{modality}_column"), getattr(opts, f"{modality}_pattern")
@@ -164,4 +194,13 @@ def read_generic(name: str, folder: Path, options: Mapping[str, Any]) -> RawData
             if column
             else pattern_paths(ids, pattern, folder)
         )
-    return RawData(name, interactions, items, list(opts.text_columns), {}, files, **common)
+    return RawData(
+        name,
+        interactions,
+        items,
+        text_columns,
+        {},
+        files,
+        attribute_columns=opts.attribute_columns(),
+        **common,
+    )

@@ -119,6 +119,12 @@ def read_movielens(name: str, folder: Path, options: Mapping[str, Any]) -> RawDa
         text_columns.append(opts.year_column)
     items["image_path"] = pattern_paths(ids, opts.image_pattern, folder)
     items["audio_path"] = pattern_paths(ids, opts.audio_pattern, folder)
+    # the genres and the year are also structured attributes (crossrec.encoders.attributes)
+    attributes: dict[str, dict] = {}
+    if opts.genre_columns:
+        attributes[opts.genres_text_column] = {"kind": "categorical", "separator": ", "}
+    if opts.year_column:
+        attributes[opts.year_column] = {"kind": "numeric"}
     return RawData(
         name,
         interactions,
@@ -128,6 +134,7 @@ def read_movielens(name: str, folder: Path, options: Mapping[str, Any]) -> RawDa
         {"interactions": str(ratings_path), "items": str(items_path)},
         has_timestamps=cols.timestamp is not None,
         id_columns={"user": cols.user, "item": cols.item},
+        attribute_columns=attributes,
         media_patterns=_patterns(opts, folder),
     )
 

@@ -70,17 +70,25 @@ def encode_audio(
     return lib.encode_media("audio", items, dataset_info, config, cache, media_report, budget)
 
 
+def encode_attributes(
+    items: pd.DataFrame, dataset_info: dict[str, Any], params: dict[str, Any]
+) -> dict[str, ModalityResult]:
+    """Structured columns (``dataset_info.attribute_columns``) as one modality, no model."""
+    return lib.encode_attribute_columns(items, dataset_info, parse_featurize_params(params))
+
+
 def assemble_item_features(
     text: dict[str, ModalityResult],
     image: dict[str, ModalityResult],
     audio: dict[str, ModalityResult],
+    attributes: dict[str, ModalityResult],
     precomputed_features: dict[str, np.ndarray],
     dataset_info: dict[str, Any],
     params: dict[str, Any],
     media_report: list[dict],
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any], list[dict]]:
     """``item_features``, the featurize report and the merged media report."""
-    results = [*text.values(), *image.values(), *audio.values()]
+    results = [*text.values(), *image.values(), *audio.values(), *attributes.values()]
     config = parse_featurize_params(params)
     return lib.assemble_item_features(
         results, precomputed_features, dataset_info, config, media_report

@@ -42,11 +42,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="encode_audio",
             ),
             Node(
+                nodes.encode_attributes,
+                _COMMON,
+                "featurize_attributes_result",
+                name="encode_attributes",
+            ),
+            Node(
                 nodes.assemble_item_features,
                 [
                     "featurize_text_result",
                     "featurize_image_result",
                     "featurize_audio_result",
+                    "featurize_attributes_result",
                     "precomputed_features",
                     "dataset_info",
                     "params:featurize_modalities",
