@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from crossrec.config import ConfigError
 from crossrec.data.adapters import get_adapter
 from crossrec.data.errors import DataValidationError
 
@@ -140,3 +141,13 @@ def test_text_file_encoding(mm_folder):
         "",
         "Bj\u00f6rk",
     ]
+
+
+def test_tag_text_declared_categorical_becomes_an_attribute_column(mm_folder):
+    text = {**OPTIONS["text"], "categorical_columns": ["text"], "value_separator": ","}
+    raw = read_mmrec("toy", mm_folder, {**OPTIONS, "text": text})
+    assert raw.attribute_columns == {"text": {"kind": "categorical", "separator": ","}}
+    assert raw.text_columns == ["text"]
+    assert read_mmrec("toy", mm_folder, OPTIONS).attribute_columns == {}
+    with pytest.raises(ConfigError, match=r"categorical_columns \['tags'\]"):
+        read_mmrec("toy", mm_folder, {**OPTIONS, "text": {**text, "categorical_columns": ["tags"]}})

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from crossrec.config import StrictConfig, parse_params
 from crossrec.data.adapters.base import (
@@ -44,11 +44,28 @@ class MMRecText(StrictConfig):
     id_map_item_column: str | None = None  # default: the main item column
     separator: str | None = None
     encoding: str | None = None  # default: the dataset's `encoding`
+    #: text columns that are lists of values (tags: "rock,indie"): also the attributes modality
+    categorical_columns: list[str] = []
+    value_separator: str | None = "|"
 
     @field_validator("encoding")
     @classmethod
     def _encoding_known(cls, value: str | None) -> str | None:
         return check_encoding(value)
+
+    @model_validator(mode="after")
+    def _categorical_are_text_columns(self) -> MMRecText:
+        unknown = [c for c in self.categorical_columns if c not in self.columns]
+        if unknown:
+            raise ValueError(f"categorical_columns {unknown} are not among columns {self.columns}")
+        return self
+
+    def attribute_columns(self) -> dict[str, dict]:
+        """``RawData.attribute_columns`` of these options."""
+        return {
+            c: {"kind": "categorical", "separator": self.value_separator}
+            for c in self.categorical_columns
+        }
 
 
 class MMRecOptions(StrictConfig):
@@ -209,4 +226,5 @@ def read_mmrec(name: str, folder: Path, options: Mapping[str, Any]) -> RawData:
         files,
         has_timestamps=opts.timestamp_column is not None,
         id_columns={"user": opts.user_column, "item": opts.item_column},
+        attribute_columns=opts.text.attribute_columns() if opts.text else {},
     )
