@@ -124,6 +124,7 @@ def test_contract_of_synthetic_outputs(synthetic_ingested):
         "n_items",
         "n_interactions",
         "text_columns",
+        "attribute_columns",
         "has_images",
         "has_audio",
         "has_timestamps",
@@ -132,6 +133,7 @@ def test_contract_of_synthetic_outputs(synthetic_ingested):
         "published_split_altered",
     }
     assert info["published_split_altered"] is False
+    assert info["attribute_columns"] == {}  # the synthetic adapter declares none
     summary = synthetic_ingested["data_summary"]
     assert summary["interactions"] == sum(s["interactions"] for s in summary["splits"].values())
     assert summary["modality_coverage"]["image"] == 1.0
