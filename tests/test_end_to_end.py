@@ -85,7 +85,10 @@ def test_default_chain_runs_end_to_end(e2e_project: Path):
     assert metrics["crossrec"]["test"]["recall@20"]["mean"] > metrics["MostPop"]["test"][
         "recall@20"
     ]["mean"]
-    assert (reporting / "report.md").read_text().strip()
+    report = (reporting / "report.md").read_text()
+    lift = json.loads((reporting / "modality_graphs.json").read_text())
+    assert lift and all(entry["edges"] > 0 for entry in lift.values())
+    assert "## How collaborative is each modality" in report  # fuse's lift reaches the report
 
     models = e2e_project / "data" / "06_models" / DATASET
     assert any(models.rglob("trained_model.pkl")), "the trained model was not saved"

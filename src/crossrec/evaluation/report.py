@@ -302,6 +302,29 @@ def _split_warning(dataset_info: dict) -> list[str]:
     ]
 
 
+def modality_lift_section(report: dict | None) -> list[str]:
+    """report.md lines: how often each modality graph's neighbours share train users (fuse's
+    ``modality_graph_report``), empty without it."""
+    if not report:
+        return []
+    rows = [
+        [name, entry["edges"], "-" if entry["lift"] is None else f"{entry['lift']:.2f}"]
+        for name, entry in report.items()
+    ]
+    return [
+        "## How collaborative is each modality",
+        "",
+        "Lift: the mean train co-occurrence cosine of each modality kNN graph's edges over the "
+        "same mean across random pairs of distinct items (`modality_graphs.json`, written by "
+        "fuse; 1 = the content links items no more often co-consumed than chance). Content "
+        "near 1 carries little of what the IDs learn from interactions: expect it to help "
+        "cold items more than warm ones.",
+        "",
+        markdown_table(["modality", "graph edges", "lift"], rows),
+        "",
+    ]
+
+
 def build_report(
     metrics: dict,
     significance: dict,
@@ -310,11 +333,13 @@ def build_report(
     dataset_info: dict,
     cfg,
     before_after: dict | None = None,
+    modality_lift: dict | None = None,
 ):
     """report.md and the figures; logs the test table so a run ends with the numbers.
 
     ``cfg`` is the evaluate config (:class:`crossrec.evaluation.config.EvaluateConfig`);
-    ``before_after``: results of ``benchmarks/llm_before_after.py``, shown for LLM models.
+    ``before_after``: results of ``benchmarks/llm_before_after.py``, shown for LLM models;
+    ``modality_lift``: fuse's ``modality_graph_report`` (None when an older fuse wrote none).
     """
     k = cfg.k
     main_cols = (
@@ -408,6 +433,7 @@ def build_report(
             "",
         ]
     parts += content_worth_section(all_metrics, significance, cfg, trained, slices_present)
+    parts += modality_lift_section(modality_lift)
     parts += before_after_section(before_after)
     parts += selection_section(timings)
     parts += [

@@ -214,6 +214,29 @@ def test_report_states_what_ran_and_only_the_slices_it_has(evaluated) -> None:
     altered = info | {"published_split_altered": True, "split_strategy": "published+cold_items"}
     report, *_ = nodes.write_report(metrics, significance, timings, history, altered, PARAMS)
     assert "**Warning:** the dataset's published split was altered" in report
+    assert "How collaborative is each modality" not in report  # fuse wrote no lift
+
+
+def test_report_shows_fuses_modality_lift(evaluated) -> None:
+    history = pd.DataFrame({"epoch": [0], "train_loss": [0.7], "val_recall@20": [0.1]})
+    info = {"name": "synthetic", "n_users": 60, "n_items": 48, "n_interactions": 710}
+    lift = {
+        "text": {"edges": 480, "lift": 1.2427},
+        "image": {"edges": 470, "lift": None},
+    }
+    report, *_ = nodes.write_report(
+        evaluated["metrics"],
+        evaluated["significance"],
+        evaluated["timings"],
+        history,
+        info,
+        PARAMS,
+        None,
+        None,
+        lift,
+    )
+    assert "## How collaborative is each modality" in report
+    assert "| text | 480 | 1.24 |" in report and "| image | 470 | - |" in report
 
 
 def test_missing_cold_slices_are_said_once(evaluate_inputs, caplog) -> None:

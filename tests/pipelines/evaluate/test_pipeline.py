@@ -34,6 +34,7 @@ def test_outputs_are_catalogued_and_inputs_come_from_upstream() -> None:
         "trained_model",
         "training_history",
         "llm_before_after",  # optional: benchmarks/llm_before_after.py writes it (None if absent)
+        "modality_graph_report",  # optional: fuse's modality lift (None from an older fuse)
     }
 
 

@@ -112,8 +112,10 @@ def write_report(
     params: dict,
     trained_model: dict | None = None,
     llm_before_after: dict | None = None,
+    modality_graph_report: dict | None = None,
 ):
-    """report.md and the figures (+ "before vs after fine-tuning" for an LLM model)."""
+    """report.md and the figures (+ "before vs after fine-tuning" for an LLM model, and fuse's
+    modality lift when it wrote one)."""
     from crossrec.evaluation.report import build_report
 
     config = (trained_model or {}).get("config", {})
@@ -126,4 +128,5 @@ def write_report(
         dataset_info,
         _config(params),
         before_after=llm_before_after if strategy == "llm" else None,
+        modality_lift=modality_graph_report,
     )

@@ -75,6 +75,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:evaluate",
                     "trained_model",
                     "llm_before_after",
+                    "modality_graph_report",
                 ],
                 [
                     "evaluation_report",
