@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from crossrec.graphs.alignment import (
-    edge_cosines,
-    graph_lift,
-    mean_pair_cosine,
-    train_matrix,
-)
+from crossrec.graphs.alignment import edge_cosines, graph_lift, mean_pair_cosine
 
 
 def _dense_cosines(train: sp.csr_matrix) -> np.ndarray:
@@ -60,15 +54,3 @@ def test_a_graph_of_co_consumed_items_has_a_lift_above_one_and_a_random_one_near
     assert report["noise"]["lift"] == 0.0  # the halves never share a user
     assert report["content"]["edges"] == 20
     assert graph_lift({"x": same_half}, sp.csr_matrix((200, 20)))["x"]["lift"] is None
-
-
-def test_train_matrix_keeps_train_rows_once():
-    frame = pd.DataFrame(
-        {
-            "user_idx": [0, 0, 1, 1, 2],
-            "item_idx": [1, 1, 2, 0, 2],
-            "split": ["train", "train", "train", "test", "valid"],
-        }
-    )
-    matrix = train_matrix(frame, 3, 3)
-    np.testing.assert_array_equal(matrix.toarray(), [[0, 1, 0], [0, 0, 1], [0, 0, 0]])

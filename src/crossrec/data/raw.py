@@ -8,6 +8,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+
+def attribute_columns(
+    categorical: list[str], numeric: list[str], separator: str | None
+) -> dict[str, dict]:
+    """``RawData.attribute_columns`` of an adapter's categorical and numeric columns (a
+    categorical cell holds several values split by ``separator``; None = one value)."""
+    out = {c: {"kind": "categorical", "separator": separator} for c in categorical}
+    out.update({c: {"kind": "numeric"} for c in numeric})
+    return out
+
+
 #: Values of ``published_split``.
 SPLIT_NAMES = ("train", "valid", "test")
 

@@ -9,20 +9,7 @@ distinct items: 1 means the content neighbours are no more co-consumed than rand
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
-
-
-def train_matrix(interactions: pd.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:
-    """(n_users, n_items) binary matrix of the TRAIN interactions (repeats count once)."""
-    train = interactions[interactions["split"] == "train"]
-    ones = np.ones(len(train), dtype=np.float32)
-    matrix = sp.csr_matrix(
-        (ones, (train["user_idx"].to_numpy(), train["item_idx"].to_numpy())),
-        shape=(n_users, n_items),
-    )
-    matrix.data[:] = 1.0
-    return matrix
 
 
 def mean_pair_cosine(train: sp.csr_matrix) -> float:

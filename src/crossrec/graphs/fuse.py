@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from crossrec.data.matrices import check_interactions, interactions_to_csr
+from crossrec.graphs.alignment import graph_lift
 from crossrec.graphs.config import WHERE, FuseConfig
 from crossrec.graphs.knn import knn_graph, normalized_user_item_graph
 
@@ -142,3 +144,19 @@ def build_user_item_graph(
     )
     logger.info("user-item graph: %d train interactions, %d nodes", len(train), graph.shape[0])
     return graph
+
+
+def modality_graph_lift(
+    modality_graphs: dict[str, sp.spmatrix],
+    interactions: pd.DataFrame,
+    dataset_info: dict[str, Any],
+) -> dict[str, dict]:
+    """Each modality graph's lift over random item pairs (``crossrec.graphs.alignment``),
+    measured on the TRAIN interactions only, like the user-item graph."""
+    n_users, n_items = int(dataset_info["n_users"]), int(dataset_info["n_items"])
+    check_interactions(interactions, n_users, n_items)
+    train = interactions[interactions["split"] == "train"]
+    matrix = interactions_to_csr(
+        train["user_idx"].to_numpy(), train["item_idx"].to_numpy(), n_users, n_items
+    )
+    return graph_lift(modality_graphs, matrix)

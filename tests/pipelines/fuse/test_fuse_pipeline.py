@@ -309,3 +309,21 @@ def test_a_fitted_spec_travels_with_the_fused_modality(item_features, synthetic_
     fused = fuse_item_features(with_spec, synthetic_ingested["dataset_info"], PARAMS)
     assert fused["text"]["spec"] == spec
     assert "spec" not in fused["image"]
+
+
+def test_modality_lift_reads_train_interactions_only(item_features, synthetic_ingested):
+    """Like the user-item graph: moving held-out rows leaves the lift unchanged, dropping
+    train rows changes it."""
+    from crossrec.graphs.fuse import modality_graph_lift
+
+    interactions = synthetic_ingested["interactions"]
+    info = synthetic_ingested["dataset_info"]
+    fused = fuse_item_features(item_features, info, PARAMS)
+    graphs = build_modality_graphs(fused, PARAMS)
+    report = modality_graph_lift(graphs, interactions, info)
+    held_out = interactions[interactions["split"] != "train"].index[:20]
+    moved = interactions.copy()
+    moved.loc[held_out, "item_idx"] = (moved.loc[held_out, "item_idx"] + 1) % info["n_items"]
+    assert modality_graph_lift(graphs, moved, info) == report
+    train = interactions[interactions["split"] == "train"].index[:40]
+    assert modality_graph_lift(graphs, interactions.drop(train), info) != report

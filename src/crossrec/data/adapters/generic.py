@@ -31,7 +31,7 @@ from crossrec.data.adapters.base import (
     pattern_paths,
     register,
 )
-from crossrec.data.raw import RawData
+from crossrec.data.raw import RawData, attribute_columns
 from crossrec.data.validation import (
     parse_ids,
     read_table,
@@ -100,12 +100,9 @@ class GenericOptions(StrictConfig):
 
     def attribute_columns(self) -> dict[str, dict]:
         """``RawData.attribute_columns`` of these options."""
-        out = {
-            c: {"kind": "categorical", "separator": self.value_separator}
-            for c in self.categorical_columns
-        }
-        out.update({c: {"kind": "numeric"} for c in self.numeric_columns})
-        return out
+        return attribute_columns(
+            self.categorical_columns, self.numeric_columns, self.value_separator
+        )
 
     def all_text_columns(self) -> list[str]:
         """The text columns, then the attribute columns not already among them."""

@@ -24,7 +24,7 @@ from crossrec.data.adapters.base import (
     register,
 )
 from crossrec.data.errors import DataValidationError
-from crossrec.data.raw import RawData
+from crossrec.data.raw import RawData, attribute_columns
 from crossrec.data.validation import (
     load_feature_matrix,
     parse_ids,
@@ -62,10 +62,7 @@ class MMRecText(StrictConfig):
 
     def attribute_columns(self) -> dict[str, dict]:
         """``RawData.attribute_columns`` of these options."""
-        return {
-            c: {"kind": "categorical", "separator": self.value_separator}
-            for c in self.categorical_columns
-        }
+        return attribute_columns(self.categorical_columns, [], self.value_separator)
 
 
 class MMRecOptions(StrictConfig):

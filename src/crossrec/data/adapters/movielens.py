@@ -20,7 +20,7 @@ from crossrec.data.adapters.base import (
     register,
 )
 from crossrec.data.errors import DataValidationError
-from crossrec.data.raw import RawData
+from crossrec.data.raw import RawData, attribute_columns
 from crossrec.data.validation import parse_ids, read_table, require_columns
 
 
@@ -120,11 +120,11 @@ def read_movielens(name: str, folder: Path, options: Mapping[str, Any]) -> RawDa
     items["image_path"] = pattern_paths(ids, opts.image_pattern, folder)
     items["audio_path"] = pattern_paths(ids, opts.audio_pattern, folder)
     # the genres and the year are also structured attributes (crossrec.encoders.attributes)
-    attributes: dict[str, dict] = {}
-    if opts.genre_columns:
-        attributes[opts.genres_text_column] = {"kind": "categorical", "separator": ", "}
-    if opts.year_column:
-        attributes[opts.year_column] = {"kind": "numeric"}
+    attributes = attribute_columns(
+        [opts.genres_text_column] if opts.genre_columns else [],
+        [opts.year_column] if opts.year_column else [],
+        separator=", ",  # as genres_text joins them
+    )
     return RawData(
         name,
         interactions,

@@ -8,7 +8,6 @@ from typing import Any
 import pandas as pd
 import scipy.sparse as sp
 
-from crossrec.graphs import alignment
 from crossrec.graphs import fuse as lib
 from crossrec.graphs.config import parse_fuse_params
 
@@ -43,10 +42,7 @@ def report_modality_graphs(
 ) -> dict[str, dict]:
     """How often each modality graph's neighbours are co-consumed in train, against random
     item pairs (``crossrec.graphs.alignment``): which content carries collaborative signal."""
-    train = alignment.train_matrix(
-        interactions, int(dataset_info["n_users"]), int(dataset_info["n_items"])
-    )
-    report = alignment.graph_lift(modality_graphs, train)
+    report = lib.modality_graph_lift(modality_graphs, interactions, dataset_info)
     for name, entry in report.items():
         lift = entry["lift"]
         logger.info(
