@@ -254,27 +254,6 @@ def test_item_graph_over_ids_ignores_content(tiny_data):
     torch.testing.assert_close(emb.items, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_user_graph_adds_the_co_occurring_users_vectors(tiny_data):
-    """user_graph_k: a user's final vector = its own + the weighted mean of its top-k
-    co-occurring users' final vectors (DRAGON); items are untouched; off by default."""
-    from crossrec.graphs.cooccurrence import user_cooccurrence_graph
-
-    model, emb, _ = _embeddings_without_tower(tiny_data, {"layers": 1, "item_graph_layers": 0})
-    assert model.user_graph is None
-    with_graph, emb_graph, _ = _embeddings_without_tower(
-        tiny_data, {"layers": 1, "item_graph_layers": 0, "user_graph_k": 3}
-    )
-    with torch.no_grad():
-        with_graph.load_state_dict(model.state_dict())
-        emb_graph = with_graph.embeddings()
-    weights = torch.as_tensor(user_cooccurrence_graph(tiny_data.train, 3).toarray())
-    torch.testing.assert_close(emb_graph.items, emb.items)
-    torch.testing.assert_close(
-        emb_graph.users, emb.users + weights @ emb.users, rtol=1e-5, atol=1e-6
-    )
-    assert (weights > 0).sum(1).max() == 3
-
-
 def test_content_loss_trains_the_content_path(tiny_data):
     """content_weight > 0 adds a ranking loss on the projected content alone."""
     from crossrec.models.module import RecommenderModule

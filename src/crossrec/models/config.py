@@ -113,10 +113,6 @@ class PropagationConfig(StrictConfig):
     #: training step, edge (u, i) kept with probability ~ 1 / sqrt(deg u * deg i); the kept
     #: graph is re-normalised. Inference uses every edge. 0 = off
     edge_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    #: DRAGON's user co-occurrence graph: each user's final vector gets the weighted mean of
-    #: the final vectors of the ``k`` users sharing the most train items with them
-    #: (crossrec.graphs.cooccurrence; DRAGON uses 40). 0 = off
-    user_graph_k: int = Field(0, ge=0)
 
 
 class ModelConfig(StrictConfig):

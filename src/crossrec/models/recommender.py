@@ -34,7 +34,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crossrec.graphs.cooccurrence import user_cooccurrence_graph
 from crossrec.models.config import ModelConfig
 from crossrec.models.fusion import build_fusion
 from crossrec.models.fusion.modality import check_item_features
@@ -239,11 +238,6 @@ class Recommender(nn.Module):
             mean = user_mean_matrix(train)
             self.user_mean = scipy_to_torch_sparse(mean)
             self.user_mean_t = scipy_to_torch_sparse(mean.T)
-        self.user_graph = self.user_graph_t = None
-        if prop.kind == "lightgcn" and prop.user_graph_k > 0:
-            self.user_graph, self.user_graph_t = graph_and_transpose(
-                user_cooccurrence_graph(train, prop.user_graph_k)
-            )
         names = prop.item_graph_modalities
         if names is None:
             names = sorted(modality_graphs or {})
@@ -423,10 +417,6 @@ class Recommender(nn.Module):
         if self.content_channel:
             channel_users, channel_items = self.content_channel_vectors(graph, graph_t)
             users, items = users + channel_users, items + channel_items
-        if self.user_graph is not None:
-            with torch.autocast(device_type=users.device.type, enabled=False):
-                users = users.float()
-                users = users + GraphMatmul.apply(self.user_graph, self.user_graph_t, users)
         if self.ii_layers:
             source = items_ego
             if self.config.propagation.item_graph_input == "id" and self.item_id is not None:
@@ -528,16 +518,7 @@ class Recommender(nn.Module):
         heads = [m for m in (self.fusion, self.content_bias) if m is not None]
         return [p for m in heads for p in m.parameters() if p.requires_grad and id(p) not in llm]
 
-    GRAPHS = (
-        "ui_graph",
-        "ui_graph_t",
-        "ii_graph",
-        "ii_graph_t",
-        "user_mean",
-        "user_mean_t",
-        "user_graph",
-        "user_graph_t",
-    )
+    GRAPHS = ("ui_graph", "ui_graph_t", "ii_graph", "ii_graph_t", "user_mean", "user_mean_t")
 
     def _apply(self, fn, recurse: bool = True):
         """Move/cast the sparse graphs with the module, as buffers would be (see module doc).
