@@ -254,6 +254,38 @@ def test_item_graph_over_ids_ignores_content(tiny_data):
     torch.testing.assert_close(emb.items, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_item_graph_k_rebuilds_the_modality_graphs_from_the_fused_vectors(tiny_data):
+    """item_graph_k: the item graph is the mean of kNN graphs rebuilt at that k (fuse's
+    construction, binary weights) instead of the graphs fuse built; null keeps fuse's."""
+    from crossrec.graphs.knn import knn_graph
+
+    propagation = {"layers": 0, "item_graph_layers": 1, "item_graph_input": "id"}
+    kept, _, _ = _embeddings_without_tower(tiny_data, propagation)
+    fuse_mean = sum(tiny_data.modality_graphs[n].toarray() for n in ("image", "text")) / 2
+    np.testing.assert_allclose(kept.ii_graph.to_dense().numpy(), fuse_mean, rtol=1e-6)
+
+    # at the fixture's own k (5) the rebuilt graph is the one it built independently
+    same_k, _, _ = _embeddings_without_tower(tiny_data, {**propagation, "item_graph_k": 5})
+    np.testing.assert_allclose(
+        same_k.ii_graph.to_dense().numpy(), fuse_mean, rtol=1e-5, atol=1e-7
+    )
+    rebuilt, _, _ = _embeddings_without_tower(tiny_data, {**propagation, "item_graph_k": 2})
+    features = tiny_data.item_features
+    expected = sum(
+        knn_graph(features[n]["vectors"], features[n]["mask"], 2).toarray()
+        for n in ("image", "text")
+    ) / 2
+    np.testing.assert_allclose(rebuilt.ii_graph.to_dense().numpy(), expected, rtol=1e-6)
+    assert not np.allclose(expected, fuse_mean)  # k 2 is not the fixture's k
+    # each item keeps ~2 neighbours per modality: far fewer edges than the fixture's graphs
+    assert (expected > 0).sum() < (fuse_mean > 0).sum()
+
+
+def test_item_graph_k_must_be_positive():
+    with pytest.raises(ValueError, match="item_graph_k"):
+        _config(propagation={"item_graph_k": 0})
+
+
 def test_content_loss_trains_the_content_path(tiny_data):
     """content_weight > 0 adds a ranking loss on the projected content alone."""
     from crossrec.models.module import RecommenderModule

@@ -113,6 +113,10 @@ class PropagationConfig(StrictConfig):
     #: training step, edge (u, i) kept with probability ~ 1 / sqrt(deg u * deg i); the kept
     #: graph is re-normalised. Inference uses every edge. 0 = off
     edge_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    #: neighbours per item of the modality kNN graphs: null = the graphs fuse built
+    #: (``fuse.knn``); an int rebuilds them from the fused vectors at that k (FREEDOM's binary
+    #: weights), so ``tune`` can choose k per dataset on validation
+    item_graph_k: int | None = Field(None, ge=1)
 
 
 class ModelConfig(StrictConfig):

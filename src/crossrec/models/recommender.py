@@ -109,6 +109,25 @@ def mean_item_graph(
     return (total / max(len(names), 1)).tocsr()
 
 
+def rebuilt_item_graphs(
+    item_features: dict, names: Iterable[str], k: int
+) -> dict[str, sp.csr_matrix]:
+    """The named modalities' kNN graphs rebuilt from their fused vectors at ``k`` neighbours
+    (``propagation.item_graph_k``): the same construction as fuse's, with binary weights."""
+    from crossrec.graphs.knn import knn_graph
+
+    graphs = {}
+    for name in names:
+        if name not in item_features:
+            raise ValueError(
+                f"propagation.item_graph_k rebuilds the {name!r} item graph from its fused "
+                f"vectors, but item_features has only {sorted(item_features)}"
+            )
+        entry = item_features[name]
+        graphs[name] = knn_graph(entry["vectors"], entry["mask"], k, weighting="binary")
+    return graphs
+
+
 def user_mean_matrix(train: sp.spmatrix) -> sp.csr_matrix:
     """(n_users, n_items) train matrix with each user's row summing to 1 (empty rows stay 0):
     times the item content, every user's mean content."""
@@ -242,6 +261,8 @@ class Recommender(nn.Module):
         if names is None:
             names = sorted(modality_graphs or {})
         if self.ii_layers and names:
+            if prop.item_graph_k is not None:
+                modality_graphs = rebuilt_item_graphs(item_features, names, prop.item_graph_k)
             self.ii_graph, self.ii_graph_t = graph_and_transpose(
                 mean_item_graph(modality_graphs or {}, names, n_items)
             )
