@@ -266,15 +266,16 @@ def test_item_graph_k_rebuilds_the_modality_graphs_from_the_fused_vectors(tiny_d
 
     # at the fixture's own k (5) the rebuilt graph is the one it built independently
     same_k, _, _ = _embeddings_without_tower(tiny_data, {**propagation, "item_graph_k": 5})
-    np.testing.assert_allclose(
-        same_k.ii_graph.to_dense().numpy(), fuse_mean, rtol=1e-5, atol=1e-7
-    )
+    np.testing.assert_allclose(same_k.ii_graph.to_dense().numpy(), fuse_mean, rtol=1e-5, atol=1e-7)
     rebuilt, _, _ = _embeddings_without_tower(tiny_data, {**propagation, "item_graph_k": 2})
     features = tiny_data.item_features
-    expected = sum(
-        knn_graph(features[n]["vectors"], features[n]["mask"], 2).toarray()
-        for n in ("image", "text")
-    ) / 2
+    expected = (
+        sum(
+            knn_graph(features[n]["vectors"], features[n]["mask"], 2).toarray()
+            for n in ("image", "text")
+        )
+        / 2
+    )
     np.testing.assert_allclose(rebuilt.ii_graph.to_dense().numpy(), expected, rtol=1e-6)
     assert not np.allclose(expected, fuse_mean)  # k 2 is not the fixture's k
     # each item keeps ~2 neighbours per modality: far fewer edges than the fixture's graphs
