@@ -13,7 +13,12 @@ from optuna.trial import TrialState
 
 from crossrec.config import ConfigError
 from crossrec.tuning.config import TuneConfig, parse_tune_config
-from crossrec.tuning.defaults import default_trial_params, fit_to_spec, trial_zero
+from crossrec.tuning.defaults import (
+    default_trial_params,
+    fit_to_spec,
+    neighbour_trials,
+    trial_zero,
+)
 from crossrec.tuning.objective import suggest_trial
 from crossrec.tuning.space import CategoricalParam, FloatParam, IntParam
 from crossrec.tuning.study import enqueue_first_trial, open_study, run_study
@@ -277,3 +282,53 @@ def test_a_popped_defaults_trial_has_a_heartbeat_at_once(tmp_path: Path):
     assert trial.number == 0 and storage._get_stale_trial_ids(study._study_id) == []
     time.sleep(2.2)
     assert storage._get_stale_trial_ids(study._study_id) == [trial._trial_id]
+
+
+def test_neighbours_follow_the_defaults_with_one_categorical_key_changed(tmp_path: Path):
+    """enqueue_neighbours: trial 0 = defaults, then one trial per other choice of each
+    categorical key (the rest at the defaults), then sampling; each enqueued once."""
+    cfg = config(f"sqlite:///{tmp_path}/optuna.db", 4, enqueue_neighbours=True)
+    first = trial_zero(cfg, FINETUNE)
+    neighbours = neighbour_trials(cfg, first)
+    assert neighbours == [{**first, "model.fusion.strategy": "gated"}]
+    run_study(fake_objective(cfg), cfg, seed=0, first_trial=first, neighbours=neighbours)
+    trials = load(cfg).trials
+    assert [t.user_attrs.get("enqueued") for t in trials] == ["defaults", "neighbour", None, None]
+    assert trials[1].params == neighbours[0]
+    # a resumed study (another worker, a rerun) enqueues neither again
+    bigger = config(f"sqlite:///{tmp_path}/optuna.db", 5, enqueue_neighbours=True)
+    run_study(fake_objective(bigger), bigger, seed=0, first_trial=first, neighbours=neighbours)
+    assert [t.user_attrs.get("enqueued") for t in load(bigger).trials].count("neighbour") == 1
+
+
+def test_neighbours_stay_within_the_trial_budget(tmp_path: Path):
+    space = {
+        "loss.cosine": {"type": "categorical", "choices": [False, True]},
+        "model.propagation.item_graph_k": {"type": "categorical", "choices": [None, 5, 20]},
+    }
+    cfg = config(f"sqlite:///{tmp_path}/optuna.db", 2, enqueue_neighbours=True, search_space=space)
+    first = trial_zero(cfg, FINETUNE)
+    assert first == {"loss.cosine": False, "model.propagation.item_graph_k": None}
+    neighbours = neighbour_trials(cfg, first)
+    assert neighbours == [  # bools match bools only (False == 0), None is a choice
+        {"loss.cosine": True, "model.propagation.item_graph_k": None},
+        {"loss.cosine": False, "model.propagation.item_graph_k": 5},
+        {"loss.cosine": False, "model.propagation.item_graph_k": 20},
+    ]
+
+    def objective(trial: optuna.Trial) -> float:
+        suggest_trial(trial, cfg, FINETUNE)
+        return 0.0
+
+    run_study(objective, cfg, seed=0, first_trial=first, neighbours=neighbours)
+    trials = load(cfg).trials
+    assert len(trials) == 2 and trials[1].params == neighbours[0]
+
+
+def test_neighbours_need_the_defaults_trial(tmp_path: Path):
+    cfg = config(
+        f"sqlite:///{tmp_path}/optuna.db", 3, enqueue_neighbours=True, enqueue_defaults=False
+    )
+    assert neighbour_trials(cfg, trial_zero(cfg, FINETUNE)) == []
+    off = config(f"sqlite:///{tmp_path}/optuna.db", 3)
+    assert not off.enqueue_neighbours and neighbour_trials(off, trial_zero(off, FINETUNE)) == []

@@ -80,6 +80,10 @@ class TuneConfig(StrictConfig):
     #: enqueue the finetune block's current values as the first trial of a fresh study, so the
     #: exported best is never worse than the defaults on the tuning objective
     enqueue_defaults: bool = True
+    #: after the defaults trial, one trial per other choice of each categorical key with every
+    #: other key at its default (a one-knob sweep that random start-up trials and TPE do not
+    #: make; docs/tuning.md). Enqueued only with the defaults, at most ``n_trials - 1``
+    enqueue_neighbours: bool = False
     #: each trial trains in <run_root>/trial_<number>
     run_root: str = "data/06_models/tune"
     #: delete a finished trial's checkpoints (keeps disk use flat over long studies)

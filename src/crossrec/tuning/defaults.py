@@ -32,12 +32,17 @@ def _off_step(value: float, low: float, step: float) -> bool:
     return not math.isclose(steps, round(steps), abs_tol=1e-8)
 
 
+def same_choice(a: Any, b: Any) -> bool:
+    """Equal categorical values; 1 == True in Python, so bools only match bools."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
 def fit_to_spec(spec: FloatParam | IntParam | CategoricalParam, value: Any) -> tuple[Any, str]:
     """``(value Optuna can enqueue, "")``, or ``(None, why not)`` when the distribution cannot
     hold ``value``: Optuna would otherwise warn and still run the out-of-space value."""
     if isinstance(spec, CategoricalParam):
-        for choice in spec.choices:  # 1 == True in Python: bools only match bools
-            if isinstance(choice, bool) == isinstance(value, bool) and choice == value:
+        for choice in spec.choices:
+            if same_choice(choice, value):
                 return choice, ""
         return None, f"{value!r} is not one of the choices {spec.choices}"
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -95,3 +100,24 @@ def trial_zero(config: TuneConfig, finetune: Mapping[str, Any]) -> dict[str, Any
     for name, why in left_out.items():
         logger.warning("Default trial: %s is sampled instead of enqueued: %s", name, why)
     return params
+
+
+def neighbour_trials(config: TuneConfig, first: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The defaults trial with one categorical key changed, for every other choice of every
+    categorical key of ``search_space`` (``tune.enqueue_neighbours``), in the space's order.
+
+    Keys the defaults trial leaves to sampling stay out of them too. Empty without the
+    defaults trial or with ``enqueue_neighbours`` off.
+    """
+    if not config.enqueue_neighbours or first is None:
+        return []
+    trials = []
+    for name, spec in config.search_space.items():
+        if not isinstance(spec, CategoricalParam) or name not in first:
+            continue
+        trials += [
+            {**first, name: choice}
+            for choice in spec.choices
+            if not same_choice(choice, first[name])
+        ]
+    return trials

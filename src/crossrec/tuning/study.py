@@ -159,24 +159,37 @@ def enqueue_first_trial(study: Study, params: Mapping[str, Any]) -> bool:
     return True
 
 
+def enqueue_neighbours(study: Study, trials: Sequence[Mapping[str, Any]], budget: int) -> int:
+    """Enqueue up to ``budget`` neighbour trials (``tune.enqueue_neighbours``); only the worker
+    that enqueued the defaults calls this, so they are enqueued once."""
+    for params in trials[: max(budget, 0)]:
+        study.enqueue_trial(dict(params), user_attrs={"enqueued": "neighbour"})
+    count = min(len(trials), max(budget, 0))
+    if count:
+        logger.info("Enqueued %d neighbour trials of the defaults (one key changed each)", count)
+    return count
+
+
 def run_study(
     objective: Callable[[optuna.Trial], float],
     config: TuneConfig,
     seed: int,
     callbacks: Sequence[Callable[[Study, FrozenTrial], None]] = (),
     first_trial: Mapping[str, Any] | None = None,
+    neighbours: Sequence[Mapping[str, Any]] = (),
 ) -> StudyRun:
     """Run trials until the study holds ``config.n_trials`` non-failed trials (or the timeout).
 
     Trials are written to the storage as they finish (``optuna-dashboard`` shows them live);
     rerunning after an interruption runs only the missing ones. An objective that raises stops
     this worker with the error; its trial is marked FAIL and does not count against the budget.
-    ``first_trial`` (``crossrec.tuning.defaults.trial_zero``) is enqueued into a fresh study.
+    ``first_trial`` (``crossrec.tuning.defaults.trial_zero``) is enqueued into a fresh study,
+    followed by ``neighbours`` (``crossrec.tuning.defaults.neighbour_trials``).
     """
     study = open_study(config, seed)
     run = StudyRun(study_name=config.study_name, storage=redact(config.storage.url))
-    if first_trial is not None:
-        enqueue_first_trial(study, first_trial)
+    if first_trial is not None and enqueue_first_trial(study, first_trial):
+        enqueue_neighbours(study, neighbours, config.n_trials - 1)
     storage = study._storage._backend
     done = storage.count_active_trials(study._study_id)
     logger.info(

@@ -66,7 +66,7 @@ def run_tuning(
     ``training_data`` is finetune's ``TrainingData`` (built by its own node function from the
     catalog artifacts). Other processes may add trials to the same study concurrently.
     """
-    from crossrec.tuning.defaults import trial_zero
+    from crossrec.tuning.defaults import neighbour_trials, trial_zero
     from crossrec.tuning.objective import make_finetune_objective
     from crossrec.tuning.results import study_summary
     from crossrec.tuning.study import open_study, run_study
@@ -74,7 +74,14 @@ def run_tuning(
     objective = make_finetune_objective(
         training_data, finetune, config, run_root=Path(config.run_root), seed=seed
     )
-    run = run_study(objective, config, seed, first_trial=trial_zero(config, finetune))
+    first = trial_zero(config, finetune)
+    run = run_study(
+        objective,
+        config,
+        seed,
+        first_trial=first,
+        neighbours=neighbour_trials(config, first),
+    )
     study = open_study(config, seed)
     summary = study_summary(study, storage=run.storage, metric=config.metric)
     summary["this_run"] = {"trials": run.trials_run, "seconds": round(run.seconds, 2)}
