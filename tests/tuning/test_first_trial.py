@@ -330,5 +330,6 @@ def test_neighbours_need_the_defaults_trial(tmp_path: Path):
         f"sqlite:///{tmp_path}/optuna.db", 3, enqueue_neighbours=True, enqueue_defaults=False
     )
     assert neighbour_trials(cfg, trial_zero(cfg, FINETUNE)) == []
-    off = config(f"sqlite:///{tmp_path}/optuna.db", 3)
-    assert not off.enqueue_neighbours and neighbour_trials(off, trial_zero(off, FINETUNE)) == []
+    assert config(f"sqlite:///{tmp_path}/optuna.db", 3).enqueue_neighbours  # the default
+    off = config(f"sqlite:///{tmp_path}/optuna.db", 3, enqueue_neighbours=False)
+    assert neighbour_trials(off, trial_zero(off, FINETUNE)) == []

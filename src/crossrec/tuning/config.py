@@ -83,7 +83,7 @@ class TuneConfig(StrictConfig):
     #: after the defaults trial, one trial per other choice of each categorical key with every
     #: other key at its default (a one-knob sweep that random start-up trials and TPE do not
     #: make; docs/tuning.md). Enqueued only with the defaults, at most ``n_trials - 1``
-    enqueue_neighbours: bool = False
+    enqueue_neighbours: bool = True
     #: each trial trains in <run_root>/trial_<number>
     run_root: str = "data/06_models/tune"
     #: delete a finished trial's checkpoints (keeps disk use flat over long studies)
