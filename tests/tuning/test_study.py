@@ -15,18 +15,20 @@ from crossrec.tuning.study import make_pruner, make_sampler, open_study, run_stu
 
 
 def config(url: str, n_trials: int, **extra) -> TuneConfig:
-    return TuneConfig.model_validate({
-        "study_name": "unit",
-        "storage": {"url": url, "heartbeat_interval_s": None},
-        "n_trials": n_trials,
-        "sampler": {"n_startup_trials": 3},
-        "pruner": {"type": "none"},
-        "search_space": {
-            "optim.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-            "model.fusion.strategy": {"type": "categorical", "choices": ["concat", "gated"]},
-        },
-        **extra,
-    })
+    return TuneConfig.model_validate(
+        {
+            "study_name": "unit",
+            "storage": {"url": url, "heartbeat_interval_s": None},
+            "n_trials": n_trials,
+            "sampler": {"n_startup_trials": 3},
+            "pruner": {"type": "none"},
+            "search_space": {
+                "optim.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+                "model.fusion.strategy": {"type": "categorical", "choices": ["concat", "gated"]},
+            },
+            **extra,
+        }
+    )
 
 
 def bowl(cfg: TuneConfig):
@@ -42,7 +44,7 @@ def test_budget_counts_the_study_and_a_rerun_resumes(tmp_path: Path):
     cfg = config(url, 4)
     first = run_study(bowl(cfg), cfg, seed=1)
     assert first.trials_run == [0, 1, 2, 3]
-    assert run_study(bowl(cfg), cfg, seed=1).trials_run == []          # target already reached
+    assert run_study(bowl(cfg), cfg, seed=1).trials_run == []  # target already reached
     bigger = config(url, 6)
     assert run_study(bowl(bigger), bigger, seed=1).trials_run == [4, 5]  # resumes to the target
     assert len(optuna.load_study(study_name="unit", storage=url).trials) == 6
@@ -64,7 +66,7 @@ def test_interrupted_study_resumes_with_only_the_missing_trials(tmp_path: Path):
     states = [t.state for t in optuna.load_study(study_name="unit", storage=url).trials]
     assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL]
     resumed = run_study(bowl(cfg), cfg, seed=0)
-    assert resumed.trials_run == [3, 4, 5]   # the failed trial does not count against the target
+    assert resumed.trials_run == [3, 4, 5]  # the failed trial does not count against the target
     study = optuna.load_study(study_name="unit", storage=url)
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 5
 
@@ -106,8 +108,12 @@ def test_sampler_seed_from_yaml_overrides_the_project_seed():
 
 @pytest.mark.parametrize(
     ("kind", "cls"),
-    [("median", optuna.pruners.MedianPruner), ("percentile", optuna.pruners.PercentilePruner),
-     ("hyperband", optuna.pruners.HyperbandPruner), ("none", optuna.pruners.NopPruner)],
+    [
+        ("median", optuna.pruners.MedianPruner),
+        ("percentile", optuna.pruners.PercentilePruner),
+        ("hyperband", optuna.pruners.HyperbandPruner),
+        ("none", optuna.pruners.NopPruner),
+    ],
 )
 def test_pruner_factory(kind, cls):
     assert isinstance(make_pruner(PrunerConfig(type=kind)), cls)
@@ -157,10 +163,11 @@ def test_a_new_trial_has_a_heartbeat_from_birth(tmp_path: Path):
     that is never detected as stale."""
     import time
 
-    storage = make_storage(f"sqlite:///{tmp_path}/optuna.db", heartbeat_interval_s=1,
-                           grace_period_s=1)
+    storage = make_storage(
+        f"sqlite:///{tmp_path}/optuna.db", heartbeat_interval_s=1, grace_period_s=1
+    )
     study = optuna.create_study(storage=storage)
-    trial = study.ask()            # ask/tell: no heartbeat thread at all
+    trial = study.ask()  # ask/tell: no heartbeat thread at all
     time.sleep(2.2)
     assert storage._get_stale_trial_ids(study._study_id) == [trial._trial_id]
 
@@ -180,3 +187,39 @@ def test_lightning_ctrl_c_exit_marks_the_trial_failed(tmp_path: Path, monkeypatc
         run_study(objective, cfg, seed=0)
     trials = optuna.load_study(study_name="unit", storage=cfg.storage.url).trials
     assert [t.state for t in trials] == [TrialState.FAIL]
+
+
+def test_enqueued_trials_are_trained_to_the_end_and_sampled_ones_can_be_pruned(
+    tmp_path: Path, monkeypatch
+):
+    """The defaults and their neighbours get no pruning callback; sampled trials do."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    import crossrec.models.training as training
+    from crossrec.tuning.defaults import neighbour_trials, trial_zero
+    from crossrec.tuning.objective import make_finetune_objective
+
+    callbacks: list[list] = []
+
+    def fake_training(data, finetune, run_dir, extra_callbacks, **kwargs):
+        callbacks.append(list(extra_callbacks))
+        return SimpleNamespace(best_score=0.5, history=pd.DataFrame({"epoch": [0]}))
+
+    monkeypatch.setattr(training, "train_recommender", fake_training)
+    finetune = {"model": {"fusion": {"strategy": "concat"}}}
+    cfg = config(
+        f"sqlite:///{tmp_path}/optuna.db",
+        4,
+        search_space={
+            "optim.lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+            "model.fusion.strategy": {"type": "categorical", "choices": ["concat", "gated"]},
+        },
+    )
+    first = trial_zero(cfg, finetune)
+    objective = make_finetune_objective(None, finetune, cfg, run_root=tmp_path / "r", seed=0)
+    run_study(objective, cfg, seed=0, first_trial=first, neighbours=neighbour_trials(cfg, first))
+    trials = optuna.load_study(study_name="unit", storage=cfg.storage.url).trials
+    assert [t.user_attrs.get("enqueued") for t in trials] == ["defaults", "neighbour", None, None]
+    assert [len(c) for c in callbacks] == [0, 0, 1, 1]

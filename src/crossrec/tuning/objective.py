@@ -71,13 +71,17 @@ def make_finetune_objective(
         run_dir = Path(run_root) / f"trial_{trial.number:04d}"
         trial.set_user_attr("run_dir", str(run_dir))
         logger.info("Trial %d: %s", trial.number, sampled)
+        # an enqueued trial (the defaults, their neighbours) is a deliberate point: it trains
+        # to the end. Early epochs rank configurations poorly: on Last.fm the median pruner
+        # stopped the defaults-with-k-5 trial at epoch 7 while it led the defaults there
+        enqueued = "enqueued" in trial.user_attrs
         pruning = PyTorchLightningPruningCallback(trial, monitor=config.metric)
         try:
             result = train_recommender(
                 data,
                 finetune,
                 run_dir=run_dir,
-                extra_callbacks=[pruning],
+                extra_callbacks=[] if enqueued else [pruning],
                 enable_progress_bar=False,
             )
         except SystemExit as exit_:
@@ -89,7 +93,8 @@ def make_finetune_objective(
             if not config.keep_checkpoints:
                 shutil.rmtree(run_dir / finetune.trainer.checkpoint_dir, ignore_errors=True)
         # Under DDP the callback only flags the trial (see optuna-integration); raise here.
-        pruning.check_pruned()
+        if not enqueued:
+            pruning.check_pruned()
         trial.set_user_attr("epochs", int(len(result.history)))
         if not math.isfinite(result.best_score):
             raise ValueError(
