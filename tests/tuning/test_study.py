@@ -222,4 +222,9 @@ def test_enqueued_trials_are_trained_to_the_end_and_sampled_ones_can_be_pruned(
     run_study(objective, cfg, seed=0, first_trial=first, neighbours=neighbour_trials(cfg, first))
     trials = optuna.load_study(study_name="unit", storage=cfg.storage.url).trials
     assert [t.user_attrs.get("enqueued") for t in trials] == ["defaults", "neighbour", None, None]
-    assert [len(c) for c in callbacks] == [0, 0, 1, 1]
+    from crossrec.tuning.objective import ReportsOnly
+
+    enqueued = [isinstance(c[0]._trial, ReportsOnly) for c in callbacks]
+    assert enqueued == [True, True, False, False]
+    proxy = callbacks[0][0]._trial
+    assert proxy.should_prune() is False and proxy.number == 0  # reports, never stops

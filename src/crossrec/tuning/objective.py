@@ -22,6 +22,20 @@ from crossrec.tuning.space import apply_overrides, suggest
 logger = logging.getLogger(__name__)
 
 
+class ReportsOnly:
+    """A trial that reports its epochs (the dashboard's curves, the pruner's history) but is
+    never told to stop: enqueued trials train to the end."""
+
+    def __init__(self, trial: Any) -> None:
+        self._trial = trial
+
+    def should_prune(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._trial, name)
+
+
 def trial_overrides(config: TuneConfig, sampled: Mapping[str, Any]) -> dict[str, Any]:
     """Everything a trial changes in the finetune block: fixed values, samples, monitoring."""
     return {
@@ -75,13 +89,15 @@ def make_finetune_objective(
         # to the end. Early epochs rank configurations poorly: on Last.fm the median pruner
         # stopped the defaults-with-k-5 trial at epoch 7 while it led the defaults there
         enqueued = "enqueued" in trial.user_attrs
-        pruning = PyTorchLightningPruningCallback(trial, monitor=config.metric)
+        pruning = PyTorchLightningPruningCallback(
+            ReportsOnly(trial) if enqueued else trial, monitor=config.metric
+        )
         try:
             result = train_recommender(
                 data,
                 finetune,
                 run_dir=run_dir,
-                extra_callbacks=[] if enqueued else [pruning],
+                extra_callbacks=[pruning],
                 enable_progress_bar=False,
             )
         except SystemExit as exit_:

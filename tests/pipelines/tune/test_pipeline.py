@@ -44,6 +44,8 @@ def tune_params(tmp_path: Path) -> dict[str, Any]:
         # aggressive: after one finished trial, anything below the median at any epoch stops
         "pruner": {"type": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
         "fixed": {"trainer.max_epochs": 3},
+        # enqueued neighbours are never pruned; this study is about pruning sampled trials
+        "enqueue_neighbours": False,
         "search_space": {
             "optim.lr": {"type": "float", "low": 1e-4, "high": 5e-2, "log": True},
             "model.embedding_dim": {"type": "int", "low": 8, "high": 24, "step": 8},
