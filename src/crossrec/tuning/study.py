@@ -189,7 +189,10 @@ def run_study(
     study = open_study(config, seed)
     run = StudyRun(study_name=config.study_name, storage=redact(config.storage.url))
     if first_trial is not None and enqueue_first_trial(study, first_trial):
-        enqueue_neighbours(study, neighbours, config.n_trials - 1)
+        # what the budget leaves once the defaults (and any trial another worker has started
+        # since) are in; a worker starting in between may still add one sampled trial
+        left = config.n_trials - study._storage._backend.count_active_trials(study._study_id)
+        enqueue_neighbours(study, neighbours, left)
     storage = study._storage._backend
     done = storage.count_active_trials(study._study_id)
     logger.info(
