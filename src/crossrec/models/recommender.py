@@ -113,19 +113,19 @@ def rebuilt_item_graphs(
     item_features: dict, names: Iterable[str], k: int
 ) -> dict[str, sp.csr_matrix]:
     """The named modalities' kNN graphs rebuilt from their fused vectors at ``k`` neighbours
-    (``propagation.item_graph_k``): the same construction as fuse's, with binary weights."""
-    from crossrec.graphs.knn import knn_graph
+    (``propagation.item_graph_k``) by fuse's own builder, with its default binary weights."""
+    from crossrec.graphs.config import FuseConfig, KnnConfig
+    from crossrec.graphs.fuse import build_modality_graphs
 
-    graphs = {}
-    for name in names:
-        if name not in item_features:
-            raise ValueError(
-                f"propagation.item_graph_k rebuilds the {name!r} item graph from its fused "
-                f"vectors, but item_features has only {sorted(item_features)}"
-            )
-        entry = item_features[name]
-        graphs[name] = knn_graph(entry["vectors"], entry["mask"], k, weighting="binary")
-    return graphs
+    names = list(names)
+    missing = [name for name in names if name not in item_features]
+    if missing:
+        raise ValueError(
+            f"propagation.item_graph_k rebuilds the {missing} item graphs from their fused "
+            f"vectors, but item_features has only {sorted(item_features)}"
+        )
+    chosen = {name: item_features[name] for name in names}
+    return build_modality_graphs({**chosen, "__order__": names}, FuseConfig(knn=KnnConfig(k=k)))
 
 
 def user_mean_matrix(train: sp.spmatrix) -> sp.csr_matrix:

@@ -162,12 +162,12 @@ def enqueue_first_trial(study: Study, params: Mapping[str, Any]) -> bool:
 def enqueue_neighbours(study: Study, trials: Sequence[Mapping[str, Any]], budget: int) -> int:
     """Enqueue up to ``budget`` neighbour trials (``tune.enqueue_neighbours``); only the worker
     that enqueued the defaults calls this, so they are enqueued once."""
-    for params in trials[: max(budget, 0)]:
+    chosen = trials[: max(budget, 0)]
+    for params in chosen:
         study.enqueue_trial(dict(params), user_attrs={"enqueued": "neighbour"})
-    count = min(len(trials), max(budget, 0))
-    if count:
-        logger.info("Enqueued %d neighbour trials of the defaults (one key changed each)", count)
-    return count
+    if chosen:
+        logger.info("Enqueued %d neighbour trials of the defaults (one key each)", len(chosen))
+    return len(chosen)
 
 
 def run_study(
