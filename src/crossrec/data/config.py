@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from crossrec.config import StrictConfig, deep_merge, parse_params
+from crossrec.data.words import WordsConfig
 
 WHERE = "conf/base/parameters_ingest.yml: ingest"
 
@@ -92,6 +93,7 @@ class DatasetSpec(StrictConfig):
     kcore: dict[str, Any] | None = None
     split: dict[str, Any] | None = None
     download: dict[str, Any] | None = None
+    words: dict[str, Any] | None = None
 
     @field_validator("adapter")
     @classmethod
@@ -142,6 +144,9 @@ class IngestConfig(StrictConfig):
             media=merged("media", MediaConfig),
             kcore=merged("kcore", KCoreConfig),
             split=merged("split", SplitConfig),
+            words=None
+            if spec.words is None
+            else parse_params(WordsConfig, spec.words, f"{where}.words"),
         )
 
 
@@ -155,6 +160,7 @@ class ResolvedDataset(StrictConfig):
     media: MediaConfig
     kcore: KCoreConfig
     split: SplitConfig
+    words: WordsConfig | None = None
 
 
 def parse_ingest_params(params: dict[str, Any] | IngestConfig) -> IngestConfig:

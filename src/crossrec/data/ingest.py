@@ -24,6 +24,7 @@ from crossrec.data.media import check_media
 from crossrec.data.raw import RawData
 from crossrec.data.splits import assign_splits, cold_share_for, published_rows_changed
 from crossrec.data.summary import format_summary, summarize
+from crossrec.data.words import build_word_requests
 from crossrec.data.validation import (
     add_bare_items,
     check_unknown_items,
@@ -221,6 +222,26 @@ def split_dataset(
     return out, items, info
 
 
+def attach_words(
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    users: pd.DataFrame,
+    ingest: dict[str, Any],
+    dataset: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(items, word_requests): the dataset's words as requests with the split of their pair,
+    and the item text they rebuild without held-out words (``crossrec.data.words``)."""
+    config = parse_ingest_params(ingest)
+    return build_word_requests(
+        Path(config.raw_root) / dataset,
+        config.resolve(dataset).words,
+        interactions,
+        items,
+        users,
+        dataset,
+    )
+
+
 def summarize_dataset(
     interactions: pd.DataFrame,
     items: pd.DataFrame,
@@ -238,7 +259,7 @@ def ingest_in_memory(ingest: dict[str, Any], dataset: str, seed: int) -> dict[st
     """Run the ingest nodes in pipeline order without a catalog (tests, notebooks).
 
     Returns the catalog artifacts by name: interactions, items, users, dataset_info,
-    precomputed_features, media_report, data_summary.
+    precomputed_features, media_report, data_summary, word_requests.
     """
     raw = load_raw_dataset(ingest, dataset)
     raw = clean_dataset(raw, ingest, dataset)
@@ -248,6 +269,7 @@ def ingest_in_memory(ingest: dict[str, Any], dataset: str, seed: int) -> dict[st
     interactions, items, info = split_dataset(
         interactions, items, precomputed, meta, ingest, dataset, seed
     )
+    items, word_requests = attach_words(interactions, items, users, ingest, dataset)
     summary = summarize_dataset(interactions, items, info, media_report, precomputed)
     return {
         "interactions": interactions,
@@ -257,4 +279,5 @@ def ingest_in_memory(ingest: dict[str, Any], dataset: str, seed: int) -> dict[st
         "precomputed_features": precomputed,
         "media_report": media_report,
         "data_summary": summary,
+        "word_requests": word_requests,
     }

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from crossrec.words.config import WordsConfig
 from crossrec.config import StrictConfig
 from crossrec.registry import Registry
 
@@ -183,6 +184,8 @@ class EvaluateConfig(StrictConfig):
     #: points; crossrec.evaluation.jobs): auto = usable cores // torch threads per run, at most
     #: one per run, 1 on CUDA; 1 = in this process, one run after the other
     workers: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
+    #: requests in words (``word_requests``): the ``words`` block of metrics.json
+    words: WordsConfig = Field(default_factory=WordsConfig)
 
     @field_validator("ks")
     @classmethod

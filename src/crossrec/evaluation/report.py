@@ -325,6 +325,56 @@ def modality_lift_section(report: dict | None) -> list[str]:
     ]
 
 
+WORDS_KEY = "words"
+
+#: what each row of the Words table does with the request
+WORDS_ROWS = {
+    "history_only": "history only (today's model, words ignored)",
+    "bm25": "words only, lexical (BM25 over the item text)",
+    "dense_frozen": "words only, dense (frozen encoder)",
+    "tower_frozen": "words only, query tower (frozen encoder)",
+    "words_history_frozen": "words + history (frozen encoder)",
+    "dense_finetuned": "words only, dense (fine-tuned encoder)",
+    "words_history_finetuned": "words + history (fine-tuned encoder)",
+    "mostpop_no_history": "no history: MostPop",
+    "words_only_no_history": "no history: words only",
+}
+
+
+def words_section(words: dict | None) -> list[str]:
+    """The "Words" table: requests in words on the test requests, mean ± std over seeds."""
+    if not words:
+        return []
+    k = words.get("k", 20)
+    rows = [
+        [label, *(f"{words[name][m]:.4f} ± {words[name][m + '_std']:.4f}"
+                  for m in (f"recall@{k}", f"ndcg@{k}"))]
+        for name, label in WORDS_ROWS.items()
+        if name in words
+    ]
+    tests = [
+        [pair, *(f"{t[m]['mean_diff']:+.4f} (p = {t[m]['wilcoxon_p']:.2g})"
+                 for m in (f"recall@{k}", f"ndcg@{k}"))]
+        for pair, t in words.get("significance", {}).items()
+    ]
+    requests = words.get("requests", {})
+    return [
+        "## Words",
+        "",
+        f"{requests.get('test')} test requests in words ({requests.get('valid')} valid, "
+        f"{words.get('training_pairs')} training pairs; encoder `{words.get('encoder')}`): "
+        "full ranking, the user's known items masked except in the no-history rows. Blend "
+        "weights chosen on the valid requests.",
+        "",
+        markdown_table(["requests ranked by", f"recall@{k}", f"ndcg@{k}"], rows),
+        "",
+        "Paired Wilcoxon over test requests (values averaged over seeds):",
+        "",
+        markdown_table(["comparison", f"Δ recall@{k}", f"Δ ndcg@{k}"], tests),
+        "",
+    ]
+
+
 def build_report(
     metrics: dict,
     significance: dict,
@@ -342,6 +392,8 @@ def build_report(
     ``modality_lift``: fuse's ``modality_graph_report`` (None when an older fuse wrote none).
     """
     k = cfg.k
+    words = metrics.get(WORDS_KEY)
+    metrics = {m: v for m, v in metrics.items() if m != WORDS_KEY}
     main_cols = (
         [f"recall@{x}" for x in cfg.ks]
         + [f"ndcg@{x}" for x in cfg.ks]
@@ -432,6 +484,7 @@ def build_report(
             ),
             "",
         ]
+    parts += words_section(words)
     parts += content_worth_section(all_metrics, significance, cfg, trained, slices_present)
     parts += modality_lift_section(modality_lift)
     parts += before_after_section(before_after)
@@ -460,6 +513,8 @@ def build_report(
             [s for s in slices_present if s != "valid"],
         ),
     )
+    if words:
+        logger.info("words (test requests):\n%s", "\n".join(words_section(words)[2:]))
     if sig_rows:
         logger.info(
             "significance vs %s:\n%s",

@@ -602,13 +602,41 @@ def _paired_tests(
     return tests
 
 
+def words_runs(
+    cfg: EvaluateConfig,
+    split: EvalSplit,
+    upstream: Upstream,
+    model_runs: dict,
+    word_requests: pd.DataFrame | None,
+) -> dict:
+    """The ``words`` block (``crossrec.evaluation.words``) over every seed of the model."""
+    from crossrec.evaluation.words import evaluate_words, model_vectors
+    from crossrec.models.config import complete_stored_config
+
+    if word_requests is None or word_requests.empty or not cfg.words.enabled:
+        return {}
+    bundles = model_runs["bundles"]
+    data = upstream.training_data(complete_stored_config(bundles[0]["config"]))
+    vectors = [model_vectors(bundle, data) for bundle in bundles]
+    return evaluate_words(
+        word_requests, split, upstream.item_texts, vectors, list(model_runs["seeds"]), cfg.words
+    )
+
+
 def summarize(
-    cfg: EvaluateConfig, model_runs: dict, baseline_runs: dict, ablation_runs: dict
+    cfg: EvaluateConfig,
+    model_runs: dict,
+    baseline_runs: dict,
+    ablation_runs: dict,
+    words: dict | None = None,
 ) -> tuple[dict, dict, dict]:
-    """metrics.json (model -> slice -> metric -> {mean, std}), significance tests, timings."""
+    """metrics.json (model -> slice -> metric -> {mean, std}; ``words``: the words protocol),
+    significance tests, timings."""
     everything = all_models(model_runs, baseline_runs, ablation_runs)
     trained = {n: e for n, e in ablation_runs.items() if e.get("trained_ablation")}
     metrics = {name: aggregate_seeds(entry["runs"]) for name, entry in everything.items()}
+    if words:
+        metrics["words"] = words
     primary = cfg.significance_metrics[0] if cfg.significance_metrics else f"recall@{cfg.k}"
     candidates = {
         name: metrics[name].get("test", {}).get(primary, {}).get("mean", -1.0)

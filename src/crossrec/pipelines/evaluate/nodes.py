@@ -96,11 +96,20 @@ def per_user_table(model_runs: dict, baseline_runs: dict, ablation_runs: dict) -
     return runner.per_user_table(model_runs, baseline_runs, ablation_runs)
 
 
+def evaluate_words(
+    model_runs: dict, word_requests: pd.DataFrame, split: EvalSplit, params: dict, *upstream: Any
+) -> dict:
+    """Requests in words: history only, words only, words + history (``metrics.json: words``)."""
+    return runner.words_runs(
+        _config(params), split, runner.Upstream(*upstream), model_runs, word_requests
+    )
+
+
 def summarize_evaluation(
-    model_runs: dict, baseline_runs: dict, ablation_runs: dict, params: dict
+    model_runs: dict, baseline_runs: dict, ablation_runs: dict, words: dict, params: dict
 ) -> tuple[dict, dict, dict]:
     """metrics.json, significance tests and timings."""
-    return runner.summarize(_config(params), model_runs, baseline_runs, ablation_runs)
+    return runner.summarize(_config(params), model_runs, baseline_runs, ablation_runs, words)
 
 
 def write_report(

@@ -48,11 +48,24 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="evaluate_modality_ablation",
             ),
             Node(
+                nodes.evaluate_words,
+                [
+                    "evaluate_model_runs",
+                    "word_requests",
+                    "evaluate_split",
+                    "params:evaluate",
+                    *SHARED[1:],
+                ],
+                "evaluate_word_runs",
+                name="evaluate_words",
+            ),
+            Node(
                 nodes.summarize_evaluation,
                 [
                     "evaluate_model_runs",
                     "evaluate_baseline_runs",
                     "evaluate_ablation_runs",
+                    "evaluate_word_runs",
                     "params:evaluate",
                 ],
                 ["metrics", "significance", "evaluation_timings"],

@@ -4,6 +4,7 @@ filtered, indexed, split tables), taking ``params:ingest`` and ``params:dataset`
 from __future__ import annotations
 
 from crossrec.data.ingest import (
+    attach_words,
     check_dataset_media,
     clean_dataset,
     filter_dataset,
@@ -15,6 +16,7 @@ from crossrec.data.ingest import (
 )
 
 __all__ = [
+    "attach_words",
     "check_dataset_media",
     "clean_dataset",
     "filter_dataset",

@@ -9,7 +9,7 @@ from crossrec.pipelines.ingest import nodes
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Outputs (catalog_ingest.yml): interactions, items, users, dataset_info,
-    precomputed_features, media_report, data_summary."""
+    precomputed_features, media_report, data_summary, word_requests."""
     return Pipeline(
         [
             Node(nodes.load_raw_dataset, ["params:ingest", "params:dataset"], "ingest_raw",
@@ -27,7 +27,11 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(nodes.split_dataset,
                  ["ingest_indexed_interactions", "ingest_indexed_items", "precomputed_features",
                   "ingest_meta", "params:ingest", "params:dataset", "params:seed"],
-                 ["interactions", "items", "dataset_info"], name="split_dataset"),
+                 ["interactions", "ingest_split_items", "dataset_info"], name="split_dataset"),
+            Node(nodes.attach_words,
+                 ["interactions", "ingest_split_items", "users", "params:ingest",
+                  "params:dataset"],
+                 ["items", "word_requests"], name="attach_words"),
             Node(nodes.summarize_dataset,
                  ["interactions", "items", "dataset_info", "media_report",
                   "precomputed_features"], "data_summary",
