@@ -86,7 +86,10 @@ class Guard:
 
 
 class LikedRequest(BaseModel):
-    liked: list[str] = Field(min_length=1, max_length=500)
+    """A new user: liked item ids, words (``query``), or both."""
+
+    liked: list[str] = Field(default_factory=list, max_length=500)
+    query: str | None = Field(None, max_length=5000)
     k: int = Field(20, ge=1)
     filters: dict[str, str] = Field(default_factory=dict)
 
@@ -105,6 +108,10 @@ def create_app(holder: ModelHolder, api_key: str | None = None) -> FastAPI:  # n
     config = holder.current.config
     max_k = config.max_k
     K = Annotated[int, Query(ge=1, le=max_k, description=f"list length, 1..{max_k}")]
+    Words = Annotated[
+        str | None,
+        Query(max_length=config.words.max_chars, description="what the user asks for, in words"),
+    ]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -192,17 +199,41 @@ def create_app(holder: ModelHolder, api_key: str | None = None) -> FastAPI:  # n
         k: K = 20,
         exclude_seen: bool = True,
         filter: Annotated[list[str], Query(description="attribute:value, repeatable")] = [],  # noqa: B006
+        q: Words = None,
     ):
+        filters = parse_filters(filter)
+        if q is not None:  # words: an encoder pass, so off the event loop
+            return ORJSONResponse(
+                await run_in_threadpool(
+                    service.recommend_user_words, holder.current, user_id, q, k, exclude_seen,
+                    filters,
+                )
+            )
         # a Response skips FastAPI's jsonable_encoder pass over the answer (~1/3 of its cost)
         return ORJSONResponse(
-            service.recommend_user(holder.current, user_id, k, exclude_seen, parse_filters(filter))
+            service.recommend_user(holder.current, user_id, k, exclude_seen, filters)
         )
 
     @app.post("/api/recommendations")
     def recommend_liked(body: LikedRequest):
         if body.k > max_k:
             raise BadRequestError("k", f"k must be at most {max_k}, got {body.k}")
+        if not body.liked and body.query is None:
+            raise BadRequestError("liked", "liked must name at least one item id, or give a query")
+        if body.query is not None:
+            return service.recommend_words(
+                holder.current, body.query, body.liked, body.k, body.filters
+            )
         return service.recommend_liked(holder.current, body.liked, body.k, body.filters)
+
+    @app.get("/api/search")
+    def search(
+        q: Annotated[str, Query(max_length=config.words.max_chars, description="what to find")],
+        k: K = 20,
+        filter: Annotated[list[str], Query(description="attribute:value, repeatable")] = [],  # noqa: B006
+    ):
+        """The catalogue ranked for the words alone (no user, no history)."""
+        return service.search(holder.current, q, k, parse_filters(filter))
 
     @app.get("/api/items/{item_id}/similar")
     async def similar(item_id: str, k: K = 10, modality: str | None = None):

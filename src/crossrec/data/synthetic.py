@@ -101,7 +101,8 @@ def make_synthetic_dataset(
     """Write a generic-adapter dataset folder under ``root`` and return it.
 
     Files: interactions.csv (user,item,rating,timestamp), items.csv (item,title,description,
-    image_path,audio_path,content_class), images/<item>.png, audio/<item>.wav. The same
+    image_path,audio_path,content_class), words.csv (user,item,text: tags in the item's class
+    vocabulary), images/<item>.png, audio/<item>.wav. The same
     arguments always give the same bytes in the CSV files.
     """
     root = Path(root)
@@ -163,7 +164,27 @@ def make_synthetic_dataset(
         writer = csv.writer(fh)
         writer.writerow(["user", "item", "rating", "timestamp"])
         writer.writerows(inter_rows)
+    _write_words(root / "words.csv", inter_rows, item_ids, item_class, seed)
     return root
+
+
+def _write_words(
+    path: Path, inter_rows: list[list], item_ids: list[str], item_class: np.ndarray, seed: int
+) -> None:
+    """words.csv (user,item,text): for about half the interactions, the user's tags for the
+    item: one or two words of its class's vocabulary (a planted category in words)."""
+    rng = np.random.default_rng(seed + 1)  # its own stream: the other files keep their bytes
+    index = {item: i for i, item in enumerate(item_ids)}
+    rows = []
+    for user, item, *_ in inter_rows:
+        if rng.random() < 0.5:
+            vocabulary = CLASSES[int(item_class[index[item]])]["words"]
+            rows.append([user, item, " ".join(rng.choice(vocabulary, int(rng.integers(1, 3)),
+                                                         replace=False))])
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["user", "item", "text"])
+        writer.writerows(rows)
 
 
 def synthetic_ingest_params(dataset_dir: Path, **overrides: Any) -> dict[str, Any]:
@@ -191,6 +212,7 @@ def synthetic_ingest_params(dataset_dir: Path, **overrides: Any) -> dict[str, An
                     "image_column": "image_path",
                     "audio_column": "audio_path",
                 },
+                "words": {"file": "words.csv", "user_column": "user", "item_column": "item"},
             }
         },
         "split": {"strategy": "random", "cold_items": {"share": 0.0}},

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from crossrec.config import StrictConfig, parse_params
+from crossrec.words.config import TowerConfig
 
 WHERE = "conf/base/parameters_recommend.yml: recommend"
 
@@ -23,9 +24,10 @@ ARTIFACTS = (
     "modality_graphs",
     "user_item_graph",
     "item_texts",
+    "word_requests",
     "metrics",
 )
-OPTIONAL_ARTIFACTS = ("item_texts", "metrics")
+OPTIONAL_ARTIFACTS = ("item_texts", "word_requests", "metrics")
 
 
 class AnnConfig(StrictConfig):
@@ -60,6 +62,19 @@ class UploadConfig(StrictConfig):
     max_text_chars: int = Field(5000, ge=1)
 
 
+class ServeWordsConfig(StrictConfig):
+    """Requests in words (``q=`` / ``query``): the encoder, the tower fitted on first use."""
+
+    #: encodes the words and the item text (zoo name or folder, e.g. a fine-tuned encoder)
+    encoder: str = "minilm-l6"
+    max_tokens: int = Field(128, ge=8)
+    #: longest request text accepted
+    max_chars: int = Field(500, ge=1)
+    tower: TowerConfig = Field(default_factory=TowerConfig)
+    blend_step: float = Field(0.1, gt=0.0, le=0.5)
+    seed: int = 0
+
+
 class RecommendConfig(StrictConfig):
     #: recommendations per user written by the recommend pipeline
     top_k: int = Field(20, ge=1)
@@ -76,6 +91,7 @@ class RecommendConfig(StrictConfig):
     upload: UploadConfig = Field(default_factory=UploadConfig)
     #: text model for explanations written on request (zoo name or folder)
     explain_llm: str = "smollm2-135m-instruct"
+    words: ServeWordsConfig = Field(default_factory=ServeWordsConfig)
 
 
 def parse_recommend_config(params: dict | RecommendConfig | None) -> RecommendConfig:

@@ -33,6 +33,7 @@ class Artifacts:
     modality_graphs: dict
     user_item_graph: sp.spmatrix
     item_texts: list[str] | None = None
+    word_requests: pd.DataFrame | None = None  # requests in words (crossrec.data.words)
     metrics: dict | None = None
     featurize: dict | None = None  # the featurize_modalities parameters (new items)
     version: str | None = None  # the trained_model version (Kedro's timestamp folder)

@@ -16,6 +16,7 @@ from crossrec.serving.explain import (
 )
 from crossrec.serving.foldin import fold_in
 from crossrec.serving.newitem import new_item_vector, raw_vectors
+from crossrec.serving.words import check_words, ranked, words_model
 
 
 def item_card(serving, item_idx: int, score: float | None = None) -> dict:
@@ -157,3 +158,73 @@ def new_item(serving, fields: dict, image: str | None, audio: str | None, k: int
             {"user_id": str(cat.user_ids[u]), "score": round(s, 6), "rank": r} for u, s, r in ranked
         ],
     }
+
+
+def _word_cards(serving, scores, items: np.ndarray) -> list[dict]:
+    """Cards with each score split into what the words and the history gave."""
+    return [
+        {
+            **item_card(serving, int(i), float(scores.total[i])),
+            "from_words": round(float(scores.words[i]), 6),
+            "from_history": round(float(scores.history[i]), 6),
+        }
+        for i in items
+    ]
+
+
+def _words_answer(serving, model, text: str, scores, k: int) -> dict:
+    return {
+        "query": text,
+        "weights": dict(zip(("history", "tower", "dense"), model.weights, strict=True)),
+        "weights_from": model.weights_from,
+        "model_version": serving.version,
+        "items": _word_cards(serving, scores, ranked(scores.total, k)),
+    }
+
+
+def _excluded(serving, seen: np.ndarray, filters: dict) -> np.ndarray:
+    cat = serving.catalogue
+    exclude = np.zeros(cat.n_items, dtype=bool)
+    exclude[seen] = True
+    allowed = cat.filter_mask(filters)
+    if allowed is not None:
+        exclude |= ~allowed
+    return exclude
+
+
+def recommend_user_words(
+    serving, user_id: str, query: str, k: int, exclude_seen: bool, filters: dict
+) -> dict:
+    """A known user's history and their words, combined (weights chosen on validation)."""
+    cat = serving.catalogue
+    user = cat.user(user_id)
+    text = check_words(query, serving.config.words.max_chars)
+    model = words_model(serving)
+    seen = cat.seen_items(user) if exclude_seen else np.zeros(0, np.int64)
+    history = cat.user_vectors[user] @ cat.item_vectors.T
+    scores = model.score(text, history, _excluded(serving, seen, filters))
+    return {"user_id": str(user_id), **_words_answer(serving, model, text, scores, k)}
+
+
+def recommend_words(
+    serving, query: str | None, liked_ids: list[str], k: int, filters: dict
+) -> dict:
+    """A new user: words only, or words plus a few liked items (folded in as a history)."""
+    cat = serving.catalogue
+    text = check_words(query, serving.config.words.max_chars, field="query")
+    model = words_model(serving)
+    liked = np.array([cat.item(i) for i in liked_ids], dtype=np.int64)
+    history = None
+    if len(liked):
+        vector = fold_in(cat.item_vectors, liked, serving.config.fold_in, cat.bias_column)
+        history = vector @ cat.item_vectors.T
+    scores = model.score(text, history, _excluded(serving, liked, filters))
+    return {"liked": [str(i) for i in liked_ids], **_words_answer(serving, model, text, scores, k)}
+
+
+def search(serving, query: str, k: int, filters: dict) -> dict:
+    """Words only, no user: the catalogue ranked for what the words ask."""
+    text = check_words(query, serving.config.words.max_chars)
+    model = words_model(serving)
+    scores = model.score(text, None, _excluded(serving, np.zeros(0, np.int64), filters))
+    return _words_answer(serving, model, text, scores, k)

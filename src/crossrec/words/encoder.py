@@ -101,7 +101,7 @@ def finetune_words_encoder(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            running += float(loss)
+            running += float(loss.detach())
             steps += 1
         logger.info(
             "words encoder epoch %d: mean loss %.4f over %d steps (%.0fs so far)",

@@ -66,7 +66,7 @@ def train_query_tower(
     tower = build_tower(words.shape[1], item_vectors.shape[1], config)
     items = torch.from_numpy(unit_rows(item_vectors))
     x = torch.from_numpy(np.ascontiguousarray(words, dtype=np.float32))
-    y = torch.from_numpy(np.asarray(targets, dtype=np.int64))
+    y = torch.from_numpy(np.array(targets, dtype=np.int64))
     optimizer = torch.optim.AdamW(
         tower.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
@@ -81,7 +81,7 @@ def train_query_tower(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
         if epoch == config.epochs - 1 or epoch % 10 == 0:
             logger.info("query tower epoch %d: loss %.4f", epoch, total / len(x))
     return tower.eval()

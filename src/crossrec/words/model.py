@@ -1,0 +1,139 @@
+"""A fitted words model for one trained recommender: what serving asks when a request comes
+with words. Fitted from the ``word_requests`` the data holds (tower on train pairs, blend
+weights on valid requests); with no requests, words are matched by the encoder alone and mixed
+with the history at fixed weights (said in every answer's ``weights_from``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crossrec.words.blend import choose_weights, mix, standardize
+from crossrec.words.config import TowerConfig
+
+logger = logging.getLogger(__name__)
+
+#: weights when no valid request can choose them: (history, tower, dense) and (tower, dense)
+DEFAULT_WEIGHTS = (0.5, 0.0, 0.5)
+DEFAULT_NO_HISTORY = (0.0, 1.0)
+
+
+@dataclass
+class WordScores:
+    """One request's blended scores and their parts (already weighted: they sum to total)."""
+
+    total: np.ndarray  # (n_items,) -inf where excluded
+    history: np.ndarray  # weighted history part (zeros without history)
+    words: np.ndarray  # weighted words part
+
+
+@dataclass
+class WordsModel:
+    encoder: Any  # crossrec.encoders.text.TextEncoder (unit-normalised)
+    tower: Any | None  # crossrec.words.tower QueryTower, None without training pairs
+    item_vectors: np.ndarray  # the recommender's item vectors (the tower's target space)
+    item_dense: np.ndarray  # encoder(item text), unit rows
+    weights: tuple[float, float, float]  # history, tower, dense
+    weights_no_history: tuple[float, float]  # tower, dense
+    weights_from: str  # "validation" | "default"
+
+    def signals(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(tower scores, dense scores) of each text against every item."""
+        from crossrec.words.tower import tower_scores
+
+        encoded = self.encoder.encode(texts)
+        dense = encoded @ self.item_dense.T
+        if self.tower is None:
+            return np.zeros_like(dense), dense
+        return tower_scores(self.tower, encoded, self.item_vectors), dense
+
+    def score(
+        self, text: str, history: np.ndarray | None, exclude: np.ndarray | None
+    ) -> WordScores:
+        """Words (+ history scores of the user, when given) over items not ``exclude``d."""
+        tower, dense = (s[0] for s in self.signals([text]))
+        mask = None if exclude is None else exclude[None]
+        words_z = [standardize(tower[None], mask)[0], standardize(dense[None], mask)[0]]
+        if history is None:
+            w_tower, w_dense = self.weights_no_history
+            h_part = np.zeros_like(dense)
+        else:
+            _, w_tower, w_dense = self.weights
+            w_history = self.weights[0]
+            h_part = w_history * standardize(history[None], mask)[0]
+        w_part = _weighted([words_z[0], words_z[1]], (w_tower, w_dense))
+        total = h_part + w_part
+        return WordScores(total, np.where(np.isfinite(h_part), h_part, 0.0), w_part)
+
+
+def _weighted(signals: list[np.ndarray], weights: tuple[float, float]) -> np.ndarray:
+    if not any(weights):
+        return np.zeros_like(signals[0])
+    return mix(signals, weights)
+
+
+def fit_words_model(
+    encoder,
+    requests: pd.DataFrame | None,
+    item_texts: list[str],
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    known: Any,
+    tower_config: TowerConfig,
+    blend_step: float = 0.1,
+    k: int = 20,
+    seed: int = 0,
+) -> WordsModel:
+    """Tower on the train / unlabelled pairs; weights chosen on valid requests (the user's
+    ``known`` items masked, a CSR of train interactions); defaults when there are none."""
+    from crossrec.words.tower import train_query_tower, tower_scores
+
+    start = time.perf_counter()
+    item_dense = encoder.encode([t or "" for t in item_texts])
+    requests = requests if requests is not None else pd.DataFrame(columns=["split"])
+    train = requests[~requests["split"].isin(("valid", "test"))]
+    valid = requests[requests["split"] == "valid"]
+    tower = None
+    if len(train):
+        texts = train["text"].astype(str).to_numpy()
+        unique, inverse = np.unique(texts, return_inverse=True)
+        words = encoder.encode(list(unique))[inverse]
+        tower = train_query_tower(
+            words, train["item_idx"].to_numpy(np.int64), item_vectors, tower_config, seed
+        )
+    weights, no_history, source = DEFAULT_WEIGHTS, DEFAULT_NO_HISTORY, "default"
+    if tower is not None and len(valid):
+        grouped = valid.groupby(["user_idx", "text"], sort=True)["item_idx"].agg(
+            lambda s: np.unique(s.to_numpy())
+        )
+        users = np.asarray([u for u, _ in grouped.index], dtype=np.int64)
+        texts = [str(t) for _, t in grouped.index]
+        targets = list(grouped.to_numpy())
+        exclude = known[users].toarray().astype(bool)
+        encoded = encoder.encode(texts)
+        signals_raw = [
+            user_vectors[users] @ item_vectors.T,
+            tower_scores(tower, encoded, item_vectors),
+            encoded @ item_dense.T,
+        ]
+        z = [standardize(s, exclude) for s in signals_raw]
+        weights, _ = choose_weights(z, targets, k, blend_step)
+        open_z = [standardize(s) for s in signals_raw[1:]]
+        no_history, _ = choose_weights(open_z, targets, k, blend_step)
+        source = "validation"
+    logger.info(
+        "words model fitted in %.1fs: weights (history, tower, dense) %s, without history "
+        "(tower, dense) %s, from %s",
+        time.perf_counter() - start,
+        weights,
+        no_history,
+        source,
+    )
+    return WordsModel(
+        encoder, tower, item_vectors, item_dense, tuple(weights), tuple(no_history), source
+    )
