@@ -37,6 +37,7 @@ OVERRIDES = {
         "seeds": [2026],
         "ablation": False,
         "baseline_defaults": {"trainer": {"max_epochs": 2, "patience": 2}},
+        "words": {"finetune": {"max_pairs": 64, "batch_size": 16}},
     },
     "recommend": {
         "upload": {"max_bytes": MAX_UPLOAD_BYTES, "max_image_pixels": MAX_IMAGE_PIXELS},

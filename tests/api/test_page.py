@@ -93,6 +93,25 @@ def test_upload_a_new_item_and_see_who_it_reaches(page, tmp_path):
     assert page.query_selector_all("#upload-result .card")
 
 
+def test_ask_in_words_with_and_without_history(page):
+    page.fill("#q", "ocean harbour")
+    page.click("#recommend")
+    page.wait_for_function(
+        "document.querySelector('#user-results .card .parts') !== null"
+    )
+    parts = page.inner_text("#user-results .card .parts")
+    assert parts.startswith("words ") and "history" in parts
+    page.fill("#q", "")
+    page.fill("#ask", "desert dune cactus")
+    page.click("#ask-go")
+    page.wait_for_selector("#ask-results .card .parts")
+    assert len(page.query_selector_all("#ask-results .card")) == int(page.input_value("#k"))
+    page.fill("#ask", "   ")
+    page.click("#ask-go")
+    page.wait_for_selector("#ask-results .error")
+    assert "query must hold some words" in page.inner_text("#ask-results .error")
+
+
 def test_errors_are_shown_not_swallowed(page):
     page.fill("#filter", "colour:blue")
     page.click("#recommend")

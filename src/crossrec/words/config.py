@@ -28,7 +28,7 @@ class EncoderFinetuneConfig(StrictConfig):
     lr: float = Field(3e-5, gt=0.0)
     temperature: float = Field(0.05, gt=0.0)
     max_tokens: int = Field(64, ge=8)
-    max_pairs: int | None = Field(20000, ge=1)  # a seeded sample of the train pairs; null = all
+    max_pairs: int | None = Field(4000, ge=1)  # a seeded sample of the train pairs; null = all
 
 
 class WordsConfig(StrictConfig):

@@ -1,0 +1,127 @@
+"""Requests in words over real HTTP: a known user with words, a new user with words (and
+likes), words alone, and what bad words get back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from crossrec.serving.catalogue import BadRequestError
+from crossrec.serving.words import words_model
+
+from .conftest import DATASET
+
+
+def _classes(project: Path) -> dict[str, str]:
+    """item id -> its planted class name (the synthetic dataset's ground truth)."""
+    from crossrec.data.synthetic import CLASSES
+
+    raw = pd.read_csv(project / "raw" / DATASET / "items.csv")
+    return {str(i): CLASSES[c]["name"] for i, c in zip(raw["item"], raw["content_class"],
+                                                       strict=True)}
+
+
+def _user_and_seen(project: Path) -> tuple[str, set[str]]:
+    base = project / "data" / "02_intermediate" / DATASET
+    inter = pd.read_parquet(base / "interactions.parquet")
+    items = pd.read_parquet(base / "items.parquet").set_index("item_idx")["item_id"]
+    users = pd.read_parquet(base / "users.parquet").set_index("user_idx")["user_id"]
+    seen = set(items[inter.loc[inter["user_idx"] == 0, "item_idx"]].astype(str))
+    return str(users[0]), seen
+
+
+def _parts_add_up(answer: dict) -> None:
+    assert abs(sum(answer["weights"].values()) - 1) < 1e-9
+    for item in answer["items"]:
+        assert item["score"] == pytest.approx(item["from_words"] + item["from_history"], abs=1e-5)
+
+
+def test_search_in_words_finds_the_named_category(server, serve_project):
+    classes = _classes(serve_project)
+    for words, name in (("ocean harbour coral", "ocean"), ("desert cactus dune", "desert")):
+        answer = server.client.get("/api/search", params={"q": words, "k": 5}).json()
+        assert answer["query"] == words and answer["weights_from"] == "validation"
+        found = [classes[i["item_id"]] for i in answer["items"]]
+        assert found.count(name) >= 4, (words, found)
+        assert all(i["from_history"] == 0 for i in answer["items"])
+
+
+def test_known_user_with_words_combines_history_and_words(server, serve_project):
+    user, seen = _user_and_seen(serve_project)
+    plain = server.client.get(f"/api/users/{user}/recommendations", params={"k": 8}).json()
+    asked = server.client.get(
+        f"/api/users/{user}/recommendations", params={"k": 8, "q": "forest pine trail"}
+    ).json()
+    assert asked["user_id"] == user and asked["query"] == "forest pine trail"
+    ids = [i["item_id"] for i in asked["items"]]
+    assert len(ids) == 8 and not set(ids) & seen
+    _parts_add_up(asked)
+    if asked["weights"]["history"] > 0:
+        assert any(i["from_history"] != 0 for i in asked["items"])
+    classes = _classes(serve_project)
+    forest = sum(classes[i] == "forest" for i in ids)
+    assert forest >= sum(classes[i["item_id"]] == "forest" for i in plain["items"])
+    # filters still apply
+    one = asked["items"][0]["item_id"]
+    filtered = server.client.get(
+        f"/api/users/{user}/recommendations",
+        params={"k": 3, "q": "forest", "filter": f"item_id:{one}"},
+    ).json()
+    assert [i["item_id"] for i in filtered["items"]] == [one]
+
+
+def test_new_user_with_words_and_likes(server, serve_project):
+    classes = _classes(serve_project)
+    city = [i for i, c in classes.items() if c == "city"][:2]
+    words_only = server.client.post(
+        "/api/recommendations", json={"query": "neon subway skyline", "k": 6}
+    ).json()
+    assert words_only["liked"] == [] and len(words_only["items"]) == 6
+    assert sum(classes[i["item_id"]] == "city" for i in words_only["items"]) >= 4
+    both = server.client.post(
+        "/api/recommendations", json={"query": "neon subway", "liked": city, "k": 6}
+    ).json()
+    assert not {i["item_id"] for i in both["items"]} & set(city)  # liked items not offered
+    _parts_add_up(both)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "field"),
+    [
+        ("get", "/api/search", {"params": {"q": ""}}, "q"),
+        ("get", "/api/search", {"params": {"q": "   "}}, "q"),
+        ("get", "/api/search", {"params": {"q": "x" * 501}}, "q"),
+        ("get", "/api/search", {}, "q"),
+        ("get", "/api/users/{user}/recommendations", {"params": {"q": " "}}, "q"),
+        ("get", "/api/users/{user}/recommendations", {"params": {"q": "y" * 501}}, "q"),
+        ("post", "/api/recommendations", {"json": {"query": "", "k": 3}}, "query"),
+        ("post", "/api/recommendations", {"json": {"query": "z" * 501, "k": 3}}, "query"),
+        ("post", "/api/recommendations", {"json": {"k": 3}}, "liked"),
+    ],
+)
+def test_bad_words_are_422_naming_the_field(server, serve_project, method, path, kwargs, field):
+    user, _ = _user_and_seen(serve_project)
+    response = getattr(server.client, method)(path.format(user=user), **kwargs)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    named = body.get("field") or body["detail"][0]["loc"][-1]
+    assert named == field
+    assert len(response.content) < 2000  # the oversized text is not echoed back
+
+
+def test_unknown_user_with_words_is_404(server):
+    response = server.client.get("/api/users/nobody/recommendations", params={"q": "ocean"})
+    assert response.status_code == 404 and response.json()["id"] == "nobody"
+
+
+def test_a_model_without_item_text_refuses_words_by_name():
+    serving = SimpleNamespace(artifacts=SimpleNamespace(item_texts=None))
+    with pytest.raises(BadRequestError, match="no text") as err:
+        words_model(serving)
+    assert err.value.field == "q"
+    serving.artifacts.item_texts = ["", ""]
+    with pytest.raises(BadRequestError, match="no text"):
+        words_model(serving)
