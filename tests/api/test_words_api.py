@@ -125,3 +125,46 @@ def test_a_model_without_item_text_refuses_words_by_name():
     serving.artifacts.item_texts = ["", ""]
     with pytest.raises(BadRequestError, match="no text"):
         words_model(serving)
+
+
+def test_recommend_pipeline_answers_a_file_of_requests_in_words(serve_project, server):
+    from .conftest import kedro_run
+
+    user, seen = _user_and_seen(serve_project)
+    classes = _classes(serve_project)
+    liked = [i for i, c in classes.items() if c == "ocean"][:2]
+    folder = serve_project / "data" / "05_model_input" / DATASET
+    folder.mkdir(parents=True, exist_ok=True)
+    queries = folder / "word_queries.csv"
+    pd.DataFrame(
+        {
+            "user": [user, "", ""],
+            "query": ["forest pine", "desert dune cactus", "ocean tide"],
+            "liked": ["", "", "|".join(liked)],
+        }
+    ).to_csv(queries, index=False)
+    try:
+        result = kedro_run(serve_project, "--pipelines", "recommend")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        out = serve_project / "data" / "07_model_output" / DATASET / "word_recommendations.parquet"
+        lists = pd.read_parquet(out)
+        assert lists.groupby("request")["rank"].max().tolist() == [20, 20, 20]
+        first = lists[lists["request"] == 0]
+        assert (first["user_id"] == user).all() and not set(first["item_id"]) & seen
+        assert not set(lists.loc[lists["request"] == 2, "item_id"]) & set(liked)
+        desert = lists[(lists["request"] == 1) & (lists["rank"] <= 5)]["item_id"]
+        assert sum(classes[i] == "desert" for i in desert) >= 4
+        assert lists["score"].to_numpy() == pytest.approx(
+            (lists["from_words"] + lists["from_history"]).to_numpy(), abs=1e-4
+        )
+        # a bad row fails naming the file, the row and the column; nothing is half-written
+        pd.DataFrame({"user": ["", "nobody"], "query": ["ocean", "forest"]}).to_csv(
+            queries, index=False
+        )
+        before = out.read_bytes()
+        bad = kedro_run(serve_project, "--pipelines", "recommend")
+        assert bad.returncode != 0
+        assert "word_queries" in bad.stderr + bad.stdout and "row 2" in bad.stderr + bad.stdout
+        assert out.read_bytes() == before
+    finally:
+        queries.unlink(missing_ok=True)

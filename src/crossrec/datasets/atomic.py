@@ -158,5 +158,16 @@ class AtomicCSVDataset(AtomicSaveMixin, CSVDataset):
     """``pandas.CSVDataset`` with atomic local saves."""
 
 
+class OptionalCSVDataset(AtomicCSVDataset):
+    """``AtomicCSVDataset`` whose load gives None when the file does not exist: for inputs a
+    user may provide (``word_queries`` of the recommend pipeline)."""
+
+    def _exists(self) -> bool:
+        return Path(get_filepath_str(self._get_load_path(), self._protocol)).exists()
+
+    def load(self) -> Any:
+        return super().load() if self._exists() else None
+
+
 class AtomicYAMLDataset(AtomicSaveMixin, YAMLDataset):
     """``yaml.YAMLDataset`` with atomic local saves (``tune`` writes conf/tuned/ with it)."""

@@ -86,3 +86,65 @@ def similar_items_table(catalogue, k: int, version: str) -> pd.DataFrame:
         out["similar_id"] = catalogue.item_ids[out["similar_idx"]].astype(str)
     out["model_version"] = version
     return out
+
+
+#: Columns of a word-queries file (``recommend``'s ``word_queries``): ``query`` is required.
+WORD_QUERY_COLUMNS = ("user", "query", "liked")
+
+
+def word_recommendations_table(
+    serving, queries: pd.DataFrame, k: int, source: str, liked_separator: str = "|"
+) -> pd.DataFrame:
+    """Lists for a file of requests in words, one row per (request, rank): request (0-based
+    row of the file), user_id (empty = a new user), query, rank, item_id, score, from_words,
+    from_history, model_version. A known ``user`` combines their history with the words;
+    ``liked`` (ids split by ``liked_separator``) folds a new user in from a few items. A bad
+    row fails naming the file, row and column, before any list is written."""
+    from crossrec.data.errors import DataValidationError
+    from crossrec.serving import service
+    from crossrec.serving.catalogue import BadRequestError, UnknownIdError
+
+    if "query" not in queries.columns:
+        raise DataValidationError(
+            source, f"no 'query' column (columns: {list(queries.columns)})",
+            expected="columns query, and optionally user and liked",
+        )
+    frames = []
+    for row, record in enumerate(queries.to_dict("records")):
+        user = _cell(record.get("user"))
+        liked = [i for i in _cell(record.get("liked")).split(liked_separator) if i.strip()]
+        try:
+            if user:
+                answer = service.recommend_user_words(serving, user, record["query"], k, True, {})
+            else:
+                answer = service.recommend_words(serving, record["query"], liked, k, {})
+        except (BadRequestError, UnknownIdError) as err:
+            column = "user" if isinstance(err, UnknownIdError) and user else (
+                "liked" if isinstance(err, UnknownIdError) else "query")
+            raise DataValidationError(source, str(err), row=row + 1, column=column) from None
+        items = answer["items"]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "request": row,
+                    "user_id": user,
+                    "query": answer["query"],
+                    "rank": np.arange(1, len(items) + 1, dtype=np.int64),
+                    "item_id": [i["item_id"] for i in items],
+                    "score": np.array([i["score"] for i in items], dtype=np.float32),
+                    "from_words": np.array([i["from_words"] for i in items], dtype=np.float32),
+                    "from_history": np.array([i["from_history"] for i in items], np.float32),
+                    "model_version": serving.fingerprint,
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame(columns=["request", "user_id", "query", "rank", "item_id", "score",
+                                     "from_words", "from_history", "model_version"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value).strip()

@@ -43,3 +43,16 @@ def similar_items_all(serving, recommend: dict[str, Any]) -> pd.DataFrame:
 
     config = parse_recommend_config(recommend)
     return similar_items_table(serving.catalogue, config.similar_k, serving.fingerprint)
+
+
+def recommend_word_queries(serving, word_queries: pd.DataFrame | None, recommend: dict[str, Any]):
+    """Lists for a file of requests in words (``word_queries``: columns user, query, liked);
+    no file: an empty table."""
+    from crossrec.serving.batch import word_recommendations_table
+
+    config = parse_recommend_config(recommend)
+    if word_queries is None:
+        word_queries = pd.DataFrame(columns=["user", "query", "liked"])
+    return word_recommendations_table(
+        serving, word_queries, config.top_k, "word_queries (conf/base/catalog_recommend.yml)"
+    )

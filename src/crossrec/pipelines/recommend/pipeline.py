@@ -1,5 +1,6 @@
 """recommend: the newest model (trained_model, or the latest refreshed_model of its chain) ->
-recommendations (top-K per user) + similar_items (per item)."""
+recommendations (top-K per user) + similar_items (per item) + word_recommendations (lists
+for a file of requests in words, when there is one)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["recommend_serving_model", "params:recommend"],
                 "similar_items",
                 name="similar_items_all",
+            ),
+            Node(
+                nodes.recommend_word_queries,
+                ["recommend_serving_model", "word_queries", "params:recommend"],
+                "word_recommendations",
+                name="recommend_word_queries",
             ),
         ]
     )
