@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/serve.py                       # movielens + 1M synthetic
     .venv/bin/python benchmarks/serve.py --skip-synthetic --requests 300
+    .venv/bin/python benchmarks/serve.py --skip-synthetic --words    # + requests in words
 
 Per scenario it starts ``python -m crossrec serve`` in a subprocess, waits for /api/health,
 then asks for top-20 lists of random known users (seen items excluded) at each concurrency
@@ -71,8 +72,16 @@ class Server:
             self.process.kill()
 
 
-def measure(url: str, users: list[str], concurrency: int, n: int, seconds: float) -> dict:
-    """p50/p99 latency (ms) and throughput of GET top-20 for random users.
+def measure(
+    url: str,
+    users: list[str],
+    concurrency: int,
+    n: int,
+    seconds: float,
+    queries: list[str] | None = None,
+) -> dict:
+    """p50/p99 latency (ms) and throughput of GET top-20 for random users (with ``queries``:
+    each request also carries random words, ``q=``).
 
     The client is asyncio + aiohttp (one keep-alive connection per concurrent caller): a
     thread per caller with ``requests`` costs more CPU per request than the server's answer,
@@ -89,8 +98,11 @@ def measure(url: str, users: list[str], concurrency: int, n: int, seconds: float
         while budget[0] > 0 and time.perf_counter() < deadline:
             budget[0] -= 1
             user = rng.choice(users)
+            params = {"k": "20"} if not queries else {"k": "20", "q": rng.choice(queries)}
             t0 = time.perf_counter()
-            async with session.get(f"{url}/api/users/{user}/recommendations?k=20") as response:
+            async with session.get(
+                f"{url}/api/users/{user}/recommendations", params=params
+            ) as response:
                 await response.read()
                 status = response.status
             latencies.append(time.perf_counter() - t0)
@@ -150,18 +162,68 @@ def scenario(name: str, args: list[str], opts, lists_for: int = 0) -> tuple[list
             flush=True,
         )
         rows = []
+        queries = word_queries(opts.dataset) if opts.words and not lists_for else []
+        if queries:  # the words model is fitted on the first request in words: not timed
+            t0 = time.perf_counter()
+            requests.get(
+                f"{server.url}/api/users/{users[0]}/recommendations",
+                params={"q": queries[0]},
+                timeout=1800,
+            ).raise_for_status()
+            print(f"words model fitted on the first q= request: {time.perf_counter() - t0:.1f} s")
         for c in opts.concurrency:
-            row = {
-                "scenario": name,
-                "index": card["index"],
-                **measure(server.url, users, c, opts.requests, opts.seconds),
-            }
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+            for kind, words in (("top-20", None), ("top-20 + q=", queries)):
+                if kind != "top-20" and not words:
+                    continue
+                row = {
+                    "scenario": name,
+                    "index": card["index"],
+                    "request": kind,
+                    **measure(server.url, users, c, opts.requests, opts.seconds, words),
+                }
+                print(json.dumps(row), flush=True)
+                rows.append(row)
         lists = top_lists(server.url, users[:lists_for]) if lists_for else []
         return rows, lists
     finally:
         server.stop()
+
+
+def word_queries(dataset: str, limit: int = 2000) -> list[str]:
+    """Test requests in words of the dataset (ingest's word_requests), for ``q=``."""
+    import pandas as pd
+
+    path = ROOT / "data" / "03_primary" / dataset / "word_requests.parquet"
+    if not path.is_file():
+        return []
+    table = pd.read_parquet(path)
+    return table.loc[table["split"] == "test", "text"].astype(str).unique()[:limit].tolist()
+
+
+def encoder_share(opts, queries: list[str]) -> dict:
+    """In-process: ms to encode one request's words vs ms for the whole words scoring."""
+    from crossrec.api.artifacts import load_artifacts
+    from crossrec.serving import service
+    from crossrec.serving.model import ServingModel
+    from crossrec.serving.words import words_model
+
+    artifacts, params = load_artifacts(ROOT, opts.env, opts.dataset)
+    serving = ServingModel.from_artifacts(artifacts, params)
+    model = words_model(serving)
+    user = serving.catalogue.user_ids[0]
+    sample = queries[:200]
+    t0 = time.perf_counter()
+    for q in sample:
+        model.encoder.encode([q])
+    encode_ms = 1000 * (time.perf_counter() - t0) / len(sample)
+    t0 = time.perf_counter()
+    for q in sample:
+        service.recommend_user_words(serving, user, q, 20, True, {})
+    total_ms = 1000 * (time.perf_counter() - t0) / len(sample)
+    out = {"encode_ms": round(encode_ms, 2), "answer_ms": round(total_ms, 2),
+           "encoder_share": round(encode_ms / total_ms, 3)}
+    print(f"words, in process ({len(sample)} requests): {json.dumps(out)}", flush=True)
+    return out
 
 
 def fold_in_report(opts) -> dict:
@@ -201,6 +263,10 @@ def main() -> None:
     parser.add_argument("--skip-dataset", action="store_true")
     parser.add_argument("--fold-in", action="store_true")
     parser.add_argument("--recall-users", type=int, default=200)
+    parser.add_argument(
+        "--words", action="store_true",
+        help="also time requests with words (q=, the dataset's test requests) on the dataset",
+    )
     opts = parser.parse_args()
     rows = []
     if not opts.skip_dataset:
@@ -221,12 +287,21 @@ def main() -> None:
         print(f"ANN recall@20 vs exact over {len(exact)} users: {recall:.4f}")
     if opts.fold_in:
         fold_in_report(opts)
-    print("\n| scenario | index | concurrency | requests | p50 ms | p99 ms | req/s |")
-    print("|---|---|---|---|---|---|---|")
+    share = None
+    if opts.words and not opts.skip_dataset and word_queries(opts.dataset):
+        share = encoder_share(opts, word_queries(opts.dataset))
+    print("\n| scenario | index | request | concurrency | requests | p50 ms | p99 ms | req/s |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['scenario']} | {r['index']} | {r['concurrency']} | {r['requests']} | "
-            f"{r['p50_ms']} | {r['p99_ms']} | {r['req_per_s']} |"
+            f"| {r['scenario']} | {r['index']} | {r.get('request', 'top-20')} | "
+            f"{r['concurrency']} | {r['requests']} | {r['p50_ms']} | {r['p99_ms']} | "
+            f"{r['req_per_s']} |"
+        )
+    if share:
+        print(
+            f"\nwords: encoding one request's words {share['encode_ms']} ms of "
+            f"{share['answer_ms']} ms per answer in process ({100 * share['encoder_share']:.0f}%)"
         )
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from crossrec.config import StrictConfig, deep_merge, parse_params
+from crossrec.data.users import UsersConfig
 from crossrec.data.words import WordsConfig
 
 WHERE = "conf/base/parameters_ingest.yml: ingest"
@@ -66,6 +67,18 @@ class ColdItemsConfig(StrictConfig):
     apply_to_published: bool = False
 
 
+class ColdUsersConfig(StrictConfig):
+    """User cold-start holdout: ``share`` of users whose whole history goes to valid / test
+    (whole users: ``valid_fraction`` of them to valid, the rest to test), so lists for them can
+    only come from who they are (user attributes) or what they say (words). Evaluate reports
+    them apart (``cold_users``); the other slices leave them out. Like the item holdout, it is
+    applied to a published split only with ``apply_to_published: true``."""
+
+    share: float = Field(0.0, ge=0.0, lt=1.0)
+    valid_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    apply_to_published: bool = False
+
+
 class SplitConfig(StrictConfig):
     """Split strategy; ``auto`` = ``published`` when the data ships one, else ``random``."""
 
@@ -73,6 +86,7 @@ class SplitConfig(StrictConfig):
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     min_user_interactions: int = Field(3, ge=1)
     cold_items: ColdItemsConfig = ColdItemsConfig()
+    cold_users: ColdUsersConfig = ColdUsersConfig()
 
     @field_validator("ratios")
     @classmethod
@@ -94,6 +108,7 @@ class DatasetSpec(StrictConfig):
     split: dict[str, Any] | None = None
     download: dict[str, Any] | None = None
     words: dict[str, Any] | None = None
+    users: dict[str, Any] | None = None
 
     @field_validator("adapter")
     @classmethod
@@ -147,6 +162,9 @@ class IngestConfig(StrictConfig):
             words=None
             if spec.words is None
             else parse_params(WordsConfig, spec.words, f"{where}.words"),
+            users=None
+            if spec.users is None
+            else parse_params(UsersConfig, spec.users, f"{where}.users"),
         )
 
 
@@ -161,6 +179,7 @@ class ResolvedDataset(StrictConfig):
     kcore: KCoreConfig
     split: SplitConfig
     words: WordsConfig | None = None
+    users: UsersConfig | None = None
 
 
 def parse_ingest_params(params: dict[str, Any] | IngestConfig) -> IngestConfig:

@@ -24,6 +24,7 @@ from crossrec.data.media import check_media
 from crossrec.data.raw import RawData
 from crossrec.data.splits import assign_splits, cold_share_for, published_rows_changed
 from crossrec.data.summary import format_summary, summarize
+from crossrec.data.users import attach_user_attributes
 from crossrec.data.words import build_word_requests
 from crossrec.data.validation import (
     add_bare_items,
@@ -178,6 +179,7 @@ def split_dataset(
     if strategy == "auto":
         strategy = "published" if meta["has_published_split"] else "random"
     cold_items = spec.split.cold_items
+    cold_users = spec.split.cold_users
     labels, cold = assign_splits(
         interactions,
         strategy,
@@ -186,6 +188,10 @@ def split_dataset(
         cold_share=cold_share_for(strategy, cold_items.share, cold_items.apply_to_published),
         cold_valid_fraction=cold_items.valid_fraction,
         seed=seed,
+        cold_user_share=cold_share_for(
+            strategy, cold_users.share, cold_users.apply_to_published, "users"
+        ),
+        cold_user_valid_fraction=cold_users.valid_fraction,
     )
     changed = published_rows_changed(interactions, labels) if strategy == "published" else 0
     if changed:
@@ -205,6 +211,7 @@ def split_dataset(
     )
     items = items.copy()
     items["is_cold"] = np.isin(items["item_idx"].to_numpy(), cold)
+    n_cold_users = users_without_train(out)
     info = {
         "name": meta["name"],
         "n_users": int(out["user_idx"].max() + 1) if len(out) else 0,
@@ -216,10 +223,28 @@ def split_dataset(
         "has_audio": bool(items["audio_path"].notna().any()),
         "has_timestamps": bool(meta["has_timestamps"]),
         "precomputed": sorted(precomputed),
-        "split_strategy": strategy + ("+cold_items" if len(cold) else ""),
+        "split_strategy": strategy
+        + ("+cold_items" if len(cold) else "")
+        + ("+cold_users" if n_cold_users and cold_users.share > 0 else ""),
+        "n_cold_users": n_cold_users,
         "published_split_altered": changed > 0,
     }
     return out, items, info
+
+
+def users_without_train(interactions: pd.DataFrame) -> int:
+    """Users with held-out rows but none in train (the cold-user holdout, or a temporal cut)."""
+    split = interactions["split"].to_numpy()
+    users = interactions["user_idx"].to_numpy()
+    return len(set(users[split != "train"]) - set(users[split == "train"]))
+
+
+def describe_users(users: pd.DataFrame, ingest: dict[str, Any], dataset: str) -> pd.DataFrame:
+    """The users table with the dataset's user attributes (``crossrec.data.users``)."""
+    config = parse_ingest_params(ingest)
+    return attach_user_attributes(
+        users, Path(config.raw_root) / dataset, config.resolve(dataset).users, dataset
+    )
 
 
 def attach_words(
@@ -266,6 +291,7 @@ def ingest_in_memory(ingest: dict[str, Any], dataset: str, seed: int) -> dict[st
     raw = filter_dataset(raw, ingest, dataset)
     raw, media_report = check_dataset_media(raw, ingest, dataset)
     interactions, items, users, precomputed, meta = index_dataset(raw)
+    users = describe_users(users, ingest, dataset)
     interactions, items, info = split_dataset(
         interactions, items, precomputed, meta, ingest, dataset, seed
     )

@@ -148,6 +148,23 @@ def choose_cold_items(item_idx: np.ndarray, share: float, seed: int) -> np.ndarr
     return np.sort(rng.choice(candidates, size=n_cold, replace=False))
 
 
+def choose_cold_users(user_idx: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """A seeded ``share`` of the users (sorted indices): their whole history is held out."""
+    candidates = np.unique(user_idx)
+    n_cold = int(np.floor(share * len(candidates) + 0.5))
+    if n_cold == 0:
+        return np.empty(0, dtype=np.int64)
+    rng = np.random.default_rng([seed, 3])
+    return np.sort(rng.choice(candidates, size=n_cold, replace=False))
+
+
+def cold_user_labels(users: np.ndarray, valid_fraction: float, seed: int) -> dict[int, str]:
+    """Each cold user goes whole to valid (a seeded ``valid_fraction``) or to test."""
+    draws = np.random.default_rng([seed, 4]).random(len(users))
+    return {int(u): (VALID if d < valid_fraction else TEST) for u, d in zip(users, draws,
+                                                                           strict=True)}
+
+
 def assign_splits(
     frame: pd.DataFrame,
     strategy: str,
@@ -157,7 +174,26 @@ def assign_splits(
     cold_share: float,
     cold_valid_fraction: float,
     seed: int,
+    cold_user_share: float = 0.0,
+    cold_user_valid_fraction: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Split labels per row and the cold item indices.
+
+    Cold users (``cold_user_share``) are drawn first: every row of one goes to valid or test
+    (whole users, ``cold_user_valid_fraction`` of them to valid), so nothing of their history
+    reaches training. The other rows are split as below."""
+    cold_users = choose_cold_users(frame["user_idx"].to_numpy(), cold_user_share, seed)
+    if len(cold_users):
+        held = np.isin(frame["user_idx"].to_numpy(), cold_users)
+        labels, cold = assign_splits(
+            frame[~held], strategy, ratios=ratios, min_user_interactions=min_user_interactions,
+            cold_share=cold_share, cold_valid_fraction=cold_valid_fraction, seed=seed,
+        )
+        out = np.empty(len(frame), dtype=object)
+        out[~held] = labels
+        by_user = cold_user_labels(cold_users, cold_user_valid_fraction, seed)
+        out[held] = [by_user[int(u)] for u in frame["user_idx"].to_numpy()[held]]
+        return out, cold
     """Split labels per row and the cold item indices.
 
     Cold items are drawn first; all their interactions go to valid (``cold_valid_fraction`` of
@@ -187,7 +223,9 @@ def assign_splits(
     return labels, cold
 
 
-def cold_share_for(strategy: str, share: float, apply_to_published: bool) -> float:
+def cold_share_for(
+    strategy: str, share: float, apply_to_published: bool, what: str = "items"
+) -> float:
     """The holdout share to use: a published split is reproduced exactly unless asked.
 
     Papers report results on their published split; silently moving a share of its items to
@@ -196,10 +234,12 @@ def cold_share_for(strategy: str, share: float, apply_to_published: bool) -> flo
     if strategy == "published" and not apply_to_published:
         if share > 0:
             logger.info(
-                "published split reproduced exactly: the cold-item holdout (share %g) "
-                "is not applied to it (split.cold_items.apply_to_published: true would "
+                "published split reproduced exactly: the cold-%s holdout (share %g) "
+                "is not applied to it (split.cold_%s.apply_to_published: true would "
                 "apply it)",
+                what.rstrip("s"),
                 share,
+                what,
             )
         return 0.0
     return share

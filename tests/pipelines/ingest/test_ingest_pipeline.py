@@ -56,6 +56,7 @@ def test_catalog_declares_every_artifact_per_dataset():
         "ingest_indexed_items",
         "ingest_meta",
         "ingest_split_items",
+        "ingest_indexed_users",
     }
 
 
@@ -133,6 +134,7 @@ def test_contract_of_synthetic_outputs(synthetic_ingested):
         "precomputed",
         "split_strategy",
         "published_split_altered",
+        "n_cold_users",
     }
     assert info["published_split_altered"] is False
     assert info["attribute_columns"] == {}  # the synthetic adapter declares none
