@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def load(dataset: str):
     from crossrec.data.ingest import ingest_in_memory
-    from crossrec.encoders.modalities import item_texts
     from crossrec.encoders.config import parse_featurize_params
+    from crossrec.encoders.modalities import item_texts
 
     conf = ROOT / "conf" / "base"
     ingest = yaml.safe_load((conf / "parameters_ingest.yml").read_text())["ingest"]
@@ -80,13 +80,17 @@ def main() -> None:
 
     top = {name: np.argsort(-s, axis=1, kind="stable")[:, :20] for name, _, _, s in rows}
     overlap = np.mean(
-        [len(np.intersect1d(a, b)) / 20 for a, b in zip(top["bm25s"], top["rank_bm25"], strict=True)]
+        [
+            len(np.intersect1d(a, b)) / 20
+            for a, b in zip(top["bm25s"], top["rank_bm25"], strict=True)
+        ]
     )
     print(f"{args.dataset}: {len(texts)} items, {len(queries)} requests (valid + test)")
     print(f"{'library':<10} {'index (s)':>10} {'score (s)':>10} {'req/s':>9} {'hit@20':>8}")
     for name, built, scored, _ in rows:
         hits = np.mean([t in row for t, row in zip(targets, top[name], strict=True)])
-        print(f"{name:<10} {built:>10.3f} {scored:>10.3f} {len(queries) / scored:>9.0f} {hits:>8.4f}")
+        rate = len(queries) / scored
+        print(f"{name:<10} {built:>10.3f} {scored:>10.3f} {rate:>9.0f} {hits:>8.4f}")
     speed = rows[1][2] / rows[0][2]
     print(f"top-20 overlap {overlap:.3f}; bm25s scores {speed:.1f}x faster than rank_bm25")
 

@@ -9,7 +9,7 @@ import pytest
 from crossrec.data.synthetic import CLASSES, bag_of_words
 from crossrec.words.blend import choose_weights, hit_rate, mix, simplex_grid, standardize
 from crossrec.words.config import TowerConfig
-from crossrec.words.tower import train_query_tower, tower_scores
+from crossrec.words.tower import tower_scores, train_query_tower
 
 
 def _planted(seed: int = 0, n_items: int = 40, dim: int = 16):

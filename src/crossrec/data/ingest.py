@@ -25,13 +25,13 @@ from crossrec.data.raw import RawData
 from crossrec.data.splits import assign_splits, cold_share_for, published_rows_changed
 from crossrec.data.summary import format_summary, summarize
 from crossrec.data.users import attach_user_attributes
-from crossrec.data.words import build_word_requests
 from crossrec.data.validation import (
     add_bare_items,
     check_unknown_items,
     deduplicate_interactions,
     deduplicate_items,
 )
+from crossrec.data.words import build_word_requests
 
 logger = logging.getLogger(__name__)
 

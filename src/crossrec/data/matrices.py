@@ -36,6 +36,12 @@ class SplitMatrices:
     #: same pattern as ``train``, larger = more recent; None when the data has no timestamps
     train_recency: sp.csr_matrix | None
     is_cold: np.ndarray  # bool (n_items,): in the cold-start holdout
+    #: users with held-out rows but no train row (the cold-user holdout, users first seen after
+    #: a temporal cut): their rows are in ``cold_valid`` / ``cold_test``, not ``valid`` / ``test``
+    #: (a history model cannot rank for them; they are evaluated apart)
+    cold_users: np.ndarray | None = None
+    cold_valid: sp.csr_matrix | None = None
+    cold_test: sp.csr_matrix | None = None
 
 
 def check_interactions(interactions: pd.DataFrame, n_users: int, n_items: int) -> None:
@@ -92,10 +98,33 @@ def split_matrices(
         name: interactions_to_csr(users[split == name], item_idx[split == name], n_users, n_items)
         for name in SPLITS
     }
+    cold = users_without_history(matrices["train"], matrices["valid"] + matrices["test"])
+    keep = sp.diags((~cold).astype(np.float32))
+    only = sp.diags(cold.astype(np.float32))
+    held = {name: matrices[name] for name in ("valid", "test")}
+    for name, matrix in held.items():
+        matrices[name] = _binary(keep @ matrix)
     return SplitMatrices(
         n_users=n_users,
         n_items=n_items,
         **matrices,
         train_recency=train_recency(interactions, n_users, n_items),
         is_cold=cold_item_mask(items, n_items),
+        cold_users=cold,
+        cold_valid=_binary(only @ held["valid"]),
+        cold_test=_binary(only @ held["test"]),
     )
+
+
+def users_without_history(train: sp.csr_matrix, held_out: sp.csr_matrix) -> np.ndarray:
+    """bool (n_users,): users with held-out rows and no train row."""
+    has_train = np.diff(train.tocsr().indptr) > 0
+    has_held = np.diff(held_out.tocsr().indptr) > 0
+    return has_held & ~has_train
+
+
+def _binary(matrix: sp.spmatrix) -> sp.csr_matrix:
+    out = sp.csr_matrix(matrix, dtype=np.float32)
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out

@@ -102,7 +102,8 @@ def make_synthetic_dataset(
 
     Files: interactions.csv (user,item,rating,timestamp), items.csv (item,title,description,
     image_path,audio_path,content_class), words.csv (user,item,text: tags in the item's class
-    vocabulary), images/<item>.png, audio/<item>.wav. The same
+    vocabulary), users.csv (user,region,age: the region follows the favourite class),
+    images/<item>.png, audio/<item>.wav. The same
     arguments always give the same bytes in the CSV files.
     """
     root = Path(root)
@@ -137,8 +138,10 @@ def make_synthetic_dataset(
         )
 
     inter_rows = []
+    first_liked = []
     for u in range(n_users):
         liked = rng.choice(n_classes, size=int(rng.integers(1, 3)), replace=False)
+        first_liked.append(int(liked[0]))
         pref_pool = np.flatnonzero(np.isin(item_class, liked))
         other_pool = np.flatnonzero(~np.isin(item_class, liked))
         n_inter = int(rng.integers(8, 17))
@@ -165,7 +168,26 @@ def make_synthetic_dataset(
         writer.writerow(["user", "item", "rating", "timestamp"])
         writer.writerows(inter_rows)
     _write_words(root / "words.csv", inter_rows, item_ids, item_class, seed)
+    _write_users(root / "users.csv", first_liked, seed)
     return root
+
+
+#: where a user lives, by the class they like most (a user attribute that predicts taste)
+REGIONS = ("coast", "woods", "sands", "town")
+
+
+def _write_users(path: Path, first_liked: list[int], seed: int) -> None:
+    """users.csv (user,region,age): the region follows the user's favourite class 80% of the
+    time; the age is noise."""
+    rng = np.random.default_rng(seed + 2)
+    rows = []
+    for u, liked in enumerate(first_liked):
+        region = liked if rng.random() < 0.8 else int(rng.integers(len(REGIONS)))
+        rows.append([f"user{u:03d}", REGIONS[region], int(rng.integers(18, 70))])
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["user", "region", "age"])
+        writer.writerows(rows)
 
 
 def _write_words(
@@ -213,6 +235,12 @@ def synthetic_ingest_params(dataset_dir: Path, **overrides: Any) -> dict[str, An
                     "audio_column": "audio_path",
                 },
                 "words": {"file": "words.csv", "user_column": "user", "item_column": "item"},
+                "users": {
+                    "file": "users.csv",
+                    "id_column": "user",
+                    "categorical_columns": ["region"],
+                    "numeric_columns": ["age"],
+                },
             }
         },
         "split": {"strategy": "random", "cold_items": {"share": 0.0}},

@@ -113,3 +113,22 @@ def attribute_words(
         return [""] * len(table)
     frame = pd.concat(parts, axis=1)
     return [", ".join(v for v in row if v) for row in frame.itertuples(index=False)]
+
+
+def attribute_columns(users: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(categorical, numeric) attribute columns of the users table (ingest's ``users``)."""
+    own = {"user_idx", "user_id", "is_cold"}
+    columns = [c for c in users.columns if c not in own]
+    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(users[c])]
+    return [c for c in columns if c not in numeric], numeric
+
+
+def user_words(users: pd.DataFrame, n_users: int) -> list[str]:
+    """Attribute words per user_idx ("" for a user without attributes)."""
+    categorical, numeric = attribute_columns(users)
+    table = users.sort_values("user_idx")
+    words = attribute_words(table, categorical, numeric)
+    out = [""] * n_users
+    for idx, text in zip(table["user_idx"].to_numpy(), words, strict=True):
+        out[int(idx)] = text
+    return out

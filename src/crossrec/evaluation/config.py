@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from crossrec.words.config import WordsConfig
 from crossrec.config import StrictConfig
 from crossrec.registry import Registry
+from crossrec.words.config import WordsConfig
 
 #: baselines by name: a class with ``from_spec(spec, split, seed) -> ScoreFn`` and a
 #: ``deterministic`` flag (one run instead of one per seed), or ``trained = True`` for

@@ -51,6 +51,11 @@ class EvalSplit:
     is_cold: np.ndarray  # bool (n_items,)
     #: order of tied scores shared by every scorer (None = item index); see tie_break_order
     tie_order: np.ndarray | None = None
+    #: users without train rows and their held-out rows (``SplitMatrices.cold_users``): left
+    #: out of every slice above, evaluated apart (``crossrec.evaluation.cold_users``)
+    cold_users: np.ndarray | None = None
+    cold_valid: sp.csr_matrix | None = None
+    cold_test: sp.csr_matrix | None = None
     popularity: np.ndarray = field(init=False)
     history_length: np.ndarray = field(init=False)
 
@@ -83,6 +88,9 @@ def build_split(
         matrices.test,
         is_cold=matrices.is_cold,
         tie_order=tie_order,
+        cold_users=matrices.cold_users,
+        cold_valid=matrices.cold_valid,
+        cold_test=matrices.cold_test,
     )
 
 

@@ -375,6 +375,46 @@ def words_section(words: dict | None) -> list[str]:
     ]
 
 
+COLD_USERS_KEY = "cold_users"
+
+COLD_USER_ROWS = {
+    "mostpop": "MostPop",
+    "group_popularity": "popularity in the user's attribute group",
+    "attributes_tower": "attributes as words, query tower",
+    "attributes": "attributes: tower + group popularity (weights from valid)",
+}
+
+
+def cold_users_section(block: dict | None) -> list[str]:
+    """The "Users without history" table (cold-user holdout, lists from attributes)."""
+    if not block:
+        return []
+    k = block.get("k", 20)
+    metrics = (f"recall@{k}", f"ndcg@{k}")
+    rows = [
+        [label, *(f"{block[name][m]:.4f} ± {block[name][m + '_std']:.4f}" for m in metrics)]
+        for name, label in COLD_USER_ROWS.items()
+        if name in block
+    ]
+    tests = [
+        [pair, *(f"{t[m]['mean_diff']:+.4f} (p = {t[m]['wilcoxon_p']:.2g})" for m in metrics)]
+        for pair, t in block.get("significance", {}).items()
+    ]
+    return [
+        "## Users without history",
+        "",
+        f"{block['users']['test']} test users held out whole ({block['users']['valid']} valid), "
+        f"recommended from {', '.join(block['described_by'])} only; every item ranked. Group "
+        f"popularity shrunk towards overall popularity by {block['group_shrinkage']:g} users "
+        "(chosen on valid).",
+        "",
+        markdown_table(["lists from", f"recall@{k}", f"ndcg@{k}"], rows),
+        "",
+        markdown_table(["comparison", f"Δ recall@{k}", f"Δ ndcg@{k}"], tests),
+        "",
+    ]
+
+
 def build_report(
     metrics: dict,
     significance: dict,
@@ -392,8 +432,8 @@ def build_report(
     ``modality_lift``: fuse's ``modality_graph_report`` (None when an older fuse wrote none).
     """
     k = cfg.k
-    words = metrics.get(WORDS_KEY)
-    metrics = {m: v for m, v in metrics.items() if m != WORDS_KEY}
+    words, cold_users = metrics.get(WORDS_KEY), metrics.get(COLD_USERS_KEY)
+    metrics = {m: v for m, v in metrics.items() if m not in (WORDS_KEY, COLD_USERS_KEY)}
     main_cols = (
         [f"recall@{x}" for x in cfg.ks]
         + [f"ndcg@{x}" for x in cfg.ks]
@@ -485,6 +525,7 @@ def build_report(
             "",
         ]
     parts += words_section(words)
+    parts += cold_users_section(cold_users)
     parts += content_worth_section(all_metrics, significance, cfg, trained, slices_present)
     parts += modality_lift_section(modality_lift)
     parts += before_after_section(before_after)

@@ -602,6 +602,16 @@ def _paired_tests(
     return tests
 
 
+def _seed_vectors(upstream: Upstream, model_runs: dict) -> list:
+    """(user vectors, item vectors) of the model for every evaluated seed."""
+    from crossrec.evaluation.words import model_vectors
+    from crossrec.models.config import complete_stored_config
+
+    bundles = model_runs["bundles"]
+    data = upstream.training_data(complete_stored_config(bundles[0]["config"]))
+    return [model_vectors(bundle, data) for bundle in bundles]
+
+
 def words_runs(
     cfg: EvaluateConfig,
     split: EvalSplit,
@@ -610,16 +620,31 @@ def words_runs(
     word_requests: pd.DataFrame | None,
 ) -> dict:
     """The ``words`` block (``crossrec.evaluation.words``) over every seed of the model."""
-    from crossrec.evaluation.words import evaluate_words, model_vectors
-    from crossrec.models.config import complete_stored_config
+    from crossrec.evaluation.words import evaluate_words
 
     if word_requests is None or word_requests.empty or not cfg.words.enabled:
         return {}
-    bundles = model_runs["bundles"]
-    data = upstream.training_data(complete_stored_config(bundles[0]["config"]))
-    vectors = [model_vectors(bundle, data) for bundle in bundles]
     return evaluate_words(
-        word_requests, split, upstream.item_texts, vectors, list(model_runs["seeds"]), cfg.words
+        word_requests,
+        split,
+        upstream.item_texts,
+        _seed_vectors(upstream, model_runs),
+        list(model_runs["seeds"]),
+        cfg.words,
+    )
+
+
+def cold_user_runs(
+    cfg: EvaluateConfig, split: EvalSplit, upstream: Upstream, model_runs: dict, users
+) -> dict:
+    """The ``cold_users`` block (``crossrec.evaluation.cold_users``): users without history,
+    recommended from their attributes; ``{}`` when there are none."""
+    from crossrec.evaluation.cold_users import evaluate_cold_users
+
+    if split.cold_test is None or split.cold_test.nnz == 0 or not cfg.words.enabled:
+        return {}
+    return evaluate_cold_users(
+        split, users, _seed_vectors(upstream, model_runs), list(model_runs["seeds"]), cfg.words
     )
 
 
@@ -629,14 +654,17 @@ def summarize(
     baseline_runs: dict,
     ablation_runs: dict,
     words: dict | None = None,
+    cold_users: dict | None = None,
 ) -> tuple[dict, dict, dict]:
-    """metrics.json (model -> slice -> metric -> {mean, std}; ``words``: the words protocol),
-    significance tests, timings."""
+    """metrics.json (model -> slice -> metric -> {mean, std}; ``words``: the words protocol;
+    ``cold_users``: users without history), significance tests, timings."""
     everything = all_models(model_runs, baseline_runs, ablation_runs)
     trained = {n: e for n, e in ablation_runs.items() if e.get("trained_ablation")}
     metrics = {name: aggregate_seeds(entry["runs"]) for name, entry in everything.items()}
     if words:
         metrics["words"] = words
+    if cold_users:
+        metrics["cold_users"] = cold_users
     primary = cfg.significance_metrics[0] if cfg.significance_metrics else f"recall@{cfg.k}"
     candidates = {
         name: metrics[name].get("test", {}).get(primary, {}).get("mean", -1.0)

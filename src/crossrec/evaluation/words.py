@@ -168,7 +168,7 @@ class WordsEvaluation:
         self.timings = {"encode_frozen_s": time.perf_counter() - start}
         start = time.perf_counter()
         bm25 = BM25Index(self.item_texts)
-        self.bm25 = {s: bm25.scores(r.texts) for s, r in (("valid", self.valid), ("test", self.test))}
+        self.bm25 = {"valid": bm25.scores(self.valid.texts), "test": bm25.scores(self.test.texts)}
         self.timings["bm25_s"] = time.perf_counter() - start
         if config.finetune.enabled:
             self.encoded["finetuned"] = self._encode(self._finetuned_encoder())
@@ -206,7 +206,7 @@ class WordsEvaluation:
 
     def _signals(self, name: str, kind: str, users: np.ndarray, items: np.ndarray, seed: int):
         """Raw (tower, dense) scores of one encoder for valid and test requests."""
-        from crossrec.words.tower import train_query_tower, tower_scores
+        from crossrec.words.tower import tower_scores, train_query_tower
 
         enc = self.encoded[kind]
         tower = train_query_tower(enc["train"], self.pairs[1], items, self.config.tower, seed)
@@ -244,7 +244,8 @@ class WordsEvaluation:
         weights: dict[str, dict[str, float]] = {}
         for kind in encoders:
             names = ["history", f"tower_{kind}", f"dense_{kind}"]
-            chosen, value = choose_weights([z["valid"][n] for n in names], targets["valid"], k, step)
+            signals = [z["valid"][n] for n in names]
+            chosen, value = choose_weights(signals, targets["valid"], k, step)
             weights[f"words_history_{kind}"] = dict(zip(names, chosen, strict=True))
             scores[f"words_history_{kind}"] = mix([z["test"][n] for n in names], chosen)
             logger.info("words + history (%s encoder), seed %d: weights %s (valid R@%d %.4f)",

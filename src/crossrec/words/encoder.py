@@ -91,7 +91,8 @@ def finetune_words_encoder(
             logits = q @ d.T / config.temperature
             same_item = ids_arr[batch][:, None] == ids_arr[batch][None, :]
             same_words = words_arr[batch][:, None] == words_arr[batch][None, :]
-            false_negative = torch.from_numpy((same_item | same_words) & ~np.eye(len(batch), dtype=bool))
+            shared = (same_item | same_words) & ~np.eye(len(batch), dtype=bool)
+            false_negative = torch.from_numpy(shared)
             logits = logits.masked_fill(false_negative, float("-inf"))
             target = torch.arange(len(batch))
             loss = (

@@ -91,7 +91,7 @@ def fit_words_model(
 ) -> WordsModel:
     """Tower on the train / unlabelled pairs; weights chosen on valid requests (the user's
     ``known`` items masked, a CSR of train interactions); defaults when there are none."""
-    from crossrec.words.tower import train_query_tower, tower_scores
+    from crossrec.words.tower import tower_scores, train_query_tower
 
     start = time.perf_counter()
     item_dense = encoder.encode([t or "" for t in item_texts])

@@ -105,11 +105,27 @@ def evaluate_words(
     )
 
 
+def evaluate_cold_users(
+    model_runs: dict, users: pd.DataFrame, split: EvalSplit, params: dict, *upstream: Any
+) -> dict:
+    """Users without history, from their attributes (``metrics.json: cold_users``)."""
+    return runner.cold_user_runs(
+        _config(params), split, runner.Upstream(*upstream), model_runs, users
+    )
+
+
 def summarize_evaluation(
-    model_runs: dict, baseline_runs: dict, ablation_runs: dict, words: dict, params: dict
+    model_runs: dict,
+    baseline_runs: dict,
+    ablation_runs: dict,
+    words: dict,
+    cold_users: dict,
+    params: dict,
 ) -> tuple[dict, dict, dict]:
     """metrics.json, significance tests and timings."""
-    return runner.summarize(_config(params), model_runs, baseline_runs, ablation_runs, words)
+    return runner.summarize(
+        _config(params), model_runs, baseline_runs, ablation_runs, words, cold_users
+    )
 
 
 def write_report(

@@ -60,12 +60,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="evaluate_words",
             ),
             Node(
+                nodes.evaluate_cold_users,
+                ["evaluate_model_runs", "users", "evaluate_split", "params:evaluate", *SHARED[1:]],
+                "evaluate_cold_user_runs",
+                name="evaluate_cold_users",
+            ),
+            Node(
                 nodes.summarize_evaluation,
                 [
                     "evaluate_model_runs",
                     "evaluate_baseline_runs",
                     "evaluate_ablation_runs",
                     "evaluate_word_runs",
+                    "evaluate_cold_user_runs",
                     "params:evaluate",
                 ],
                 ["metrics", "significance", "evaluation_timings"],
