@@ -168,3 +168,28 @@ def test_recommend_pipeline_answers_a_file_of_requests_in_words(serve_project, s
         assert out.read_bytes() == before
     finally:
         queries.unlink(missing_ok=True)
+
+
+def test_new_user_described_by_attributes(server, serve_project):
+    """The synthetic users' region follows their favourite class: a user from the coast gets
+    mostly ocean items; attributes with words split the score in two named parts."""
+    classes = _classes(serve_project)
+    coast = server.client.post(
+        "/api/recommendations", json={"attributes": {"region": "coast", "age": 30}, "k": 6}
+    ).json()
+    assert coast["attributes_as_words"] == "age 30s, region coast"
+    found = [classes[i["item_id"]] for i in coast["items"]]
+    assert found.count("ocean") >= 3, found
+    both = server.client.post(
+        "/api/recommendations",
+        json={"attributes": {"region": "town"}, "query": "desert dune", "k": 5},
+    ).json()
+    for item in both["items"]:
+        assert item["score"] == pytest.approx(
+            item["from_words"] + item["from_attributes"] + item["from_history"], abs=1e-5
+        )
+    bad = server.client.post("/api/recommendations", json={"attributes": {"shoe": "9"}})
+    assert bad.status_code == 422 and bad.json()["field"] == "attributes"
+    assert "region" in bad.json()["detail"]
+    nan_age = server.client.post("/api/recommendations", json={"attributes": {"age": "old"}})
+    assert nan_age.status_code == 422 and nan_age.json()["field"] == "attributes"

@@ -90,6 +90,8 @@ class LikedRequest(BaseModel):
 
     liked: list[str] = Field(default_factory=list, max_length=500)
     query: str | None = Field(None, max_length=5000)
+    #: who a new user is (the dataset's user attributes, e.g. {"age": 31, "sex": "F"})
+    attributes: dict[str, str | float | int] | None = Field(None, max_length=50)
     k: int = Field(20, ge=1)
     filters: dict[str, str] = Field(default_factory=dict)
 
@@ -218,11 +220,17 @@ def create_app(holder: ModelHolder, api_key: str | None = None) -> FastAPI:  # n
     def recommend_liked(body: LikedRequest):
         if body.k > max_k:
             raise BadRequestError("k", f"k must be at most {max_k}, got {body.k}")
-        if not body.liked and body.query is None:
-            raise BadRequestError("liked", "liked must name at least one item id, or give a query")
+        if not body.liked and body.query is None and not body.attributes:
+            raise BadRequestError(
+                "liked", "liked must name at least one item id, or give a query or attributes"
+            )
         if body.query is not None:
             return service.recommend_words(
-                holder.current, body.query, body.liked, body.k, body.filters
+                holder.current, body.query, body.liked, body.k, body.filters, body.attributes
+            )
+        if body.attributes and not body.liked:
+            return service.recommend_attributes(
+                holder.current, body.attributes, body.k, body.filters
             )
         return service.recommend_liked(holder.current, body.liked, body.k, body.filters)
 

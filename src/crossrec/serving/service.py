@@ -16,7 +16,13 @@ from crossrec.serving.explain import (
 )
 from crossrec.serving.foldin import fold_in
 from crossrec.serving.newitem import new_item_vector, raw_vectors
-from crossrec.serving.words import check_words, ranked, words_model
+from crossrec.serving.words import (
+    attribute_model,
+    attribute_words_of,
+    check_words,
+    ranked,
+    words_model,
+)
 
 
 def item_card(serving, item_idx: int, score: float | None = None) -> dict:
@@ -162,14 +168,17 @@ def new_item(serving, fields: dict, image: str | None, audio: str | None, k: int
 
 def _word_cards(serving, scores, items: np.ndarray) -> list[dict]:
     """Cards with each score split into what the words and the history gave."""
-    return [
-        {
+    cards = []
+    for i in items:
+        card = {
             **item_card(serving, int(i), float(scores.total[i])),
             "from_words": round(float(scores.words[i]), 6),
             "from_history": round(float(scores.history[i]), 6),
         }
-        for i in items
-    ]
+        if scores.attributes is not None:
+            card["from_attributes"] = round(float(scores.attributes[i]), 6)
+        cards.append(card)
+    return cards
 
 
 def _words_answer(serving, model, text: str, scores, k: int) -> dict:
@@ -207,19 +216,45 @@ def recommend_user_words(
 
 
 def recommend_words(
-    serving, query: str | None, liked_ids: list[str], k: int, filters: dict
+    serving,
+    query: str | None,
+    liked_ids: list[str],
+    k: int,
+    filters: dict,
+    attributes: dict | None = None,
 ) -> dict:
-    """A new user: words only, or words plus a few liked items (folded in as a history)."""
+    """A new user: words only, or words plus a few liked items (folded in as a history);
+    without liked items, ``attributes`` (who they are) count half of the score."""
     cat = serving.catalogue
     text = check_words(query, serving.config.words.max_chars, field="query")
+    described = attribute_words_of(serving, attributes) if attributes else None
     model = words_model(serving)
     liked = np.array([cat.item(i) for i in liked_ids], dtype=np.int64)
     history = None
     if len(liked):
         vector = fold_in(cat.item_vectors, liked, serving.config.fold_in, cat.bias_column)
         history = vector @ cat.item_vectors.T
-    scores = model.score(text, history, _excluded(serving, liked, filters))
-    return {"liked": [str(i) for i in liked_ids], **_words_answer(serving, model, text, scores, k)}
+    exclude = _excluded(serving, liked, filters)
+    scores = model.score(text, history, exclude)
+    answer = {"liked": [str(i) for i in liked_ids]}
+    if described is not None and history is None:
+        scores.words = 0.5 * scores.words
+        scores.attributes = 0.5 * attribute_model(serving).score(described, exclude)
+        scores.total = scores.words + scores.attributes
+        answer["attributes_as_words"] = described
+    return {**answer, **_words_answer(serving, model, text, scores, k)}
+
+
+def recommend_attributes(serving, attributes: dict, k: int, filters: dict) -> dict:
+    """A new user described only by who they are (the dataset's user attributes)."""
+    described = attribute_words_of(serving, attributes)
+    exclude = _excluded(serving, np.zeros(0, np.int64), filters)
+    total = attribute_model(serving).score(described, exclude)
+    return {
+        "attributes_as_words": described,
+        "model_version": serving.version,
+        "items": [item_card(serving, int(i), float(total[i])) for i in ranked(total, k)],
+    }
 
 
 def search(serving, query: str, k: int, filters: dict) -> dict:

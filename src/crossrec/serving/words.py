@@ -54,3 +54,52 @@ def ranked(total: np.ndarray, k: int) -> np.ndarray:
     finite = np.flatnonzero(np.isfinite(total))
     order = finite[np.lexsort((finite, -total[finite]))]
     return order[:k]
+
+
+def attribute_words_of(serving, attributes: dict) -> str:
+    """A new user's attributes as words, checked against the dataset's user attributes."""
+    import pandas as pd
+
+    from crossrec.data.users import attribute_columns, attribute_words
+
+    categorical, numeric = attribute_columns(serving.artifacts.users)
+    known = categorical + numeric
+    if not known:
+        raise BadRequestError(
+            "attributes", "this dataset has no user attributes (ingest.datasets.<name>.users)"
+        )
+    unknown = sorted(set(attributes) - set(known))
+    if unknown:
+        raise BadRequestError("attributes", f"unknown user attributes {unknown}; one of {known}")
+    row = {c: attributes.get(c, "") for c in categorical}
+    for column in numeric:
+        value = attributes.get(column)
+        try:
+            row[column] = float(value) if value not in (None, "") else float("nan")
+        except (TypeError, ValueError):
+            raise BadRequestError("attributes", f"attributes.{column} must be a number") from None
+    words = attribute_words(pd.DataFrame([row]), categorical, numeric)[0]
+    if not words:
+        raise BadRequestError("attributes", "attributes must give at least one value")
+    return words
+
+
+def attribute_model(serving):
+    """The served model's :class:`crossrec.words.attributes.AttributeModel` (fitted once)."""
+    with serving.lock:
+        if "attributes" not in serving.cache:
+            from crossrec.data.users import user_words
+            from crossrec.words.attributes import fit_attribute_model
+            from crossrec.words.encoder import words_encoder
+
+            config = serving.config.words
+            cat = serving.catalogue
+            serving.cache["attributes"] = fit_attribute_model(
+                words_encoder(config.encoder, config.max_tokens),
+                user_words(serving.artifacts.users, cat.n_users),
+                serving.data.train,
+                cat.item_vectors,
+                config.tower,
+                seed=config.seed,
+            )
+        return serving.cache["attributes"]

@@ -30,6 +30,7 @@ class WordScores:
     total: np.ndarray  # (n_items,) -inf where excluded
     history: np.ndarray  # weighted history part (zeros without history)
     words: np.ndarray  # weighted words part
+    attributes: np.ndarray | None = None  # weighted part from who the user is (serving)
 
 
 @dataclass
