@@ -69,7 +69,7 @@ def test_words_and_history_beat_history_alone_on_planted_words(synthetic, tmp_pa
     vectors = [_class_vectors(out, folder, seed) for seed in (0, 1)]
     block = evaluate_words(out["word_requests"], split, texts, vectors, [0, 1], config, tmp_path)
     assert set(VARIANTS) <= set(block)
-    assert (tmp_path / "words_encoder" / "config.json").is_file()  # the fine-tuned encoder
+    assert (tmp_path / "config.json").is_file()  # the fine-tuned encoder, kept there
     r = {name: block[name]["recall@20"] for name in VARIANTS}
     assert r["words_history_frozen"] > r["history_only"]
     assert r["words_only_no_history"] > r["mostpop_no_history"]
@@ -113,3 +113,7 @@ def test_cold_users_from_attributes_beat_popularity(tmp_path):
     r = {name: block[name]["recall@20"] for name in ("mostpop", "attributes", "group_popularity")}
     assert r["attributes"] > r["mostpop"] and r["group_popularity"] > r["mostpop"]
     assert "attributes vs mostpop" in block["significance"]
+    from crossrec.evaluation.report import cold_users_section
+
+    section = "\n".join(cold_users_section(block))
+    assert "## Users without history" in section and "region, age" in section

@@ -83,7 +83,7 @@ def evaluate_cold_users(
         if value > best + 1e-12:
             best_shrink, best = shrink, value
     groups = group_popularity(split.train, words, best_shrink)
-    encoder = words_encoder(config.encoder, config.max_tokens)
+    encoder = words_encoder(config.encoder, config.max_tokens, config.device)
     unique = sorted(set(words))
     encoded = dict(zip(unique, encoder.encode(unique), strict=True))
     runs, weights = [], []

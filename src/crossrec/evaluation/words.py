@@ -151,7 +151,7 @@ class WordsEvaluation:
         split: EvalSplit,
         item_texts: list[str],
         config: WordsConfig,
-        workdir: Path | None = None,
+        workdir: Path,
     ):
         from crossrec.words.encoder import words_encoder
         from crossrec.words.lexical import BM25Index
@@ -161,9 +161,9 @@ class WordsEvaluation:
         self.test = request_set(requests, split, "test")
         self.pairs = training_pairs(requests)
         self.item_texts = [t or "" for t in item_texts]
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="crossrec-words-"))
+        self.workdir = Path(workdir)
         start = time.perf_counter()
-        frozen = words_encoder(config.encoder, config.max_tokens)
+        frozen = words_encoder(config.encoder, config.max_tokens, config.device)
         self.encoded = {"frozen": self._encode(frozen)}
         self.timings = {"encode_frozen_s": time.perf_counter() - start}
         start = time.perf_counter()
@@ -189,12 +189,13 @@ class WordsEvaluation:
             words,
             [self.item_texts[i] for i in items],
             items,
-            self.workdir / "words_encoder",
+            self.workdir,
             self.config.finetune,
             seed=0,
+            device=self.config.device,
         )
         self.timings["finetune_encoder_s"] = time.perf_counter() - start
-        return words_encoder(str(folder), self.config.max_tokens)
+        return words_encoder(str(folder), self.config.max_tokens, self.config.device)
 
     def _encode(self, encoder) -> dict[str, np.ndarray]:
         return {
@@ -309,10 +310,12 @@ def evaluate_words(
         logger.info("words protocol skipped: no valid or no test requests (%s)", held.to_dict())
         return {}
     start = time.perf_counter()
-    evaluation = WordsEvaluation(requests, split, item_texts, config, workdir)
-    runs = []
-    for (users, items), seed in zip(model_vectors_per_seed, seeds, strict=True):
-        runs.append(evaluation.run_seed(users, items, seed))
+    with tempfile.TemporaryDirectory(prefix="crossrec-words-") as scratch:
+        folder = workdir or (Path(config.finetune.save_to) if config.finetune.save_to else None)
+        evaluation = WordsEvaluation(requests, split, item_texts, config, folder or Path(scratch))
+        runs = []
+        for (users, items), seed in zip(model_vectors_per_seed, seeds, strict=True):
+            runs.append(evaluation.run_seed(users, items, seed))
     info = {
         "encoder": config.encoder,
         "requests": {"valid": len(evaluation.valid), "test": len(evaluation.test)},

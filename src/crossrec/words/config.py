@@ -29,6 +29,9 @@ class EncoderFinetuneConfig(StrictConfig):
     temperature: float = Field(0.05, gt=0.0)
     max_tokens: int = Field(64, ge=8)
     max_pairs: int | None = Field(4000, ge=1)  # a seeded sample of the train pairs; null = all
+    #: keep the fine-tuned encoder in this folder (serve it with recommend.words.encoder);
+    #: null = a temporary folder, removed after the evaluation
+    save_to: str | None = None
 
 
 class WordsConfig(StrictConfig):
@@ -38,6 +41,8 @@ class WordsConfig(StrictConfig):
     #: the words encoder: also encodes the item text it is compared with (a zoo name or folder)
     encoder: str = "minilm-l6"
     max_tokens: int = Field(128, ge=8)
+    #: where the encoder runs and is fine-tuned: auto = CUDA when present
+    device: str = "auto"
     tower: TowerConfig = TowerConfig()
     finetune: EncoderFinetuneConfig = EncoderFinetuneConfig()
     #: step of the simplex grid over (history, tower, dense) weights chosen on validation

@@ -17,7 +17,7 @@ from crossrec.words.config import EncoderFinetuneConfig
 logger = logging.getLogger(__name__)
 
 
-def words_encoder(model: str, max_tokens: int, device: str = "cpu"):
+def words_encoder(model: str, max_tokens: int, device: str = "auto"):
     """A mean-pooled, unit-normalised ``TextEncoder`` (cosine = dot product)."""
     from crossrec.encoders.text import TextEncoder
 
@@ -40,6 +40,7 @@ def finetune_words_encoder(
     out_dir: Path,
     config: EncoderFinetuneConfig,
     seed: int,
+    device: str = "auto",
 ) -> Path:
     """Fine-tune every weight of ``model`` on ``words[i] <-> item_texts[i]`` and save it.
 
@@ -54,8 +55,11 @@ def finetune_words_encoder(
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    from crossrec.device import resolve_device
+
     torch.manual_seed(int(seed))
-    encoder = AutoModel.from_pretrained(path, dtype=torch.float32)
+    where = resolve_device(device)
+    encoder = AutoModel.from_pretrained(path, dtype=torch.float32).to(where)
     rng = np.random.default_rng(int(seed))
     index = np.arange(len(words))
     if config.max_pairs is not None and len(index) > config.max_pairs:
@@ -69,7 +73,7 @@ def finetune_words_encoder(
         batch = tokenizer(
             list(texts), padding=True, truncation=True, max_length=config.max_tokens,
             return_tensors="pt",
-        )
+        ).to(where)
         out = encoder(**batch).last_hidden_state
         return torch.nn.functional.normalize(_masked_mean(out, batch["attention_mask"]), dim=-1)
 
@@ -92,9 +96,9 @@ def finetune_words_encoder(
             same_item = ids_arr[batch][:, None] == ids_arr[batch][None, :]
             same_words = words_arr[batch][:, None] == words_arr[batch][None, :]
             shared = (same_item | same_words) & ~np.eye(len(batch), dtype=bool)
-            false_negative = torch.from_numpy(shared)
+            false_negative = torch.from_numpy(shared).to(where)
             logits = logits.masked_fill(false_negative, float("-inf"))
-            target = torch.arange(len(batch))
+            target = torch.arange(len(batch), device=where)
             loss = (
                 torch.nn.functional.cross_entropy(logits, target)
                 + torch.nn.functional.cross_entropy(logits.T, target)
@@ -110,7 +114,7 @@ def finetune_words_encoder(
         )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    encoder.eval()
+    encoder.eval().cpu()
     encoder.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     logger.info("fine-tuned words encoder (%d steps, %.0fs) saved to %s",
