@@ -96,36 +96,22 @@ def per_user_table(model_runs: dict, baseline_runs: dict, ablation_runs: dict) -
     return runner.per_user_table(model_runs, baseline_runs, ablation_runs)
 
 
-def evaluate_words(
-    model_runs: dict, word_requests: pd.DataFrame, split: EvalSplit, params: dict, *upstream: Any
-) -> dict:
+def evaluate_words(model_runs: dict, requests, split: EvalSplit, params: dict, *upstream):
     """Requests in words: history only, words only, words + history (``metrics.json: words``)."""
-    return runner.words_runs(
-        _config(params), split, runner.Upstream(*upstream), model_runs, word_requests
-    )
+    upstream = runner.Upstream(*upstream)
+    return runner.words_runs(_config(params), split, upstream, model_runs, requests)
 
 
-def evaluate_cold_users(
-    model_runs: dict, users: pd.DataFrame, split: EvalSplit, params: dict, *upstream: Any
-) -> dict:
+def evaluate_cold_users(model_runs: dict, users, split: EvalSplit, params: dict, *upstream):
     """Users without history, from their attributes (``metrics.json: cold_users``)."""
-    return runner.cold_user_runs(
-        _config(params), split, runner.Upstream(*upstream), model_runs, users
-    )
+    upstream = runner.Upstream(*upstream)
+    return runner.cold_user_runs(_config(params), split, upstream, model_runs, users)
 
 
-def summarize_evaluation(
-    model_runs: dict,
-    baseline_runs: dict,
-    ablation_runs: dict,
-    words: dict,
-    cold_users: dict,
-    params: dict,
-) -> tuple[dict, dict, dict]:
+def summarize_evaluation(model_runs, baseline_runs, ablation_runs, words, cold_users, params):
     """metrics.json, significance tests and timings."""
-    return runner.summarize(
-        _config(params), model_runs, baseline_runs, ablation_runs, words, cold_users
-    )
+    cfg = _config(params)
+    return runner.summarize(cfg, model_runs, baseline_runs, ablation_runs, words, cold_users)
 
 
 def write_report(
