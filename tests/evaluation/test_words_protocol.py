@@ -23,7 +23,8 @@ def synthetic(tmp_path_factory):
         tmp_path_factory.mktemp("words") / "syn", n_users=80, n_items=48, seed=3,
         with_images=False, with_audio=False,
     )
-    out = ingest_in_memory(synthetic_ingest_params(folder), "syn", seed=0)
+    params = synthetic_ingest_params(folder, split={"cold_items": {"share": 0.2}})
+    out = ingest_in_memory(params, "syn", seed=0)
     info = out["dataset_info"]
     split = build_split(out["interactions"], out["items"], info["n_users"], info["n_items"], 0)
     texts = item_texts(out["items"], info, parse_featurize_params({}))
@@ -78,6 +79,11 @@ def test_words_and_history_beat_history_alone_on_planted_words(synthetic, tmp_pa
     assert all(abs(sum(w.values()) - 1) < 1e-9 for run in block["weights"] for w in run.values())
     table = "\n".join(words_section(block))
     assert "## Words" in table and "words + history (fine-tuned encoder)" in table
+    # requests that ask for cold-start items are reported on their own
+    cold = block["cold_item_requests"]
+    assert 0 < cold["requests"] < block["requests"]["test"]
+    assert cold["dense_frozen"]["recall@20"] > 0
+    assert "ask for cold-start items" in table
 
 
 def test_no_words_no_block(synthetic):

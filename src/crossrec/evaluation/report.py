@@ -358,6 +358,21 @@ def words_section(words: dict | None) -> list[str]:
         for pair, t in words.get("significance", {}).items()
     ]
     requests = words.get("requests", {})
+    cold = words.get("cold_item_requests")
+    cold_lines = []
+    if cold:
+        cold_rows = [
+            [label, *(f"{cold[name][m]:.4f}" for m in (f"recall@{k}", f"ndcg@{k}"))]
+            for name, label in WORDS_ROWS.items()
+            if name in cold
+        ]
+        cold_lines = [
+            f"The {cold['requests']} test requests that ask for cold-start items (no "
+            "interaction in train):",
+            "",
+            markdown_table(["requests ranked by", f"recall@{k}", f"ndcg@{k}"], cold_rows),
+            "",
+        ]
     return [
         "## Words",
         "",
@@ -372,6 +387,7 @@ def words_section(words: dict | None) -> list[str]:
         "",
         markdown_table(["comparison", f"Δ recall@{k}", f"Δ ndcg@{k}"], tests),
         "",
+        *cold_lines,
     ]
 
 

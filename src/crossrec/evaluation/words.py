@@ -266,8 +266,12 @@ class WordsEvaluation:
         return {"metrics": metrics, "weights": weights}
 
 
-def summarize_words(runs: list[dict[str, Any]], seeds: list[int], info: dict) -> dict[str, Any]:
-    """The ``words`` block of metrics.json: mean and std over seeds, paired tests."""
+def summarize_words(
+    runs: list[dict[str, Any]], seeds: list[int], info: dict, cold: np.ndarray | None = None
+) -> dict[str, Any]:
+    """The ``words`` block of metrics.json: mean and std over seeds, paired tests; with
+    ``cold`` (bool per test request: it asks for cold-start items), the same means on those
+    requests under ``cold_item_requests``."""
     k_names = sorted(runs[0]["metrics"]["history_only"])
     block: dict[str, Any] = {**info, "seeds": list(seeds)}
     per_request: dict[str, dict[str, np.ndarray]] = {}
@@ -286,6 +290,11 @@ def summarize_words(runs: list[dict[str, Any]], seeds: list[int], info: dict) ->
             }
     block["significance"] = tests
     block["weights"] = [r["weights"] for r in runs]
+    if cold is not None and cold.any():
+        block["cold_item_requests"] = {"requests": int(cold.sum())} | {
+            variant: {m: float(v[cold].mean()) for m, v in values.items()}
+            for variant, values in per_request.items()
+        }
     return block
 
 
@@ -323,7 +332,8 @@ def evaluate_words(
         "k": config.k,
         "timings": {**evaluation.timings, "total_s": time.perf_counter() - start},
     }
-    block = summarize_words(runs, seeds, info)
+    cold = np.array([split.is_cold[t].all() for t in evaluation.test.targets], dtype=bool)
+    block = summarize_words(runs, seeds, info, cold)
     logger.info(
         "words: test recall@%d history only %.4f, words + history %.4f (frozen)%s",
         config.k,
