@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from crossrec.data.users import attribute_columns, user_words
 from crossrec.evaluation.protocol import EvalSplit
 from crossrec.evaluation.significance import paired_test
-from crossrec.evaluation.words import RequestSet, per_request_metrics
+from crossrec.evaluation.words import RequestSet, per_request_metrics, seed_std
 from crossrec.words.attributes import attribute_tower, group_popularity, group_scores
 from crossrec.words.blend import choose_weights, hit_rate, mix, standardize
 from crossrec.words.config import WordsConfig
@@ -125,7 +125,7 @@ def evaluate_cold_users(
         values = {m: np.stack([r[variant][m] for r in runs]) for m in metric_names}
         per_user[variant] = {m: v.mean(axis=0) for m, v in values.items()}
         block[variant] = {m: float(v.mean()) for m, v in values.items()}
-        block[variant].update({f"{m}_std": float(v.mean(axis=1).std()) for m, v in values.items()})
+        block[variant].update({f"{m}_std": seed_std(v) for m, v in values.items()})
     block["significance"] = {
         f"{a} vs {b}": {
             m: paired_test(per_user[a][m], per_user[b][m], m).as_dict() for m in metric_names

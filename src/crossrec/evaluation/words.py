@@ -205,7 +205,7 @@ class WordsEvaluation:
             "test": encode_unique(encoder, self.test.texts),
         }
 
-    def _signals(self, name: str, kind: str, users: np.ndarray, items: np.ndarray, seed: int):
+    def _signals(self, kind: str, items: np.ndarray, seed: int):
         """Raw (tower, dense) scores of one encoder for valid and test requests."""
         from crossrec.words.tower import tower_scores, train_query_tower
 
@@ -229,7 +229,7 @@ class WordsEvaluation:
         z_open: dict[str, dict[str, np.ndarray]] = {s: {} for s in sets}
         encoders = list(self.encoded)
         for kind in encoders:
-            raw = self._signals(kind, kind, users, items, seed)
+            raw = self._signals(kind, items, seed)
             for s in sets:
                 for signal in ("tower", "dense"):
                     z[s][f"{signal}_{kind}"] = standardize(raw[s][signal], excl[s])
@@ -253,8 +253,9 @@ class WordsEvaluation:
                         kind, seed, dict(zip(names, chosen, strict=True)), k, value)
         if "finetuned" in self.encoded:
             scores["dense_finetuned"] = z["test"]["dense_finetuned"]
-        best = "finetuned" if "finetuned" in self.encoded else "frozen"
-        names = [f"tower_{best}", f"dense_{best}"]
+        # a new user who only speaks: the fine-tuned encoder when there is one
+        kind = "finetuned" if "finetuned" in self.encoded else "frozen"
+        names = [f"tower_{kind}", f"dense_{kind}"]
         chosen, _ = choose_weights([z_open["valid"][n] for n in names], targets["valid"], k, step)
         weights["words_only_no_history"] = dict(zip(names, chosen, strict=True))
         scores["words_only_no_history"] = mix([z_open["test"][n] for n in names], chosen)
@@ -264,6 +265,12 @@ class WordsEvaluation:
             for name, s in scores.items()
         }
         return {"metrics": metrics, "weights": weights}
+
+
+def seed_std(values: np.ndarray) -> float:
+    """Sample std over seeds of the per-seed means ((seeds, requests) values); 0 for one seed."""
+    means = values.mean(axis=1)
+    return float(means.std(ddof=1)) if len(means) > 1 else 0.0
 
 
 def summarize_words(
@@ -281,7 +288,7 @@ def summarize_words(
         values = {m: np.stack([r["metrics"][variant][m] for r in runs]) for m in k_names}
         per_request[variant] = {m: v.mean(axis=0) for m, v in values.items()}
         block[variant] = {m: float(v.mean()) for m, v in values.items()}
-        block[variant].update({f"{m}_std": float(v.mean(axis=1).std()) for m, v in values.items()})
+        block[variant].update({f"{m}_std": seed_std(v) for m, v in values.items()})
     tests = {}
     for a, b in COMPARISONS:
         if a in per_request and b in per_request:
