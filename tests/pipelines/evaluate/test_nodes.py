@@ -73,7 +73,9 @@ def evaluated(evaluate_inputs, tiny_trained_model) -> dict:
     model = nodes.evaluate_trained_model(tiny_trained_model, *shared, PARAMS, 2026)
     baselines = nodes.evaluate_baselines(tiny_trained_model, *shared, PARAMS)
     ablation = nodes.evaluate_modality_ablation(model, *shared, PARAMS)
-    metrics, significance, timings = nodes.summarize_evaluation(model, baselines, ablation, PARAMS)
+    metrics, significance, timings = nodes.summarize_evaluation(
+        model, baselines, ablation, {}, {}, PARAMS
+    )
     return {
         "per_user": nodes.per_user_table(model, baselines, ablation),
         "model": model,

@@ -106,7 +106,7 @@ def test_each_variant_is_retrained_for_every_seed_without_its_content(trained_ab
 
 def test_content_worth_is_paired_and_has_its_own_report_section(trained_ablation):
     model, out, params = (trained_ablation[k] for k in ("model", "out", "params"))
-    metrics, significance, timings = nodes.summarize_evaluation(model, {}, out, params)
+    metrics, significance, timings = nodes.summarize_evaluation(model, {}, out, {}, {}, params)
     tests = significance["content_worth"]
     assert {t["model_b"] for t in tests} == set(out)
     assert {t["metric"] for t in tests} == set(PARAMS["significance_metrics"])
