@@ -78,6 +78,10 @@ def test_default_chain_runs_end_to_end(e2e_project: Path):
 
     metrics = json.loads((reporting / "metrics.json").read_text())
     assert {"crossrec", "MostPop", "MF-BPR", "LightGCN"} <= set(metrics)
+    # the synthetic data's tags are requests in words: the words block and report table
+    words = metrics.pop("words")
+    assert words["words_history_frozen"]["recall@20"] >= words["history_only"]["recall@20"]
+    assert "## Words" in (reporting / "report.md").read_text()
     for model, slices in metrics.items():
         value = slices["test"]["recall@20"]["mean"]
         assert 0.0 <= value <= 1.0, (model, value)

@@ -35,6 +35,8 @@ def test_outputs_are_catalogued_and_inputs_come_from_upstream() -> None:
         "training_history",
         "llm_before_after",  # optional: benchmarks/llm_before_after.py writes it (None if absent)
         "modality_graph_report",  # optional: fuse's modality lift (None from an older fuse)
+        "word_requests",  # ingest's requests in words (the words protocol)
+        "users",  # ingest's users, with their attributes (users without history)
     }
 
 
