@@ -86,3 +86,29 @@ def test_weights_chosen_on_validation_follow_the_informative_signal():
     assert value == hit_rate(mix([standardize(noise), standardize(informative)], weights),
                              targets, 5)
     assert value > 0.8
+
+
+def test_words_model_parts_add_up_and_excluded_items_stay_out():
+    """A weight of 0 on the history must not turn excluded items into NaN."""
+    from crossrec.words.model import WordsModel
+
+    item_class, item_vectors, texts, targets = _planted()
+
+    class Encoder:
+        def encode(self, batch):
+            return bag_of_words(list(batch), dim=64, normalise=True)
+
+    encoder = Encoder()
+    item_dense = encoder.encode([" ".join(CLASSES[c]["words"]) for c in item_class])
+    tower = train_query_tower(encoder.encode(texts), targets, item_vectors,
+                              TowerConfig(hidden=0, epochs=2), 0)
+    exclude = np.zeros(len(item_class), dtype=bool)
+    exclude[:5] = True
+    history = np.linspace(0, 1, len(item_class)).astype(np.float32)
+    for weights in ((0.0, 0.5, 0.5), (0.4, 0.3, 0.3), (1.0, 0.0, 0.0)):
+        model = WordsModel(encoder, tower, item_vectors, item_dense, weights, (0.5, 0.5), "test")
+        scores = model.score("coral tide", history, exclude)
+        assert not np.isnan(scores.total).any()
+        assert np.isneginf(scores.total[:5]).all() and np.isfinite(scores.total[5:]).all()
+        np.testing.assert_allclose(scores.total[5:], scores.history[5:] + scores.words[5:],
+                                   rtol=1e-6)

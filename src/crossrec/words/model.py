@@ -64,17 +64,19 @@ class WordsModel:
             w_tower, w_dense = self.weights_no_history
             h_part = np.zeros_like(dense)
         else:
-            _, w_tower, w_dense = self.weights
-            w_history = self.weights[0]
-            h_part = w_history * standardize(history[None], mask)[0]
+            w_history, w_tower, w_dense = self.weights
+            z = standardize(history[None], mask)[0]
+            h_part = np.where(np.isfinite(z), w_history * z, 0.0)  # weight 0 x -inf is no NaN
         w_part = _weighted([words_z[0], words_z[1]], (w_tower, w_dense))
-        total = h_part + w_part
-        return WordScores(total, np.where(np.isfinite(h_part), h_part, 0.0), w_part)
+        if exclude is not None:
+            w_part = np.where(exclude, -np.inf, w_part)
+        return WordScores(h_part + w_part, h_part, w_part)
 
 
 def _weighted(signals: list[np.ndarray], weights: tuple[float, float]) -> np.ndarray:
+    """The weighted words part; excluded items (-inf in every signal) stay -inf."""
     if not any(weights):
-        return np.zeros_like(signals[0])
+        return np.where(np.isfinite(signals[0]), 0.0, -np.inf)
     return mix(signals, weights)
 
 
