@@ -169,3 +169,12 @@ def test_real_lastfm_test_pairs_words_never_reach_item_text(shared_data_dir):
         if w in shipped_words[i]
     ]
     assert len(in_shipped) > 0.5 * len(only_held)
+
+
+def test_a_misspelt_words_key_fails_with_the_parameters_not_at_its_node():
+    from crossrec.data.config import IngestConfig
+
+    params = yaml.safe_load((CONF / "parameters_ingest.yml").read_text())["ingest"]
+    params["datasets"]["lastfm2k_multimodal"]["words"]["item_colum"] = "artistID"
+    with pytest.raises(ConfigError, match=r"lastfm2k_multimodal\.words\.item_colum.*item_column"):
+        parse_params(IngestConfig, params, "conf/base/parameters_ingest.yml: ingest")

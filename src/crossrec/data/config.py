@@ -107,8 +107,9 @@ class DatasetSpec(StrictConfig):
     kcore: dict[str, Any] | None = None
     split: dict[str, Any] | None = None
     download: dict[str, Any] | None = None
-    words: dict[str, Any] | None = None
-    users: dict[str, Any] | None = None
+    #: full blocks (not overrides of a global one): checked with the rest of the parameters
+    words: WordsConfig | None = None
+    users: UsersConfig | None = None
 
     @field_validator("adapter")
     @classmethod
@@ -159,12 +160,8 @@ class IngestConfig(StrictConfig):
             media=merged("media", MediaConfig),
             kcore=merged("kcore", KCoreConfig),
             split=merged("split", SplitConfig),
-            words=None
-            if spec.words is None
-            else parse_params(WordsConfig, spec.words, f"{where}.words"),
-            users=None
-            if spec.users is None
-            else parse_params(UsersConfig, spec.users, f"{where}.users"),
+            words=spec.words,
+            users=spec.users,
         )
 
 
