@@ -299,7 +299,10 @@ def test_real_movielens_end_to_end(shared_data_dir):
     assert len(cold) == 83
     is_cold_row = inter["item_idx"].isin(cold)
     assert set(inter.loc[is_cold_row, "split"]) == {"valid", "test"}
-    shares = inter.loc[~is_cold_row, "split"].value_counts(normalize=True)
+    trained = set(inter.loc[inter["split"] == "train", "user_idx"])
+    cold_user_row = ~inter["user_idx"].isin(trained)
+    assert inter.loc[cold_user_row, "user_idx"].nunique() == 47  # held out whole
+    shares = inter.loc[~is_cold_row & ~cold_user_row, "split"].value_counts(normalize=True)
     assert abs(shares["train"] - 0.8) < 0.01 and abs(shares["test"] - 0.1) < 0.01
     assert out["data_summary"]["splits"]["test"]["users_without_train"] <= 47
     assert out["items"]["image_path"].map(lambda p: Path(p).is_file()).all()
