@@ -127,7 +127,7 @@ def test_item_text_rebuild_ignores_split_labels_it_does_not_hold_out():
 
 
 def test_real_lastfm_test_pairs_words_never_reach_item_text(shared_data_dir):
-    """On the published split: the issue's request counts, and no word that only held-out
+    """On the published split: the request counts per split, and no word that only held-out
     pairs gave an artist is in that artist's rebuilt text."""
     from crossrec.data.ingest import ingest_in_memory
 

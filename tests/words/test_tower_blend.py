@@ -112,3 +112,27 @@ def test_words_model_parts_add_up_and_excluded_items_stay_out():
         assert np.isneginf(scores.total[:5]).all() and np.isfinite(scores.total[5:]).all()
         np.testing.assert_allclose(scores.total[5:], scores.history[5:] + scores.words[5:],
                                    rtol=1e-6)
+
+
+def test_without_word_requests_words_are_matched_by_the_encoder_at_fixed_weights():
+    """A dataset with item text but no words to learn from still answers words: dense match
+    only, the default mix, and it says so."""
+    import scipy.sparse as sp
+
+    from crossrec.words.model import DEFAULT_WEIGHTS, fit_words_model
+
+    item_class, item_vectors, _, _ = _planted()
+
+    class Encoder:
+        def encode(self, batch):
+            return bag_of_words(list(batch), dim=64, normalise=True)
+
+    texts = [" ".join(CLASSES[c]["words"]) for c in item_class]
+    users = np.ones((3, item_vectors.shape[1]), dtype=np.float32)
+    model = fit_words_model(Encoder(), None, texts, users, item_vectors,
+                            sp.csr_matrix((3, len(texts))), TowerConfig(epochs=1))
+    assert model.tower is None and model.weights == DEFAULT_WEIGHTS
+    assert model.weights_from == "default"
+    scores = model.score("cactus dune", None, None)
+    top = np.argsort(-scores.total)[:5]
+    assert (item_class[top] == 2).all()  # the desert class

@@ -66,7 +66,9 @@ class WordsModel:
         else:
             w_history, w_tower, w_dense = self.weights
             z = standardize(history[None], mask)[0]
-            h_part = np.where(np.isfinite(z), w_history * z, 0.0)  # weight 0 x -inf is no NaN
+            finite = np.isfinite(z)
+            h_part = np.zeros_like(z)
+            h_part[finite] = w_history * z[finite]  # excluded: 0 here, -inf in the words part
         w_part = _weighted([words_z[0], words_z[1]], (w_tower, w_dense))
         if exclude is not None:
             w_part = np.where(exclude, -np.inf, w_part)
