@@ -193,3 +193,20 @@ def test_new_user_described_by_attributes(server, serve_project):
     assert "region" in bad.json()["detail"]
     nan_age = server.client.post("/api/recommendations", json={"attributes": {"age": "old"}})
     assert nan_age.status_code == 422 and nan_age.json()["field"] == "attributes"
+
+
+def test_the_words_model_is_fitted_when_the_server_starts(serve_project):
+    """No request in words has to wait for the whole fit: serve fits it in the background."""
+    import time
+
+    from .conftest import Server
+
+    srv = Server(serve_project).wait()
+    try:
+        deadline = time.time() + 120
+        while "words model fitted" not in srv.log.read_text() and time.time() < deadline:
+            time.sleep(0.5)
+        assert "words model fitted" in srv.log.read_text(), srv.output()
+        assert srv.client.get("/api/search", params={"q": "ocean"}).status_code == 200
+    finally:
+        srv.stop()

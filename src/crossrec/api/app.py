@@ -28,6 +28,7 @@ from crossrec.serving import service
 from crossrec.serving.catalogue import BadRequestError, UnknownIdError
 from crossrec.serving.model import ServingModel
 from crossrec.serving.newitem import check_upload
+from crossrec.serving.words import fit_in_background
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -40,6 +41,7 @@ class ModelHolder:
     def __init__(self, load: Callable[[], ServingModel], probe: Callable[[], str | None] | None):
         self._load, self._probe = load, probe
         self.current = load()
+        fit_in_background(self.current)
         self._reload_lock = threading.Lock()
 
     def reload(self, force: bool = False) -> dict:
@@ -50,6 +52,7 @@ class ModelHolder:
             if not force and newest is not None and newest == old.version:
                 return {"reloaded": False, "model_version": old.version}
             fresh = self._load()
+            fit_in_background(fresh)
             self.current = fresh  # one reference assignment: atomic for every reader
             log.info("serving model %s (was %s)", fresh.version, old.version)
             return {"reloaded": True, "model_version": fresh.version, "previous": old.version}

@@ -73,6 +73,8 @@ class ServeWordsConfig(StrictConfig):
     tower: TowerConfig = Field(default_factory=TowerConfig)
     blend_step: float = Field(0.1, gt=0.0, le=0.5)
     seed: int = 0
+    #: fit the words model when the server loads a model, in the background
+    fit_on_start: bool = True
 
 
 class RecommendConfig(StrictConfig):

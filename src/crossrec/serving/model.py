@@ -86,6 +86,8 @@ class ServingModel:
     config: RecommendConfig
     cache: dict = field(default_factory=dict)  # lazily built explanation parts, encoders
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: the words / attribute models' own lock: fitting them never blocks an explanation
+    words_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def version(self) -> str:

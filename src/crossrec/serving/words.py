@@ -4,9 +4,14 @@ model, so a reload fits it anew for the new model."""
 
 from __future__ import annotations
 
+import logging
+import threading
+
 import numpy as np
 
 from crossrec.serving.catalogue import BadRequestError
+
+logger = logging.getLogger(__name__)
 
 
 def check_words(text: str | None, max_chars: int, field: str = "q") -> str:
@@ -28,7 +33,7 @@ def words_model(serving):
             "this model's items have no text, so words cannot be matched with them (requests "
             "in words need a dataset with a text modality)",
         )
-    with serving.lock:
+    with serving.words_lock:
         if "words" not in serving.cache:
             from crossrec.words.encoder import words_encoder
             from crossrec.words.model import fit_words_model
@@ -86,7 +91,7 @@ def attribute_words_of(serving, attributes: dict) -> str:
 
 def attribute_model(serving):
     """The served model's :class:`crossrec.words.attributes.AttributeModel` (fitted once)."""
-    with serving.lock:
+    with serving.words_lock:
         if "attributes" not in serving.cache:
             from crossrec.data.users import user_words
             from crossrec.words.attributes import fit_attribute_model
@@ -103,3 +108,25 @@ def attribute_model(serving):
                 seed=config.seed,
             )
         return serving.cache["attributes"]
+
+
+def fit_in_background(serving) -> threading.Thread | None:
+    """Fit the words model in a thread when the served data holds requests in words (so the
+    first request in words does not wait for the whole fit); a request that comes first waits
+    on the same lock. None when there is nothing to fit."""
+    requests = serving.artifacts.word_requests
+    texts = serving.artifacts.item_texts
+    if not serving.config.words.fit_on_start or requests is None or requests.empty:
+        return None
+    if not texts or not any(texts):
+        return None
+
+    def fit() -> None:
+        try:
+            words_model(serving)
+        except Exception:  # a failed fit is retried by the first request, which reports it
+            logger.exception("fitting the words model in the background failed")
+
+    thread = threading.Thread(target=fit, name="words-model-fit", daemon=True)
+    thread.start()
+    return thread
