@@ -188,6 +188,12 @@ def test_new_user_described_by_attributes(server, serve_project):
         assert item["score"] == pytest.approx(
             item["from_words"] + item["from_attributes"] + item["from_history"], abs=1e-5
         )
+    assert both["attributes_used"] is True
+    liked = [i for i, c in classes.items() if c == "city"][:1]
+    with_history = server.client.post(
+        "/api/recommendations", json={"attributes": {"region": "coast"}, "liked": liked, "k": 3}
+    ).json()
+    assert with_history["attributes_used"] is False  # said, not silently dropped
     bad = server.client.post("/api/recommendations", json={"attributes": {"shoe": "9"}})
     assert bad.status_code == 422 and bad.json()["field"] == "attributes"
     assert "region" in bad.json()["detail"]

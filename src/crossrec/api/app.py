@@ -235,7 +235,10 @@ def create_app(holder: ModelHolder, api_key: str | None = None) -> FastAPI:  # n
             return service.recommend_attributes(
                 holder.current, body.attributes, body.k, body.filters
             )
-        return service.recommend_liked(holder.current, body.liked, body.k, body.filters)
+        answer = service.recommend_liked(holder.current, body.liked, body.k, body.filters)
+        if body.attributes:  # who a user is counts only while there is no history
+            answer["attributes_used"] = False
+        return answer
 
     @app.get("/api/search")
     def search(

@@ -237,6 +237,8 @@ def recommend_words(
     exclude = _excluded(serving, liked, filters)
     scores = model.score(text, history, exclude)
     answer = {"liked": [str(i) for i in liked_ids]}
+    if described is not None:  # who a user is counts only while there is no history
+        answer["attributes_used"] = history is None
     if described is not None and history is None:
         scores.words = 0.5 * scores.words
         scores.attributes = 0.5 * attribute_model(serving).score(described, exclude)
