@@ -44,6 +44,7 @@ def test_search_in_words_finds_the_named_category(server, serve_project):
     for words, name in (("ocean harbour coral", "ocean"), ("desert cactus dune", "desert")):
         answer = server.client.get("/api/search", params={"q": words, "k": 5}).json()
         assert answer["query"] == words and answer["weights_from"] == "validation"
+        assert set(answer["weights"]) == {"tower", "dense"}  # the mix used without history
         found = [classes[i["item_id"]] for i in answer["items"]]
         assert found.count(name) >= 4, (words, found)
         assert all(i["from_history"] == 0 for i in answer["items"])

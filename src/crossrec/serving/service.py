@@ -181,10 +181,16 @@ def _word_cards(serving, scores, items: np.ndarray) -> list[dict]:
     return cards
 
 
-def _words_answer(serving, model, text: str, scores, k: int) -> dict:
+def _words_answer(serving, model, text: str, scores, k: int, history: bool = True) -> dict:
+    """The answer to a request in words, with the weights it was mixed with."""
+    weights = (
+        dict(zip(("history", "tower", "dense"), model.weights, strict=True))
+        if history
+        else dict(zip(("tower", "dense"), model.weights_no_history, strict=True))
+    )
     return {
         "query": text,
-        "weights": dict(zip(("history", "tower", "dense"), model.weights, strict=True)),
+        "weights": weights,
         "weights_from": model.weights_from,
         "model_version": serving.version,
         "items": _word_cards(serving, scores, ranked(scores.total, k)),
@@ -244,7 +250,7 @@ def recommend_words(
         scores.attributes = 0.5 * attribute_model(serving).score(described, exclude)
         scores.total = scores.words + scores.attributes
         answer["attributes_as_words"] = described
-    return {**answer, **_words_answer(serving, model, text, scores, k)}
+    return {**answer, **_words_answer(serving, model, text, scores, k, history is not None)}
 
 
 def recommend_attributes(serving, attributes: dict, k: int, filters: dict) -> dict:
@@ -264,4 +270,4 @@ def search(serving, query: str, k: int, filters: dict) -> dict:
     text = check_words(query, serving.config.words.max_chars)
     model = words_model(serving)
     scores = model.score(text, None, _excluded(serving, np.zeros(0, np.int64), filters))
-    return _words_answer(serving, model, text, scores, k)
+    return _words_answer(serving, model, text, scores, k, history=False)
