@@ -13,8 +13,9 @@ from crossrec.encoders.config import parse_featurize_params
 from crossrec.encoders.modalities import item_texts
 from crossrec.evaluation.protocol import build_split
 from crossrec.evaluation.report import words_section
-from crossrec.evaluation.words import VARIANTS, evaluate_words, request_set, training_pairs
+from crossrec.evaluation.words import VARIANTS, evaluate_words, request_set
 from crossrec.words.config import WordsConfig
+from crossrec.words.requests import training_pairs
 
 
 @pytest.fixture(scope="module")

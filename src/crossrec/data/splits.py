@@ -138,24 +138,25 @@ def published_split(frame: pd.DataFrame) -> np.ndarray:
     return frame["published_split"].to_numpy(dtype=object)
 
 
+def choose_share(ids: np.ndarray, share: float, seed: int, stream: int) -> np.ndarray:
+    """A seeded ``share`` of the distinct ``ids`` (sorted); ``stream`` keeps the item and
+    the user holdouts independent draws of one seed."""
+    candidates = np.unique(ids)
+    n_chosen = int(np.floor(share * len(candidates) + 0.5))
+    if n_chosen == 0:
+        return np.empty(0, dtype=np.int64)
+    rng = np.random.default_rng([seed, stream])
+    return np.sort(rng.choice(candidates, size=n_chosen, replace=False))
+
+
 def choose_cold_items(item_idx: np.ndarray, share: float, seed: int) -> np.ndarray:
     """A seeded ``share`` of the interacted items (sorted indices)."""
-    candidates = np.unique(item_idx)
-    n_cold = int(np.floor(share * len(candidates) + 0.5))
-    if n_cold == 0:
-        return np.empty(0, dtype=np.int64)
-    rng = np.random.default_rng([seed, 1])
-    return np.sort(rng.choice(candidates, size=n_cold, replace=False))
+    return choose_share(item_idx, share, seed, stream=1)
 
 
 def choose_cold_users(user_idx: np.ndarray, share: float, seed: int) -> np.ndarray:
     """A seeded ``share`` of the users (sorted indices): their whole history is held out."""
-    candidates = np.unique(user_idx)
-    n_cold = int(np.floor(share * len(candidates) + 0.5))
-    if n_cold == 0:
-        return np.empty(0, dtype=np.int64)
-    rng = np.random.default_rng([seed, 3])
-    return np.sort(rng.choice(candidates, size=n_cold, replace=False))
+    return choose_share(user_idx, share, seed, stream=3)
 
 
 def cold_user_labels(users: np.ndarray, valid_fraction: float, seed: int) -> dict[int, str]:

@@ -26,7 +26,12 @@ from crossrec.data.users import attribute_columns, user_words
 from crossrec.evaluation.protocol import EvalSplit
 from crossrec.evaluation.significance import paired_test
 from crossrec.evaluation.words import RequestSet, per_request_metrics, seed_std
-from crossrec.words.attributes import attribute_tower, group_popularity, group_scores
+from crossrec.words.attributes import (
+    attribute_tower,
+    encode_distinct,
+    group_popularity,
+    group_scores,
+)
 from crossrec.words.blend import choose_weights, hit_rate, mix, standardize
 from crossrec.words.config import WordsConfig
 
@@ -84,11 +89,10 @@ def evaluate_cold_users(
             best_shrink, best = shrink, value
     groups = group_popularity(split.train, words, best_shrink)
     encoder = words_encoder(config.encoder, config.max_tokens, config.device)
-    unique = sorted(set(words))
-    encoded = dict(zip(unique, encoder.encode(unique), strict=True))
+    encoded = encode_distinct(encoder, words)
     runs, weights = [], []
     for (_, items), seed in zip(model_vectors_per_seed, seeds, strict=True):
-        tower = attribute_tower(encoder, words, split.train, items, config.tower, seed)
+        tower = attribute_tower(encoded, words, split.train, items, config.tower, seed)
         signals = {}
         for name, requests in (("valid", valid), ("test", test)):
             vectors = np.stack([encoded[t] for t in requests.texts]) if len(requests) else None

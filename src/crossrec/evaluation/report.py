@@ -329,7 +329,7 @@ WORDS_KEY = "words"
 
 #: what each row of the Words table does with the request
 WORDS_ROWS = {
-    "history_only": "history only (today's model, words ignored)",
+    "history_only": "history only (the trained model, words ignored)",
     "bm25": "words only, lexical (BM25 over the item text)",
     "dense_frozen": "words only, dense (frozen encoder)",
     "tower_frozen": "words only, query tower (frozen encoder)",
@@ -341,22 +341,31 @@ WORDS_ROWS = {
 }
 
 
+def _block_tables(block: dict, labels: dict[str, str], first: str) -> tuple[str, str]:
+    """(mean ± std table of the block's rows, table of its paired tests) at the block's k."""
+    k = block.get("k", 20)
+    metrics = (f"recall@{k}", f"ndcg@{k}")
+    rows = [
+        [label, *(f"{block[name][m]:.4f} ± {block[name][m + '_std']:.4f}" for m in metrics)]
+        for name, label in labels.items()
+        if name in block
+    ]
+    tests = [
+        [pair, *(f"{t[m]['mean_diff']:+.4f} (p = {t[m]['wilcoxon_p']:.2g})" for m in metrics)]
+        for pair, t in block.get("significance", {}).items()
+    ]
+    return (
+        markdown_table([first, *metrics], rows),
+        markdown_table(["comparison", *(f"Δ {m}" for m in metrics)], tests),
+    )
+
+
 def words_section(words: dict | None) -> list[str]:
     """The "Words" table: requests in words on the test requests, mean ± std over seeds."""
     if not words:
         return []
     k = words.get("k", 20)
-    rows = [
-        [label, *(f"{words[name][m]:.4f} ± {words[name][m + '_std']:.4f}"
-                  for m in (f"recall@{k}", f"ndcg@{k}"))]
-        for name, label in WORDS_ROWS.items()
-        if name in words
-    ]
-    tests = [
-        [pair, *(f"{t[m]['mean_diff']:+.4f} (p = {t[m]['wilcoxon_p']:.2g})"
-                 for m in (f"recall@{k}", f"ndcg@{k}"))]
-        for pair, t in words.get("significance", {}).items()
-    ]
+    table, tests = _block_tables(words, WORDS_ROWS, "requests ranked by")
     requests = words.get("requests", {})
     cold = words.get("cold_item_requests")
     cold_lines = []
@@ -381,11 +390,11 @@ def words_section(words: dict | None) -> list[str]:
         "full ranking, the user's known items masked except in the no-history rows. Blend "
         "weights chosen on the valid requests.",
         "",
-        markdown_table(["requests ranked by", f"recall@{k}", f"ndcg@{k}"], rows),
+        table,
         "",
         "Paired Wilcoxon over test requests (values averaged over seeds):",
         "",
-        markdown_table(["comparison", f"Δ recall@{k}", f"Δ ndcg@{k}"], tests),
+        tests,
         "",
         *cold_lines,
     ]
@@ -405,17 +414,7 @@ def cold_users_section(block: dict | None) -> list[str]:
     """The "Users without history" table (cold-user holdout, lists from attributes)."""
     if not block:
         return []
-    k = block.get("k", 20)
-    metrics = (f"recall@{k}", f"ndcg@{k}")
-    rows = [
-        [label, *(f"{block[name][m]:.4f} ± {block[name][m + '_std']:.4f}" for m in metrics)]
-        for name, label in COLD_USER_ROWS.items()
-        if name in block
-    ]
-    tests = [
-        [pair, *(f"{t[m]['mean_diff']:+.4f} (p = {t[m]['wilcoxon_p']:.2g})" for m in metrics)]
-        for pair, t in block.get("significance", {}).items()
-    ]
+    table, tests = _block_tables(block, COLD_USER_ROWS, "lists from")
     return [
         "## Users without history",
         "",
@@ -424,9 +423,9 @@ def cold_users_section(block: dict | None) -> list[str]:
         f"popularity shrunk towards overall popularity by {block['group_shrinkage']:g} users "
         "(chosen on valid).",
         "",
-        markdown_table(["lists from", f"recall@{k}", f"ndcg@{k}"], rows),
+        table,
         "",
-        markdown_table(["comparison", f"Δ recall@{k}", f"Δ ndcg@{k}"], tests),
+        tests,
         "",
     ]
 

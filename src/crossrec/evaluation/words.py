@@ -25,6 +25,7 @@ from crossrec.evaluation.protocol import EvalSplit
 from crossrec.evaluation.significance import paired_test
 from crossrec.words.blend import choose_weights, mix, standardize
 from crossrec.words.config import WordsConfig
+from crossrec.words.requests import encode_each_once, grouped_requests, training_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -75,43 +76,19 @@ class RequestSet:
 
 
 def request_set(requests: pd.DataFrame, split: EvalSplit, name: str) -> RequestSet:
-    """Group a split's requests by (user, words); exclude train (and, on test, valid) items."""
-    rows = requests[requests["split"] == name]
-    grouped = rows.groupby(["user_idx", "text"], sort=True)["item_idx"].agg(
-        lambda s: np.unique(s.to_numpy())
-    )
-    users = np.asarray([u for u, _ in grouped.index], dtype=np.int64)
-    texts = [str(t) for _, t in grouped.index]
+    """A split's requests grouped by (user, words); train (and, on test, valid) items masked."""
+    users, texts, targets = grouped_requests(requests, name)
     known = split.train if name == "valid" else (split.train + split.valid).tocsr()
-    return RequestSet(users, texts, list(grouped.to_numpy()), known[users])
-
-
-def training_pairs(requests: pd.DataFrame) -> tuple[list[str], np.ndarray]:
-    """(words, item) pairs the tower and the encoder learn from: never valid / test pairs."""
-    usable = requests[~requests["split"].isin(("valid", "test"))]
-    return usable["text"].astype(str).tolist(), usable["item_idx"].to_numpy(np.int64)
-
-
-def encode_unique(encoder, texts: list[str]) -> np.ndarray:
-    """Encode each distinct text once (category-path words repeat across thousands of pairs)."""
-    unique, inverse = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
-    return encoder.encode(list(unique))[inverse]
+    return RequestSet(users, texts, targets, known[users])
 
 
 def model_vectors(bundle: dict, data: Any) -> tuple[np.ndarray, np.ndarray]:
     """(user vectors, item vectors) of a trained model: ``users @ items.T`` = its scores."""
-    import torch
-
     from crossrec.models.bundle import load_recommender
 
     model = load_recommender(bundle, data)
     model.eval()
-    with torch.no_grad():
-        emb = model.embeddings()
-        users, items = emb.users.float(), model.all_item_vectors(emb).float()
-        if model.cosine:
-            users = torch.nn.functional.normalize(users, dim=-1)
-            items = torch.nn.functional.normalize(items, dim=-1)
+    users, items = model.scoring_vectors()
     return users.numpy(), items.numpy()
 
 
@@ -200,9 +177,9 @@ class WordsEvaluation:
     def _encode(self, encoder) -> dict[str, np.ndarray]:
         return {
             "items": encoder.encode(self.item_texts),
-            "train": encode_unique(encoder, self.pairs[0]),
-            "valid": encode_unique(encoder, self.valid.texts),
-            "test": encode_unique(encoder, self.test.texts),
+            "train": encode_each_once(encoder, self.pairs[0]),
+            "valid": encode_each_once(encoder, self.valid.texts),
+            "test": encode_each_once(encoder, self.test.texts),
         }
 
     def _signals(self, kind: str, items: np.ndarray, seed: int):

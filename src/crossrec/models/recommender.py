@@ -503,6 +503,16 @@ class Recommender(nn.Module):
                 users, items = F.normalize(users, dim=-1), F.normalize(items, dim=-1)
             return users @ items.T
 
+    def scoring_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(every user's, every item's) float32 vectors whose dot product is ``score_users``
+        (normalised for a cosine model): what serving and the words protocol score with."""
+        with torch.no_grad():
+            emb = self.embeddings()
+            users, items = emb.users.float(), self.all_item_vectors(emb).float()
+            if self.cosine:
+                users, items = F.normalize(users, dim=-1), F.normalize(items, dim=-1)
+        return users, items
+
     def content_table(self) -> torch.Tensor | None:
         """(n_items, d) projected content of every item (no IDs, no graphs); None without
         early content. One pass over the catalogue: cheaper than projecting the batch's

@@ -101,7 +101,6 @@ class ServingModel:
     def from_artifacts(
         cls, artifacts: Artifacts, config: dict | RecommendConfig | None = None, index_kind=None
     ) -> ServingModel:
-        import torch
 
         from crossrec.models.bundle import load_recommender
 
@@ -109,12 +108,7 @@ class ServingModel:
         a = artifacts
         data = training_data(a, a.trained_model["config"])
         model = load_recommender(a.trained_model, data)
-        with torch.no_grad():
-            emb = model.embeddings()
-            users, items = emb.users.float(), model.all_item_vectors(emb).float()
-            if model.cosine:
-                users = torch.nn.functional.normalize(users, dim=-1)
-                items = torch.nn.functional.normalize(items, dim=-1)
+        users, items = model.scoring_vectors()
         items_table = a.items.sort_values("item_idx").reset_index(drop=True)
         users_table = a.users.sort_values("user_idx").reset_index(drop=True)
         catalogue = Catalogue(

@@ -33,25 +33,41 @@ def words_model(serving):
             "this model's items have no text, so words cannot be matched with them (requests "
             "in words need a dataset with a text modality)",
         )
-    with serving.words_lock:
-        if "words" not in serving.cache:
-            from crossrec.words.encoder import words_encoder
-            from crossrec.words.model import fit_words_model
+    def fit():
+        from crossrec.words.model import fit_words_model
 
-            config = serving.config.words
-            cat = serving.catalogue
-            serving.cache["words"] = fit_words_model(
-                words_encoder(config.encoder, config.max_tokens),
-                serving.artifacts.word_requests,
-                list(texts),
-                cat.user_vectors,
-                cat.item_vectors,
-                serving.data.train,
-                config.tower,
-                config.blend_step,
-                seed=config.seed,
-            )
-        return serving.cache["words"]
+        config, cat = serving.config.words, serving.catalogue
+        return fit_words_model(
+            _encoder(serving),
+            serving.artifacts.word_requests,
+            list(texts),
+            cat.user_vectors,
+            cat.item_vectors,
+            serving.data.train,
+            config.tower,
+            config.blend_step,
+            seed=config.seed,
+        )
+
+    return _fitted(serving, "words", fit)
+
+
+def _fitted(serving, key: str, fit):
+    """``serving.cache[key]``, fitted once under the words lock (never the explain lock)."""
+    with serving.words_lock:
+        if key not in serving.cache:
+            serving.cache[key] = fit()
+        return serving.cache[key]
+
+
+def _encoder(serving):
+    """The words encoder, loaded once for the words and the attribute models (under the lock)."""
+    if "encoder" not in serving.cache:
+        from crossrec.words.encoder import words_encoder
+
+        config = serving.config.words
+        serving.cache["encoder"] = words_encoder(config.encoder, config.max_tokens)
+    return serving.cache["encoder"]
 
 
 def ranked(total: np.ndarray, k: int) -> np.ndarray:
@@ -91,23 +107,22 @@ def attribute_words_of(serving, attributes: dict) -> str:
 
 def attribute_model(serving):
     """The served model's :class:`crossrec.words.attributes.AttributeModel` (fitted once)."""
-    with serving.words_lock:
-        if "attributes" not in serving.cache:
-            from crossrec.data.users import user_words
-            from crossrec.words.attributes import fit_attribute_model
-            from crossrec.words.encoder import words_encoder
 
-            config = serving.config.words
-            cat = serving.catalogue
-            serving.cache["attributes"] = fit_attribute_model(
-                words_encoder(config.encoder, config.max_tokens),
-                user_words(serving.artifacts.users, cat.n_users),
-                serving.data.train,
-                cat.item_vectors,
-                config.tower,
-                seed=config.seed,
-            )
-        return serving.cache["attributes"]
+    def fit():
+        from crossrec.data.users import user_words
+        from crossrec.words.attributes import fit_attribute_model
+
+        config, cat = serving.config.words, serving.catalogue
+        return fit_attribute_model(
+            _encoder(serving),
+            user_words(serving.artifacts.users, cat.n_users),
+            serving.data.train,
+            cat.item_vectors,
+            config.tower,
+            seed=config.seed,
+        )
+
+    return _fitted(serving, "attributes", fit)
 
 
 def fit_in_background(serving) -> threading.Thread | None:

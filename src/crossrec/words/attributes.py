@@ -41,13 +41,24 @@ def group_scores(table: dict, texts: list[str]) -> np.ndarray:
     return np.stack([table.get(t, table[None]) for t in texts]).astype(np.float32)
 
 
-def attribute_tower(encoder, words: list[str], train: sp.csr_matrix, item_vectors, config:
-                    TowerConfig, seed: int):
-    """Query tower on (attribute words of each train user, each of their train items)."""
+def encode_distinct(encoder, words: list[str]) -> dict[str, np.ndarray]:
+    """Each distinct attribute text encoded once (users share a few hundred of them)."""
+    unique = sorted(set(words))
+    return dict(zip(unique, encoder.encode(unique), strict=True))
+
+
+def attribute_tower(
+    encoded: dict[str, np.ndarray],
+    words: list[str],
+    train: sp.csr_matrix,
+    item_vectors,
+    config: TowerConfig,
+    seed: int,
+):
+    """Query tower on (attribute words of each train user, each of their train items);
+    ``encoded``: :func:`encode_distinct` of ``words``."""
     from crossrec.words.tower import train_query_tower
 
-    unique = sorted(set(words))
-    encoded = dict(zip(unique, encoder.encode(unique), strict=True))
     pairs = train.tocoo()
     inputs = np.stack([encoded[words[u]] for u in pairs.row])
     return train_query_tower(inputs, pairs.col, item_vectors, config, seed)
@@ -76,7 +87,8 @@ class AttributeModel:
 def fit_attribute_model(encoder, words: list[str], train: sp.csr_matrix, item_vectors,
                         config: TowerConfig, shrinkage: float = 1.0, seed: int = 0):
     start = time.perf_counter()
-    tower = attribute_tower(encoder, words, train, item_vectors, config, seed)
+    tower = attribute_tower(encode_distinct(encoder, words), words, train, item_vectors, config,
+                            seed)
     model = AttributeModel(encoder, tower, group_popularity(train, words, shrinkage),
                            item_vectors)
     logger.info("attribute model fitted in %.1fs", time.perf_counter() - start)

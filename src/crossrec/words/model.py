@@ -15,6 +15,7 @@ import pandas as pd
 
 from crossrec.words.blend import choose_weights, mix, standardize
 from crossrec.words.config import TowerConfig
+from crossrec.words.requests import encode_each_once, grouped_requests, training_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -100,25 +101,16 @@ def fit_words_model(
 
     start = time.perf_counter()
     item_dense = encoder.encode([t or "" for t in item_texts])
-    requests = requests if requests is not None else pd.DataFrame(columns=["split"])
-    train = requests[~requests["split"].isin(("valid", "test"))]
-    valid = requests[requests["split"] == "valid"]
+    if requests is None:
+        requests = pd.DataFrame({"user_idx": [], "item_idx": [], "text": [], "split": []})
+    train_words, train_items = training_pairs(requests)
     tower = None
-    if len(train):
-        texts = train["text"].astype(str).to_numpy()
-        unique, inverse = np.unique(texts, return_inverse=True)
-        words = encoder.encode(list(unique))[inverse]
-        tower = train_query_tower(
-            words, train["item_idx"].to_numpy(np.int64), item_vectors, tower_config, seed
-        )
+    if len(train_words):
+        words = encode_each_once(encoder, train_words)
+        tower = train_query_tower(words, train_items, item_vectors, tower_config, seed)
     weights, no_history, source = DEFAULT_WEIGHTS, DEFAULT_NO_HISTORY, "default"
-    if tower is not None and len(valid):
-        grouped = valid.groupby(["user_idx", "text"], sort=True)["item_idx"].agg(
-            lambda s: np.unique(s.to_numpy())
-        )
-        users = np.asarray([u for u, _ in grouped.index], dtype=np.int64)
-        texts = [str(t) for _, t in grouped.index]
-        targets = list(grouped.to_numpy())
+    users, texts, targets = grouped_requests(requests, "valid")
+    if tower is not None and len(users):
         exclude = known[users].toarray().astype(bool)
         encoded = encoder.encode(texts)
         signals_raw = [
