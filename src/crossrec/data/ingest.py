@@ -180,6 +180,9 @@ def split_dataset(
         strategy = "published" if meta["has_published_split"] else "random"
     cold_items = spec.split.cold_items
     cold_users = spec.split.cold_users
+    user_share = cold_share_for(
+        strategy, cold_users.share, cold_users.apply_to_published, "users"
+    )
     labels, cold = assign_splits(
         interactions,
         strategy,
@@ -188,9 +191,7 @@ def split_dataset(
         cold_share=cold_share_for(strategy, cold_items.share, cold_items.apply_to_published),
         cold_valid_fraction=cold_items.valid_fraction,
         seed=seed,
-        cold_user_share=cold_share_for(
-            strategy, cold_users.share, cold_users.apply_to_published, "users"
-        ),
+        cold_user_share=user_share,
         cold_user_valid_fraction=cold_users.valid_fraction,
     )
     changed = published_rows_changed(interactions, labels) if strategy == "published" else 0
@@ -225,7 +226,7 @@ def split_dataset(
         "precomputed": sorted(precomputed),
         "split_strategy": strategy
         + ("+cold_items" if len(cold) else "")
-        + ("+cold_users" if n_cold_users and cold_users.share > 0 else ""),
+        + ("+cold_users" if n_cold_users and user_share > 0 else ""),
         "n_cold_users": n_cold_users,
         "published_split_altered": changed > 0,
     }
