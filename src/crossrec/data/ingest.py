@@ -22,6 +22,7 @@ from crossrec.data.indexing import index_raw
 from crossrec.data.kcore import kcore_filter
 from crossrec.data.media import check_media
 from crossrec.data.raw import RawData
+from crossrec.data.split_checks import require_held_out, user_history_sizes, warn_thin_histories
 from crossrec.data.splits import assign_splits, cold_share_for, published_rows_changed
 from crossrec.data.summary import format_summary, summarize
 from crossrec.data.users import attach_user_attributes
@@ -193,6 +194,16 @@ def split_dataset(
         seed=seed,
         cold_user_share=user_share,
         cold_user_valid_fraction=cold_users.valid_fraction,
+    )
+    sizes = user_history_sizes(interactions)
+    warn_thin_histories(sizes, dataset)
+    require_held_out(
+        labels,
+        sizes,
+        dataset,
+        strategy,
+        spec.split.min_user_interactions,
+        expect_valid=strategy != "published" and spec.split.ratios[1] > 0,
     )
     changed = published_rows_changed(interactions, labels) if strategy == "published" else 0
     if changed:

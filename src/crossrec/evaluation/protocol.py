@@ -94,6 +94,19 @@ def build_split(
     )
 
 
+def require_held_out_rows(split: EvalSplit) -> None:
+    """Refuse to evaluate on nothing: with no test rows every metric is a mean over zero users
+    and the report would be a table of zeros that reads like a result."""
+    cold = split.cold_test.nnz if split.cold_test is not None else 0
+    if split.test.nnz + cold == 0:
+        raise ValueError(
+            f"nothing to evaluate: the split has {split.valid.nnz} valid and 0 test "
+            f"interactions for {split.n_users} users (train {split.train.nnz}); expected test "
+            "rows from ingest's split (check ingest.split and that users have at least "
+            "split.min_user_interactions interactions), then rerun ingest"
+        )
+
+
 @dataclass
 class Slice:
     name: str

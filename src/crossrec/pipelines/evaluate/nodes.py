@@ -14,7 +14,7 @@ import pandas as pd
 from crossrec.config import parse_params
 from crossrec.evaluation import runner
 from crossrec.evaluation.config import EvaluateConfig
-from crossrec.evaluation.protocol import EvalSplit
+from crossrec.evaluation.protocol import EvalSplit, require_held_out_rows
 
 WHERE = "conf/base/parameters_evaluate.yml: evaluate"
 
@@ -27,7 +27,9 @@ def prepare_evaluation(
     interactions: pd.DataFrame, items: pd.DataFrame, dataset_info: dict, params: dict
 ) -> EvalSplit:
     """Split matrices and item/user facts shared by every model evaluated."""
-    return runner.prepare_split(interactions, items, dataset_info, _config(params))
+    split = runner.prepare_split(interactions, items, dataset_info, _config(params))
+    require_held_out_rows(split)
+    return split
 
 
 def _evaluation(split: EvalSplit, params: dict, *upstream: Any) -> runner.Evaluation:
