@@ -75,3 +75,55 @@ def test_evaluation_refuses_a_split_without_test_rows():
     split = build_split(interactions, items, 1, 2)
     with pytest.raises(ValueError, match="nothing to evaluate: the split has 1 valid and 0 test"):
         require_held_out_rows(split)
+
+
+def test_duplicate_column_names_fail_naming_file_and_column(tmp_path):
+    from crossrec.data.validation import read_table
+
+    path = tmp_path / "items.csv"
+    path.write_text("movie_id,title,movie_id\n1,A,2\n")
+    with pytest.raises(DataValidationError) as err:
+        read_table(path, role="items")
+    message = str(err.value)
+    assert str(path) in message and "column 'movie_id'" in message
+    assert "names column 'movie_id' twice" in message
+
+
+def test_verbatim_item_repeats_collapse_quietly_conflicts_warn(caplog):
+    from crossrec.data.validation import deduplicate_items
+
+    items = pd.DataFrame(
+        {
+            "item_id": ["1", "1", "2", "2", "3"],
+            "row": [1, 2, 3, 4, 5],
+            "title": ["A", "A", "B", "B2", "C"],
+            "image_path": [None] * 5,
+            "audio_path": [None] * 5,
+        }
+    )
+    with caplog.at_level(logging.INFO):
+        kept, positions = deduplicate_items(items, ["title"], "items.csv")
+    assert kept["item_id"].tolist() == ["1", "2", "3"] and positions.tolist() == [0, 2, 4]
+    verbatim = [r for r in caplog.records if "verbatim" in r.message]
+    assert len(verbatim) == 1 and verbatim[0].levelno == logging.INFO
+    assert "collapsed 1 item rows" in verbatim[0].getMessage()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "1 duplicate item rows for 1 ids dropped" in warnings[0]
+    assert "['title']" in warnings[0] and "'2'" in warnings[0] and "'1'" not in warnings[0]
+
+
+def test_shipped_movielens_items_ingest_without_duplicate_warnings(shared_data_dir, caplog):
+    import yaml
+
+    from crossrec.data.ingest import clean_dataset, load_raw_dataset
+
+    root = Path(__file__).resolve().parents[2]
+    ingest = yaml.safe_load((root / "conf/base/parameters_ingest.yml").read_text())["ingest"]
+    ingest["raw_root"] = str(shared_data_dir)
+    name = "movielens100k_multimodal"
+    with caplog.at_level(logging.INFO):
+        raw = clean_dataset(load_raw_dataset(ingest, name), ingest, name)
+    assert raw.items["item_id"].is_unique
+    assert not [r for r in caplog.records if "duplicate item rows" in r.getMessage()]
+    assert any("collapsed 64 item rows" in r.getMessage() for r in caplog.records)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from crossrec.data.errors import DataValidationError
+from crossrec.data.item_dedup import deduplicate_items  # noqa: F401  (imported from here)
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def read_table(
             frame = pd.read_csv(
                 path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding
             )
+            require_unique_header(path, sep, encoding, role)
     except UnicodeError:
         raise decode_error(path, encoding, role) from None
     except pd.errors.EmptyDataError:
@@ -53,6 +55,24 @@ def read_table(
             path, "no data rows", expected=f"a {role} table with at least one row under its header"
         )
     return frame
+
+
+def require_unique_header(path: Path, sep: str, encoding: str, role: str) -> None:
+    """Fail on a repeated column name: pandas would silently rename the second one
+    ('movie_id.1') and the configured column would read only the first."""
+    header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, encoding=encoding,
+                         keep_default_na=False).iloc[0].tolist()
+    seen: set[str] = set()
+    for position, name in enumerate(header, start=1):
+        if name in seen:
+            raise DataValidationError(
+                path,
+                f"the header names column {name!r} twice (again as column {position} of "
+                f"{len(header)})",
+                column=name,
+                expected=f"a {role} table whose header names each column once",
+            )
+        seen.add(name)
 
 
 def decode_error(path: Path, encoding: str, role: str) -> DataValidationError:
@@ -384,40 +404,6 @@ def natural_order(ids: Iterable[str]) -> list[str]:
         return sorted(unique, key=lambda s: (int(s), s))
     except ValueError:
         return unique
-
-
-def deduplicate_items(
-    items: pd.DataFrame, text_columns: list[str], file: Path | str
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """One row per item id: keep the most complete row, ties to the first in the file.
-
-    "Complete" counts non-empty text columns and media paths, so a duplicate that lacks the plot
-    text or the poster never wins over one that has them. Returns the kept rows and their
-    positions in ``items`` (to subset row-aligned arrays); logs how many rows were dropped.
-    """
-    dup_any = items["item_id"].duplicated(keep=False)
-    if not dup_any.any():
-        return items, np.arange(len(items))
-    filled = np.zeros(len(items), dtype=np.int64)
-    for column in [*text_columns, "image_path", "audio_path"]:
-        if column in items.columns:
-            values = items[column]
-            filled += (values.notna() & (values.astype(str).str.strip() != "")).to_numpy()
-    order = pd.DataFrame(
-        {"item_id": items["item_id"].to_numpy(), "filled": -filled, "pos": np.arange(len(items))}
-    )
-    order = order.sort_values(["item_id", "filled", "pos"], kind="stable")
-    keep = np.sort(order.drop_duplicates("item_id", keep="first")["pos"].to_numpy())
-    n_dropped = len(items) - len(keep)
-    n_ids = int(items.loc[dup_any, "item_id"].nunique())
-    logger.warning(
-        "%s: %d duplicate item rows for %d ids dropped (kept the most complete row "
-        "of each, ties to the first)",
-        file,
-        n_dropped,
-        n_ids,
-    )
-    return items.iloc[keep].reset_index(drop=True), keep
 
 
 def load_feature_matrix(path: Path, rows: str = "itemID") -> np.ndarray:
