@@ -76,6 +76,7 @@ def test_duplicates_and_missing_poster_through_ingest(ml_folder, caplog):
         "datasets": {ml_folder.name: {"adapter": "movielens_multimodal", "options": OPTIONS}},
         "validation": {"drop_items_without_interactions": False},
         "media": {"max_bad_share": 0.5},
+        "split": {"min_user_interactions": 1},  # 3 ratings: every user held out somewhere
     }
     out = ingest_in_memory(params, ml_folder.name, seed=0)
     items = out["items"].set_index("item_id")
