@@ -15,7 +15,7 @@ export COLUMNS ?= 160
 CROSSREC_DATA_DIR ?= $(shell if ls -d data/01_raw/*/ >/dev/null 2>&1; then echo data/01_raw; elif [ -d ../shared/data ]; then echo ../shared/data; else echo data/01_raw; fi)
 export CROSSREC_DATA_DIR
 
-.PHONY: setup demo test test-integration lint viz bench-cornac serve
+.PHONY: setup demo test test-integration lint viz bench-cornac serve results
 
 setup: $(STAMP)
 
@@ -45,6 +45,10 @@ lint: setup
 
 viz: setup
 	$(BIN)/kedro viz build
+
+# docs/results.md and README's results table, from the outputs in data/08_reporting/ (after make demo).
+results: setup
+	$(BIN)/python -m crossrec.evaluation.results_doc
 
 # HTTP API + web page over the newest trained model (needs `make demo` or a finetune run).
 DATASET ?= movielens100k_multimodal

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from crossrec.data.synthetic import make_synthetic_dataset, synthetic_ingest_params
+from crossrec.evaluation import results_doc
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATASET = "synthetic_multimodal"
@@ -96,3 +97,13 @@ def test_default_chain_runs_end_to_end(e2e_project: Path):
 
     models = e2e_project / "data" / "06_models" / DATASET
     assert any(models.rglob("trained_model.pkl")), "the trained model was not saved"
+
+    # the run left a record, and docs/results.md names it next to the run's own figures
+    record = results_doc.latest_run(reporting / "runs")
+    assert record is not None and record["pipelines"] == ["__default__"]
+    assert record["command"] == f"kedro run --env e2e --params dataset={DATASET}"
+    assert record["wall_s"] > 0 and record["machine"]["cores"] >= 1
+    text = results_doc.render(reporting.parent, [DATASET])
+    assert f"Run: `{record['command']}`" in text
+    crossrec_recall = metrics["crossrec"]["test"]["recall@20"]["mean"]
+    assert f"| **crossrec** | {crossrec_recall:.4f}" in text

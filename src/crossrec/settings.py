@@ -29,7 +29,9 @@ CONFIG_LOADER_ARGS = {
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
 
 from crossrec.hooks import ParameterChecks  # noqa: E402  (after the warnings filter on purpose)
+from crossrec.run_record import RunRecords  # noqa: E402
 
 # Unknown / misspelt parameters fail before any node runs, naming the file or --params that
-# set them; encoder model names are resolved before the first encoding.
-HOOKS = (ParameterChecks(),)
+# set them; encoder model names are resolved before the first encoding. Every run leaves a record
+# (command, machine, commit, wall time) in data/08_reporting/<dataset>/runs/.
+HOOKS = (ParameterChecks(), RunRecords())

@@ -308,7 +308,7 @@ def test_readme_example_is_a_valid_dataset_entry():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("## Your own data (generic adapter)", 1)[1]
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
-    spec = yaml.safe_load(block)["my_shop"]
+    spec = yaml.safe_load(block)["ingest"]["datasets"]["my_shop"]
     options = GenericOptions.model_validate(spec["options"])
     assert options.table(options.items_file).encoding == "cp1252"
     assert ValidationConfig.model_validate(spec["validation"]).unknown_items == "keep"
