@@ -2,8 +2,8 @@
 
 Written to ``data/08_reporting/<dataset>/runs/<UTC time>.json`` when a run ends (``ok`` false
 when it failed), so a results table (:mod:`crossrec.evaluation.results_doc`) can say which run
-made it and a reader can tell a laptop figure from a GPU one. Nothing here imports torch: the GPU is named only when the run already
-loaded it.
+made it and a reader can tell a laptop figure from a GPU one. Nothing here imports torch: the
+GPU is named only when the run already loaded it.
 """
 
 from __future__ import annotations
