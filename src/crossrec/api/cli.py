@@ -59,6 +59,19 @@ def build_holder(args: argparse.Namespace):
     return ModelHolder(load, lambda: latest_version(project, args.env, args.dataset))
 
 
+def undeclared_dataset(project: Path, env: str | None, dataset: str | None) -> str | None:
+    """Why ``dataset`` cannot be served when no ingest parameters declare it (None when they
+    do): a missing model of an unknown dataset is a typo, not a missing finetune run."""
+    from crossrec.api.artifacts import _catalog_and_params
+    from crossrec.data.config import unknown_dataset_message
+
+    if dataset is None:
+        return None
+    _, params = _catalog_and_params(project.resolve(), env, dataset)
+    declared = list(((params.get("ingest") or {}).get("datasets") or {}))
+    return None if dataset in declared else unknown_dataset_message(dataset, declared)
+
+
 def single_threaded_math() -> None:
     """One BLAS / torch thread per request: concurrent requests are the parallelism, and a
     multi-threaded matmul or sort per request only oversubscribes the cores. The variables
@@ -85,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         key = api_key_from_env(args.host)
         holder = build_holder(args)
     except (RuntimeError, MissingArtifactError) as err:
-        print(f"crossrec serve: {err}", file=sys.stderr)
+        unknown = undeclared_dataset(args.project_dir, args.env, args.dataset)
+        print(f"crossrec serve: {unknown or err}", file=sys.stderr)
         return 2
     app = create_app(holder, api_key=key)
     print(

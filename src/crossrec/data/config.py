@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -137,11 +138,7 @@ class IngestConfig(StrictConfig):
     def resolve(self, dataset: str) -> ResolvedDataset:
         """Settings for one dataset: global blocks with the dataset's overrides merged in."""
         if dataset not in self.datasets:
-            raise KeyError(
-                f"Unknown dataset {dataset!r}: {WHERE}.datasets declares "
-                f"{sorted(self.datasets)}. Add an entry there or pick one of these with "
-                "`kedro run --params dataset=<name>`."
-            )
+            raise KeyError(unknown_dataset_message(dataset, list(self.datasets)))
         spec = self.datasets[dataset]
         where = f"{WHERE}.datasets.{dataset}"
 
@@ -163,6 +160,19 @@ class IngestConfig(StrictConfig):
             words=spec.words,
             users=spec.users,
         )
+
+
+def unknown_dataset_message(dataset: str, declared: list[str]) -> str:
+    """Name the declared datasets and the closest one: a typo is the usual cause. The
+    datasets can come from any configuration environment, so no single file is named."""
+    close = difflib.get_close_matches(dataset, declared, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return (
+        f"Unknown dataset {dataset!r}.{hint} The ingest parameters (ingest.datasets in "
+        f"parameters_ingest*.yml of conf/base, conf/local or the run's --env) declare "
+        f"{sorted(declared)}. Add an entry there or pick one of these with "
+        "`kedro run --params dataset=<name>`."
+    )
 
 
 class ResolvedDataset(StrictConfig):
