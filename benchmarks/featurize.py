@@ -9,7 +9,7 @@ Prints one table:
 * cold run (empty embedding cache, encoder built from scratch) vs warm re-run (same inputs,
   the node-level path: cache lookups, no model load) for each modality.
 
-Targets (issue 3): batched >= 5x naive for text and image; warm >= 20x faster than cold.
+Targets: batched >= 5x naive for text and image; warm >= 20x faster than cold.
 
 Usage::
 

@@ -59,7 +59,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "no_content": ("defaults trained without content (no fusion, no item graph)", NO_CONTENT),
     "lightgcn": ("evaluate's LightGCN baseline (IDs, BPR, 1 negative, lr 0.01)", ID_ONLY_BPR1),
     "old_default": (
-        "the default before issue 12's 3-seed run: item graph over ego vectors, no content loss",
+        "item graph over ego vectors, no content loss (an earlier default)",
         {"model": {"propagation": {"item_graph_input": "ego"}}, "loss": {"content_weight": 0.0}},
     ),
     "freedom_np": (

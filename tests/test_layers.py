@@ -22,7 +22,7 @@ except ModuleNotFoundError:  # Python 3.10: import-linter depends on tomli there
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "crossrec"
 NODES_MAX_LINES = 150
-#: nodes.py modules over the limit, being moved into the library (crossrec issue 10). Each is
+#: nodes.py modules over the limit, on their way into the library. Each is
 #: an expected failure; strict, so the entry must go as soon as its module is thin.
 NODES_OVER_LIMIT: set[str] = set()
 #: (benchmark, module) pairs allowed to import crossrec.pipelines: ingest has no library entry

@@ -256,7 +256,7 @@ def content_worth_section(
     metrics: dict, significance: dict, cfg, trained: list[str], slices: list[str]
 ) -> list[str]:
     """The model against itself retrained without content / each modality
-    (``evaluate.trained_ablation``): the issue-12 question, answered on this dataset."""
+    (``evaluate.trained_ablation``): does content pay on warm items of this dataset?"""
     if not trained:
         return []
     k = cfg.k
