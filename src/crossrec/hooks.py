@@ -20,6 +20,8 @@ import fnmatch
 import importlib
 import importlib.resources
 import logging
+import os
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -240,3 +242,84 @@ class ParameterChecks:
     @hook_impl
     def on_pipeline_error(self) -> None:
         set_param_sources(None)
+
+
+# ------------------------------------------------------------- errors crossrec raises on purpose
+#: Errors whose message already says what to fix (file, row, field, expected value): the user
+#: sees the message; the traceback goes to the log files. Named, not imported, so this module
+#: stays torch-free.
+USER_ERRORS = frozenset(
+    {
+        "crossrec.config.ConfigError",
+        "crossrec.data.errors.DataValidationError",
+        "crossrec.data.errors.DatasetNotFoundError",
+        "crossrec.data.errors.UnknownDatasetError",
+        "crossrec.registry.UnknownComponentError",
+        "crossrec.encoders.zoo.ModelNotFoundError",
+        "crossrec.models.resume.ResumeMismatchError",
+    }
+)
+#: Set (to anything but "" / "0") to print the full traceback of those errors too.
+TRACEBACK_ENV = "CROSSREC_TRACEBACK"
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether ``error`` is (a subclass of) one of :data:`USER_ERRORS`."""
+    return any(f"{c.__module__}.{c.__qualname__}" in USER_ERRORS for c in type(error).__mro__)
+
+
+def wants_traceback() -> bool:
+    return os.environ.get(TRACEBACK_ENV, "") not in ("", "0")
+
+
+def log_files() -> list[str]:
+    """Files the root logger writes to (``conf/logging.yml``: info.log)."""
+    handlers = logging.getLogger().handlers
+    return [h.baseFilename for h in handlers if isinstance(h, logging.FileHandler)]
+
+
+def traceback_to_log_files(error: BaseException) -> None:
+    """The full traceback in the log files only, not on the console."""
+    record = logging.LogRecord(
+        __name__, logging.ERROR, __file__, 0, "run failed: %s", (error,),
+        (type(error), error, error.__traceback__),
+    )
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def short_error_text(error: BaseException) -> str:
+    """The message, and where the traceback went."""
+    message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    files = " / ".join(log_files()) or "no log file"
+    return (
+        f"\ncrossrec: {type(error).__name__}: {message}\n"
+        f"(full traceback in {files}; {TRACEBACK_ENV}=1 or `crossrec --verbose ...` prints it)\n"
+    )
+
+
+def install_short_errors() -> None:
+    """Wrap ``sys.excepthook`` (Kedro's rich traceback printer) once per process."""
+    previous = sys.excepthook
+    if getattr(previous, "crossrec_short_errors", False):
+        return
+
+    def excepthook(etype, error, tb) -> None:
+        if not is_user_error(error) or wants_traceback():
+            previous(etype, error, tb)
+            return
+        traceback_to_log_files(error)
+        sys.stderr.write(short_error_text(error))
+
+    excepthook.crossrec_short_errors = True  # type: ignore[attr-defined]
+    sys.excepthook = excepthook
+
+
+class ShortErrors:
+    """A data or configuration error crossrec raises on purpose ends the run with its one-line
+    message instead of a long rich traceback that buries it."""
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        install_short_errors()

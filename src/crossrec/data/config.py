@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from crossrec.config import StrictConfig, deep_merge, parse_params
+from crossrec.data.errors import UnknownDatasetError
 from crossrec.data.users import UsersConfig
 from crossrec.data.words import WordsConfig
 
@@ -138,7 +139,7 @@ class IngestConfig(StrictConfig):
     def resolve(self, dataset: str) -> ResolvedDataset:
         """Settings for one dataset: global blocks with the dataset's overrides merged in."""
         if dataset not in self.datasets:
-            raise KeyError(unknown_dataset_message(dataset, list(self.datasets)))
+            raise UnknownDatasetError(unknown_dataset_message(dataset, list(self.datasets)))
         spec = self.datasets[dataset]
         where = f"{WHERE}.datasets.{dataset}"
 

@@ -58,3 +58,11 @@ class DatasetNotFoundError(FileNotFoundError):
 
 class MediaError(DataValidationError):
     """Too many media files of a dataset are missing or do not decode."""
+
+
+class UnknownDatasetError(KeyError):
+    """``dataset`` names no entry of ``ingest.datasets`` (a KeyError that prints its message
+    as written, not quoted)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

@@ -41,7 +41,6 @@ def read_table(
             frame = pd.read_csv(
                 path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding
             )
-            require_unique_header(path, sep, encoding, role)
     except UnicodeError:
         raise decode_error(path, encoding, role) from None
     except pd.errors.EmptyDataError:
@@ -50,6 +49,8 @@ def read_table(
         ) from None
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise DataValidationError(path, f"cannot be parsed as a {role} table: {err}") from None
+    if suffix not in {".parquet", ".pq"}:
+        require_unique_header(path, sep, encoding, role)
     if frame.empty:
         raise DataValidationError(
             path, "no data rows", expected=f"a {role} table with at least one row under its header"
@@ -70,7 +71,7 @@ def require_unique_header(path: Path, sep: str, encoding: str, role: str) -> Non
                 f"the header names column {name!r} twice (again as column {position} of "
                 f"{len(header)})",
                 column=name,
-                expected=f"a {role} table whose header names each column once",
+                expected=f"a header that names each column of the {role} table once",
             )
         seen.add(name)
 
