@@ -13,11 +13,30 @@ import pandas as pd
 
 # torch-free modules (numpy / scipy / pydantic): imported at module level so Kedro can resolve
 # the node type hints; torch and lightning are imported inside the functions that train
-from crossrec.models.inputs import TrainingData, build_training_data, parse_finetune_config
+from crossrec.models.inputs import TrainingData, parse_finetune_config
+from crossrec.models.inputs import build_training_data as _build_training_data
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["build_training_data", "resume_command", "train_model"]
+
+
+def build_training_data(
+    interactions: pd.DataFrame,
+    items: pd.DataFrame,
+    dataset_info: dict,
+    fused_item_features: dict,
+    modality_graphs: dict,
+    user_item_graph: Any,
+    finetune: dict[str, Any],
+    item_texts: list[str] | None = None,
+) -> TrainingData:
+    """:func:`crossrec.models.inputs.build_training_data` with ``params:finetune`` typed as
+    the dict Kedro passes (a ``dict | FinetuneConfig`` hint makes Kedro warn on every run)."""
+    return _build_training_data(
+        interactions, items, dataset_info, fused_item_features, modality_graphs,
+        user_item_graph, finetune, item_texts,
+    )
 
 
 def resume_command(dataset: str) -> str:
