@@ -112,9 +112,8 @@ def test_summary_numbers():
         "text:title": 0.75,
         "text": 0.75,
         "image": 0.5,
-        "audio": 0.0,
         "vgg (pre)": 0.75,
-    }
+    }  # no audio file at all: no audio line
     assert s["splits"]["test"] == {
         "interactions": 3,
         "users": 3,

@@ -127,3 +127,20 @@ def test_shipped_movielens_items_ingest_without_duplicate_warnings(shared_data_d
     assert raw.items["item_id"].is_unique
     assert not [r for r in caplog.records if "duplicate item rows" in r.getMessage()]
     assert any("collapsed 64 item rows" in r.getMessage() for r in caplog.records)
+
+
+def test_summary_of_vectors_only_dataset_lists_no_empty_media():
+    from crossrec.data.summary import format_summary, summarize
+
+    inter = pd.DataFrame({"user_idx": [0, 0, 1], "item_idx": [0, 1, 1],
+                          "split": ["train", "test", "train"]})
+    items = pd.DataFrame({"item_idx": [0, 1], "image_path": [None, None],
+                          "audio_path": [None, None]})
+    info = {"name": "vectors", "n_users": 2, "n_items": 2, "text_columns": []}
+    vectors = {"audio_vggish": np.ones((2, 3), dtype=np.float32)}
+    summary = summarize(inter, items, info, [], vectors)
+    assert summary["modality_coverage"] == {"audio_vggish (pre)": 1.0}
+    table = format_summary(summary)
+    assert "image" not in table and "audio_vggish (vec)" in table
+    bare = summarize(inter, items, info, [], {})
+    assert "IDs only" in format_summary(bare)

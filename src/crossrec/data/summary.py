@@ -32,8 +32,12 @@ def summarize(
             coverage[f"text:{column}"] = float(has.mean()) if len(items) else 0.0
             any_text |= has
         coverage["text"] = float(any_text.mean()) if len(items) else 0.0
+    reported = {entry.get("modality") for entry in media_report}
     for column, modality in (("image_path", "image"), ("audio_path", "audio")):
-        coverage[modality] = float(items[column].notna().mean()) if len(items) else 0.0
+        # a dataset without any file of a kind (e.g. one of precomputed vectors) has no such
+        # modality: "0.0%" would read as a failed featurization
+        if items[column].notna().any() or modality in reported:
+            coverage[modality] = float(items[column].notna().mean()) if len(items) else 0.0
     for name, matrix in sorted((precomputed or {}).items()):
         # shipped matrices often mark a missing input with an all-zero row
         nonzero = np.any(matrix != 0, axis=1)
@@ -108,7 +112,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         "coverage (share of items):",
     ]
     for name, share in summary["modality_coverage"].items():
-        lines.append(row(f"  {name}"[:22], f"{share:.1%}"))
+        label = name.replace(" (pre)", " (vec)")  # precomputed vectors
+        lines.append(row(f"  {label}"[:22], f"{share:.1%}"))
+    if not summary["modality_coverage"]:
+        lines.append(row("  none", "IDs only"))
     table = "{:<6}{:>9}{:>7}{:>7}{:>7}".format
     lines.append(table("split", "rows", "users", "items", "cold u"))
     for name, entry in summary["splits"].items():
