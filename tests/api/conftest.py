@@ -72,10 +72,20 @@ def kedro_run(project: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+#: a folder to build the scratch project in once and reuse across test runs (local iteration)
+REUSE_VARIABLE = "CROSSREC_TEST_SERVE_PROJECT"
+
+
 @pytest.fixture(scope="session")
 def serve_project(tmp_path_factory) -> Path:
     """A scratch Kedro project with a trained, evaluated model of the synthetic dataset."""
-    root = tmp_path_factory.mktemp("serve_project")
+    reuse = os.environ.get(REUSE_VARIABLE)
+    if reuse and (Path(reuse) / "data" / "06_models" / DATASET / "trained_model.pkl").exists():
+        return Path(reuse)
+    root = Path(reuse) if reuse else tmp_path_factory.mktemp("serve_project")
+    if reuse:
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
     (root / "src").mkdir()
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
@@ -170,5 +180,16 @@ class Server:
 @pytest.fixture(scope="session")
 def server(serve_project):
     srv = Server(serve_project).wait()
+    yield srv
+    srv.stop()
+
+
+API_KEY = "s3cret-key"
+
+
+@pytest.fixture(scope="session")
+def keyed_server(serve_project):
+    """A server behind an API key (CROSSREC_API_KEY)."""
+    srv = Server(serve_project, env={"CROSSREC_API_KEY": API_KEY}).wait()  # health is public
     yield srv
     srv.stop()

@@ -2,15 +2,14 @@
 by :class:`ModelHolder`; a reload builds the new model aside and swaps one reference, so a
 request in flight keeps the model it started with.
 
-Errors: unknown ids -> 404 naming the id; bad parameters -> 422 naming the field (FastAPI's
-validation for declared parameters, ``BadRequestError`` for the rest); uploads too large -> 413;
-anything unexpected -> 500 without internals (the server keeps serving).
+Errors (crossrec.api.errors): unknown ids -> 404 naming the id; bad input -> 422 naming the
+field; bodies or uploads too large -> 413; a refused reload -> 500 naming the version; anything
+unexpected -> 500 without internals (the server keeps serving). Ids are trimmed of surrounding
+whitespace wherever they come from, as ingest trims them.
 """
 
 import asyncio
-import hmac
 import logging
-import os
 import signal
 import tempfile
 import threading
@@ -19,20 +18,46 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, ORJSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from crossrec.api.docs import add_offline_docs
+from crossrec.api.errors import ReloadRefused, add_handlers
+from crossrec.api.guard import (
+    SESSION_COOKIE,
+    Guard,
+    api_key_from_env,
+    same_secret,
+    session_token,
+)
+from crossrec.api.uploads import read_new_item_form
 from crossrec.serving import service
-from crossrec.serving.catalogue import BadRequestError, UnknownIdError
+from crossrec.serving.catalogue import BadRequestError, clip_text
 from crossrec.serving.model import ServingModel
-from crossrec.serving.newitem import check_upload
 from crossrec.serving.words import fit_in_background
+
+__all__ = ["ModelHolder", "api_key_from_env", "create_app", "parse_filters"]
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-API_KEY_HEADER = "X-API-Key"
+#: JSON bodies (a new user's likes, words, attributes) are far smaller than this
+MAX_JSON_BYTES = 1_000_000
+FILTER_HELP = (
+    "attribute:value, repeatable. Values of one attribute are alternatives (OR): "
+    "filter=genres:Comedy&filter=genres:Drama keeps items of either genre; filters on "
+    "different attributes must all hold (AND). A value matches when the attribute contains it, "
+    "case-insensitive; item_id must match whole."
+)
+
+
+def failure_reason(err: BaseException, limit: int = 300) -> str:
+    """The innermost cause of a failure, as 'Type: message' (a DatasetError wraps the
+    unpickling error that says what is wrong with the file)."""
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__
+    return clip_text(f"{type(err).__name__}: {err}".strip(), limit)
 
 
 class ModelHolder:
@@ -45,67 +70,61 @@ class ModelHolder:
         self._reload_lock = threading.Lock()
 
     def reload(self, force: bool = False) -> dict:
-        """Load the newest trained model if it differs from the served one (or ``force``)."""
+        """Load the newest trained model if it differs from the served one (or ``force``).
+        A version that does not load is refused (ReloadRefused) and the served one stays."""
         with self._reload_lock:
             old = self.current
             newest = self._probe() if self._probe is not None else None
             if not force and newest is not None and newest == old.version:
                 return {"reloaded": False, "model_version": old.version}
-            fresh = self._load()
+            try:
+                fresh = self._load()
+            except Exception as err:  # noqa: BLE001 - any load failure keeps the old model
+                raise ReloadRefused(newest, old.version, failure_reason(err)) from err
             fit_in_background(fresh)
             self.current = fresh  # one reference assignment: atomic for every reader
             log.info("serving model %s (was %s)", fresh.version, old.version)
             return {"reloaded": True, "model_version": fresh.version, "previous": old.version}
 
-
-class Guard:
-    """API key (when set) on /api/* except /api/health, and a cap on declared body size.
-
-    Plain ASGI rather than ``@app.middleware("http")``: that wrapper costs a few ms per
-    request, a large share of a top-K answer."""
-
-    def __init__(self, app, api_key: str | None, max_body: int):
-        self.app, self.api_key, self.max_body = app, api_key, max_body
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            problem = self._problem(scope)
-            if problem is not None:
-                await JSONResponse({"detail": problem[1]}, problem[0])(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    def _problem(self, scope) -> tuple[int, str] | None:
-        headers = dict(scope.get("headers") or [])
-        path = scope.get("path", "")
-        if self.api_key and path.startswith("/api/") and path != "/api/health":
-            given = headers.get(API_KEY_HEADER.lower().encode(), b"")
-            if not hmac.compare_digest(given, self.api_key.encode()):
-                return 401, f"missing or wrong {API_KEY_HEADER} header"
-        length = headers.get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_body:
-            return 413, f"request body over {self.max_body} bytes"
-        return None
+    def reload_logged(self) -> None:
+        """``reload`` for a signal: nobody waits for the answer, so a refusal is logged."""
+        try:
+            self.reload()
+        except ReloadRefused as err:
+            log.error("reload refused: %s", err)
 
 
 class LikedRequest(BaseModel):
     """A new user: liked item ids, words (``query``), or both."""
+
+    #: JSON has no NaN or Infinity: such a number is invalid input, not a value
+    model_config = ConfigDict(allow_inf_nan=False)
 
     liked: list[str] = Field(default_factory=list, max_length=500)
     query: str | None = Field(None, max_length=5000)
     #: who a new user is (the dataset's user attributes, e.g. {"age": 31, "sex": "F"})
     attributes: dict[str, str | float | int] | None = Field(None, max_length=50)
     k: int = Field(20, ge=1)
-    filters: dict[str, str] = Field(default_factory=dict)
+    filters: dict[str, str | list[str]] = Field(
+        default_factory=dict, max_length=20, description=FILTER_HELP
+    )
 
 
-def parse_filters(values: list[str]) -> dict[str, str]:
-    out = {}
+class SignIn(BaseModel):
+    """The API key, exchanged for a session cookie (the page's images cannot send headers)."""
+
+    key: str = Field(max_length=1000)
+
+
+def parse_filters(values: list[str]) -> dict[str, list[str]]:
+    """``attribute:value`` strings grouped by attribute: repeated attributes are alternatives."""
+    out: dict[str, list[str]] = {}
     for value in values:
-        column, sep, wanted = value.partition(":")
+        column, sep, wanted = (part.strip() for part in value.partition(":"))
         if not sep or not column or not wanted:
-            raise BadRequestError("filter", f"filter {value!r}: expected attribute:value")
-        out[column] = wanted
+            shown = clip_text(value)
+            raise BadRequestError("filter", f"filter {shown!r}: expected attribute:value")
+        out.setdefault(column, []).append(wanted)
     return out
 
 
@@ -123,7 +142,7 @@ def create_app(holder: ModelHolder, api_key: str | None = None) -> FastAPI:  # n
         if hasattr(signal, "SIGHUP"):  # `kill -HUP <pid>` reloads, like the endpoint
             try:
                 asyncio.get_running_loop().add_signal_handler(
-                    signal.SIGHUP, lambda: threading.Thread(target=holder.reload).start()
+                    signal.SIGHUP, lambda: threading.Thread(target=holder.reload_logged).start()
                 )
             except (NotImplementedError, RuntimeError):
                 log.warning("SIGHUP reload is not available here; use POST /api/admin/reload")
@@ -134,27 +153,18 @@ def create_app(holder: ModelHolder, api_key: str | None = None) -> FastAPI:  # n
         description="Multimodal recommendations, explanations, new users and new items.",
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.holder = holder
-
-    @app.exception_handler(UnknownIdError)
-    async def _unknown(request: Request, err: UnknownIdError):
-        return JSONResponse({"detail": str(err), "field": err.kind, "id": err.value}, 404)
-
-    @app.exception_handler(UploadTooLarge)
-    async def _too_large(request: Request, err: UploadTooLarge):
-        return JSONResponse({"detail": str(err), "field": err.field}, 413)
-
-    @app.exception_handler(BadRequestError)
-    async def _bad(request: Request, err: BadRequestError):
-        return JSONResponse({"detail": str(err), "field": err.field}, 422)
-
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, err: Exception):
-        log.exception("request %s failed", request.url.path)
-        return JSONResponse({"detail": f"internal error ({type(err).__name__})"}, 500)
-
-    app.add_middleware(Guard, api_key=api_key, max_body=2 * config.upload.max_bytes + 1_000_000)
+    add_handlers(app)
+    add_offline_docs(app)
+    app.add_middleware(
+        Guard,
+        api_key=api_key,
+        max_body=MAX_JSON_BYTES,
+        body_limits={"/api/items/new": 2 * config.upload.max_bytes + 1_000_000},
+    )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page():
@@ -163,6 +173,29 @@ def create_app(holder: ModelHolder, api_key: str | None = None) -> FastAPI:  # n
     @app.get("/api/health")
     def health():
         return {"status": "ok", "model_version": holder.current.version}
+
+    @app.post("/api/session")
+    def sign_in(body: SignIn, request: Request, response: Response):
+        """Exchange the API key for an HttpOnly, SameSite=Strict session cookie: the page's
+        requests, images included, then carry it without the key sitting in the page."""
+        if api_key is None:
+            return {"signed_in": True, "key_required": False}
+        if not same_secret(body.key, api_key):
+            return JSONResponse({"detail": "wrong API key", "field": "key"}, 401)
+        response.set_cookie(
+            SESSION_COOKIE,
+            session_token(api_key),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return {"signed_in": True, "key_required": True}
+
+    @app.delete("/api/session")
+    def sign_out(response: Response):
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        return {"signed_in": False}
 
     @app.get("/api/model")
     def model_card():
@@ -203,14 +236,19 @@ def create_app(holder: ModelHolder, api_key: str | None = None) -> FastAPI:  # n
         user_id: str,
         k: K = 20,
         exclude_seen: bool = True,
-        filter: Annotated[list[str], Query(description="attribute:value, repeatable")] = [],  # noqa: B006
+        filter: Annotated[list[str], Query(description=FILTER_HELP)] = [],  # noqa: B006
         q: Words = None,
     ):
         filters = parse_filters(filter)
         if q is not None:  # words: an encoder pass, so off the event loop
             return ORJSONResponse(
                 await run_in_threadpool(
-                    service.recommend_user_words, holder.current, user_id, q, k, exclude_seen,
+                    service.recommend_user_words,
+                    holder.current,
+                    user_id,
+                    q,
+                    k,
+                    exclude_seen,
                     filters,
                 )
             )
@@ -244,7 +282,7 @@ def create_app(holder: ModelHolder, api_key: str | None = None) -> FastAPI:  # n
     def search(
         q: Annotated[str, Query(max_length=config.words.max_chars, description="what to find")],
         k: K = 20,
-        filter: Annotated[list[str], Query(description="attribute:value, repeatable")] = [],  # noqa: B006
+        filter: Annotated[list[str], Query(description=FILTER_HELP)] = [],  # noqa: B006
     ):
         """The catalogue ranked for the words alone (no user, no history)."""
         return service.search(holder.current, q, k, parse_filters(filter))
@@ -260,79 +298,15 @@ def create_app(holder: ModelHolder, api_key: str | None = None) -> FastAPI:  # n
     @app.post("/api/items/new")
     async def new_item(request: Request):
         serving = holder.current
-        limits = serving.config.upload
-        form = await request.form(max_files=2, max_fields=20, max_part_size=limits.max_bytes)
-        files, fields, k = {}, {}, 10
         with tempfile.TemporaryDirectory(prefix="crossrec-upload-") as tmp:
-            for name, value in form.multi_items():
-                if name in ("image", "audio"):
-                    if isinstance(value, str):
-                        raise BadRequestError(name, f"{name} must be a file upload")
-                    files[name] = await _save_upload(value, name, Path(tmp), limits.max_bytes)
-                elif name == "k":
-                    k = _int_field("k", value, 1, max_k)
-                elif isinstance(value, str):
-                    if len(value) > limits.max_text_chars:
-                        raise BadRequestError(
-                            name, f"{name}: more than {limits.max_text_chars} characters"
-                        )
-                    fields[name] = value
-                else:
-                    raise BadRequestError(
-                        name, f"unexpected file field {name!r}; use image or audio"
-                    )
-            for name, (path, head) in files.items():
-                await run_in_threadpool(check_upload, path, name, head, limits.max_image_pixels)
+            form = await read_new_item_form(request, serving.config.upload, max_k, Path(tmp))
             return await run_in_threadpool(
                 service.new_item,
                 serving,
-                fields,
-                files.get("image", (None,))[0],
-                files.get("audio", (None,))[0],
-                k,
+                form.fields,
+                form.files.get("image"),
+                form.files.get("audio"),
+                form.k,
             )
 
     return app
-
-
-async def _save_upload(upload, field: str, folder: Path, max_bytes: int) -> tuple[str, bytes]:
-    """Copy an upload to a server-chosen file (the client's filename is never used)."""
-    path = folder / field
-    size, head = 0, b""
-    with open(path, "wb") as out:
-        while chunk := await upload.read(1 << 16):
-            size += len(chunk)
-            if size > max_bytes:
-                raise UploadTooLarge(field, max_bytes)
-            head = head or chunk[:16]
-            out.write(chunk)
-    if size == 0:
-        raise BadRequestError(field, f"{field} upload is empty")
-    return str(path), head
-
-
-class UploadTooLarge(BadRequestError):
-    def __init__(self, field: str, limit: int):
-        super().__init__(field, f"{field} upload is larger than {limit} bytes")
-
-
-def _int_field(name: str, value, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise BadRequestError(name, f"{name} must be an integer, got {value!r}") from None
-    if not low <= number <= high:
-        raise BadRequestError(name, f"{name} must be in {low}..{high}, got {number}")
-    return number
-
-
-def api_key_from_env(host: str, variable: str = "CROSSREC_API_KEY") -> str | None:
-    """The API key; required (RuntimeError) when binding to anything but loopback."""
-    key = os.environ.get(variable) or None
-    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
-    if not loopback and not key:
-        raise RuntimeError(
-            f"--host {host} exposes the API beyond this machine: set {variable} to an API key "
-            f"(clients send it as the {API_KEY_HEADER} header)"
-        )
-    return key

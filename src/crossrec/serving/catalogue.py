@@ -5,6 +5,7 @@ so a synthetic catalogue (benchmarks) and a trained one share every query."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,13 +15,28 @@ import scipy.sparse as sp
 from crossrec.serving.config import RecommendConfig
 from crossrec.serving.index import ExactIndex, build_index, index_vectors, top_k, unit_rows
 
+#: item attributes that hold ids: a filter on them matches the whole id, not a part of it
+ID_COLUMNS = ("item_id", "item_idx")
+
+
+def clip_text(text: str, limit: int = 100) -> str:
+    """``text`` cut to ``limit`` characters: an answer never echoes unbounded client input."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def clean_id(value) -> str:
+    """An id as ingest stores it: its text with surrounding whitespace trimmed (one rule for
+    ids in paths, queries and bodies, as for ids in the data files)."""
+    return str(value).strip()
+
 
 class UnknownIdError(KeyError):
-    """An id the catalogue does not hold; the message names it (HTTP 404)."""
+    """An id the catalogue does not hold; the message names it, clipped (HTTP 404)."""
 
     def __init__(self, kind: str, value: str):
-        super().__init__(f"unknown {kind} id {value!r}")
-        self.kind, self.value = kind, value
+        shown = clip_text(str(value))
+        super().__init__(f"unknown {kind} id {shown!r}")
+        self.kind, self.value = kind, shown
 
     def __str__(self) -> str:
         return self.args[0]
@@ -80,14 +96,16 @@ class Catalogue:
 
     # ------------------------------------------------------------------ ids
     def user(self, user_id: str) -> int:
-        if str(user_id) not in self.user_pos:
-            raise UnknownIdError("user", str(user_id))
-        return self.user_pos[str(user_id)]
+        key = clean_id(user_id)
+        if key not in self.user_pos:
+            raise UnknownIdError("user", key)
+        return self.user_pos[key]
 
     def item(self, item_id: str) -> int:
-        if str(item_id) not in self.item_pos:
-            raise UnknownIdError("item", str(item_id))
-        return self.item_pos[str(item_id)]
+        key = clean_id(item_id)
+        if key not in self.item_pos:
+            raise UnknownIdError("item", key)
+        return self.item_pos[key]
 
     def seen_items(self, user_idx: int) -> np.ndarray:
         return self.seen.indices[self.seen.indptr[user_idx] : self.seen.indptr[user_idx + 1]]
@@ -123,20 +141,32 @@ class Catalogue:
         return out
 
     # ------------------------------------------------------------------ filters
-    def filter_mask(self, filters: dict[str, str]) -> np.ndarray | None:
-        """Items whose attribute contains the value (case-insensitive; lists match any entry).
-        None = no filter. Unknown attributes fail naming the field and the valid ones."""
+    def filter_mask(self, filters: Mapping[str, str | Sequence[str]]) -> np.ndarray | None:
+        """Items passing every attribute's filter (AND across attributes), where an attribute
+        given several values passes when any matches (OR within it). A value matches when the
+        attribute contains it (case-insensitive; lists match any entry), except an id column,
+        which must equal it. None = no filter. Unknown attributes fail naming the valid ones."""
         if not filters:
             return None
         mask = np.ones(self.n_items, dtype=bool)
-        for column, value in filters.items():
-            if column not in self.items.columns or column.endswith("_path"):
-                valid = [c for c in self.items.columns if not c.endswith("_path")]
-                raise BadRequestError(
-                    "filter", f"unknown item attribute {column!r} in filter; one of {valid}"
-                )
-            text = self.items[column].astype(str).str.lower()
-            mask &= text.str.contains(str(value).lower(), regex=False).to_numpy()
+        for column, values in filters.items():
+            wanted = [values] if isinstance(values, str) else list(values)
+            mask &= self._attribute_mask(column, wanted)
+        return mask
+
+    def _attribute_mask(self, column: str, wanted: list[str]) -> np.ndarray:
+        """Items whose ``column`` matches any of ``wanted``."""
+        if column not in self.items.columns or column.endswith("_path"):
+            valid = [c for c in self.items.columns if not c.endswith("_path")]
+            raise BadRequestError(
+                "filter", f"unknown item attribute {clip_text(column)!r} in filter; one of {valid}"
+            )
+        if column in ID_COLUMNS:
+            return self.items[column].astype(str).isin([clean_id(w) for w in wanted]).to_numpy()
+        text = self.items[column].astype(str).str.lower()
+        mask = np.zeros(self.n_items, dtype=bool)
+        for value in wanted:
+            mask |= text.str.contains(str(value).lower(), regex=False).to_numpy()
         return mask
 
     # ------------------------------------------------------------------ queries

@@ -141,7 +141,9 @@ def history_contributors(
     item_vectors: np.ndarray, history: np.ndarray, item_idx: int, limit: int
 ) -> list[tuple[int, float]]:
     """The user's history items closest to the item by the model's item vectors (cosine):
-    "because you liked ..."."""
+    "because you liked ...". The item itself is never among them (it may be in the history
+    when seen items are not excluded; "you liked X because you liked X" explains nothing)."""
+    history = history[history != item_idx]
     if not len(history):
         return []
     unit = item_vectors / np.maximum(np.linalg.norm(item_vectors, axis=1, keepdims=True), 1e-12)
@@ -159,9 +161,7 @@ def template_sentence(
 ) -> str:
     """One plain sentence from the explanation's numbers."""
     total = sum(parts.values())
-    ranked = sorted(parts.items(), key=lambda kv: -kv[1])
-    drivers = [name for name, value in ranked if value > 0][:2]
-    reason = " and ".join(_label(d) for d in drivers) or "no single signal"
+    reason = " and ".join(_drivers(parts)) or "no single signal"
     sentence = (
         f"{title} is recommended to user {user} (score {total:.3f}) mostly because of {reason}"
     )
@@ -171,6 +171,12 @@ def template_sentence(
     if because:
         sentence += f"; it is close to {', '.join(because[:3])}, which this user liked"
     return sentence + "."
+
+
+def _drivers(parts: dict[str, float], limit: int = 2) -> list[str]:
+    """The largest positive parts, as words."""
+    ranked = sorted(parts.items(), key=lambda kv: -kv[1])
+    return [_label(name) for name, value in ranked if value > 0][:limit]
 
 
 def _label(part: str) -> str:
@@ -183,13 +189,33 @@ def _label(part: str) -> str:
     }.get(part, f"its {part}")
 
 
-def llm_prompt(sentence: str, title: str, parts: dict[str, float], because: list[str]) -> str:
-    shares = ", ".join(f"{k}: {v:+.3f}" for k, v in parts.items())
-    liked = "; ".join(because[:3]) or "nothing similar"
+#: the prompt's section labels, in order: the recommended item and the user's history are
+#: separate, labelled sections so a small model cannot read one as the other
+PROMPT_SECTIONS = ("RECOMMENDED ITEM", "WHY THE MODEL CHOSE IT", "USER'S HISTORY")
+
+
+def prompt_history(title: str, because: list[str], limit: int = 3) -> list[str]:
+    """History titles for the prompt: never the recommended item's own title."""
+    wanted = title.strip().casefold()
+    return [b for b in because if b.strip().casefold() != wanted][:limit]
+
+
+def llm_prompt(title: str, parts: dict[str, float], because: list[str]) -> str:
+    """The instruction for the explanation model: the recommended item, the reasons and the
+    user's history in labelled sections, the item kept out of the history."""
+    drivers = _drivers(parts) or ["no single signal"]
+    history = prompt_history(title, because)
+    history_lines = "\n".join(f"- {h}" for h in history) or "- (nothing similar)"
+    recommended, why, past = PROMPT_SECTIONS
     return (
-        "You explain movie and music recommendations to users in one friendly sentence.\n"
-        f"Item: {title}\nScore parts: {shares}\nSimilar items the user liked: {liked}\n"
-        f"Facts: {sentence}\nWrite one sentence for the user, no numbers."
+        "You write one friendly sentence telling a user why an item is recommended to them.\n\n"
+        f"{recommended} (the item to explain):\n- {title}\n\n"
+        f"{why}:\n" + "\n".join(f"- {d}" for d in drivers) + "\n\n"
+        f"{past} (items the user liked before, similar to the recommended item):\n"
+        f"{history_lines}\n\n"
+        f'Write one sentence addressed to the user, such as "You may enjoy {title} because '
+        'you liked ...". The history is what the user liked; never say the user liked the '
+        "recommended item. No numbers."
     )
 
 

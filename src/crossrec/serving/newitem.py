@@ -23,8 +23,22 @@ IMAGE_MAGIC = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpeg", b"GIF8": "gif", b"RIF
 AUDIO_MAGIC = {b"RIFF": "wav", b"fLaC": "flac", b"OggS": "ogg"}
 
 
+def without_path(message: str, path: str, modality: str) -> str:
+    """A decoder's message with the server's file path replaced by the field name: where the
+    server keeps uploads is none of the client's business."""
+    return message.replace(f"'{path}'", f"the {modality} upload").replace(path, f"{modality}")
+
+
 def check_upload(path: str, modality: str, head: bytes, max_pixels: int) -> None:
-    """Raise BadRequestError (field = modality) unless the file is an acceptable image/audio."""
+    """Raise BadRequestError (field = modality) unless the file is an acceptable image/audio;
+    the message never names the server's path of the file."""
+    try:
+        _check_upload(path, modality, head, max_pixels)
+    except BadRequestError as err:
+        raise BadRequestError(modality, without_path(str(err), path, modality)[:300]) from None
+
+
+def _check_upload(path: str, modality: str, head: bytes, max_pixels: int) -> None:
     from crossrec.data.media import media_problem
 
     magic = IMAGE_MAGIC if modality == "image" else AUDIO_MAGIC
@@ -43,7 +57,7 @@ def check_upload(path: str, modality: str, head: bytes, max_pixels: int) -> None
                 with Image.open(path) as image:
                     width, height = image.size
         except Exception as err:  # noqa: BLE001 - any decoder failure is the client's file
-            raise BadRequestError(modality, f"image upload does not decode: {err}"[:300]) from None
+            raise BadRequestError(modality, f"image upload does not decode: {err}") from None
         if width * height > max_pixels:
             raise BadRequestError(
                 modality,

@@ -62,7 +62,7 @@ def recommend_user(serving, user_id: str, k: int, exclude_seen: bool, filters: d
     user = cat.user(user_id)
     scores, items = cat.recommend_user(user, k, exclude_seen, filters)
     return {
-        "user_id": str(user_id),
+        "user_id": str(cat.user_ids[user]),
         "model_version": serving.version,
         "items": _cards(serving, scores, items),
     }
@@ -76,7 +76,7 @@ def recommend_liked(serving, liked_ids: list[str], k: int, filters: dict) -> dic
     vector = fold_in(cat.item_vectors, liked, serving.config.fold_in, cat.bias_column)
     scores, items = cat.top_items(vector[None], k, [liked], cat.filter_mask(filters))
     return {
-        "liked": [str(i) for i in liked_ids],
+        "liked": [str(cat.item_ids[i]) for i in liked],
         "fold_in": serving.config.fold_in.method,
         "model_version": serving.version,
         "items": _cards(serving, scores[0], items[0]),
@@ -119,9 +119,10 @@ def explain(serving, user_id: str, item_id: str, use_llm: bool = False) -> dict:
             }
     part_dict = {n: round(float(c), 6) for n, c in zip(names, contributions, strict=True)}
     title = item_card(serving, item)["title"]
-    sentence = template_sentence(title, str(user_id), part_dict, weights, because)
+    user_id = str(cat.user_ids[user])
+    sentence = template_sentence(title, user_id, part_dict, weights, because)
     out = {
-        "user_id": str(user_id),
+        "user_id": user_id,
         "item": item_card(serving, item, score),
         "score": score,
         "parts": part_dict,
@@ -133,7 +134,7 @@ def explain(serving, user_id: str, item_id: str, use_llm: bool = False) -> dict:
         "model_version": serving.version,
     }
     if use_llm:
-        prompt = llm_prompt(sentence, title, part_dict, because)
+        prompt = llm_prompt(title, part_dict, because)
         with serving.lock:
             out["sentence"] = llm_sentence(prompt, serving.config.explain_llm, serving.cache)
         out["sentence_by"] = serving.config.explain_llm
@@ -218,7 +219,7 @@ def recommend_user_words(
     seen = cat.seen_items(user) if exclude_seen else np.zeros(0, np.int64)
     history = cat.user_vectors[user] @ cat.item_vectors.T
     scores = model.score(text, history, _excluded(serving, seen, filters))
-    return {"user_id": str(user_id), **_words_answer(serving, model, text, scores, k)}
+    return {"user_id": str(cat.user_ids[user]), **_words_answer(serving, model, text, scores, k)}
 
 
 def recommend_words(
@@ -242,7 +243,7 @@ def recommend_words(
         history = vector @ cat.item_vectors.T
     exclude = _excluded(serving, liked, filters)
     scores = model.score(text, history, exclude)
-    answer = {"liked": [str(i) for i in liked_ids]}
+    answer = {"liked": [str(cat.item_ids[i]) for i in liked]}
     if described is not None:  # who a user is counts only while there is no history
         answer["attributes_used"] = history is None
     if described is not None and history is None:
