@@ -15,7 +15,10 @@ truncated before this fix) names that file and says to delete it.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import time
 import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -25,6 +28,12 @@ from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import CSVDataset, ParquetDataset
 from kedro_datasets.pickle import PickleDataset
 from kedro_datasets.yaml import YAMLDataset
+
+logger = logging.getLogger(__name__)
+
+#: A temp file untouched this long belongs to a killed save, not to one still writing (a live
+#: save keeps moving its temp file's modification time).
+STALE_AFTER_S = 15 * 60
 
 
 def _unwrapped(method: Any) -> Any:
@@ -40,6 +49,36 @@ def _unwrapped(method: Any) -> Any:
 def temp_path_for(target: PurePosixPath) -> PurePosixPath:
     """A unique hidden name next to ``target`` (same folder, so ``os.replace`` is atomic)."""
     return target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+
+
+def stale_temp_files(target: Path, versioned: bool, now: float | None = None) -> list[Path]:
+    """Temp files of ``target`` left by killed saves: next to it, or (versioned) in any
+    version folder of the same dataset."""
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.[0-9a-f]{{12}}\.tmp$")
+    folders = [target.parent]
+    if versioned and target.parent.parent.is_dir():
+        folders = [f for f in target.parent.parent.iterdir() if f.is_dir()]
+    cutoff = (time.time() if now is None else now) - STALE_AFTER_S
+    stale = []
+    for folder in folders:
+        for path in folder.glob(f".{target.name}.*.tmp") if folder.is_dir() else []:
+            try:
+                if pattern.match(path.name) and path.stat().st_mtime < cutoff:
+                    stale.append(path)
+            except FileNotFoundError:  # removed meanwhile by another writer
+                continue
+    return stale
+
+
+def remove_stale_temp_files(target: Path, versioned: bool) -> None:
+    """Delete what killed saves left behind (and their then-empty version folders)."""
+    stale = stale_temp_files(target, versioned)
+    for path in stale:
+        path.unlink(missing_ok=True)
+        if versioned and path.parent != target.parent:
+            _remove_if_empty(path.parent)
+    if stale:
+        logger.info("removed %d temp files of interrupted saves of %s", len(stale), target.name)
 
 
 def _fsync(path: str) -> None:
@@ -83,6 +122,7 @@ class AtomicSaveMixin:
         if Path(final_str).is_dir():  # let the parent raise its own clear error
             parent_save(data)
             return
+        remove_stale_temp_files(Path(final_str), versioned=bool(getattr(self, "_version", None)))
         tmp = temp_path_for(final)
         tmp_str = get_filepath_str(tmp, self._protocol)  # type: ignore[attr-defined]
         folder = Path(tmp_str).parent
