@@ -344,7 +344,7 @@ def noise_verdict(table, method: str, band: float = 0.02) -> str:
 
 
 def within(table, method: str, band: float = 0.02) -> str:
-    """The issue's criterion on all users: ``method`` within ``band`` (relative, on the means)
+    """The refresh criterion on all users: ``method`` within ``band`` (relative, on the means)
     of the full retrain at every step."""
     gaps = table["relative"]
     ok = bool((gaps >= -band).all())

@@ -121,7 +121,7 @@ class PropagationConfig(StrictConfig):
 
 class ModelConfig(StrictConfig):
     #: 128 with lr 0.01: the point LightGCN's validated grid chose on both shared datasets,
-    #: and crossrec's best measured there (docs/warm-items.md, eighth session)
+    #: and crossrec's best measured there (docs/findings.md)
     embedding_dim: int = Field(128, ge=2)
     #: learnable user / item ID embeddings (off: items score from content alone)
     use_id_embedding: bool = True
@@ -173,7 +173,7 @@ class OptimConfig(StrictConfig):
     #: learning rate of the content projection (fusion and content bias) as a multiple of
     #: ``lr``. The projection is shared by every item, so it fits faster than the per-item ID
     #: rows and early stopping then ends the run before the IDs converge; a smaller rate lets
-    #: both converge (docs/warm-items.md, eighth session). 1 = one rate for everything. The
+    #: both converge (docs/findings.md). 1 = one rate for everything. The
     #: llm strategy is not affected (its encoder has ``llm_lr``).
     content_lr_scale: float = Field(0.1, gt=0)
     weight_decay: float = Field(0.0, ge=0)
