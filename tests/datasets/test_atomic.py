@@ -157,7 +157,7 @@ def test_killed_save_keeps_previous_version_loadable(tmp_path):
 
 
 def test_killed_plain_save_blocks_loading_with_a_clear_message(tmp_path):
-    """Before this fix a kill left a truncated newest version; loading it names the file."""
+    """A truncated newest version (a non-atomic writer killed mid-save) names the file."""
     path = tmp_path / "trained_model.pkl"
     AtomicPickleDataset(filepath=str(path), version=Version(None, None)).save({"epoch": 1})
     _kill_mid_save(path, "kedro_datasets.pickle", "PickleDataset")
