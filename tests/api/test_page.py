@@ -34,17 +34,29 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 1400})
-        page.set_default_timeout(60_000)
-        page.goto(server.url + "/")
-        page.wait_for_function("document.querySelectorAll('#user option').length > 0")
-        yield page
+        yield browser
         browser.close()
+
+
+def _new_page(browser):
+    """A page in its own context (its own cookies)."""
+    page = browser.new_context(viewport={"width": 1200, "height": 1400}).new_page()
+    page.set_default_timeout(60_000)
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    page = _new_page(browser)
+    page.goto(server.url + "/")
+    page.wait_for_function("document.querySelectorAll('#user option').length > 0")
+    yield page
+    page.context.close()
 
 
 def test_user_recommendations_with_posters_and_explanation(page, tmp_path):
@@ -96,9 +108,7 @@ def test_upload_a_new_item_and_see_who_it_reaches(page, tmp_path):
 def test_ask_in_words_with_and_without_history(page):
     page.fill("#q", "ocean harbour")
     page.click("#recommend")
-    page.wait_for_function(
-        "document.querySelector('#user-results .card .parts') !== null"
-    )
+    page.wait_for_function("document.querySelector('#user-results .card .parts') !== null")
     parts = page.inner_text("#user-results .card .parts")
     assert parts.startswith("words ") and "history" in parts
     page.fill("#q", "")
@@ -118,3 +128,30 @@ def test_errors_are_shown_not_swallowed(page):
     page.wait_for_selector("#user-results .error")
     assert "unknown item attribute 'colour'" in page.inner_text("#user-results .error")
     page.fill("#filter", "")
+
+
+def test_the_page_behind_an_api_key_signs_in_once_and_shows_posters(browser, keyed_server):
+    from .conftest import API_KEY
+
+    page = _new_page(browser)
+    page.goto(keyed_server.url + "/")
+    page.wait_for_selector("#signin:not([hidden])")
+    assert page.is_visible("#signin") and "401" in page.inner_text("#model")
+    page.fill("#apikey", "wrong")
+    page.click("#signin-go")
+    page.wait_for_function("document.querySelector('#model').textContent.includes('wrong')")
+    page.fill("#apikey", API_KEY)
+    page.click("#signin-go")
+    page.wait_for_function("document.querySelectorAll('#user option').length > 0")
+    assert page.is_hidden("#signin") and page.input_value("#apikey") == ""
+    assert "crossrec_session" not in page.evaluate("document.cookie")  # HttpOnly
+    page.fill("#k", "4")
+    page.click("#recommend")
+    page.wait_for_selector("#user-results .card img")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#user-results .card img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    page.goto(keyed_server.url + "/docs")  # the session opens the docs too, served offline
+    page.wait_for_selector(".swagger-ui .opblock")
+    page.context.close()
