@@ -84,7 +84,7 @@ def load_yaml_block(name: str, block: str) -> dict:
 def load_upstream(dataset: str):
     import pandas as pd
 
-    from crossrec.evaluation.runner import Upstream
+    from crossrec.models.inputs import TrainingArtifacts
 
     data = ROOT / "data"
     with open(data / "05_model_input" / dataset / "fused_item_features.pkl", "rb") as f:
@@ -93,7 +93,7 @@ def load_upstream(dataset: str):
         graphs = pickle.load(f)
     with open(data / "05_model_input" / dataset / "user_item_graph.pkl", "rb") as f:
         ui_graph = pickle.load(f)
-    return Upstream(
+    return TrainingArtifacts(
         interactions=pd.read_parquet(data / "02_intermediate" / dataset / "interactions.parquet"),
         items=pd.read_parquet(data / "02_intermediate" / dataset / "items.parquet"),
         dataset_info=json.loads(

@@ -321,10 +321,10 @@ def paired_with_ours(per_user_path: Path, model: str, ours: dict) -> str:
 
 
 def load_upstream(dataset: str, need_fuse: bool):
-    """ingest's (and, for finetune-kind baselines, fuse's) artifacts as a runner.Upstream."""
+    """ingest's (and, for finetune-kind baselines, fuse's) artifacts as a TrainingArtifacts."""
     import pandas as pd
 
-    from crossrec.evaluation.runner import Upstream
+    from crossrec.models.inputs import TrainingArtifacts
 
     base = ROOT / "data" / "02_intermediate" / dataset
     fused = ROOT / "data" / "05_model_input" / dataset
@@ -346,7 +346,7 @@ def load_upstream(dataset: str, need_fuse: bool):
         user_item = pickle.loads((fused / "user_item_graph.pkl").read_bytes())
     texts_path = ROOT / "data" / "04_feature" / dataset / "item_texts.json"
     texts = json.loads(texts_path.read_text()) if texts_path.exists() else None
-    return Upstream(
+    return TrainingArtifacts(
         interactions=pd.read_parquet(base / "interactions.parquet"),
         items=pd.read_parquet(base / "items.parquet"),
         dataset_info=json.loads((base / "dataset_info.json").read_text()),

@@ -10,7 +10,8 @@ import torch
 from crossrec.config import ConfigError, parse_params
 from crossrec.evaluation.config import BASELINES, EvaluateConfig
 from crossrec.evaluation.protocol import aggregate_seeds, build_split
-from crossrec.evaluation.runner import Evaluation, Upstream
+from crossrec.evaluation.runner import Evaluation
+from crossrec.models.inputs import TrainingArtifacts
 
 # ------------------------------------------------------------- docs: "How to add a baseline"
 
@@ -57,8 +58,8 @@ def test_registered_baseline_runs_by_name(synthetic_ingested) -> None:
     split = build_split(
         ingested["interactions"], ingested["items"], info["n_users"], info["n_items"], 0
     )
-    upstream = Upstream(ingested["interactions"], ingested["items"], info, {}, {}, None, None)
-    runs = Evaluation(cfg, split, upstream).baseline_runs(trained_model={})
+    artifacts = TrainingArtifacts(ingested["interactions"], ingested["items"], info, {}, {}, None)
+    runs = Evaluation(cfg, split, artifacts).baseline_runs(trained_model={})
     assert runs["LeastPop"]["seeds"] == [0]  # deterministic: one run, not one per seed
     least = aggregate_seeds(runs["LeastPop"]["runs"])["test"]["recall@20"]["mean"]
     most = aggregate_seeds(runs["MostPop"]["runs"])["test"]["recall@20"]["mean"]

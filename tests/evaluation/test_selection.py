@@ -7,15 +7,16 @@ import pytest
 import torch
 
 from crossrec.config import ConfigError, parse_params
-from crossrec.evaluation import runner
+from crossrec.evaluation import baseline_plan
 from crossrec.evaluation.baselines import MostPopular
 from crossrec.evaluation.config import BaselineConfig, EvaluateConfig, MFBPRConfig
 from crossrec.evaluation.mf_bpr import train_mf_bpr, validation_recall
 from crossrec.evaluation.protocol import build_split
 from crossrec.evaluation.report import selection_section
-from crossrec.evaluation.runner import Evaluation, Upstream
+from crossrec.evaluation.runner import Evaluation
 from crossrec.evaluation.selection import apply_point, is_searched
 from crossrec.metrics.ranking import evaluate_ranking, mean_metrics
+from crossrec.models.inputs import TrainingArtifacts
 
 WHERE = "conf/base/parameters_evaluate.yml: evaluate"
 
@@ -33,10 +34,10 @@ def split(synthetic_ingested):
 
 
 @pytest.fixture(scope="module")
-def upstream(synthetic_ingested) -> Upstream:
+def artifacts(synthetic_ingested) -> TrainingArtifacts:
     """ingest's tables only: the baselines here need no content, graphs or texts."""
     tables = (synthetic_ingested[k] for k in ("interactions", "items", "dataset_info"))
-    return Upstream(*tables, {}, {}, None, None)
+    return TrainingArtifacts(*tables, {}, {}, None, None)
 
 
 def _oracle(truth):
@@ -46,7 +47,7 @@ def _oracle(truth):
 
 
 def test_selection_picks_the_configuration_by_validation_not_test(
-    upstream, split, monkeypatch
+    artifacts, split, monkeypatch
 ) -> None:
     """neighbours=1 is perfect on validation, neighbours=2 perfect on test: validation wins,
     and the test slices are scored for the chosen configuration only."""
@@ -69,8 +70,8 @@ def test_selection_picks_the_configuration_by_validation_not_test(
         built.append(spec.neighbours)
         return _oracle(split.valid if spec.neighbours == 1 else split.test)
 
-    monkeypatch.setattr(runner, "build_standalone", scorer)  # in process: workers 1
-    out = Evaluation(cfg, split, upstream).baseline_runs({"config": {}})["knn"]
+    monkeypatch.setattr(baseline_plan, "build_standalone", scorer)  # in process: workers 1
+    out = Evaluation(cfg, split, artifacts).baseline_runs({"config": {}})["knn"]
     selection = out["selection"]
     assert selection["chosen"] == {"neighbours": 1, "shrink": 0.0}
     assert selection["grid_size"] == 2
@@ -141,11 +142,11 @@ def test_mf_bpr_patience_waits_until_the_factors_learn(split) -> None:
     assert (model.best_epoch, model.best_score) == (10, 0.30)
 
 
-def test_mf_bpr_selection_runs_end_to_end_and_is_reported(upstream, split) -> None:
+def test_mf_bpr_selection_runs_end_to_end_and_is_reported(artifacts, split) -> None:
     """The bpr kind through the runner: grid searched, chosen point in the JSON timings."""
     import json
 
-    from crossrec.evaluation.runner import summarize
+    from crossrec.evaluation.summary import summarize
 
     cfg = parse_params(
         EvaluateConfig,
@@ -164,7 +165,7 @@ def test_mf_bpr_selection_runs_end_to_end_and_is_reported(upstream, split) -> No
         },
         where=WHERE,
     )
-    runs = Evaluation(cfg, split, upstream).baseline_runs({"config": {}})
+    runs = Evaluation(cfg, split, artifacts).baseline_runs({"config": {}})
     model = {"name": "m", "runs": runs["MF-BPR"]["runs"], "seeds": [0, 1], "train_s": 0.0}
     model["eval_s"] = 0.0
     _, _, timings = summarize(cfg, model, runs, {})

@@ -56,12 +56,12 @@ def _serving(artifacts, model: dict, loss: dict | None = None, seed: int = 0):
 
     from crossrec.models.bundle import build_recommender, make_bundle
     from crossrec.models.config import FinetuneConfig
-    from crossrec.serving.model import ServingModel, training_data
+    from crossrec.serving.model import ServingModel
 
     config = FinetuneConfig.model_validate(
         {"model": {"embedding_dim": 8, **model}, "loss": loss or {}}
     )
-    data = training_data(artifacts, config)
+    data = artifacts.training_data(config)
     a = artifacts
     torch.manual_seed(seed)
     bundle = make_bundle(build_recommender(data, config), config, [])
@@ -318,7 +318,7 @@ def test_item_biases_in_explanations_new_items_and_fold_in(artifacts):
     from crossrec.models.config import FinetuneConfig
     from crossrec.serving import service
     from crossrec.serving.foldin import fold_in
-    from crossrec.serving.model import ServingModel, training_data
+    from crossrec.serving.model import ServingModel
     from crossrec.serving.newitem import new_item_vector
 
     config = FinetuneConfig.model_validate(
@@ -331,7 +331,7 @@ def test_item_biases_in_explanations_new_items_and_fold_in(artifacts):
             }
         }
     )
-    data = training_data(artifacts, config)
+    data = artifacts.training_data(config)
     torch.manual_seed(0)
     model = build_recommender(data, config)
     with torch.no_grad():

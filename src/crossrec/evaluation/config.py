@@ -11,6 +11,9 @@ from crossrec.config import StrictConfig
 from crossrec.registry import Registry
 from crossrec.words.config import WordsConfig
 
+#: how errors name the evaluate block
+WHERE = "conf/base/parameters_evaluate.yml: evaluate"
+
 #: baselines by name: a class with ``from_spec(spec, split, seed) -> ScoreFn`` and a
 #: ``deterministic`` flag (one run instead of one per seed), or ``trained = True`` for
 #: configurations of the recommender itself (``finetune``); see crossrec.evaluation.baselines

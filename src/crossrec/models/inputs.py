@@ -9,7 +9,7 @@ resolve node type hints without importing torch.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import pandas as pd
@@ -52,6 +52,44 @@ class TrainingData:
                 f"TrainingData.item_texts: expected {self.n_items} texts, "
                 f"got {len(self.item_texts)}"
             )
+
+
+@dataclass
+class TrainingArtifacts:
+    """The pipeline artifacts training inputs are built from (ingest, featurize, fuse), named as
+    their catalog entries: what evaluate, tune and serving carry to rebuild a model's data."""
+
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    dataset_info: dict
+    fused_item_features: dict
+    modality_graphs: dict
+    user_item_graph: sp.spmatrix
+    item_texts: list[str] | None = None  # for the llm fusion strategy
+
+    def training_data(
+        self,
+        config: dict[str, Any] | FinetuneConfig,
+        features: dict | None = None,
+        graphs: dict | None = None,
+    ) -> TrainingData:
+        """:func:`build_training_data` of these artifacts (``features`` / ``graphs`` replace the
+        fused features / modality graphs, e.g. for an ablation), so every consumer sees what
+        training saw."""
+        return build_training_data(
+            self.interactions,
+            self.items,
+            self.dataset_info,
+            self.fused_item_features if features is None else features,
+            self.modality_graphs if graphs is None else graphs,
+            self.user_item_graph,
+            config,
+            self.item_texts,
+        )
+
+
+#: the catalog entries of :class:`TrainingArtifacts`, in field order (node inputs)
+TRAINING_ARTIFACTS = tuple(f.name for f in fields(TrainingArtifacts))
 
 
 def parse_finetune_config(params: dict[str, Any] | FinetuneConfig) -> FinetuneConfig:

@@ -16,44 +16,22 @@ import pandas as pd
 import scipy.sparse as sp
 
 from crossrec.models.fingerprint import model_fingerprint
+from crossrec.models.inputs import TrainingArtifacts
 from crossrec.serving.catalogue import Catalogue
 from crossrec.serving.config import RecommendConfig, parse_recommend_config
 
 
-@dataclass
-class Artifacts:
-    """What serving needs, keyed like the catalog entries (docs/architecture.md)."""
+@dataclass(kw_only=True)
+class Artifacts(TrainingArtifacts):
+    """What serving needs, keyed like the catalog entries (docs/architecture.md): the training
+    artifacts the model is rebuilt from, plus the model and what the API shows besides."""
 
     trained_model: dict
-    interactions: pd.DataFrame
-    items: pd.DataFrame
     users: pd.DataFrame
-    dataset_info: dict
-    fused_item_features: dict
-    modality_graphs: dict
-    user_item_graph: sp.spmatrix
-    item_texts: list[str] | None = None
     word_requests: pd.DataFrame | None = None  # requests in words (crossrec.data.words)
     metrics: dict | None = None
     featurize: dict | None = None  # the featurize_modalities parameters (new items)
     version: str | None = None  # the trained_model version (Kedro's timestamp folder)
-
-
-def training_data(artifacts: Artifacts, finetune_config: dict):
-    """The TrainingData the model was trained on (split matrices + fuse outputs)."""
-    from crossrec.models.inputs import build_training_data
-
-    a = artifacts
-    return build_training_data(
-        a.interactions,
-        a.items,
-        a.dataset_info,
-        a.fused_item_features,
-        a.modality_graphs,
-        a.user_item_graph,
-        finetune_config,
-        a.item_texts,
-    )
 
 
 def seen_matrix(interactions: pd.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:
@@ -106,7 +84,7 @@ class ServingModel:
 
         config = parse_recommend_config(config)
         a = artifacts
-        data = training_data(a, a.trained_model["config"])
+        data = a.training_data(a.trained_model["config"])
         model = load_recommender(a.trained_model, data)
         users, items = model.scoring_vectors()
         items_table = a.items.sort_values("item_idx").reset_index(drop=True)

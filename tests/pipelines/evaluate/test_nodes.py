@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from crossrec.config import ConfigError
+from crossrec.models.inputs import TRAINING_ARTIFACTS
 from crossrec.pipelines.evaluate import nodes
 
 TINY_TRAINER = {
@@ -54,25 +55,18 @@ PARAMS = {
 }
 
 
-def _shared(inputs: dict) -> list:
-    return [
-        inputs["split"],
-        inputs["interactions"],
-        inputs["items"],
-        inputs["dataset_info"],
-        inputs["fused_item_features"],
-        inputs["modality_graphs"],
-        inputs["user_item_graph"],
-        None,  # item_texts: only the llm fusion strategy needs them
-    ]
+def _artifacts(inputs: dict) -> dict:
+    """The training artifacts the evaluate nodes take by name (item_texts: only the llm fusion
+    strategy needs them)."""
+    return {name: inputs.get(name) for name in TRAINING_ARTIFACTS}
 
 
 @pytest.fixture(scope="module")
 def evaluated(evaluate_inputs, tiny_trained_model) -> dict:
-    shared = _shared(evaluate_inputs)
-    model = nodes.evaluate_trained_model(tiny_trained_model, *shared, PARAMS, 2026)
-    baselines = nodes.evaluate_baselines(tiny_trained_model, *shared, PARAMS)
-    ablation = nodes.evaluate_modality_ablation(model, *shared, PARAMS)
+    split, artifacts = evaluate_inputs["split"], _artifacts(evaluate_inputs)
+    model = nodes.evaluate_trained_model(tiny_trained_model, split, PARAMS, 2026, **artifacts)
+    baselines = nodes.evaluate_baselines(tiny_trained_model, split, PARAMS, **artifacts)
+    ablation = nodes.evaluate_modality_ablation(model, split, PARAMS, **artifacts)
     metrics, significance, timings = nodes.summarize_evaluation(
         model, baselines, ablation, {}, {}, PARAMS
     )
@@ -192,7 +186,8 @@ def test_baseline_seeds_and_enabled(evaluate_inputs, tiny_trained_model) -> None
             "ItemKNN": {"kind": "item_knn", "seeds": [1, 2]},  # deterministic: runs once
         }
     }
-    out = nodes.evaluate_baselines(tiny_trained_model, *_shared(evaluate_inputs), params)
+    split, artifacts = evaluate_inputs["split"], _artifacts(evaluate_inputs)
+    out = nodes.evaluate_baselines(tiny_trained_model, split, params, **artifacts)
     assert set(out) == {"Random", "ItemKNN"}
     assert out["Random"]["seeds"] == [1, 2, 3] and len(out["Random"]["runs"]) == 3
     assert len(out["ItemKNN"]["runs"]) == 1

@@ -9,7 +9,7 @@ import pytest
 from crossrec.evaluation.experiments import trained_ablation_variants, without_modality
 from crossrec.pipelines.evaluate import nodes
 
-from .test_nodes import PARAMS, _shared
+from .test_nodes import PARAMS, _artifacts
 
 
 def test_variants_follow_the_scope_and_what_the_model_has():
@@ -73,11 +73,11 @@ def trained_ablation(evaluate_inputs, tiny_trained_model) -> dict:
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setattr(experiments, "train_variant", recording)
     params = PARAMS | {"ablation": False, "trained_ablation": "modalities", "workers": 1}
-    shared = _shared(evaluate_inputs)
+    split, artifacts = evaluate_inputs["split"], _artifacts(evaluate_inputs)
     try:
-        model = nodes.evaluate_trained_model(tiny_trained_model, *shared, PARAMS, 2026)
+        model = nodes.evaluate_trained_model(tiny_trained_model, split, PARAMS, 2026, **artifacts)
         calls.clear()  # the model's own extra seed
-        out = nodes.evaluate_modality_ablation(model, *shared, params)
+        out = nodes.evaluate_modality_ablation(model, split, params, **artifacts)
     finally:
         monkeypatch.undo()
     return {"model": model, "out": out, "calls": calls, "params": params}

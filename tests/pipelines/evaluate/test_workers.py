@@ -11,7 +11,9 @@ from crossrec.config import parse_params
 from crossrec.evaluation.config import EvaluateConfig
 from crossrec.evaluation.jobs import JobError
 from crossrec.evaluation.report import NODES_KEY, build_report
-from crossrec.evaluation.runner import Evaluation, Upstream, summarize
+from crossrec.evaluation.runner import Evaluation
+from crossrec.evaluation.summary import summarize
+from crossrec.models.inputs import TrainingArtifacts
 
 WHERE = "conf/base/parameters_evaluate.yml: evaluate"
 
@@ -56,7 +58,7 @@ def _evaluation(inputs: dict, workers: int | str, **changes) -> Evaluation:
     cfg = parse_params(EvaluateConfig, PARAMS | {"workers": workers} | changes, where=WHERE)
     tables = [inputs[k] for k in ("interactions", "items", "dataset_info")]
     graphs = [inputs[k] for k in ("fused_item_features", "modality_graphs", "user_item_graph")]
-    return Evaluation(cfg, inputs["split"], Upstream(*tables, *graphs, None))
+    return Evaluation(cfg, inputs["split"], TrainingArtifacts(*tables, *graphs, None))
 
 
 def _per_user(runs: list[dict]) -> list[tuple]:

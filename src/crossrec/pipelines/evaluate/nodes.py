@@ -1,5 +1,6 @@
 """evaluate nodes: parse ``params:evaluate`` and make one call into
-:mod:`crossrec.evaluation.runner` / :mod:`crossrec.evaluation.report` each.
+:mod:`crossrec.evaluation.runner`, :mod:`~crossrec.evaluation.summary` or
+:mod:`crossrec.evaluation.report` each.
 
 Heavy libraries (torch, lightning) are imported by the runner when it trains or scores, so the
 pipeline registry stays fast.
@@ -12,9 +13,10 @@ from typing import Any
 import pandas as pd
 
 from crossrec.config import parse_params
-from crossrec.evaluation import runner
+from crossrec.evaluation import runner, summary
 from crossrec.evaluation.config import EvaluateConfig
 from crossrec.evaluation.protocol import EvalSplit, require_held_out_rows
+from crossrec.models.inputs import TrainingArtifacts
 
 WHERE = "conf/base/parameters_evaluate.yml: evaluate"
 
@@ -32,88 +34,51 @@ def prepare_evaluation(
     return split
 
 
-def _evaluation(split: EvalSplit, params: dict, *upstream: Any) -> runner.Evaluation:
-    return runner.Evaluation(_config(params), split, runner.Upstream(*upstream))
+def _evaluation(split: EvalSplit, params: dict, artifacts: dict[str, Any]) -> runner.Evaluation:
+    return runner.Evaluation(_config(params), split, TrainingArtifacts(**artifacts))
 
 
 def evaluate_trained_model(
-    trained_model: dict,
-    split: EvalSplit,
-    interactions: pd.DataFrame,
-    items: pd.DataFrame,
-    dataset_info: dict,
-    fused_item_features: dict,
-    modality_graphs: dict,
-    user_item_graph: Any,
-    item_texts: list[str] | None,
-    params: dict,
-    seed: int,
+    trained_model: dict, split: EvalSplit, params: dict, seed: int, **artifacts: Any
 ) -> dict:
-    """The trained model on every slice, for every seed in ``evaluate.seeds``."""
-    upstream = (interactions, items, dataset_info, fused_item_features, modality_graphs)
-    evaluation = _evaluation(split, params, *upstream, user_item_graph, item_texts)
-    return evaluation.model_runs(trained_model, int(seed))
+    """The trained model on every slice, for every seed in ``evaluate.seeds``.
+    ``artifacts``: the catalog entries of ``crossrec.models.inputs.TRAINING_ARTIFACTS``."""
+    return _evaluation(split, params, artifacts).model_runs(trained_model, int(seed))
 
 
-def evaluate_baselines(
-    trained_model: dict,
-    split: EvalSplit,
-    interactions: pd.DataFrame,
-    items: pd.DataFrame,
-    dataset_info: dict,
-    fused_item_features: dict,
-    modality_graphs: dict,
-    user_item_graph: Any,
-    item_texts: list[str] | None,
-    params: dict,
-) -> dict:
+def evaluate_baselines(trained_model: dict, split: EvalSplit, params: dict, **artifacts: Any):
     """Every baseline on the same split, slices and ranking code as the trained model."""
-    upstream = (interactions, items, dataset_info, fused_item_features, modality_graphs)
-    evaluation = _evaluation(split, params, *upstream, user_item_graph, item_texts)
-    return evaluation.baseline_runs(trained_model)
+    return _evaluation(split, params, artifacts).baseline_runs(trained_model)
 
 
-def evaluate_modality_ablation(
-    model_runs: dict,
-    split: EvalSplit,
-    interactions: pd.DataFrame,
-    items: pd.DataFrame,
-    dataset_info: dict,
-    fused_item_features: dict,
-    modality_graphs: dict,
-    user_item_graph: Any,
-    item_texts: list[str] | None,
-    params: dict,
-) -> dict:
+def evaluate_modality_ablation(model_runs: dict, split: EvalSplit, params: dict, **artifacts):
     """The trained model (every seed) with one modality removed at inference time, and
     (``evaluate.trained_ablation``) its configuration retrained without content / each
     modality."""
-    upstream = (interactions, items, dataset_info, fused_item_features, modality_graphs)
-    evaluation = _evaluation(split, params, *upstream, user_item_graph, item_texts)
-    return evaluation.ablation_runs(model_runs)
+    return _evaluation(split, params, artifacts).ablation_runs(model_runs)
 
 
 def per_user_table(model_runs: dict, baseline_runs: dict, ablation_runs: dict) -> pd.DataFrame:
     """One row per (model, seed, slice, user), one column per metric."""
-    return runner.per_user_table(model_runs, baseline_runs, ablation_runs)
+    return summary.per_user_table(model_runs, baseline_runs, ablation_runs)
 
 
-def evaluate_words(model_runs: dict, requests, split: EvalSplit, params: dict, *upstream):
+def evaluate_words(model_runs: dict, requests, split: EvalSplit, params: dict, **artifacts):
     """Requests in words: history only, words only, words + history (``metrics.json: words``)."""
-    upstream = runner.Upstream(*upstream)
-    return runner.words_runs(_config(params), split, upstream, model_runs, requests)
+    artifacts = TrainingArtifacts(**artifacts)
+    return runner.words_runs(_config(params), split, artifacts, model_runs, requests)
 
 
-def evaluate_cold_users(model_runs: dict, users, split: EvalSplit, params: dict, *upstream):
+def evaluate_cold_users(model_runs: dict, users, split: EvalSplit, params: dict, **artifacts):
     """Users without history, from their attributes (``metrics.json: cold_users``)."""
-    upstream = runner.Upstream(*upstream)
-    return runner.cold_user_runs(_config(params), split, upstream, model_runs, users)
+    artifacts = TrainingArtifacts(**artifacts)
+    return runner.cold_user_runs(_config(params), split, artifacts, model_runs, users)
 
 
 def summarize_evaluation(model_runs, baseline_runs, ablation_runs, words, cold_users, params):
     """metrics.json, significance tests and timings."""
     cfg = _config(params)
-    return runner.summarize(cfg, model_runs, baseline_runs, ablation_runs, words, cold_users)
+    return summary.summarize(cfg, model_runs, baseline_runs, ablation_runs, words, cold_users)
 
 
 def write_report(

@@ -5,19 +5,11 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
+from crossrec.models.inputs import TRAINING_ARTIFACTS
 from crossrec.pipelines.evaluate import nodes
 
 #: what finetune trained from: every retrained seed, baseline and ablation is rebuilt from it
-SHARED = [
-    "evaluate_split",
-    "interactions",
-    "items",
-    "dataset_info",
-    "fused_item_features",
-    "modality_graphs",
-    "user_item_graph",
-    "item_texts",
-]
+ARTIFACTS = {name: name for name in TRAINING_ARTIFACTS}
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -31,37 +23,59 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.evaluate_trained_model,
-                ["trained_model", *SHARED, "params:evaluate", "params:seed"],
+                {
+                    "trained_model": "trained_model",
+                    "split": "evaluate_split",
+                    "params": "params:evaluate",
+                    "seed": "params:seed",
+                    **ARTIFACTS,
+                },
                 "evaluate_model_runs",
                 name="evaluate_trained_model",
             ),
             Node(
                 nodes.evaluate_baselines,
-                ["trained_model", *SHARED, "params:evaluate"],
+                {
+                    "trained_model": "trained_model",
+                    "split": "evaluate_split",
+                    "params": "params:evaluate",
+                    **ARTIFACTS,
+                },
                 "evaluate_baseline_runs",
                 name="evaluate_baselines",
             ),
             Node(
                 nodes.evaluate_modality_ablation,
-                ["evaluate_model_runs", *SHARED, "params:evaluate"],
+                {
+                    "model_runs": "evaluate_model_runs",
+                    "split": "evaluate_split",
+                    "params": "params:evaluate",
+                    **ARTIFACTS,
+                },
                 "evaluate_ablation_runs",
                 name="evaluate_modality_ablation",
             ),
             Node(
                 nodes.evaluate_words,
-                [
-                    "evaluate_model_runs",
-                    "word_requests",
-                    "evaluate_split",
-                    "params:evaluate",
-                    *SHARED[1:],
-                ],
+                {
+                    "model_runs": "evaluate_model_runs",
+                    "requests": "word_requests",
+                    "split": "evaluate_split",
+                    "params": "params:evaluate",
+                    **ARTIFACTS,
+                },
                 "evaluate_word_runs",
                 name="evaluate_words",
             ),
             Node(
                 nodes.evaluate_cold_users,
-                ["evaluate_model_runs", "users", "evaluate_split", "params:evaluate", *SHARED[1:]],
+                {
+                    "model_runs": "evaluate_model_runs",
+                    "users": "users",
+                    "split": "evaluate_split",
+                    "params": "params:evaluate",
+                    **ARTIFACTS,
+                },
                 "evaluate_cold_user_runs",
                 name="evaluate_cold_users",
             ),

@@ -26,33 +26,15 @@ def validate_tuning(tune: dict[str, Any], finetune: dict[str, Any]) -> TuneConfi
     return parse_tune_config(tune, finetune)
 
 
-def build_tuning_data(
-    interactions: pd.DataFrame,
-    items: pd.DataFrame,
-    dataset_info: dict,
-    fused_item_features: dict,
-    modality_graphs: dict,
-    user_item_graph: Any,
-    item_texts: list[str] | None,
-    config: TuneConfig,
-    finetune: dict[str, Any],
-) -> Any:
-    """finetune's ``TrainingData`` (its own node function), with item texts when any trial
-    can pick the ``llm`` fusion strategy."""
-    from crossrec.models.inputs import build_training_data
+def build_tuning_data(config: TuneConfig, finetune: dict[str, Any], **artifacts: Any) -> Any:
+    """finetune's ``TrainingData`` of the training artifacts (catalog entries of
+    ``crossrec.models.inputs.TRAINING_ARTIFACTS``), with item texts when any trial can pick the
+    ``llm`` fusion strategy."""
+    from crossrec.models.inputs import TrainingArtifacts
 
     if needs_item_texts(config, finetune):
         finetune = apply_overrides(finetune, {"model.fusion.strategy": "llm"})
-    return build_training_data(
-        interactions,
-        items,
-        dataset_info,
-        fused_item_features,
-        modality_graphs,
-        user_item_graph,
-        finetune,
-        item_texts,
-    )
+    return TrainingArtifacts(**artifacts).training_data(finetune)
 
 
 def run_tuning(
@@ -80,7 +62,7 @@ def run_tuning(
         config,
         seed,
         first_trial=first,
-        neighbours=neighbour_trials(config, first),
+        neighbours=neighbour_trials(config, first, finetune),
     )
     study = open_study(config, seed)
     summary = study_summary(study, storage=run.storage, metric=config.metric)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
+from crossrec.models.inputs import TRAINING_ARTIFACTS
 from crossrec.pipelines.tune import nodes
 
 
@@ -15,9 +16,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(nodes.validate_tuning, ["params:tune", "params:finetune"], "tune_config",
                  name="validate_tuning"),
             Node(nodes.build_tuning_data,
-                 ["interactions", "items", "dataset_info", "fused_item_features",
-                  "modality_graphs", "user_item_graph", "item_texts", "tune_config",
-                  "params:finetune"],
+                 {"config": "tune_config", "finetune": "params:finetune",
+                  **{name: name for name in TRAINING_ARTIFACTS}},
                  "tune_training_data", name="build_tuning_data"),
             Node(nodes.run_tuning,
                  ["tune_config", "tune_training_data", "params:finetune", "params:seed"],
