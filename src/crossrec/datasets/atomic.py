@@ -10,7 +10,7 @@ target is whatever the parent's ``_get_save_path`` picks (plain path or ``<path>
 
 Only the local ``file`` protocol is atomic; other protocols (s3, gcs, ...) and append modes fall
 back to the parent's behaviour. A load that fails on an unreadable file (e.g. a version
-truncated before this fix) names that file and says to delete it.
+truncated by a non-atomic writer) names that file and says to delete it.
 """
 
 from __future__ import annotations
@@ -211,3 +211,17 @@ class OptionalCSVDataset(AtomicCSVDataset):
 
 class AtomicYAMLDataset(AtomicSaveMixin, YAMLDataset):
     """``yaml.YAMLDataset`` with atomic local saves (``tune`` writes conf/tuned/ with it)."""
+
+
+class KeepLatestPickleDataset(AtomicPickleDataset):
+    """``AtomicPickleDataset`` that writes no version for data marked unchanged
+    (:func:`crossrec.refresh.state.unchanged`): a refresh that adds nothing leaves the newest
+    version the latest instead of copying it."""
+
+    def save(self, data: Any) -> None:
+        from crossrec.refresh.state import is_unchanged
+
+        if is_unchanged(data):
+            logger.info("%s: no new version written", self._filepath)
+            return
+        _unwrapped(super().save)(data)

@@ -28,6 +28,20 @@ from crossrec.models.inputs import TrainingData, build_training_data
 
 log = logging.getLogger(__name__)
 
+#: Key of what the refresh returns instead of a state when its increments add nothing.
+UNCHANGED_KEY = "__unchanged__"
+
+
+def unchanged(reason: str) -> dict[str, str]:
+    """Returned as ``refreshed_model`` to write no new version
+    (``crossrec.datasets.atomic.KeepLatestPickleDataset``)."""
+    return {UNCHANGED_KEY: reason}
+
+
+def is_unchanged(data: Any) -> bool:
+    return isinstance(data, dict) and UNCHANGED_KEY in data
+
+
 STATE_KEYS = ("bundle", "interactions", "items", "users", "dataset_info", "item_features")
 
 

@@ -74,6 +74,28 @@ def apply_pending(
     return tables, reports
 
 
+def adds_nothing(reports: list[dict]) -> bool:
+    """Whether the applied increments added no interaction, user or item (every row skipped):
+    fine-tuning would then only re-fit the same data and publish a copy as a new version."""
+    return all(
+        not (r.get("interactions") or r.get("new_users") or r.get("new_items")) for r in reports
+    )
+
+
+def nothing_new_message(reports: list[dict]) -> str:
+    """Which increments were read and why their rows were skipped."""
+    parts = [
+        f"{r.get('name')}: {r.get('rows_read', 0)} rows read, "
+        f"{r.get('skipped_duplicates', 0)} already known, "
+        f"{r.get('skipped_below_min_rating', 0)} below implicit.min_rating"
+        for r in reports
+    ]
+    return (
+        "refresh: the increments add nothing new (" + "; ".join(parts) + "): no fine-tuning, "
+        "no new refreshed_model version; the latest model stays the one served"
+    )
+
+
 def align_item_features(item_features: dict, source_ids: pd.Series, target_ids: pd.Series) -> dict:
     """Rows of ``item_features`` (aligned to ``source_ids``) re-aligned to ``target_ids``."""
     position = pd.Series(np.arange(len(source_ids)), index=source_ids.to_numpy())

@@ -87,7 +87,13 @@ def fine_tune(
     seed: int,
     dataset: str,
 ) -> tuple[dict, dict, pd.DataFrame]:
-    """Warm start, bounded fine-tuning, evaluation -> (refreshed_model, report, history)."""
+    """Warm start, bounded fine-tuning, evaluation -> (refreshed_model, report, history);
+    increments that add nothing give no fine-tuning and no new refreshed_model version."""
+    if steps.adds_nothing(increment_report):
+        message = steps.nothing_new_message(increment_report)
+        logger.warning(message)
+        report = {"increments": increment_report, "unchanged": True}
+        return lib.unchanged(message), report, pd.DataFrame()
     cfg = parse_refresh_params(refresh)
     run_dir = Path(cfg.run_dir.format(dataset=dataset))
     bundle, report = steps.run_refresh(
