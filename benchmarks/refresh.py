@@ -7,13 +7,13 @@
 
 Inputs are the ingest + featurize_modalities artifacts of ``--dataset`` read through the Kedro
 catalog (``interactions``, ``items``, ``users``, ``dataset_info``, ``item_features``); ingest's
-own split is ignored. The interactions are cut by timestamp (``crossrec.data.timeline``): the
+own split is ignored. The interactions are cut by timestamp (``_timeline.py``): the
 base model trains on the first ``--base`` share, then each ``--step`` share arrives as an
-increment (:func:`crossrec.refresh.replay.replay`), and each model is tested on the slice that
+increment (``_replay.replay``), and each model is tested on the slice that
 comes next: the users the model's data knows (``known``, as in the first replays) and the
 slice's new users (``new``: each folded in from the earliest ``--new-user-history-share`` of
 their slice, default 0.5, the way a refresh folds in a new user, and tested on the rest;
-:mod:`crossrec.refresh.newusers`), and both pooled (``all``: the 2% criterion and the paired
+``_newusers.py``), and both pooled (``all``: the 2% criterion and the paired
 comparison are computed on these; per group too). Fuse and finetune settings come from
 conf/base (``trainer.cpu_threads`` from ``--threads``); refresh fine-tunes ``--epochs``
 epochs. Writes ``refresh_replay.csv`` (one row per slice, method and user group),
@@ -21,9 +21,10 @@ epochs. Writes ``refresh_replay.csv`` (one row per slice, method and user group)
 prints the table. With several ``--seeds`` (seed of the valid labelling, training and ties; the
 time cut is the same) the table holds per-step means and stds over seeds, and
 ``refresh_replay_paired.csv`` compares each incremental method with the full retrain user by
-user (:func:`crossrec.refresh.replay.paired_comparison`); ``refresh_replay_users.csv`` holds the
-per-user metrics. ``--variant NAME=key=value[,key=value]`` adds an incremental method with
-those ``refresh`` settings (e.g. ``epochs=10,patience=2,validate_on=new``).
+user (:func:`crossrec.evaluation.significance.paired_comparison`);
+``refresh_replay_users.csv`` holds the per-user metrics. ``--variant
+NAME=key=value[,key=value]`` adds an incremental method with those ``refresh`` settings
+(e.g. ``epochs=10,patience=2,validate_on=new``).
 
 ``--write-timeline RAW_ROOT`` instead writes the same cut as a raw dataset folder for the Kedro
 pipelines: ``RAW_ROOT/<dataset>/`` links every file of the original folder except
@@ -118,7 +119,7 @@ def plot(frame, path: Path) -> None:
 
 def write_timeline(tables, args) -> None:
     """The base as the dataset's ratings file, the increments as increment folders."""
-    from crossrec.data.timeline import split_timeline, write_increment
+    from _timeline import split_timeline, write_increment
 
     source = Path(os.environ.get("CROSSREC_DATA_DIR", ROOT / "data" / "01_raw")) / args.dataset
     target = args.write_timeline / args.dataset
@@ -187,12 +188,13 @@ def main() -> None:
     for noisy in ("lightning", "lightning.pytorch", "crossrec.graphs", "crossrec.models.inputs"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
+    from _replay import ReplaySettings, replay, variant_config
+
     from crossrec.config import deep_merge
     from crossrec.data.increments import DatasetTables
     from crossrec.graphs.config import parse_fuse_params
     from crossrec.models.inputs import parse_finetune_config
     from crossrec.refresh.config import RefreshConfig
-    from crossrec.refresh.replay import ReplaySettings, replay, variant_config
 
     inputs, params = load_inputs(args.dataset)
     if args.write_timeline is not None:
@@ -262,15 +264,9 @@ def parse_variant(text: str) -> tuple[str, dict | str]:
 
 def report(frame, users, seeds: list[int], args, out: Path) -> None:
     """The CSVs, markdown tables and plot of the seeds done so far."""
-    from crossrec.refresh.replay import (
-        ReplaySettings,
-        group_table,
-        in_group,
-        paired_comparison,
-        seed_noise,
-        seed_summary,
-        summary_table,
-    )
+    from _replay import ReplaySettings, group_table, in_group, seed_summary, summary_table
+
+    from crossrec.evaluation.significance import paired_comparison, seed_noise
 
     share = args.new_user_history_share or ReplaySettings.new_user_history_share
     frame.to_csv(out / "refresh_replay.csv", index=False)
@@ -298,7 +294,7 @@ def report(frame, users, seeds: list[int], args, out: Path) -> None:
             for group in groups:
                 if in_group(users, group).empty:
                     continue
-                table = paired_comparison(users, method, "full_retrain", group=group)
+                table = paired_comparison(in_group(users, group), method, "full_retrain")
                 paired.append(table.assign(method=method, group=group))
                 sections.append(
                     f"## {method} - full_retrain, recall@20, {group} users, paired over users "
@@ -310,7 +306,7 @@ def report(frame, users, seeds: list[int], args, out: Path) -> None:
         pd.concat(paired).to_csv(out / "refresh_replay_paired.csv")
     if several and "full_retrain" in trained:
         for method in (m for m in trained if m != "full_retrain"):
-            table = seed_noise(frame, method)
+            table = seed_noise(in_group(frame, "all"), method)
             if not table.empty:
                 sections.append(
                     f"## seed noise, recall@20, all users: {method} vs full_retrain of the same "

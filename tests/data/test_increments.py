@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -18,7 +17,6 @@ from crossrec.data.increments import (
     list_increments,
     read_increment,
 )
-from crossrec.data.timeline import split_timeline
 from crossrec.data.validation import natural_order
 
 TEXT = ["title", "description"]
@@ -231,20 +229,3 @@ def test_unknown_item_known_catalogue_item_and_reapplied_increment_fail(tables, 
     once, _ = apply_increment(tables, inc, IncrementRules(), seed=0)
     with pytest.raises(DataValidationError, match="increment '0001' was already applied"):
         apply_increment(once, inc, IncrementRules(), seed=0)
-
-
-def test_timeline_base_and_increments_cover_the_data_once(tables):
-    base, incs = split_timeline(tables, 0.6, 0.1, 4, seed=0)
-    assert len(base.interactions) + sum(len(i.interactions) for i in incs) == len(
-        tables.interactions
-    )
-    assert base.interactions["timestamp"].max() <= min(
-        i.interactions["timestamp"].min() for i in incs
-    )
-    assert base.users["user_idx"].tolist() == list(range(len(base.users)))
-    current = base
-    for inc in incs:
-        current, _ = apply_increment(current, inc, IncrementRules(), seed=0)
-    assert len(current.interactions) == len(tables.interactions)
-    assert sorted(current.items["item_id"]) == sorted(tables.items["item_id"])
-    assert np.array_equal(current.users["user_idx"].to_numpy(), np.arange(len(current.users)))

@@ -1,4 +1,4 @@
-"""New users of a test slice (crossrec.refresh.newusers): the history / truth split by time, the
+"""New users of a test slice (benchmarks/_newusers.py): the history / truth split by time, the
 untestable users counted, and the fold-in a refresh uses really reading their history."""
 
 from __future__ import annotations
@@ -7,14 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _newusers import history_count, split_new_users, with_history
+from _replay import ReplaySettings, training_inputs
 
 from crossrec.data.increments import DatasetTables, Increment
 from crossrec.graphs.config import FuseConfig
 from crossrec.models.config import FinetuneConfig
 from crossrec.models.training import train_recommender
 from crossrec.models.warm import warm_start
-from crossrec.refresh.newusers import history_count, split_new_users, with_history
-from crossrec.refresh.replay import ReplaySettings, training_inputs
 
 
 def _tables() -> DatasetTables:

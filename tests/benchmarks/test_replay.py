@@ -1,4 +1,4 @@
-"""Temporal replay (crossrec.refresh.replay) on the synthetic dataset: one row per step and
+"""Temporal replay (benchmarks/_replay.py) on the synthetic dataset: one row per step and
 method, every model tested on the slice after its data, the never-refreshed model unable to
 rank what arrived later."""
 
@@ -9,20 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _replay import PaddedModel, ReplaySettings, in_group, replay, seed_summary, summary_table
 
 from crossrec.data.increments import DatasetTables
+from crossrec.evaluation.significance import paired_comparison
 from crossrec.graphs.config import FuseConfig
 from crossrec.models.config import FinetuneConfig
 from crossrec.refresh.config import RefreshConfig
-from crossrec.refresh.replay import (
-    PaddedModel,
-    ReplaySettings,
-    paired_comparison,
-    replay,
-    seed_noise,
-    seed_summary,
-    summary_table,
-)
 
 
 def _late_users(s: dict, first_late: int = 48) -> DatasetTables:
@@ -98,7 +91,7 @@ def test_replay_reports_every_method_on_the_next_slice(
     paired = paired_comparison(per_user.assign(seed=0), "incremental", "full_retrain", "recall@10")
     assert paired.loc[3, "users"] == counts.loc[(3, "incremental", "all"), "users"]
     new_only = paired_comparison(
-        per_user.assign(seed=0), "incremental", "full_retrain", "recall@10", "new"
+        in_group(per_user.assign(seed=0), "new"), "incremental", "full_retrain", "recall@10"
     )
     assert list(new_only.index) == [3]
 
@@ -116,24 +109,6 @@ def test_never_refreshed_model_cannot_rank_later_users_or_items():
     assert torch.equal(scores[1, :3], torch.zeros(3))  # a later user: every item ties
 
 
-def _per_user(rows):
-    return pd.DataFrame(rows, columns=["seed", "test_slice", "method", "user", "recall@20"])
-
-
-def test_paired_comparison_averages_each_user_over_seeds_then_users():
-    rows = []
-    for seed, shift in ((1, 0.0), (2, 0.2)):
-        for user, (a, b) in enumerate([(0.5, 0.4), (0.2, 0.4), (1.0, 0.6)]):
-            rows += [(seed, 2, "incremental", user, a + shift), (seed, 2, "full_retrain", user, b)]
-    table = paired_comparison(_per_user(rows), "incremental", "full_retrain")
-    row = table.loc[2]
-    # per user, seeds averaged: +0.2, -0.1, +0.5 -> mean 0.2, 2 better, 1 worse
-    assert row["users"] == 3 and row["better"] == 2 and row["worse"] == 1
-    assert np.isclose(row["diff"], 0.2)
-    assert row["ci_low"] < 0.2 < row["ci_high"]
-    assert np.isclose(row["relative"], (1.7 / 3 + 0.1) / (1.4 / 3) - 1)  # means over seeds
-
-
 def test_seed_summary_gives_mean_and_std_per_step_and_method():
     frame = pd.DataFrame(
         {
@@ -149,26 +124,3 @@ def test_seed_summary_gives_mean_and_std_per_step_and_method():
     assert np.isclose(table.loc[1, "incremental_std"], np.std([0.1, 0.3], ddof=1))
     assert table.loc[1, "never_std"] == 0.0 and table.loc[1, "incremental_wall_s"] == 15.0
     assert "never_wall_s" not in table
-
-
-def test_seed_noise_sets_the_gap_next_to_a_full_retrain_of_another_seed():
-    rows = []
-    # slice 1: nothing refreshed (incremental == full retrain): left out
-    # slice 2: full retrain 0.20 / 0.22 / 0.18 over seeds, incremental 2% below it in each seed
-    for seed, full in ((1, 0.20), (2, 0.22), (3, 0.18)):
-        rows += [(seed, 1, "incremental", 0.1), (seed, 1, "full_retrain", 0.1)]
-        rows += [(seed, 2, "incremental", full * 0.98), (seed, 2, "full_retrain", full)]
-        rows += [(seed, 2, "never", 0.05)]
-    frame = pd.DataFrame(rows, columns=["seed", "test_slice", "method", "recall@20"])
-    table = seed_noise(frame, "incremental")
-    assert list(table.index) == [2]
-    row = table.loc[2]
-    assert row["seeds"] == 3
-    assert np.isclose(row["method_gap"], -0.02) and np.isclose(row["method_abs_gap"], 0.02)
-    full = [0.20, 0.22, 0.18]
-    pairs = [abs(a / b - 1) for i, a in enumerate(full) for j, b in enumerate(full) if i != j]
-    assert np.isclose(row["reference_abs_gap"], np.mean(pairs))
-    assert np.isclose(row["reference_max_gap"], 0.22 / 0.18 - 1)
-    assert row["reference_outside"] == 1.0  # every pair of these seeds is > 2% apart
-    # one seed: no seed-to-seed noise to compare with
-    assert seed_noise(frame[frame["seed"] == 1], "incremental").empty

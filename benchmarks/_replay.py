@@ -1,4 +1,5 @@
-"""Temporal replay: train on the start of the timeline, then absorb it one increment at a time.
+"""Temporal replay (``benchmarks/refresh.py``): train on the start of the timeline, then absorb
+it one increment at a time.
 
 Before each increment is applied, every model is tested on it (the slice that comes next):
 
@@ -16,7 +17,7 @@ Two groups of users are tested on each slice, and pooled (``all``):
 * ``known``: users the current data knows; their truth is their slice pairs on items the current
   data knows, every already known interaction masked (the protocol of the first replays);
 * ``new``: users the current data does not know (strong generalisation,
-  :mod:`crossrec.refresh.newusers`): the earliest ``new_user_history_share`` of their slice
+  ``_newusers.py``): the earliest ``new_user_history_share`` of their slice
   interactions (on known items, time order) are their history, the rest their truth. Every
   method folds them in from that history the way a refresh folds in a new user
   (:func:`crossrec.models.warm.warm_start`, ``new_users: history``: the history joins the
@@ -39,16 +40,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from _newusers import split_new_users, with_history
+from _timeline import split_timeline
 
 from crossrec.data.increments import DatasetTables, Increment, IncrementRules, apply_increment
 from crossrec.data.matrices import interactions_to_csr
-from crossrec.data.timeline import split_timeline
 from crossrec.graphs.config import FuseConfig
-from crossrec.graphs.fuse import build_modality_graphs, build_user_item_graph, fuse_item_features
 from crossrec.models.config import FinetuneConfig
-from crossrec.models.inputs import TrainingData, build_training_data
+from crossrec.models.inputs import TrainingData
 from crossrec.refresh.config import RefreshConfig
-from crossrec.refresh.newusers import split_new_users, with_history
+from crossrec.refresh.state import training_data
 from crossrec.refresh.steps import (
     PaddedModel,
     align_item_features,
@@ -75,7 +76,7 @@ class ReplaySettings:
     #: (method name, ``history`` | ``random``): the new users' init
     variants: tuple[tuple[str, dict | str], ...] = ()
     #: share of a new user's slice interactions (earliest first) they are folded in from; the
-    #: rest is their truth (:mod:`crossrec.refresh.newusers`)
+    #: rest is their truth (``_newusers.py``)
     new_user_history_share: float = 0.5
 
     def __post_init__(self) -> None:
@@ -107,13 +108,10 @@ def training_inputs(
     fuse: FuseConfig,
     finetune: FinetuneConfig,
 ) -> TrainingData:
-    """Fused features, graphs and matrices of ``tables`` (features looked up by item id)."""
-    info = tables.dataset_info
+    """Fused features, graphs and matrices of ``tables`` (features looked up by item id), as a
+    refresh builds them."""
     features = align_item_features(item_features, source_ids, tables.items["item_id"])
-    fused = fuse_item_features(features, info, fuse)
-    graphs = build_modality_graphs(fused, fuse)
-    ui = build_user_item_graph(tables.interactions, info)
-    return build_training_data(tables.interactions, tables.items, info, fused, graphs, ui, finetune)
+    return training_data(tables, features, fuse, finetune)
 
 
 def next_slice(tables: DatasetTables, inc: Increment) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -417,95 +415,3 @@ def group_table(frame: pd.DataFrame, metric: str = "recall@20") -> pd.DataFrame:
             ]
     table.index.name = "test_slice"
     return table
-
-
-def paired_comparison(
-    per_user: pd.DataFrame,
-    method: str,
-    reference: str,
-    metric: str = "recall@20",
-    group: str = "all",
-) -> pd.DataFrame:
-    """Per step: ``method`` minus ``reference`` over the same tested users, seeds averaged.
-
-    Each user's difference is averaged over seeds first (the users tested on a slice are the
-    same in every seed: the timeline is cut by time), then over users: ``diff`` with its 95%
-    normal interval (``ci_low``, ``ci_high``), ``relative`` = mean(method) / mean(reference) - 1,
-    and how many users score better / worse. ``group``: ``known``, ``new`` or ``all`` (both
-    pooled; a user index is unique within a slice: new users' rows follow the known ones).
-    """
-    per_user = in_group(per_user, group)
-    keys = ["test_slice", "user"]
-    pair = per_user[per_user["method"].isin([method, reference])]
-    wide = pair.pivot_table(index=[*keys, "seed"], columns="method", values=metric)
-    per_seed_user = wide[method] - wide[reference]
-    diff = per_seed_user.groupby(level=keys).mean()
-    means = wide.groupby(level="test_slice").mean()
-    rows = []
-    for step, values in diff.groupby(level="test_slice"):
-        n = len(values)
-        half = 1.96 * float(values.std(ddof=1)) / np.sqrt(n) if n > 1 else float("nan")
-        mean = float(values.mean())
-        ref = float(means.loc[step, reference])
-        rows.append(
-            {
-                "test_slice": step,
-                "users": n,
-                method: float(means.loc[step, method]),
-                reference: ref,
-                "diff": mean,
-                "ci_low": mean - half,
-                "ci_high": mean + half,
-                "relative": float(means.loc[step, method]) / ref - 1 if ref else float("nan"),
-                "better": int((values > 0).sum()),
-                "worse": int((values < 0).sum()),
-            }
-        )
-    return pd.DataFrame(rows).set_index("test_slice")
-
-
-def seed_noise(
-    frame: pd.DataFrame,
-    method: str,
-    reference: str = "full_retrain",
-    metric: str = "recall@20",
-    group: str = "all",
-    band: float = 0.02,
-) -> pd.DataFrame:
-    """Per step: how far ``method`` is from ``reference`` in the same seed, next to how far
-    ``reference`` is from itself in another seed.
-
-    A "within 2% of a full retrain" criterion means something only if two full retrains that
-    differ by nothing but their seed agree that closely. Columns: ``method_gap`` (mean over
-    seeds of ``method(s) / reference(s) - 1``), ``method_abs_gap`` (mean of its absolute
-    value), ``reference_abs_gap`` (mean over ordered pairs ``s != s'`` of
-    ``|reference(s) / reference(s') - 1|``), ``reference_max_gap`` and ``reference_outside``
-    (share of those pairs farther apart than ``band``). Steps where ``method`` equals
-    ``reference`` in every seed (nothing refreshed yet) are left out.
-    """
-    frame = in_group(frame, group)
-    wide = frame[frame["method"].isin([method, reference])].pivot_table(
-        index=["test_slice", "seed"], columns="method", values=metric
-    )
-    rows = []
-    for step, values in wide.groupby(level="test_slice"):
-        ref = values[reference].to_numpy(dtype=float)
-        own = values[method].to_numpy(dtype=float)
-        if len(ref) < 2 or np.allclose(own, ref):
-            continue
-        gaps = own / ref - 1
-        pairs = np.array(
-            [ref[i] / ref[j] - 1 for i in range(len(ref)) for j in range(len(ref)) if i != j]
-        )
-        rows.append(
-            {
-                "test_slice": step,
-                "seeds": len(ref),
-                "method_gap": float(gaps.mean()),
-                "method_abs_gap": float(np.abs(gaps).mean()),
-                "reference_abs_gap": float(np.abs(pairs).mean()),
-                "reference_max_gap": float(np.abs(pairs).max()),
-                "reference_outside": float((np.abs(pairs) > band).mean()),
-            }
-        )
-    return pd.DataFrame(rows).set_index("test_slice") if rows else pd.DataFrame()
