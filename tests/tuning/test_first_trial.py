@@ -289,7 +289,7 @@ def test_neighbours_follow_the_defaults_with_one_categorical_key_changed(tmp_pat
     categorical key (the rest at the defaults), then sampling; each enqueued once."""
     cfg = config(f"sqlite:///{tmp_path}/optuna.db", 4, enqueue_neighbours=True)
     first = trial_zero(cfg, FINETUNE)
-    neighbours = neighbour_trials(cfg, first)
+    neighbours = neighbour_trials(cfg, first, FINETUNE)
     assert neighbours == [{**first, "model.fusion.strategy": "gated"}]
     run_study(fake_objective(cfg), cfg, seed=0, first_trial=first, neighbours=neighbours)
     trials = load(cfg).trials
@@ -303,18 +303,23 @@ def test_neighbours_follow_the_defaults_with_one_categorical_key_changed(tmp_pat
 
 def test_neighbours_stay_within_the_trial_budget(tmp_path: Path):
     space = {
-        "loss.cosine": {"type": "categorical", "choices": [False, True]},
+        "loss.kind": {"type": "categorical", "choices": ["bpr", "bce"]},
         "model.propagation.item_graph_k": {"type": "categorical", "choices": [None, 5, 20]},
     }
-    cfg = config(f"sqlite:///{tmp_path}/optuna.db", 2, enqueue_neighbours=True, search_space=space)
+    cfg = config(f"sqlite:///{tmp_path}/optuna.db", 3, enqueue_neighbours=True, search_space=space)
     first = trial_zero(cfg, FINETUNE)
-    assert first == {"loss.cosine": False, "model.propagation.item_graph_k": None}
-    neighbours = neighbour_trials(cfg, first)
-    assert neighbours == [  # bools match bools only (False == 0), None is a choice
-        {"loss.cosine": True, "model.propagation.item_graph_k": None},
-        {"loss.cosine": False, "model.propagation.item_graph_k": 5},
-        {"loss.cosine": False, "model.propagation.item_graph_k": 20},
+    assert first == {"loss.kind": "bpr", "model.propagation.item_graph_k": None}
+    cfg_all = config(
+        f"sqlite:///{tmp_path}/all.db", 9, search_space=space, neighbours_max_share=1.0
+    )
+    assert neighbour_trials(cfg_all, first, FINETUNE) == [  # None is a choice; nearest first
+        {"loss.kind": "bce", "model.propagation.item_graph_k": None},
+        {"loss.kind": "bpr", "model.propagation.item_graph_k": 5},
+        {"loss.kind": "bpr", "model.propagation.item_graph_k": 20},
     ]
+    # 3 trials: the defaults, one neighbour (half the budget, rounded down), one sampled
+    neighbours = neighbour_trials(cfg, first, FINETUNE)
+    assert neighbours == [{"loss.kind": "bce", "model.propagation.item_graph_k": None}]
 
     def objective(trial: optuna.Trial) -> float:
         suggest_trial(trial, cfg, FINETUNE)
@@ -322,7 +327,8 @@ def test_neighbours_stay_within_the_trial_budget(tmp_path: Path):
 
     run_study(objective, cfg, seed=0, first_trial=first, neighbours=neighbours)
     trials = load(cfg).trials
-    assert len(trials) == 2 and trials[1].params == neighbours[0]
+    assert len(trials) == 3 and trials[1].params == neighbours[0]
+    assert [t.user_attrs.get("enqueued") for t in trials] == ["defaults", "neighbour", None]
 
 
 def test_neighbours_need_the_defaults_trial(tmp_path: Path):

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from crossrec.config import StrictConfig, parse_params
+from crossrec.tuning.groups import SearchGroup, check_groups, group_keys, structure_problems
 from crossrec.tuning.space import ParamSpec, apply_overrides, check_search_space
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ class TuneConfig(StrictConfig):
     #: conditional space: sampled only in trials whose model.fusion.strategy is llm (after the
     #: strategy, Optuna's define-by-run), checked against FinetuneConfig with strategy llm
     llm_search_space: dict[str, ParamSpec] = Field(default_factory=dict)
+    #: keys that only work together, searched as one categorical choice per group (name ->
+    #: option -> {dotted path: value or distribution}); crossrec.tuning.groups
+    search_groups: dict[str, SearchGroup] = Field(default_factory=dict)
     #: finetune overrides applied to every trial (dotted paths), e.g. fewer epochs while tuning;
     #: they are not written to the tuned parameters file
     fixed: dict[str, Any] = Field(default_factory=dict)
@@ -84,6 +88,9 @@ class TuneConfig(StrictConfig):
     #: other key at its default (a one-knob sweep that random start-up trials and TPE do not
     #: make; docs/tuning.md). Enqueued only with the defaults, at most ``n_trials - 1``
     enqueue_neighbours: bool = True
+    #: the neighbours' share of ``n_trials`` at most (and at least one trial is left to the
+    #: sampler): a study that spends its budget on neighbours never samples
+    neighbours_max_share: float = Field(0.5, ge=0, le=1)
     #: each trial trains in <run_root>/trial_<number>
     run_root: str = "data/06_models/tune"
     #: delete a finished trial's checkpoints (keeps disk use flat over long studies)
@@ -100,6 +107,12 @@ class TuneConfig(StrictConfig):
                 f"llm_search_space keys also in search_space or fixed: {twice} (a key is "
                 f"searched in one place)"
             )
+        taken = set(self.search_space) | set(self.fixed) | set(self.llm_search_space)
+        problems = structure_problems(self.search_groups, taken)
+        if any(STRATEGY_KEY in group_keys(group) for group in self.search_groups.values()):
+            problems.append(f"{STRATEGY_KEY} cannot be in a group (it decides the LLM space)")
+        if problems:
+            raise ValueError("search_groups: " + "; ".join(problems))
         return self
 
 
@@ -123,13 +136,17 @@ def parse_tune_config(tune: dict[str, Any], finetune: dict[str, Any]) -> TuneCon
     check_search_space(
         config.search_space, FinetuneConfig, with_fixed, where=f"{TUNE_WHERE}.search_space"
     )
+    check_groups(
+        config.search_groups, FinetuneConfig, with_fixed, where=f"{TUNE_WHERE}.search_groups"
+    )
     as_llm = apply_overrides(with_fixed, {STRATEGY_KEY: "llm"})
     check_search_space(
         config.llm_search_space, FinetuneConfig, as_llm, where=f"{TUNE_WHERE}.llm_search_space"
     )
     logger.info(
-        "Search space: %d parameters, %d trials, pruner %s, storage %s",
+        "Search space: %d parameters, %d groups, %d trials, pruner %s, storage %s",
         len(config.search_space),
+        len(config.search_groups),
         config.n_trials,
         config.pruner.type,
         redact(config.storage.url),

@@ -17,6 +17,8 @@ from typing import Any
 
 from crossrec.config import parse_params
 from crossrec.tuning.config import TuneConfig, trial_strategy
+from crossrec.tuning.groups import suggest_groups
+from crossrec.tuning.results import OVERRIDES_ATTR
 from crossrec.tuning.space import apply_overrides, suggest
 
 logger = logging.getLogger(__name__)
@@ -48,9 +50,11 @@ def trial_overrides(config: TuneConfig, sampled: Mapping[str, Any]) -> dict[str,
 
 
 def suggest_trial(trial: Any, config: TuneConfig, finetune: Mapping[str, Any]) -> dict[str, Any]:
-    """The search space's values, plus the conditional LLM space when the trial's strategy is
+    """The trial's finetune overrides: the search space's values, each group's picked option
+    (``crossrec.tuning.groups``), plus the conditional LLM space when the trial's strategy is
     ``llm`` (define-by-run: other trials never sample, nor record, those parameters)."""
     sampled = suggest(trial, config.search_space)
+    sampled.update(suggest_groups(trial, config.search_groups))
     if config.llm_search_space and trial_strategy(config, dict(finetune), sampled) == "llm":
         sampled.update(suggest(trial, config.llm_search_space))
     return sampled
@@ -84,6 +88,8 @@ def make_finetune_objective(
         finetune = parse_params(FinetuneConfig, params, where=f"tune trial {trial.number}")
         run_dir = Path(run_root) / f"trial_{trial.number:04d}"
         trial.set_user_attr("run_dir", str(run_dir))
+        # what the trial changed in the finetune block (groups expanded): what export writes
+        trial.set_user_attr(OVERRIDES_ATTR, sampled)
         logger.info("Trial %d: %s", trial.number, sampled)
         # an enqueued trial (the defaults, their neighbours) is a deliberate point: it trains
         # to the end. Early epochs rank configurations poorly: on Last.fm the median pruner

@@ -17,6 +17,18 @@ from crossrec.tuning.space import apply_overrides
 
 logger = logging.getLogger(__name__)
 
+#: user attribute holding what a trial changed in the finetune block (search groups expanded
+#: into their keys): what the export writes
+OVERRIDES_ATTR = "finetune_overrides"
+#: user attribute marking the trials the study enqueued (``defaults`` / ``neighbour``)
+ENQUEUED_ATTR = "enqueued"
+
+
+def trial_overrides_of(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The finetune keys a trial set: recorded by the objective, else its Optuna params (a
+    study from before search groups, whose params are all finetune keys)."""
+    return dict(trial.user_attrs.get(OVERRIDES_ATTR) or trial.params)
+
 
 def completed_trials(study: Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -67,8 +79,7 @@ def tuned_finetune_block(
             f"study {study.study_name!r} has no completed trial: nothing to export "
             "(every trial was pruned or failed; relax the pruner or raise n_trials)"
         )
-    best = study.best_trial.params
-    block = apply_overrides({}, best)
+    block = apply_overrides({}, trial_overrides_of(study.best_trial))
     if dataset is not None:
         block["tuned_for"] = {
             "dataset": dataset,
@@ -84,10 +95,16 @@ def tuned_finetune_block(
 
 
 def trials_table(study: Study) -> pd.DataFrame:
-    """One row per trial: number, state, value, params, durations (Optuna's trials_dataframe)."""
+    """One row per trial: number, state, value, params, durations (Optuna's trials_dataframe),
+    and ``enqueued``: ``defaults`` / ``neighbour`` for the trials the study enqueued, empty
+    for sampled ones (a sampled trial that beats the neighbours is what the sampler is for)."""
     frame = study.trials_dataframe(attrs=("number", "state", "value", "duration", "params"))
     if "duration" in frame:
         frame["duration_s"] = frame.pop("duration").dt.total_seconds()
+    trials = study.get_trials(deepcopy=False)
+    marks = {t.number: t.user_attrs.get(ENQUEUED_ATTR, "") for t in trials}
+    numbers = frame["number"] if "number" in frame else []
+    frame.insert(min(1, frame.shape[1]), "enqueued", [marks.get(n, "") for n in numbers])
     return frame
 
 

@@ -166,8 +166,24 @@ def enqueue_neighbours(study: Study, trials: Sequence[Mapping[str, Any]], budget
     for params in chosen:
         study.enqueue_trial(dict(params), user_attrs={"enqueued": "neighbour"})
     if chosen:
-        logger.info("Enqueued %d neighbour trials of the defaults (one key each)", len(chosen))
+        logger.info(
+            "Enqueued %d neighbour trials of the defaults (one key or group each)", len(chosen)
+        )
     return len(chosen)
+
+
+def budget_line(study: Study, config: TuneConfig) -> str:
+    """Where the budget stands, in words: trials run (finished or running) and trials enqueued
+    but not started are not the same thing (a fresh study with its neighbours enqueued has run
+    none)."""
+    storage = study._storage._backend
+    waiting = storage.get_n_trials(study._study_id, state=(TrialState.WAITING,))
+    started = storage.count_active_trials(study._study_id) - waiting
+    left = max(config.n_trials - started - waiting, 0)
+    return (
+        f"{started} of {config.n_trials} trials run or running, {waiting} enqueued to run "
+        f"next, {left} left to the sampler"
+    )
 
 
 def run_study(
@@ -193,15 +209,7 @@ def run_study(
         # since) are in; a worker starting in between may still add one sampled trial
         left = config.n_trials - study._storage._backend.count_active_trials(study._study_id)
         enqueue_neighbours(study, neighbours, left)
-    storage = study._storage._backend
-    done = storage.count_active_trials(study._study_id)
-    logger.info(
-        "Study %r on %s: %d/%d trials already there",
-        config.study_name,
-        run.storage,
-        done,
-        config.n_trials,
-    )
+    logger.info("Study %r on %s: %s", config.study_name, run.storage, budget_line(study, config))
 
     def record(study: Study, trial: FrozenTrial) -> None:
         run.trials_run.append(trial.number)

@@ -218,7 +218,9 @@ def test_trials_table_and_plots_are_saved(tuned):
     report = tuned["tmp"] / "reporting"
     table = CSVDataset(filepath=str(report / "tune_trials.csv")).load()
     assert len(table) == N_TRIALS
-    assert {"number", "state", "value", "params_optim.lr"} <= set(table.columns)
+    assert {"number", "state", "value", "params_optim.lr", "enqueued"} <= set(table.columns)
+    # trial 0 is the enqueued defaults; the rest were sampled (an empty cell)
+    assert table["enqueued"].fillna("").tolist() == ["defaults"] + [""] * (N_TRIALS - 1)
     for name in ("history", "importance", "parallel"):
         figure = plotly.io.read_json(report / f"{name}.json")
         assert figure.data, name
