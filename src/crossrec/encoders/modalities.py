@@ -32,6 +32,15 @@ from crossrec.encoders.text import choose_template, render_texts
 logger = logging.getLogger(__name__)
 
 
+#: Said once when a dataset has no content: it still runs, as an ID-only recommender.
+ID_ONLY_NOTE = (
+    "no content modality (the dataset has no text, images, audio or precomputed features "
+    "enabled): crossrec runs it as an ID-only recommender, compared with its baselines. "
+    "Content would add cold-start items and explanations: add item text / media / vectors "
+    "to the dataset and rerun ingest and featurize_modalities"
+)
+
+
 def check_items(items: pd.DataFrame, info: dict[str, Any], columns: list[str]) -> None:
     """``items`` has the named columns and one row per item, in item_idx order."""
     missing = [c for c in ["item_idx", "item_id", *columns] if c not in items.columns]
@@ -223,10 +232,7 @@ def assemble_item_features(
         features[name] = precomputed_block(name, precomputed_features[name], n_items)
         report["modalities"][name] = _precomputed_stats(features[name], n_items)
     if not features:
-        raise ValueError(
-            "featurize_modalities produced no modality: the dataset has no text, "
-            "images, audio or precomputed features enabled"
-        )
+        logger.info(ID_ONLY_NOTE)
     for name, stats in report["modalities"].items():
         logger.info("item_features[%s]: %s", name, stats)
     return features, report, merged

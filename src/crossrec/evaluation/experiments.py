@@ -58,6 +58,13 @@ def baseline_config(trained_config: dict, baseline_defaults: dict, overrides: di
     return deep_merge(deep_merge(base, baseline_defaults), overrides)
 
 
+def uses_content(baseline_defaults: dict, overrides: dict) -> bool:
+    """Whether a ``finetune``-kind baseline trains with content (``model.use_content``), which
+    a dataset of interactions only cannot give it."""
+    config = baseline_config({}, baseline_defaults, overrides)
+    return bool(config.get("model", {}).get("use_content", True))
+
+
 def ablate_modality(
     item_features: dict, graphs: dict, modality: str, config: dict
 ) -> tuple[dict, dict]:

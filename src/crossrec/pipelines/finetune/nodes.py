@@ -39,6 +39,11 @@ def build_training_data(
     )
 
 
+def content_modalities(fused_item_features: dict) -> list[str]:
+    """The modalities fuse passed on (none for a dataset of interactions only)."""
+    return [name for name in fused_item_features if not name.startswith("__")]
+
+
 def resume_command(dataset: str) -> str:
     """The command that continues an interrupted finetune run from its last checkpoint.
 
@@ -54,6 +59,9 @@ def train_model(
     from crossrec.models.training import train_recommender
 
     config = parse_finetune_config(finetune).model_copy(deep=True)
+    if config.model.use_content and not content_modalities(data.item_features):
+        logger.info("finetune: no content modality, so an ID-only model (model.use_content: false)")
+        config.model.use_content = False
     if config.trainer.seed is None:
         config.trainer.seed = int(seed)
     run_dir = Path(config.run_dir.format(dataset=dataset))
