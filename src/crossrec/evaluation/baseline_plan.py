@@ -49,17 +49,18 @@ class BaselinePlan:
 
 def trained_baseline_skipped(evaluation: Evaluation, name: str, spec: BaselineConfig) -> bool:
     """True (with a warning) when none of the baseline's modalities is in this dataset."""
-    from crossrec.evaluation.experiments import select_modalities
+    from crossrec.evaluation.experiments import select_modalities, uses_content
 
     fused = evaluation.artifacts.fused_item_features
     features = select_modalities(fused, spec.modalities)
-    if spec.modalities is None or features["__order__"]:
+    content = uses_content(evaluation.cfg.baseline_defaults, spec.overrides)
+    if features.get("__order__") or (spec.modalities is None and not content):
         return False
     available = [m for m in fused if not m.startswith("__")]
     logger.warning(
         "baseline %s skipped: none of its modalities %s in this dataset (has %s)",
         name,
-        spec.modalities,
+        spec.modalities or "(all: it trains on content)",
         available,
     )
     return True
