@@ -207,6 +207,8 @@ class ParameterChecks:
         root = Path(run_params.get("project_path") or self._context.project_path)
         run_env = run_params.get("env") or loader.env or loader.default_run_env
         envs = [loader.base_env] + ([run_env] if run_env and run_env != loader.base_env else [])
+        if hasattr(loader, "layers"):  # an overlay env (--env tuned) also reads conf/local
+            envs = loader.layers()
         sources = source_map(
             [Path(loader.conf_source) / env for env in envs],
             loader.config_patterns["parameters"],
