@@ -24,7 +24,7 @@ from crossrec.data.increments import DatasetTables
 from crossrec.encoders.config import FeaturizeConfig
 from crossrec.graphs.config import FuseConfig
 from crossrec.graphs.fuse import build_modality_graphs, build_user_item_graph, fuse_item_features
-from crossrec.models.inputs import TrainingData, build_training_data
+from crossrec.models.inputs import TrainingArtifacts, TrainingData
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,22 @@ def encode_new_items(
     return extend_item_features(state["item_features"], new, len(new_items)), texts
 
 
+def fused_artifacts(
+    tables: DatasetTables,
+    item_features: dict,
+    fuse: FuseConfig,
+    item_texts: list[str] | None = None,
+) -> TrainingArtifacts:
+    """``tables`` with their fuse outputs (fused features, modality graphs, user-item graph),
+    built as the fuse pipeline builds them: what a refresh trains on and serving rebuilds a
+    refreshed model from."""
+    info = tables.dataset_info
+    fused = fuse_item_features(item_features, info, fuse)
+    graphs = build_modality_graphs(fused, fuse)
+    ui = build_user_item_graph(tables.interactions, info)
+    return TrainingArtifacts(tables.interactions, tables.items, info, fused, graphs, ui, item_texts)
+
+
 def training_data(
     tables: DatasetTables,
     item_features: dict,
@@ -219,13 +235,7 @@ def training_data(
     item_texts: list[str] | None = None,
 ) -> TrainingData:
     """Fused features, modality graphs, user-item graph and matrices of ``tables``."""
-    info = tables.dataset_info
-    fused = fuse_item_features(item_features, info, fuse)
-    graphs = build_modality_graphs(fused, fuse)
-    ui = build_user_item_graph(tables.interactions, info)
-    return build_training_data(
-        tables.interactions, tables.items, info, fused, graphs, ui, finetune, item_texts
-    )
+    return fused_artifacts(tables, item_features, fuse, item_texts).training_data(finetune)
 
 
 def load_state(state: dict, fuse: FuseConfig):
@@ -243,19 +253,9 @@ def state_artifacts(state: dict, fuse: FuseConfig) -> dict[str, Any]:
     """A ``refreshed_model`` version as the catalog entries serving rebuilds a model from
     (``crossrec.serving.config.ARTIFACTS``, less ``metrics``): its fused features and graphs
     are built here, exactly as :func:`load_state` builds them."""
-    info = state["dataset_info"]
-    fused = fuse_item_features(state["item_features"], info, fuse)
-    return {
-        "trained_model": state["bundle"],
-        "interactions": state["interactions"],
-        "items": state["items"],
-        "users": state["users"],
-        "dataset_info": info,
-        "fused_item_features": fused,
-        "modality_graphs": build_modality_graphs(fused, fuse),
-        "user_item_graph": build_user_item_graph(state["interactions"], info),
-        "item_texts": state.get("item_texts") or None,
-    }
+    texts = state.get("item_texts") or None
+    artifacts = fused_artifacts(tables_of(state), state["item_features"], fuse, texts)
+    return {"trained_model": state["bundle"], "users": state["users"], **vars(artifacts)}
 
 
 def serving_artifacts(
