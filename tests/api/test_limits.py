@@ -103,6 +103,19 @@ def test_nan_and_infinity_are_422_not_500(server):
         assert response.json()["detail"]
 
 
+def test_bodies_that_do_not_parse_are_422(server):
+    json_type = {"content-type": "application/json"}
+    for body in [b"[" * 100_000, b'{"liked": ["\xff\xfe"]}', b"{not json"]:
+        response = server.client.post("/api/recommendations", data=body, headers=json_type)
+        assert response.status_code == 422, (body[:20], response.text)
+    broken = server.client.post(
+        "/api/items/new",
+        data=b"\xff" * 1000,
+        headers={"content-type": "multipart/form-data; boundary=zz"},
+    )
+    assert broken.status_code == 422, broken.text
+
+
 def test_an_error_never_echoes_unbounded_input(server):
     ids = [str(i) for i in range(100_000)]
     response = server.client.post("/api/recommendations", json={"liked": ids, "k": 5})

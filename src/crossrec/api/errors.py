@@ -13,6 +13,7 @@ import math
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from crossrec.api.guard import BodyTooLarge
 from crossrec.serving.catalogue import BadRequestError, UnknownIdError, clip_text
@@ -82,6 +83,14 @@ def add_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, err: RequestValidationError):
         return JSONResponse({"detail": safe_errors(list(err.errors()))}, 422)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, err: HTTPException):
+        # a body the framework could not parse (too deeply nested JSON, bad UTF-8, broken
+        # multipart) is invalid input like any other: 422, not 400
+        status = 422 if err.status_code == 400 else err.status_code
+        detail = clip_text(str(err.detail), 300)
+        return JSONResponse({"detail": detail}, status, headers=getattr(err, "headers", None))
 
     @app.exception_handler(UnknownIdError)
     async def _unknown(request: Request, err: UnknownIdError):
