@@ -30,8 +30,10 @@ import yaml
 from kedro.framework.hooks import hook_impl
 
 from crossrec.config import (
+    BLOCKS,
     RUNTIME_SOURCE,
     ConfigError,
+    block_schema,
     describe_source,
     flatten_keys,
     lookup_source,
@@ -42,17 +44,6 @@ from crossrec.config import (
 
 logger = logging.getLogger(__name__)
 
-#: Schema of each parameters block (``module:Class``, imported only when the block is used).
-BLOCK_SCHEMAS = {
-    "ingest": "crossrec.data.config:IngestConfig",
-    "featurize_modalities": "crossrec.encoders.config:FeaturizeConfig",
-    "fuse": "crossrec.graphs.config:FuseConfig",
-    "finetune": "crossrec.models.config:FinetuneConfig",
-    "evaluate": "crossrec.evaluation.config:EvaluateConfig",
-    "tune": "crossrec.tuning.config:TuneConfig",
-    "refresh": "crossrec.refresh.config:RefreshConfig",
-    "recommend": "crossrec.serving.config:RecommendConfig",
-}
 #: Keys Kedro itself may add to the parameters (none today); never reported as unknown.
 ALWAYS_ALLOWED: frozenset[str] = frozenset()
 
@@ -157,10 +148,9 @@ def validate_blocks(
 ) -> None:
     """Parse each block that has a schema, so errors come before the first node runs."""
     for block in sorted(blocks):
-        if block not in BLOCK_SCHEMAS or block not in params:
+        if block not in BLOCKS or block not in params:
             continue
-        module, _, name = BLOCK_SCHEMAS[block].partition(":")
-        schema = getattr(importlib.import_module(module), name)
+        schema = block_schema(block)
         parse_params(schema, params[block], where=block, sources=sources, key=block)
 
 
@@ -220,7 +210,7 @@ class ParameterChecks:
         from kedro.framework.project import PACKAGE_NAME
 
         check_top_level(params, declared_blocks(all_pipelines(PACKAGE_NAME or "crossrec")), sources)
-        validate_blocks(params, BLOCK_SCHEMAS, sources)
+        validate_blocks(params, BLOCKS, sources)
         check_tuned_for(params, sources)
 
     @hook_impl
@@ -259,6 +249,7 @@ USER_ERRORS = frozenset(
         "crossrec.registry.UnknownComponentError",
         "crossrec.encoders.zoo.ModelNotFoundError",
         "crossrec.models.resume.ResumeMismatchError",
+        "crossrec.hooks.RunConflictError",
     }
 )
 #: Set (to anything but "" / "0") to print the full traceback of those errors too.
@@ -283,7 +274,12 @@ def log_files() -> list[str]:
 def traceback_to_log_files(error: BaseException) -> None:
     """The full traceback in the log files only, not on the console."""
     record = logging.LogRecord(
-        __name__, logging.ERROR, __file__, 0, "run failed: %s", (error,),
+        __name__,
+        logging.ERROR,
+        __file__,
+        0,
+        "run failed: %s",
+        (error,),
         (type(error), error, error.__traceback__),
     )
     for handler in logging.getLogger().handlers:
@@ -325,3 +321,81 @@ class ShortErrors:
     @hook_impl
     def after_context_created(self, context: Any) -> None:
         install_short_errors()
+
+
+# ------------------------------------------------------------ one writer of fuse's artifacts
+#: Outputs written by one node and read back by the next: two runs writing them at once
+#: (e.g. fuse with different parameters) would build one run's graphs from the other's
+#: features, so a run writing any of them holds a lock in their folder.
+LOCKED_OUTPUTS = ("fused_item_features", "modality_graphs", "user_item_graph")
+LOCK_NAME = ".writer.lock"
+
+
+def artifact_folder(catalog: Any, names: Iterable[str]) -> Path | None:
+    """The local folder of the first of ``names`` the catalog stores in a file."""
+    for name in names:
+        try:
+            filepath = getattr(catalog.get(name), "_filepath", None)
+        except Exception:  # noqa: BLE001 - not in this catalog
+            continue
+        if filepath is not None and getattr(catalog.get(name), "_protocol", "file") == "file":
+            return Path(str(filepath)).parent
+    return None
+
+
+class RunConflictError(RuntimeError):
+    """Another run holds the artifacts this run would write."""
+
+
+def acquire_writer_lock(folder: Path) -> Any:
+    """An exclusive, non-blocking lock on ``folder`` (released when the file closes or the
+    process dies); fails naming the run that holds it. None where the OS has no ``fcntl``."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 - held for the run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunConflictError(
+            f"another run is writing {', '.join(LOCKED_OUTPUTS)} in {folder} ({holder}); "
+            "two runs at once would read each other's outputs. Wait for it to finish (or run "
+            "the other configuration on a copy of the project)"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}: {' '.join(sys.argv)}")
+    handle.flush()
+    return handle
+
+
+class WriterLock:
+    """Runs that write fuse's artifacts of one dataset run one at a time."""
+
+    def __init__(self) -> None:
+        self._handle: Any = None
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        written = [name for name in LOCKED_OUTPUTS if name in pipeline.all_outputs()]
+        folder = artifact_folder(catalog, written)
+        if folder is not None:
+            self._handle = acquire_writer_lock(folder)
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self.release()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self.release()

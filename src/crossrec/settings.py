@@ -66,11 +66,12 @@ CONFIG_LOADER_ARGS = {
 # kedro-viz writes a .viz/ folder after every run through its hook; we only want `kedro viz`.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
 
-from crossrec.hooks import ParameterChecks, ShortErrors  # noqa: E402  (after the warnings filter)
+from crossrec.hooks import ParameterChecks, ShortErrors, WriterLock  # noqa: E402  (after the warnings filter)
 from crossrec.run_record import RunRecords  # noqa: E402
 
 # Unknown / misspelt parameters fail before any node runs, naming the file or --params that
 # set them; encoder model names are resolved before the first encoding. Every run leaves a record
 # (command, machine, commit, wall time) in data/08_reporting/<dataset>/runs/. An error crossrec
-# raises on purpose ends the run with its message; the traceback goes to info.log.
-HOOKS = (ParameterChecks(), RunRecords(), ShortErrors())
+# raises on purpose ends the run with its message; the traceback goes to info.log. Runs that
+# write fuse's artifacts of a dataset run one at a time.
+HOOKS = (ParameterChecks(), RunRecords(), ShortErrors(), WriterLock())
