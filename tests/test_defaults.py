@@ -9,33 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from crossrec.data.config import IngestConfig
-from crossrec.encoders.config import FeaturizeConfig
-from crossrec.evaluation.config import EvaluateConfig
-from crossrec.graphs.config import FuseConfig
-from crossrec.models.config import FinetuneConfig
-from crossrec.refresh.config import RefreshConfig
-from crossrec.serving.config import RecommendConfig
-from crossrec.tuning.config import TuneConfig
+from crossrec.config import BLOCKS, block_file, block_schema
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "base"
+ROOT = Path(__file__).resolve().parents[1]
 
-#: (file, block, schema, keys whose YAML value is content rather than a default)
-BLOCKS = [
-    ("parameters_ingest.yml", "ingest", IngestConfig, {"raw_root", "datasets"}),
-    ("parameters_featurize_modalities.yml", "featurize_modalities", FeaturizeConfig, set()),
-    ("parameters_fuse.yml", "fuse", FuseConfig, set()),
-    ("parameters_finetune.yml", "finetune", FinetuneConfig, set()),
-    ("parameters_evaluate.yml", "evaluate", EvaluateConfig, {"baselines", "baseline_defaults"}),
-    (
-        "parameters_tune.yml",
-        "tune",
-        TuneConfig,
-        {"search_space", "llm_search_space", "fixed"},
-    ),
-    ("parameters_recommend.yml", "recommend", RecommendConfig, set()),
-    ("parameters_refresh.yml", "refresh", RefreshConfig, set()),
-]
+#: keys whose YAML value is content rather than a default, per block
+CONTENT_KEYS = {
+    "ingest": {"raw_root", "datasets"},
+    "evaluate": {"baselines", "baseline_defaults"},
+    "tune": {"search_space", "llm_search_space", "fixed"},
+}
 
 
 def _differences(a, b, prefix=""):
@@ -47,9 +30,10 @@ def _differences(a, b, prefix=""):
     return [] if a == b else [f"{prefix.rstrip('.')}: yaml {a!r} vs schema {b!r}"]
 
 
-@pytest.mark.parametrize("file, block, schema, content_keys", BLOCKS, ids=[b[1] for b in BLOCKS])
-def test_yaml_block_equals_schema_defaults(file, block, schema, content_keys):
-    raw = yaml.safe_load((CONF / file).read_text())[block]
+@pytest.mark.parametrize("block", BLOCKS)
+def test_yaml_block_equals_schema_defaults(block):
+    schema, content_keys = block_schema(block), CONTENT_KEYS.get(block, set())
+    raw = yaml.safe_load((ROOT / block_file(block)).read_text())[block]
     from_yaml = schema.model_validate(raw).model_dump(mode="json")
     defaults = schema.model_construct().model_dump(mode="json")
     required = {name for name, field in schema.model_fields.items() if field.is_required()}
@@ -59,3 +43,13 @@ def test_yaml_block_equals_schema_defaults(file, block, schema, content_keys):
         from_yaml.pop(key, None)
         defaults.pop(key, None)
     assert _differences(from_yaml, defaults) == []
+
+
+def test_every_parameters_file_holds_one_known_block():
+    """The YAML files and crossrec.config.BLOCKS name the same blocks."""
+    files = {
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "conf" / "base").glob("parameters_*.yml")
+    }
+    assert files == {block_file(block) for block in BLOCKS}
+    for block in BLOCKS:
+        assert list(yaml.safe_load((ROOT / block_file(block)).read_text())) == [block]

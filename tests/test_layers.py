@@ -73,11 +73,11 @@ def test_every_package_is_in_a_layer() -> None:
 
 
 def test_block_schemas_point_at_the_library() -> None:
-    """hooks.BLOCK_SCHEMAS imports by string (invisible to import-linter): each must resolve,
-    and schemas belong to the library, not to crossrec.pipelines."""
-    from crossrec.hooks import BLOCK_SCHEMAS
+    """crossrec.config.BLOCKS imports by string (invisible to import-linter): each must
+    resolve, and schemas belong to the library, not to crossrec.pipelines."""
+    from crossrec.config import BLOCKS
 
-    for block, target in BLOCK_SCHEMAS.items():
+    for block, target in BLOCKS.items():
         module, _, name = target.partition(":")
         assert not module.startswith("crossrec.pipelines"), f"{block}: {target}"
         assert hasattr(importlib.import_module(module), name), f"{block}: {target} not found"

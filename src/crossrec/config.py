@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import importlib
 import types
 import typing
 from collections.abc import Mapping
@@ -32,6 +33,40 @@ _active_sources: Mapping[str, str] = {}
 
 class ConfigError(ValueError):
     """A parameters block does not match its schema."""
+
+
+#: Every parameters block and the schema that checks it (``module:Class``, imported only when
+#: the block is used, so this module needs none of the schemas' packages). A block's defaults
+#: live in :func:`block_file`; errors name it by :func:`where`.
+BLOCKS: dict[str, str] = {
+    "ingest": "crossrec.data.config:IngestConfig",
+    "featurize_modalities": "crossrec.encoders.config:FeaturizeConfig",
+    "fuse": "crossrec.graphs.config:FuseConfig",
+    "finetune": "crossrec.models.config:FinetuneConfig",
+    "evaluate": "crossrec.evaluation.config:EvaluateConfig",
+    "tune": "crossrec.tuning.config:TuneConfig",
+    "refresh": "crossrec.refresh.config:RefreshConfig",
+    "recommend": "crossrec.serving.config:RecommendConfig",
+}
+
+
+def block_file(block: str) -> str:
+    """The file holding a block's defaults (one ``parameters_<block>.yml`` per block)."""
+    if block not in BLOCKS:
+        raise KeyError(f"{block!r} is not a parameters block; expected one of {list(BLOCKS)}")
+    return f"conf/base/parameters_{block}.yml"
+
+
+def where(block: str) -> str:
+    """How errors name a block: ``<its file>: <block>`` (the form :func:`parse_params` reads
+    the dotted key from)."""
+    return f"{block_file(block)}: {block}"
+
+
+def block_schema(block: str) -> type[StrictConfig]:
+    """The schema class of a block (imports its module)."""
+    module, _, name = BLOCKS[block].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 class StrictConfig(BaseModel):
@@ -183,7 +218,6 @@ def parse_params(
             problems.append(f"  - {dotted}: {_problem(schema, issue)}{suffix}")
         label = key if (key and all_sourced) else where
         raise ConfigError(f"Invalid parameters in {label}:\n" + "\n".join(problems)) from None
-
 
 
 def deep_merge(base: dict, overrides: dict | None) -> dict:

@@ -7,12 +7,12 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from crossrec.config import StrictConfig, deep_merge, parse_params
+from crossrec.config import StrictConfig, deep_merge, parse_params, where
 from crossrec.data.errors import UnknownDatasetError
 from crossrec.data.users import UsersConfig
 from crossrec.data.words import WordsConfig
 
-WHERE = "conf/base/parameters_ingest.yml: ingest"
+WHERE = where("ingest")
 
 
 class ImplicitConfig(StrictConfig):

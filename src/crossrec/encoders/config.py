@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from crossrec.config import StrictConfig, parse_params
+from crossrec.config import StrictConfig, parse_params, where
 from crossrec.encoders.text import DEFAULT_PROMPT
 
-WHERE = "conf/base/parameters_featurize_modalities.yml: featurize_modalities"
+WHERE = where("featurize_modalities")
 Enabled = Literal["auto", True, False]
 
 

@@ -7,12 +7,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from crossrec.config import StrictConfig
+from crossrec.config import StrictConfig, where
 from crossrec.registry import Registry
 from crossrec.words.config import WordsConfig
 
 #: how errors name the evaluate block
-WHERE = "conf/base/parameters_evaluate.yml: evaluate"
+WHERE = where("evaluate")
 
 #: baselines by name: a class with ``from_spec(spec, split, seed) -> ScoreFn`` and a
 #: ``deterministic`` flag (one run instead of one per seed), or ``trained = True`` for

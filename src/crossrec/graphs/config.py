@@ -6,9 +6,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from crossrec.config import StrictConfig, parse_params
+from crossrec.config import StrictConfig, parse_params, where
 
-WHERE = "conf/base/parameters_fuse.yml: fuse"
+WHERE = where("fuse")
 
 
 class KnnConfig(StrictConfig):

@@ -15,13 +15,13 @@ from typing import Any
 import pandas as pd
 import scipy.sparse as sp
 
-from crossrec.config import parse_params
+from crossrec.config import parse_params, where
 from crossrec.data.matrices import SplitMatrices, split_matrices
 from crossrec.models.config import FinetuneConfig
 
 logger = logging.getLogger(__name__)
 
-WHERE = "conf/base/parameters_finetune.yml: finetune"
+WHERE = where("finetune")
 
 
 @dataclass

@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from crossrec.config import StrictConfig, parse_params
+from crossrec.config import StrictConfig, parse_params, where
 from crossrec.words.config import TowerConfig
 
-WHERE = "conf/base/parameters_recommend.yml: recommend"
+WHERE = where("recommend")
 
 #: the catalog artifacts a served model is rebuilt from (crossrec.serving.model.Artifacts);
 #: the last two are optional (the llm strategy needs item_texts; metrics feed the model card)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from crossrec.config import StrictConfig, parse_params
+from crossrec.config import StrictConfig, parse_params, where
 from crossrec.tuning.groups import SearchGroup, check_groups, group_keys, structure_problems
 from crossrec.tuning.space import ParamSpec, apply_overrides, check_search_space
 
@@ -116,8 +116,8 @@ class TuneConfig(StrictConfig):
         return self
 
 
-TUNE_WHERE = "conf/base/parameters_tune.yml: tune"
-FINETUNE_WHERE = "conf/base/parameters_finetune.yml: finetune"
+TUNE_WHERE = where("tune")
+FINETUNE_WHERE = where("finetune")
 
 
 def parse_tune_config(tune: dict[str, Any], finetune: dict[str, Any]) -> TuneConfig:

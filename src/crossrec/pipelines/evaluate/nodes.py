@@ -14,11 +14,9 @@ import pandas as pd
 
 from crossrec.config import parse_params
 from crossrec.evaluation import runner, summary
-from crossrec.evaluation.config import EvaluateConfig
+from crossrec.evaluation.config import WHERE, EvaluateConfig
 from crossrec.evaluation.protocol import EvalSplit, require_held_out_rows
 from crossrec.models.inputs import TrainingArtifacts
-
-WHERE = "conf/base/parameters_evaluate.yml: evaluate"
 
 
 def _config(params: dict | EvaluateConfig) -> EvaluateConfig:
