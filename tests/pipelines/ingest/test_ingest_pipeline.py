@@ -43,7 +43,7 @@ def test_catalog_declares_every_artifact_per_dataset():
     assert set(ARTIFACTS) <= outputs
     for name in ARTIFACTS:
         path = catalog[name]["filepath"]
-        assert "${runtime_params:dataset, ${globals:default_dataset}}" in path
+        assert "${_dataset}" in path  # conf/base/catalog.yml: the run's dataset
     for name in ("media_report", "data_summary"):
         assert catalog[name]["filepath"].startswith("data/08_reporting/")
     # the in-memory hand-offs between nodes are matched by the ingest_{stage} pattern
