@@ -28,9 +28,8 @@ def test_nothing_new_skips_fine_tuning_and_the_new_version(tmp_path, monkeypatch
 
     monkeypatch.setattr(steps, "run_refresh", no_training)
     path = tmp_path / "refreshed_model.pkl"
-    catalog = DataCatalog(
-        {"refreshed_model": KeepLatestPickleDataset(filepath=str(path), version=Version(None, None))}
-    )
+    dataset = KeepLatestPickleDataset(filepath=str(path), version=Version(None, None))
+    catalog = DataCatalog({"refreshed_model": dataset})
     catalog.save("refreshed_model", {"bundle": "previous"})
     with caplog.at_level(logging.INFO):
         state, report, history = nodes.fine_tune(

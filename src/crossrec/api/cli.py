@@ -68,7 +68,7 @@ def undeclared_dataset(project: Path, env: str | None, dataset: str | None) -> s
     if dataset is None:
         return None
     _, params = _catalog_and_params(project.resolve(), env, dataset)
-    declared = list(((params.get("ingest") or {}).get("datasets") or {}))
+    declared = list((params.get("ingest") or {}).get("datasets") or {})
     return None if dataset in declared else unknown_dataset_message(dataset, declared)
 
 
