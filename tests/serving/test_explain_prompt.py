@@ -10,7 +10,12 @@ import scipy.sparse as sp
 
 from crossrec.serving.catalogue import BadRequestError, Catalogue, UnknownIdError
 from crossrec.serving.config import RecommendConfig
-from crossrec.serving.explain import PROMPT_SECTIONS, history_contributors, llm_prompt
+from crossrec.serving.explain import (
+    PROMPT_SECTIONS,
+    answer_start,
+    history_contributors,
+    llm_prompt,
+)
 
 PARTS = {"collaborative": 0.4, "text": 0.2, "image": -0.1}
 
@@ -36,7 +41,13 @@ def test_the_prompt_names_the_item_and_the_history_in_separate_sections():
     assert list(sections) == list(PROMPT_SECTIONS)
     assert sections[recommended] == ["Groundhog Day"]
     assert sections[history] == ["Heat", "Alien"]
-    assert sections[why] and "never say the user liked the recommended item" in prompt
+    assert sections[why] and "Never say the user liked the recommended item" in prompt
+    assert (
+        answer_start("Groundhog Day", ["Heat"])
+        == "You may enjoy Groundhog Day because you liked Heat"
+    )
+    assert answer_start("Heat", ["heat", "Alien"]).endswith("you liked Alien")
+    assert answer_start("Heat", []) == "You may enjoy Heat because"
 
 
 def test_the_recommended_item_is_never_in_the_history_section():

@@ -213,14 +213,27 @@ def llm_prompt(title: str, parts: dict[str, float], because: list[str]) -> str:
         f"{why}:\n" + "\n".join(f"- {d}" for d in drivers) + "\n\n"
         f"{past} (items the user liked before, similar to the recommended item):\n"
         f"{history_lines}\n\n"
-        f'Write one sentence addressed to the user, such as "You may enjoy {title} because '
-        'you liked ...". The history is what the user liked; never say the user liked the '
-        "recommended item. No numbers."
+        'Write one sentence addressed to the user: "You may enjoy <recommended item> because you '
+        'liked <items of the history>". Never say the user liked the recommended item. '
+        "No numbers."
     )
 
 
-def llm_sentence(prompt: str, model_name: str, cache: dict, max_new_tokens: int = 60) -> str:
-    """The packaged instruction model's sentence for ``prompt`` (greedy, deterministic)."""
+def answer_start(title: str, because: list[str]) -> str:
+    """The words the model's answer is made to begin with: the recommended item is named as
+    what the user may enjoy, and the closest history item as what they liked, before the model
+    writes a word, so the two cannot swap (a small model otherwise often swaps them)."""
+    history = prompt_history(title, because, 1)
+    if not history:
+        return f"You may enjoy {title} because"
+    return f"You may enjoy {title} because you liked {history[0]}"
+
+
+def llm_sentence(
+    prompt: str, model_name: str, cache: dict, start: str = "", max_new_tokens: int = 60
+) -> str:
+    """The packaged instruction model's sentence for ``prompt`` (greedy, deterministic),
+    its answer begun with ``start``; the first line of the answer."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -234,9 +247,10 @@ def llm_sentence(prompt: str, model_name: str, cache: dict, max_new_tokens: int 
         )
     tokenizer, llm = cache["llm"]
     messages = [{"role": "user", "content": prompt}]
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
-    if not isinstance(ids, torch.Tensor):
-        ids = ids["input_ids"]
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ids = tokenizer(text + start, return_tensors="pt", add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         out = llm.generate(ids, max_new_tokens=max_new_tokens, do_sample=False)
-    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
+    rest = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+    answer = (start + rest).strip()
+    return answer.splitlines()[0].strip() if answer else answer

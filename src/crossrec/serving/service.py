@@ -7,6 +7,7 @@ import numpy as np
 
 from crossrec.serving.catalogue import BadRequestError
 from crossrec.serving.explain import (
+    answer_start,
     history_contributors,
     item_vector_parts,
     llm_prompt,
@@ -136,7 +137,9 @@ def explain(serving, user_id: str, item_id: str, use_llm: bool = False) -> dict:
     if use_llm:
         prompt = llm_prompt(title, part_dict, because)
         with serving.lock:
-            out["sentence"] = llm_sentence(prompt, serving.config.explain_llm, serving.cache)
+            out["sentence"] = llm_sentence(
+                prompt, serving.config.explain_llm, serving.cache, answer_start(title, because)
+            )
         out["sentence_by"] = serving.config.explain_llm
         out["prompt"] = prompt
     return out
