@@ -83,19 +83,22 @@ def serve_project(tmp_path_factory) -> Path:
     if reuse and (Path(reuse) / "data" / "06_models" / DATASET / "trained_model.pkl").exists():
         return Path(reuse)
     root = Path(reuse) if reuse else tmp_path_factory.mktemp("serve_project")
-    if reuse:
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
-    (root / "src").mkdir()
-    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
-    (root / "conf" / "local").mkdir()
+    (root / "src").mkdir(exist_ok=True)
+    shutil.copytree(
+        PROJECT_ROOT / "conf",
+        root / "conf",
+        ignore=shutil.ignore_patterns("local"),
+        dirs_exist_ok=True,
+    )
+    (root / "conf" / "local").mkdir(exist_ok=True)
     raw_root = root / "raw"
     make_synthetic_dataset(raw_root / DATASET, seed=0)
     ingest = synthetic_ingest_params(raw_root / DATASET)
     ingest.pop("raw_root")
     env = root / "conf" / "serve"
-    env.mkdir()
+    env.mkdir(exist_ok=True)
     (env / "parameters_serve.yml").write_text(yaml.safe_dump({"ingest": ingest, **OVERRIDES}))
     result = kedro_run(root)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
