@@ -90,6 +90,7 @@ def test_the_shipped_grid_reaches_the_shrink_sparse_data_needs():
 def test_grid_edges():
     points = [{"neighbours": k, "shrink": s} for k in (50, 100) for s in (0.0, 10.0, 100.0)]
     assert grid_edges(points, {"neighbours": 50, "shrink": 10.0}) == {"neighbours": "lowest"}
+    assert grid_edges(points, {"neighbours": 100, "shrink": 0.0}) == {"neighbours": "highest"}
     assert grid_edges(points, {"neighbours": 100, "shrink": 100.0}) == {
         "neighbours": "highest",
         "shrink": "highest",

@@ -28,12 +28,13 @@ def grid_values(points: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
 
 def grid_edges(points: Sequence[Mapping[str, Any]], chosen: Mapping[str, Any]) -> dict[str, str]:
     """``{key: "lowest" | "highest"}`` for each numeric key of ``chosen`` at an end of the values
-    the grid ``points`` offer for it (keys with a single value are not searched: no edge)."""
+    the grid ``points`` offer for it. Keys with a single value are not searched, and a lowest
+    value of 0 (a shrink, a weight) has nothing below it: no edge."""
     edges = {}
     for key, values in grid_values(points).items():
         if len(values) < 2 or key not in chosen:
             continue
-        if chosen[key] == values[0]:
+        if chosen[key] == values[0] and values[0] != 0:
             edges[key] = "lowest"
         elif chosen[key] == values[-1]:
             edges[key] = "highest"
