@@ -228,13 +228,17 @@ def encoder_share(opts, queries: list[str]) -> dict:
 
 def fold_in_report(opts) -> dict:
     from crossrec.api.artifacts import load_artifacts
+    from crossrec.data.matrices import split_matrices
     from crossrec.serving.config import FoldInConfig
     from crossrec.serving.foldin import fold_in_agreement
     from crossrec.serving.model import ServingModel
 
     artifacts, params = load_artifacts(ROOT, opts.env, opts.dataset)
     serving = ServingModel.from_artifacts(artifacts, params)
-    train, test = serving.data.train, serving.data.splits.test
+    info = artifacts.dataset_info
+    n_users, n_items = int(info["n_users"]), int(info["n_items"])
+    train = serving.data.train
+    test = split_matrices(artifacts.interactions, artifacts.items, n_users, n_items).test
     rng = np.random.default_rng(0)
     users = rng.choice(
         serving.catalogue.n_users, size=min(300, serving.catalogue.n_users), replace=False

@@ -103,6 +103,24 @@ def test_explanation_parts_add_up_to_the_score(artifacts, model, cosine):
             assert body["modality_weights"] is None
 
 
+@pytest.mark.parametrize("model", CONFIGS.values(), ids=CONFIGS.keys())
+def test_serving_rebuilds_the_model_on_what_training_gave_it(artifacts, model):
+    """build_model_data (no splits) gives the model the train matrix, recency and fuse outputs
+    of build_training_data: the served vectors are the ones of the model on its training data."""
+    from crossrec.models.bundle import load_recommender
+
+    serving = _serving(artifacts, model)
+    full = artifacts.training_data(serving.artifacts.trained_model["config"])
+    lean = serving.data
+    assert (lean.train != full.train).nnz == 0 and lean.splits is None and lean.valid.nnz == 0
+    if model.get("user_tower", {}).get("kind", "none") != "none":
+        assert (lean.train_recency != full.train_recency).nnz == 0
+    with torch.no_grad():
+        users, items = load_recommender(serving.artifacts.trained_model, full).scoring_vectors()
+    np.testing.assert_array_equal(serving.catalogue.user_vectors, users.numpy())
+    np.testing.assert_array_equal(serving.catalogue.item_vectors, items.numpy())
+
+
 def test_a_missing_modality_contributes_nothing(artifacts):
     """Item 0 has no image (mask False): its image part is exactly zero before propagation."""
     from crossrec.serving.explain import item_vector_parts

@@ -12,11 +12,18 @@ import logging
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from crossrec.config import parse_params, where
-from crossrec.data.matrices import SplitMatrices, split_matrices
+from crossrec.data.matrices import (
+    SplitMatrices,
+    check_interactions,
+    interactions_to_csr,
+    split_matrices,
+    train_recency,
+)
 from crossrec.models.config import FinetuneConfig
 
 logger = logging.getLogger(__name__)
@@ -87,6 +94,10 @@ class TrainingArtifacts:
             self.item_texts,
         )
 
+    def model_data(self, config: dict[str, Any] | FinetuneConfig) -> TrainingData:
+        """:func:`build_model_data` of these artifacts."""
+        return build_model_data(self, config)
+
 
 #: the catalog entries of :class:`TrainingArtifacts`, in field order (node inputs)
 TRAINING_ARTIFACTS = tuple(f.name for f in fields(TrainingArtifacts))
@@ -94,6 +105,22 @@ TRAINING_ARTIFACTS = tuple(f.name for f in fields(TrainingArtifacts))
 
 def parse_finetune_config(params: dict[str, Any] | FinetuneConfig) -> FinetuneConfig:
     return parse_params(FinetuneConfig, params, where=WHERE)
+
+
+def llm_texts(
+    config: FinetuneConfig, item_texts: list[str] | None, n_items: int
+) -> list[str] | None:
+    """The item texts the ``llm`` fusion strategy reads (one per item); None for the others."""
+    if config.model.fusion.strategy != "llm":
+        return None
+    if item_texts is None:
+        raise ValueError(
+            "fusion strategy 'llm' needs the item_texts artifact (featurize_modalities)"
+        )
+    texts = list(item_texts)
+    if len(texts) != n_items:
+        raise ValueError(f"item_texts: expected {n_items} texts (one per item), got {len(texts)}")
+    return texts
 
 
 def build_training_data(
@@ -114,17 +141,7 @@ def build_training_data(
     config = parse_finetune_config(config)
     n_users, n_items = int(dataset_info["n_users"]), int(dataset_info["n_items"])
     matrices = split_matrices(interactions, items, n_users, n_items)
-    texts = None
-    if config.model.fusion.strategy == "llm":
-        if item_texts is None:
-            raise ValueError(
-                "fusion strategy 'llm' needs the item_texts artifact (featurize_modalities)"
-            )
-        texts = list(item_texts)
-        if len(texts) != n_items:
-            raise ValueError(
-                f"item_texts: expected {n_items} texts (one per item), got {len(texts)}"
-            )
+    texts = llm_texts(config, item_texts, n_items)
     too_large = [k for k in config.trainer.val_ks if k >= n_items]
     if too_large:
         logger.warning(
@@ -154,4 +171,32 @@ def build_training_data(
         item_texts=texts,
         train_recency=matrices.train_recency,
         splits=matrices,
+    )
+
+
+def build_model_data(
+    artifacts: TrainingArtifacts, config: dict[str, Any] | FinetuneConfig
+) -> TrainingData:
+    """What a trained model is rebuilt from, and no more: the train matrix (with its recency
+    only when the user tower reads histories) and the fuse outputs; the model sees exactly
+    what :func:`build_training_data` gives it. No validation, test or cold-item matrices
+    (``valid`` is empty, ``splits`` None): for serving a trained model, never for training or
+    evaluating one, so serving starts without splitting every interaction."""
+    config = parse_finetune_config(config)
+    info, interactions = artifacts.dataset_info, artifacts.interactions
+    n_users, n_items = int(info["n_users"]), int(info["n_items"])
+    check_interactions(interactions, n_users, n_items)
+    rows = interactions[interactions["split"].to_numpy() == "train"]
+    users, items = rows["user_idx"].to_numpy(np.int64), rows["item_idx"].to_numpy(np.int64)
+    histories = config.model.user_tower.kind != "none"
+    return TrainingData(
+        n_users=n_users,
+        n_items=n_items,
+        train=interactions_to_csr(users, items, n_users, n_items),
+        valid=sp.csr_matrix((n_users, n_items), dtype=np.float32),
+        item_features=artifacts.fused_item_features,
+        modality_graphs=artifacts.modality_graphs,
+        user_item_graph=artifacts.user_item_graph,
+        item_texts=llm_texts(config, artifacts.item_texts, n_items),
+        train_recency=train_recency(interactions, n_users, n_items) if histories else None,
     )

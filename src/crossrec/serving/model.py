@@ -1,5 +1,6 @@
-"""A trained model ready to serve: rebuilt from its artifacts (``crossrec.models.bundle``), its
-user and item vectors computed once, and the catalogue built on them.
+"""A trained model ready to serve: rebuilt from its artifacts (``crossrec.models.bundle``) on
+what the model reads and no more (``crossrec.models.inputs.build_model_data``: no validation or
+test split), its user and item vectors computed once, and the catalogue built on them.
 
 ``score = user_vectors[u] . item_vectors[i]`` reproduces ``Recommender.score_users`` exactly
 (for a cosine-trained model both sides are normalised here once).
@@ -58,7 +59,7 @@ class ServingModel:
 
     catalogue: Catalogue
     model: Any  # crossrec.models.recommender.Recommender (eval mode)
-    data: Any  # crossrec.models.inputs.TrainingData
+    data: Any  # crossrec.models.inputs.TrainingData of build_model_data: train matrix, no splits
     artifacts: Artifacts
     fingerprint: str
     config: RecommendConfig
@@ -84,7 +85,7 @@ class ServingModel:
 
         config = parse_recommend_config(config)
         a = artifacts
-        data = a.training_data(a.trained_model["config"])
+        data = a.model_data(a.trained_model["config"])
         model = load_recommender(a.trained_model, data)
         users, items = model.scoring_vectors()
         items_table = a.items.sort_values("item_idx").reset_index(drop=True)
