@@ -121,8 +121,8 @@ def test_defaults_pick_their_option_and_neighbours_move_the_whole_group(tmp_path
     assert first["loss_family"] == "bpr" and "loss.temperature" not in first
     neighbours = neighbour_trials(cfg, first, FINETUNE)
     moved = [{k: v for k, v in n.items() if first.get(k) != v} for n in neighbours]
-    # groups first, one move per key before any second one; the softmax neighbour starts at the finetune
-    # block's temperature (0.2, one of the choices) and brings its cosine along
+    # groups first, one move per key before any second one; the softmax neighbour starts at
+    # the finetune block's temperature (0.2, one of the choices) and brings its cosine along
     assert moved == [
         {"loss_family": "softmax", "loss.temperature": 0.2},
         {"model.content_space": "separate"},
