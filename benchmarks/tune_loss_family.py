@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+import yaml
 
 #: the BPR defaults and the softmax family (cosine score, temperature 0.2)
 FAMILIES: dict[str, dict[str, Any]] = {
@@ -63,14 +64,10 @@ SEARCH_SPACE: dict[str, Any] = {
     "loss.content_weight": {"type": "categorical", "choices": [0.0, 0.1, 1.0]},
     "model.content_space": {"type": "categorical", "choices": ["shared", "separate"]},
 }
-LOSS_FAMILY: dict[str, Any] = {
-    "bpr": {"loss.kind": "bpr", "loss.cosine": False},
-    "softmax": {
-        "loss.kind": "softmax",
-        "loss.cosine": True,
-        "loss.temperature": {"type": "categorical", "choices": [0.1, 0.2, 0.5]},
-    },
-}
+#: the shipped loss family (conf/base/parameters_tune.yml: tune.search_groups.loss_family)
+LOSS_FAMILY: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "conf/base/parameters_tune.yml").read_text()
+)["tune"]["search_groups"]["loss_family"]
 #: the same loss keys searched one by one (no group)
 ONE_KEY_LOSS: dict[str, Any] = {
     "loss.kind": {"type": "categorical", "choices": ["bpr", "softmax"]},

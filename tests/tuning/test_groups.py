@@ -9,6 +9,7 @@ from typing import Any
 
 import optuna
 import pytest
+import yaml
 
 from crossrec.config import ConfigError
 from crossrec.models.config import FinetuneConfig
@@ -25,14 +26,10 @@ FINETUNE: dict[str, Any] = {
     "loss": {"kind": "bpr", "temperature": 0.2},
 }
 
-LOSS_FAMILY: dict[str, Any] = {
-    "bpr": {"loss.kind": "bpr", "loss.cosine": False},
-    "softmax": {
-        "loss.kind": "softmax",
-        "loss.cosine": True,
-        "loss.temperature": {"type": "categorical", "choices": [0.1, 0.2, 0.5]},
-    },
-}
+#: the shipped loss family: bpr, and softmax with cosine and a temperature of 0.1 / 0.2 / 0.5
+LOSS_FAMILY: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "conf/base/parameters_tune.yml").read_text()
+)["tune"]["search_groups"]["loss_family"]
 
 
 def tune(url: str, n_trials: int, **extra: Any) -> dict[str, Any]:
