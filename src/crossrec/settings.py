@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from kedro.config import OmegaConfigLoader
@@ -35,7 +36,11 @@ class OverlayConfigLoader(OmegaConfigLoader):
         """The environments read, lowest first."""
         run_env = self.env or self.default_run_env
         layers = [self.base_env]
-        if run_env in self.overlay_envs and self.default_run_env not in ("", self.base_env):
+        if (
+            run_env in self.overlay_envs
+            and self.default_run_env not in ("", self.base_env)
+            and (Path(self.conf_source) / self.default_run_env).is_dir()  # a clone has no local
+        ):
             layers.append(self.default_run_env)
         return layers + ([run_env] if run_env and run_env not in layers else [])
 

@@ -11,7 +11,6 @@ from typing import Any
 import optuna
 import pytest
 import yaml
-from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
@@ -163,7 +162,7 @@ def test_first_trial_is_the_finetune_defaults_and_the_best_is_no_worse(tuned):
 def test_best_parameters_load_back_into_finetune_as_a_kedro_env(tuned):
     tuned_file = tuned["tmp"] / "conf" / "tuned" / "parameters_finetune.yml"
     assert tuned_file.exists()
-    from crossrec.settings import CONFIG_LOADER_ARGS
+    from crossrec.settings import CONFIG_LOADER_ARGS, CONFIG_LOADER_CLASS
 
     best = tuned["study"].best_params
     written = yaml.safe_load(tuned_file.read_text())
@@ -184,8 +183,8 @@ def test_best_parameters_load_back_into_finetune_as_a_kedro_env(tuned):
         }
     }
     # what `kedro run --pipelines finetune --env tuned` loads: base soft-merged with tuned
-    loader = OmegaConfigLoader(
-        conf_source=str(tuned["tmp"] / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": "tuned"}
+    loader = CONFIG_LOADER_CLASS(
+        conf_source=str(tuned["tmp"] / "conf"), env="tuned", **CONFIG_LOADER_ARGS
     )
     config = FinetuneConfig.model_validate(loader["parameters"]["finetune"])
     assert config.optim.lr == pytest.approx(best["optim.lr"])
@@ -249,9 +248,9 @@ def test_bad_search_space_key_fails_before_any_trial(
 
 
 def test_shipped_parameters_validate():
-    from crossrec.settings import CONFIG_LOADER_ARGS
+    from crossrec.settings import CONFIG_LOADER_ARGS, CONFIG_LOADER_CLASS
 
-    loader = OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), **CONFIG_LOADER_ARGS)
+    loader = CONFIG_LOADER_CLASS(conf_source=str(PROJECT_ROOT / "conf"), **CONFIG_LOADER_ARGS)
     params = loader["parameters"]
     config = validate_tuning(params["tune"], params["finetune"])
     assert config.storage.url.startswith("sqlite:///data/")
