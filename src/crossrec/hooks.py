@@ -379,16 +379,27 @@ class WriterLock:
 
     def __init__(self) -> None:
         self._handle: Any = None
+        self._folder: Path | None = None
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         written = [name for name in LOCKED_OUTPUTS if name in pipeline.all_outputs()]
-        folder = artifact_folder(catalog, written)
-        if folder is not None:
-            self._handle = acquire_writer_lock(folder)
+        self._folder = artifact_folder(catalog, written)
+
+    @hook_impl
+    def before_node_run(self) -> None:
+        """Locks at the first node, not before: a run refused by the parameter checks (which
+        raise in ``before_pipeline_run``, where Kedro calls no error hook) holds nothing."""
+        if self._folder is not None and self._handle is None:
+            self._handle = acquire_writer_lock(self._folder)
+            self._folder = None
 
     def release(self) -> None:
+        """Removes the lock file while still holding it (a run leaves ``data/`` as it found it),
+        then releases the lock."""
+        self._folder = None
         if self._handle is not None:
+            Path(self._handle.name).unlink(missing_ok=True)
             self._handle.close()
             self._handle = None
 

@@ -130,18 +130,27 @@ class RunRecords:
         self._started: tuple[float, str] | None = None
         self._run_params: dict[str, Any] = {}
         self._dataset: str | None = None
+        self._nodes_started = 0
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         self._started = (time.monotonic(), datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         self._run_params = dict(run_params)
+        self._nodes_started = 0
         try:
             self._dataset = str(catalog.load("params:dataset"))
         except Exception:  # noqa: BLE001 - a project without `dataset` simply keeps no record
             self._dataset = None
 
+    @hook_impl
+    def before_node_run(self) -> None:
+        self._nodes_started += 1
+
     def _finish(self, ok: bool) -> None:
-        if self._started is None or not self._dataset:
+        """Writes the record; a run refused before its first node (bad parameters) writes none:
+        such a run leaves ``data/`` as it found it."""
+        if self._started is None or not self._dataset or (not ok and not self._nodes_started):
+            self._started = None
             return
         start, started = self._started
         root = Path(self._run_params.get("project_path") or Path.cwd())
