@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONTENT_KEYS = {
     "ingest": {"raw_root", "datasets"},
     "evaluate": {"baselines", "baseline_defaults"},
-    "tune": {"search_space", "llm_search_space", "fixed"},
+    "tune": {"search_space", "search_groups", "llm_search_space", "fixed"},
 }
 
 
