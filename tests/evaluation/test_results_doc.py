@@ -46,7 +46,14 @@ def write_outputs(folder: Path, with_record: bool = True) -> None:
     ]
     timings = {
         "crossrec": {"train_s": 436.1},
-        "EASE": {"train_s": 0.0, "selection": {"grid_size": 6, "chosen": {"l2": 250.0}}},
+        "EASE": {
+            "train_s": 0.0,
+            "selection": {
+                "grid_size": 6,
+                "chosen": {"l2": 250.0},
+                "grid_edge": "EASE: the chosen point is at the edge of its grid (l2 250.0 ...)",
+            },
+        },
         "LightGCN": {"train_s": 160.4},
         "__nodes__": {"evaluate_baselines": {"wall_s": 439.7}},
     }
@@ -88,6 +95,7 @@ def test_the_document_holds_the_runs_figures_and_names_the_run(reporting: Path):
     # the strongest baseline on test is EASE (not MostPop), with its p-value
     assert "| test | EASE | 896 | +0.0023 (p = 0.33) | +0.0020 (p = 0.15) |" in text
     assert "| EASE | 6 | l2 250.0 |" in text
+    assert "- EASE: the chosen point is at the edge of its grid" in text
     assert "LightGCN: the values of `conf/base/parameters_evaluate.yml`" in text
     assert "943 users × 1,663 items, 99,815 interactions" in text
 

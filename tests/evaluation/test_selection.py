@@ -83,6 +83,9 @@ def test_selection_picks_the_configuration_by_validation_not_test(
     assert test_recall < 0.9  # the test oracle (test recall 1.0) was not picked
     report = "\n".join(selection_section({"knn": {"selection": selection}}))
     assert "| knn | 2 | neighbours 1, shrink 0.0 | 1.0000 | 0 |" in report
+    # the chosen neighbours are the grid's lowest: the record and the report say so
+    assert "neighbours 1 is the lowest of [1, 2]" in selection["grid_edge"]
+    assert f"- {selection['grid_edge']}" in report
 
 
 def test_bad_grid_key_is_rejected_with_its_name() -> None:

@@ -133,6 +133,7 @@ def plan_baselines(evaluation: Evaluation, trained_model: dict) -> list[Baseline
 def select_point(evaluation: Evaluation, plan: BaselinePlan, trained: list[tuple[Any, float]]):
     """Score the plan's trained grid points on the validation slice only and keep the best:
     ``plan.spec`` becomes the chosen point, ``plan.selection`` its record."""
+    from crossrec.evaluation.grid_edge import grid_edge_note
     from crossrec.evaluation.selection import apply_point, select
 
     cfg, split = evaluation.cfg, evaluation.split
@@ -158,7 +159,11 @@ def select_point(evaluation: Evaluation, plan: BaselinePlan, trained: list[tuple
         "trials": trials,
         # the grid's training (summed over its runs, however many ran at once) + scoring
         "select_s": round(train_s + time.perf_counter() - start, 2),
+        # a chosen value at the end of its grid: the best may lie beyond (said in the report)
+        "grid_edge": grid_edge_note(plan.name, [t["config"] for t in trials], chosen),
     }
+    if plan.selection["grid_edge"]:
+        logger.warning(plan.selection["grid_edge"])
     logger.info(
         "baseline %s: %s chosen from %d configurations on valid %s (%.4f), %.1fs",
         plan.name,

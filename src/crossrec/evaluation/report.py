@@ -237,6 +237,7 @@ def selection_section(timings: dict) -> list[str]:
     if not rows:
         return []
     metric = next(t["selection"]["metric"] for t in timings.values() if t.get("selection"))
+    edges = [t["selection"].get("grid_edge") for t in timings.values() if t.get("selection")]
     return [
         "## Baseline configurations (chosen on validation)",
         "",
@@ -248,6 +249,8 @@ def selection_section(timings: dict) -> list[str]:
             ["baseline", "grid size", "chosen", metric, "selection seed", "selection (s)"],
             rows,
         ),
+        "",
+        *(f"- {edge}" for edge in edges if edge),
         "",
     ]
 

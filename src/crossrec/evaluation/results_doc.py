@@ -187,12 +187,19 @@ def selection_lines(timings: dict[str, Any] | None) -> list[str]:
         and entry.get("train_s", 0) > 0
         and not entry.get("selection")
     ]
+    edges = [
+        entry["selection"]["grid_edge"]
+        for entry in timings.values()
+        if isinstance(entry, dict) and (entry.get("selection") or {}).get("grid_edge")
+    ]
     lines = []
     if rows:
         lines += [
             "Settings chosen on validation (recall@20 of the first seed), per baseline:",
             "",
             markdown_table(["model", "grid points", "chosen"], rows),
+            "",
+            *(f"- {edge}" for edge in edges),
             "",
         ]
     if kept:
