@@ -70,7 +70,7 @@ def run_path(path: str, args: argparse.Namespace, queue) -> None:
     """Build the encoder for ``path``, time ``args.steps`` training steps, report to ``queue``."""
     import torch
 
-    from crossrec.models.fusion.llm_encoder import LLMFusionConfig, build_llm_item_encoder
+    from crossrec.models.item_towers.llm_encoder import LLMFusionConfig, build_llm_item_encoder
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -16,7 +16,7 @@ same with checkpointing on and off: it must not change the math). A last section
 ``llm`` strategy with Lightning (``train_recommender``, bf16-mixed) on a synthetic dataset of
 movielens' size and reports s/epoch.
 
-The LLM is SmolLM2-135M's architecture with RANDOM weights (``crossrec.models.fusion.
+The LLM is SmolLM2-135M's architecture with RANDOM weights (``crossrec.models.item_towers.
 random_llm``): speed does not depend on the weight values, and the real weights (a pip package
 converted on first use) cannot travel to a lent GPU machine. The trunk cache is filled on the
 device first (``precompute_trunk``). Everything is written to ``--out`` after each row.
@@ -159,7 +159,7 @@ def versions() -> dict:
 
 
 def layers_that_run(encoder) -> list:
-    from crossrec.models.fusion.llm_encoder import decoder_layers
+    from crossrec.models.item_towers.llm_encoder import decoder_layers
 
     return list(decoder_layers(encoder.backbone)[encoder.n_trunk or 0 :])
 
@@ -210,7 +210,7 @@ def measure_row(mode: str, checkpointing: bool, bench: dict, args, device) -> di
     """Build the encoder for ``mode``, run warm-up then timed steps, return the row."""
     import torch
 
-    from crossrec.models.fusion.llm_encoder import build_llm_item_encoder, precompute_trunk
+    from crossrec.models.item_towers.llm_encoder import build_llm_item_encoder, precompute_trunk
 
     config = {
         "model": str(bench["model_dir"]),
@@ -416,7 +416,7 @@ def epoch_timer(device, stop_at: float):
 def lightning_section(model_dir: Path, words: list[str], args, device, tmp: Path, left: float):
     """s/epoch of a short ``llm``-strategy Lightning run (bf16-mixed on CUDA)."""
     from crossrec.models.config import FinetuneConfig
-    from crossrec.models.fusion.llm_encoder import precompute_trunk
+    from crossrec.models.item_towers.llm_encoder import precompute_trunk
     from crossrec.models.training import train_recommender
 
     needed = 25.0 if args.quick else 60.0
@@ -529,7 +529,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from crossrec.device import resolve_device
-    from crossrec.models.fusion.random_llm import SMOLLM2_135M, filler_words, save_random_llama
+    from crossrec.models.item_towers.random_llm import SMOLLM2_135M, filler_words, save_random_llama
 
     device = resolve_device(args.device)
     if device.type == "cpu":

@@ -108,7 +108,7 @@ WORDS = (
 
 def make_tiny_llama(folder: Path, n_layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
     """Save a random LlamaForCausalLM + tokenizer that AutoModel/AutoTokenizer load."""
-    from crossrec.models.fusion.random_llm import save_random_llama
+    from crossrec.models.item_towers.random_llm import save_random_llama
 
     return save_random_llama(
         folder,

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from crossrec.models.config import FusionConfig
-from crossrec.models.fusion import build_fusion
-from crossrec.models.fusion.modality import check_item_features, modality_order
+from crossrec.models.item_towers import build_fusion
+from crossrec.models.item_towers.modality import check_item_features, modality_order
 
 DIM = 16
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from crossrec.config import ConfigError
-from crossrec.models.fusion.llm_encoder import (
+from crossrec.models.item_towers.llm_encoder import (
     LLMFusionConfig,
     build_llm_item_encoder,
     llm_parameter_groups,
@@ -231,7 +231,7 @@ def test_bad_inputs_raise_clear_errors(tiny_llama_dir, toy_items):
 
 
 def test_soft_token_modalities_skip_text_like_names():
-    from crossrec.models.fusion.llm_encoder import soft_token_modalities
+    from crossrec.models.item_towers.llm_encoder import soft_token_modalities
 
     features = {"__order__": ["text_minilm", "audio_vggish", "text", "image"]}
     assert soft_token_modalities(features, LLMFusionConfig()) == ["audio_vggish", "image"]

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from crossrec.models.fusion.llm_encoder import (
+from crossrec.models.item_towers.llm_encoder import (
     LLMFusionConfig,
     build_llm_item_encoder,
     decoder_layers,
 )
-from crossrec.models.fusion.llm_trunk import TrunkCache, token_key
+from crossrec.models.item_towers.llm_trunk import TrunkCache, token_key
 
 
 def _build(model_dir, texts, features, **overrides):
@@ -33,7 +33,7 @@ def test_trunk_cache_hit_miss_and_invalidation(
     texts, features = toy_items
     cache_dir = tmp_path / "trunk"
     kwargs = {"mode": "partial", "top_n_layers": 1, "trunk_cache_dir": str(cache_dir)}
-    with caplog.at_level(logging.INFO, logger="crossrec.models.fusion.llm_trunk"):
+    with caplog.at_level(logging.INFO, logger="crossrec.models.item_towers.llm_trunk"):
         first = _build(tiny_llama4_dir, texts, features, **kwargs)
         assert "over 12 item texts" in _trunk_log(caplog)  # miss: computed and saved
         folders = list(cache_dir.iterdir())
@@ -65,12 +65,12 @@ def test_trunk_cache_hit_miss_and_invalidation(
 def test_precompute_trunk_fills_the_cache_the_build_reads(
     tiny_llama4_dir, toy_items, tmp_path, caplog
 ):
-    from crossrec.models.fusion.llm_encoder import precompute_trunk
+    from crossrec.models.item_towers.llm_encoder import precompute_trunk
 
     texts, features = toy_items
     kwargs = {"mode": "lora", "top_n_layers": 1, "trunk_cache_dir": str(tmp_path / "trunk")}
     config = LLMFusionConfig(model=str(tiny_llama4_dir), **kwargs)
-    with caplog.at_level(logging.INFO, logger="crossrec.models.fusion.llm_trunk"):
+    with caplog.at_level(logging.INFO, logger="crossrec.models.item_towers.llm_trunk"):
         precompute_trunk(texts, config, "cpu")
         assert "over 12 item texts" in _trunk_log(caplog)
         caplog.clear()
@@ -223,7 +223,7 @@ def test_lora_run_through_train_recommender_beats_most_popular(
     # evaluation's extra seeds / load_recommender rebuild the encoder: the trunk comes from disk
     from crossrec.models.bundle import load_recommender
 
-    with caplog.at_level(logging.INFO, logger="crossrec.models.fusion.llm_trunk"):
+    with caplog.at_level(logging.INFO, logger="crossrec.models.item_towers.llm_trunk"):
         caplog.clear()
         load_recommender(result.bundle, tiny_data)
     assert f"all {tiny_data.n_items} items from the cache" in _trunk_log(caplog)

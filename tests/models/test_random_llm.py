@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from crossrec.models.fusion.random_llm import SMOLLM2_135M, filler_words, save_random_llama
+from crossrec.models.item_towers.random_llm import SMOLLM2_135M, filler_words, save_random_llama
 
 SMALL = {
     "vocab_size": 16,

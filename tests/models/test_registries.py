@@ -12,7 +12,7 @@ from crossrec.config import ConfigError, parse_params
 from crossrec.metrics.ranking import evaluate_ranking
 from crossrec.models.bundle import build_recommender, load_recommender
 from crossrec.models.config import FinetuneConfig
-from crossrec.models.fusion.modality import ModalityProjector
+from crossrec.models.item_towers.modality import ModalityProjector
 from crossrec.models.losses import ranking_loss
 from crossrec.models.registries import FUSION_STRATEGIES, LOSSES, USER_TOWERS
 from crossrec.models.towers import HistoryEncoder

@@ -94,7 +94,7 @@ class _FakeLLMEncoder(nn.Module):
 
 
 def test_llm_strategy_wiring(tiny_data, monkeypatch):
-    import crossrec.models.fusion.llm_encoder as llm
+    import crossrec.models.item_towers.llm_encoder as llm
 
     seen = {}
 

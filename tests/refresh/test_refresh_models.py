@@ -131,7 +131,7 @@ def test_llm_refresh_reads_known_texts_from_the_trunk_cache_and_adds_only_new_on
     new_texts = set(grown.item_texts[N_OLD_ITEMS:]) - old_texts
     assert len(new_texts) == 3  # items 44-46; item 47's text is item 3's
 
-    with caplog.at_level(logging.INFO, logger="crossrec.models.fusion.llm_trunk"):
+    with caplog.at_level(logging.INFO, logger="crossrec.models.item_towers.llm_trunk"):
         _, new = _refresh(grown, params, tmp_path)
     assert _trunk_entries(cache_dir) == len(old_texts) + len(new_texts)
     computed = [r.getMessage() for r in caplog.records if "LLM trunk:" in r.getMessage()]

@@ -77,7 +77,7 @@ class FusionConfig(StrictConfig):
     #: attention strategy: transformer over modality tokens
     attention_heads: int = Field(2, ge=1)
     attention_layers: int = Field(1, ge=1)
-    #: the LLM item encoder of the ``llm`` strategy (crossrec.models.fusion.llm_encoder)
+    #: the LLM item encoder of the ``llm`` strategy (crossrec.models.item_towers.llm_encoder)
     llm: LLMFusionConfig = Field(default_factory=LLMFusionConfig)
     #: items per chunk when the LLM encodes the whole catalogue for scoring
     llm_chunk_size: int = Field(64, ge=1)

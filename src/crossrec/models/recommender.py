@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from crossrec.models.config import ModelConfig
-from crossrec.models.fusion import build_fusion
-from crossrec.models.fusion.modality import check_item_features
+from crossrec.models.item_towers import build_fusion
+from crossrec.models.item_towers.modality import check_item_features
 from crossrec.models.towers import build_user_tower, history_matrix
 
 log = logging.getLogger(__name__)

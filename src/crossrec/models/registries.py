@@ -14,7 +14,7 @@ from crossrec.registry import Registry
 #: fused modality vectors -> one content vector per item; factory(spec) -> nn.Module
 FUSION_STRATEGIES: Registry = Registry(
     "fusion strategy",
-    ["crossrec.models.fusion.modality", "crossrec.models.fusion.llm"],
+    ["crossrec.models.item_towers.modality", "crossrec.models.item_towers.llm"],
     builtin_names=["concat", "gated", "attention", "llm"],
 )
 #: ranking losses over (pos (b,), neg (b, m), valid (b, m), config) -> scalar

@@ -223,7 +223,7 @@ def test_kedro_pipeline_runs_and_feeds_the_llm_encoder(item_features, synthetic_
 
     import torch
 
-    from crossrec.models.fusion.llm_encoder import LLMFusionConfig, build_llm_item_encoder
+    from crossrec.models.item_towers.llm_encoder import LLMFusionConfig, build_llm_item_encoder
 
     model_dir = _tiny_llama_helpers().make_tiny_llama(tmp_path / "llm")
     encoder = build_llm_item_encoder(

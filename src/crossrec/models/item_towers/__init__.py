@@ -1,4 +1,5 @@
-"""Content fusion: per-modality item vectors (and item texts) -> one content vector per item.
+"""Item towers: an item's content (its per-modality vectors, and its text) -> one content
+vector per item, by a fusion strategy of the modality vectors or an LLM item encoder.
 
 Strategies are registered in :data:`crossrec.models.registries.FUSION_STRATEGIES` by name
 (``concat``, ``gated``, ``attention`` in ``modality.py``; ``llm`` in ``llm.py``). Each class has

@@ -21,7 +21,7 @@ class LLMFusion(nn.Module):
         self, item_texts: list[str] | None, item_features: dict, config: FusionConfig, dim: int
     ):
         super().__init__()
-        from crossrec.models.fusion.llm_encoder import build_llm_item_encoder
+        from crossrec.models.item_towers.llm_encoder import build_llm_item_encoder
 
         if item_texts is None:
             raise ValueError("fusion strategy 'llm' needs item texts (TrainingData.item_texts)")

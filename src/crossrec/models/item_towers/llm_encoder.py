@@ -14,7 +14,7 @@ Fine-tuning modes (``LLMFusionConfig.mode``):
 * ``full`` — everything trains.
 
 With ``trunk_cache`` (every mode but ``full``) the layers below the top ``top_n_layers`` run
-once per item text and are cached (``crossrec.models.fusion.llm_trunk``): LoRA adapters sit on
+once per item text and are cached (``crossrec.models.item_towers.llm_trunk``): LoRA adapters sit on
 the top layers only and the soft tokens enter at the first top layer. Without it the whole LLM
 runs every step with the soft tokens at the input (LoRA on every layer).
 
@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from crossrec.models.config import LLMFusionConfig
-from crossrec.models.fusion.llm_trunk import (
+from crossrec.models.item_towers.llm_trunk import (
     TrunkCache,
     base_model,
     load_or_compute_trunk,
