@@ -28,7 +28,7 @@ MEDIA_COLUMNS = {"image_path": "image", "audio_path": "audio"}
 #: Pipeline stages that add to the media report, in run order.
 STAGES = ("ingest", "featurize")
 REPORT_KEYS = ("stage", "item_id", "modality", "path", "reason")
-BUDGET_PARAM = "conf/base/parameters_ingest.yml: ingest.media.max_bad_share"
+BUDGET_PARAM = "ingest.media.max_bad_share"
 
 #: WAV format tags whose frames are a fixed number of bytes (block_align).
 _FIXED_FRAME_WAV_TAGS = {1, 3, 6, 7, 0xFFFE}  # PCM, float, A-law, mu-law, extensible
