@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from crossrec.data.errors import DataValidationError
-from crossrec.data.increments import DatasetTables, IncrementRules, apply_increment, read_increment
+from crossrec.data.increment_files import read_increment
+from crossrec.data.increments import DatasetTables, IncrementRules, apply_increment
 from crossrec.encoders.config import FeaturizeConfig
 from crossrec.refresh.state import encode_new_items, precomputed_dims
 

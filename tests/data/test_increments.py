@@ -10,13 +10,8 @@ import pandas as pd
 import pytest
 
 from crossrec.data.errors import DataValidationError
-from crossrec.data.increments import (
-    DatasetTables,
-    IncrementRules,
-    apply_increment,
-    list_increments,
-    read_increment,
-)
+from crossrec.data.increment_files import list_increments, read_increment
+from crossrec.data.increments import DatasetTables, IncrementRules, apply_increment
 from crossrec.data.validation import natural_order
 
 TEXT = ["title", "description"]

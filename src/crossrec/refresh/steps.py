@@ -16,13 +16,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from crossrec.data.increments import (
-    DatasetTables,
-    IncrementRules,
-    apply_increment,
-    list_increments,
-    read_increment,
-)
+from crossrec.data.increment_files import list_increments, read_increment
+from crossrec.data.increments import DatasetTables, IncrementRules, apply_increment
 from crossrec.data.matrices import interactions_to_csr
 from crossrec.models.config import FinetuneConfig, complete_stored_config
 from crossrec.models.inputs import TrainingData
