@@ -108,6 +108,18 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "defaults + VBPR's content bias only",
         {"model": {"content_bias": True}},
     ),
+    "gate": (
+        "content and item graph weighed per item by 1 / (1 + deg / 50), deg = train count",
+        {"model": {"content_gate": {"kind": "degree", "tau": 50.0}}},
+    ),
+    "gate_learned": (
+        "the same gate as a trained sigmoid in log degree (starts at the fixed schedule)",
+        {"model": {"content_gate": {"kind": "learned", "tau": 50.0}}},
+    ),
+    "gate_graph": (
+        "the fixed gate on the modality item graph only (ego content ungated)",
+        {"model": {"content_gate": {"kind": "degree", "tau": 50.0, "targets": ["item_graph"]}}},
+    ),
 }
 
 

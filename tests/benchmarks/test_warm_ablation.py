@@ -91,3 +91,13 @@ def test_variants_split_on_commas_outside_brackets(warm_ablation):
         warm_ablation.split_variants(specs)[1].partition("+")[2].split(";")
     )
     assert overrides["model"]["propagation"]["item_graph_modalities"] == ["text", "image"]
+
+
+def test_gate_variants_are_valid_finetune_configs(warm_ablation):
+    from crossrec.config import deep_merge
+    from crossrec.models.config import FinetuneConfig
+
+    for name in ("gate", "gate_learned", "gate_graph"):
+        overrides = warm_ablation.VARIANTS[name][1]
+        config = FinetuneConfig.model_validate(deep_merge({}, overrides))
+        assert config.model.content_gate.kind != "none"

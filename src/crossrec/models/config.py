@@ -119,6 +119,27 @@ class PropagationConfig(StrictConfig):
     item_graph_k: int | None = Field(None, ge=1)
 
 
+class ContentGateConfig(StrictConfig):
+    """How much of an item's content reaches its vector, by what the IDs know of the item.
+
+    Content helps items with few train interactions and costs the well-known ones, whose ID
+    embeddings already rank them (docs/content-gate.md). The gate scales each item's content
+    by ``g(deg)``, ``deg`` its train interactions: ``degree`` is the fixed schedule
+    ``1 / (1 + deg / tau)``, ``learned`` the sigmoid ``sigmoid(s * (c - log deg))`` with ``c``
+    and ``s > 0`` trained (initialised at ``log tau`` and 1: the fixed schedule). Items without
+    train interactions (cold) keep all their content (g = 1).
+    """
+
+    kind: Literal["none", "degree", "learned"] = "none"
+    #: train interactions at which an item gets half its content (the learned gate's start)
+    tau: float = Field(50.0, gt=0)
+    #: what is gated: ``content`` (the projected content in the item ego, or the item side of
+    #: the content channel) and ``item_graph`` (what the modality kNN graph adds to the item)
+    targets: list[Literal["content", "item_graph"]] = Field(
+        default_factory=lambda: ["content", "item_graph"], min_length=1
+    )
+
+
 class ModelConfig(StrictConfig):
     #: 128 with lr 0.01: the point LightGCN's validated grid chose on both shared datasets,
     #: and crossrec's best measured there (docs/warm-items.md, eighth session)
@@ -148,6 +169,7 @@ class ModelConfig(StrictConfig):
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     user_tower: UserTowerConfig = Field(default_factory=UserTowerConfig)
     propagation: PropagationConfig = Field(default_factory=PropagationConfig)
+    content_gate: ContentGateConfig = Field(default_factory=ContentGateConfig)
 
 
 class DataConfig(StrictConfig):

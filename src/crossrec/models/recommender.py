@@ -37,6 +37,7 @@ from torch import nn
 from crossrec.models.config import ModelConfig
 from crossrec.models.fusion import build_fusion
 from crossrec.models.fusion.modality import check_item_features
+from crossrec.models.gate import ContentGate, item_degrees
 from crossrec.models.towers import build_user_tower, history_matrix
 
 log = logging.getLogger(__name__)
@@ -227,6 +228,8 @@ class Recommender(nn.Module):
                 mask = torch.as_tensor(seen, dtype=torch.float32).unsqueeze(1)
                 self.register_buffer(name, mask, persistent=False)
         self.dropout = nn.Dropout(config.dropout)
+        #: per-item content weight by train degree (model.content_gate); None = all content
+        self.content_gate = self._build_gate(config, train)
 
         self.history_encoder = None
         if tower.kind != "none":
@@ -287,6 +290,22 @@ class Recommender(nn.Module):
                 "model.content_bias needs early content (use_content: true with concat, gated or "
                 "attention fusion); the llm strategy adds its content late, per item"
             )
+
+    def _build_gate(self, config: ModelConfig, train: sp.spmatrix) -> ContentGate | None:
+        if config.content_gate.kind == "none" or self.fusion is None:
+            return None
+        if self.late_content or not config.use_id_embedding:
+            raise ValueError(
+                "model.content_gate weighs content against the item's ID embedding: it needs "
+                "use_id_embedding: true and early content (concat, gated or attention fusion)"
+            )
+        return ContentGate(config.content_gate, item_degrees(train))
+
+    def gate(self, target: str) -> torch.Tensor | float:
+        """(n_items, 1) content weights for ``target`` (content / item_graph), else 1."""
+        if self.content_gate is None or target not in self.config.content_gate.targets:
+            return 1.0
+        return self.content_gate()
 
     def _check_separate_space(self) -> None:
         if self.late_content or self.content_channel:
@@ -391,7 +410,7 @@ class Recommender(nn.Module):
             content = self.project_content()
             self._step_content = content if self.training else None  # reused by content_table
             if not self.content_channel:
-                parts.append(self.dropout(content))
+                parts.append(self.dropout(content) * self.gate("content"))
         if not parts:  # late (LLM) content only: graph part starts from zeros
             return torch.zeros(self.n_items, self.config.embedding_dim, device=self._device())
         return parts[0] if len(parts) == 1 else parts[0] + parts[1]
@@ -437,7 +456,7 @@ class Recommender(nn.Module):
             users, items = both[: self.n_users], both[self.n_users :]
         if self.content_channel:
             channel_users, channel_items = self.content_channel_vectors(graph, graph_t)
-            users, items = users + channel_users, items + channel_items
+            users, items = users + channel_users, items + channel_items * self.gate("content")
         if self.ii_layers:
             source = items_ego
             if self.config.propagation.item_graph_input == "id" and self.item_id is not None:
@@ -445,7 +464,7 @@ class Recommender(nn.Module):
             smoothed = self._propagate_sparse(
                 self.ii_graph, self.ii_graph_t, source, self.ii_layers
             )
-            items = items + smoothed
+            items = items + smoothed * self.gate("item_graph")
         users, items = self.with_bias_column(users, items)
         out = Embeddings(users, items, users_ego, items_ego)
         if not self.training and not torch.is_grad_enabled():
