@@ -116,6 +116,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "the same gate as a trained sigmoid in log degree (starts at the fixed schedule)",
         {"model": {"content_gate": {"kind": "learned", "tau": 50.0}}},
     ),
+    "gate_output": (
+        "the fixed gate after propagation: users keep all content, items' final vectors gated",
+        {"model": {"content_gate": {"kind": "degree", "tau": 50.0, "stage": "output"}}},
+    ),
     "gate_graph": (
         "the fixed gate on the modality item graph only (ego content ungated)",
         {"model": {"content_gate": {"kind": "degree", "tau": 50.0, "targets": ["item_graph"]}}},

@@ -71,12 +71,21 @@ def test_off_by_default_and_gate_of_one_is_the_ungated_model(tiny_data):
     assert not torch.allclose(plain.score_users(users), narrow.score_users(users), atol=1e-3)
 
 
-@pytest.mark.parametrize("targets", [["content"], ["item_graph"], ["content", "item_graph"]])
-def test_warm_items_lose_content_cold_items_keep_it(tiny_data, targets):
+@pytest.mark.parametrize(
+    ("targets", "stage"),
+    [
+        (["content"], "input"),
+        (["item_graph"], "input"),
+        (["content", "item_graph"], "input"),
+        (["content"], "output"),
+    ],
+)
+def test_warm_items_lose_content_cold_items_keep_it(tiny_data, targets, stage):
     data = _with_cold_item(tiny_data, item=0)
     assert item_degrees(data.train)[0] == 0
     plain = _build(data)
-    gated = _build(data, content_gate={"kind": "degree", "tau": 1.0, "targets": targets})
+    gate = {"kind": "degree", "tau": 1.0, "targets": targets, "stage": stage}
+    gated = _build(data, content_gate=gate)
     with torch.no_grad():
         plain_items, gated_items = plain.embeddings().items, gated.embeddings().items
     assert torch.allclose(plain_items[0], gated_items[0], atol=1e-6)  # cold: full content
@@ -104,3 +113,31 @@ def test_gated_content_channel_and_checks(tiny_data):
     assert (
         _build(tiny_data, use_content=False, content_gate={"kind": "degree"}).content_gate is None
     )
+
+
+def test_output_stage_keeps_the_users_content_taste(tiny_data):
+    """Gated at the output, users still see all the content of their items; only the items'
+    final vectors lose theirs (and a gate of 1 is the ungated model)."""
+    plain = _build(tiny_data)
+    gated = _build(tiny_data, content_gate={"kind": "degree", "tau": 1.0, "stage": "output"})
+    with torch.no_grad():
+        a, b = plain.embeddings(), gated.embeddings()
+    assert torch.allclose(a.users, b.users, atol=1e-6)
+    assert not torch.allclose(a.items, b.items, atol=1e-4)
+    wide = _build(tiny_data, content_gate={"kind": "learned", "tau": 1e12, "stage": "output"})
+    users = torch.arange(tiny_data.n_users)
+    assert torch.allclose(plain.score_users(users), wide.score_users(users), atol=1e-5)
+    wide.train()
+    wide.embeddings().items.sum().backward()
+    assert wide.content_gate.centre.grad is not None
+
+
+@pytest.mark.parametrize("stage", ["input", "output"])
+def test_explanation_parts_sum_to_the_gated_item_vectors(tiny_data, stage):
+    from crossrec.serving.explain import item_vector_parts
+
+    model = _build(tiny_data, content_gate={"kind": "degree", "tau": 3.0, "stage": stage})
+    _, parts = item_vector_parts(model)
+    with torch.no_grad():
+        items = model.embeddings().items.numpy()
+    assert np.allclose(parts.sum(0), items, atol=1e-4)

@@ -138,6 +138,12 @@ class ContentGateConfig(StrictConfig):
     targets: list[Literal["content", "item_graph"]] = Field(
         default_factory=lambda: ["content", "item_graph"], min_length=1
     )
+    #: where the content is gated: ``input`` (the item ego, before the user-item graph: users
+    #: then see the gated content of their items too) or ``output`` (the ego keeps all content,
+    #: so users learn the content taste of every item they consumed; only the item's final
+    #: vector has its propagated content part scaled, one more propagation of the content).
+    #: The content channel (``propagation.content_path: channel``) is always gated at its output.
+    stage: Literal["input", "output"] = "input"
 
 
 class ModelConfig(StrictConfig):

@@ -272,6 +272,7 @@ class Recommender(nn.Module):
         else:
             self.ii_layers = 0
         self._step_content: torch.Tensor | None = None
+        self._ego_content: torch.Tensor | None = None
         self._cache: Embeddings | None = None
         self._late_cache: torch.Tensor | None = None
 
@@ -306,6 +307,16 @@ class Recommender(nn.Module):
         if self.content_gate is None or target not in self.config.content_gate.targets:
             return 1.0
         return self.content_gate()
+
+    @property
+    def output_gate(self) -> bool:
+        """Whether the ego's content is gated after propagation (content_gate.stage output)."""
+        return (
+            self.content_gate is not None
+            and not self.content_channel
+            and self.config.content_gate.stage == "output"
+            and "content" in self.config.content_gate.targets
+        )
 
     def _check_separate_space(self) -> None:
         if self.late_content or self.content_channel:
@@ -410,7 +421,9 @@ class Recommender(nn.Module):
             content = self.project_content()
             self._step_content = content if self.training else None  # reused by content_table
             if not self.content_channel:
-                parts.append(self.dropout(content) * self.gate("content"))
+                added = self.dropout(content)
+                self._ego_content = added  # what output_gate scales after propagation
+                parts.append(added if self.output_gate else added * self.gate("content"))
         if not parts:  # late (LLM) content only: graph part starts from zeros
             return torch.zeros(self.n_items, self.config.embedding_dim, device=self._device())
         return parts[0] if len(parts) == 1 else parts[0] + parts[1]
@@ -450,10 +463,19 @@ class Recommender(nn.Module):
         if self.ui_layers:
             if self.training and self.config.propagation.edge_dropout > 0:
                 graph = graph_t = self.pruned_graph()
-            both = self._propagate_sparse(
-                graph, graph_t, torch.cat([users_ego, items_ego]), self.ui_layers
-            )
+            nodes = torch.cat([users_ego, items_ego])
+            if self.output_gate:  # the content alone as extra columns: one propagation pass
+                content = torch.cat([users_ego.new_zeros(users_ego.shape), self._ego_content])
+                nodes = torch.cat([nodes, content], dim=1)
+            both = self._propagate_sparse(graph, graph_t, nodes, self.ui_layers)
             users, items = both[: self.n_users], both[self.n_users :]
+        elif self.output_gate:
+            items = torch.cat([items, self._ego_content], dim=1)
+        if self.output_gate:
+            dim = users_ego.shape[1]
+            items, content = items[:, :dim], items[:, dim:]
+            users = users[:, :dim]
+            items = items - (1.0 - self.gate("content")) * content
         if self.content_channel:
             channel_users, channel_items = self.content_channel_vectors(graph, graph_t)
             users, items = users + channel_users, items + channel_items * self.gate("content")

@@ -65,8 +65,9 @@ def item_vector_parts(model) -> tuple[list[str], np.ndarray]:
             phis, base = _shapley_content(fusion, tokens, fusion.tokens.missing)
             if model.content_mask is not None:  # content_space separate: the content half
                 phis, base = [phi * model.content_mask for phi in phis], base * model.content_mask
-            gate = model.gate("content")  # model.content_gate: each item's share of content
-            phis, base = [phi * gate for phi in phis], base * gate
+            if not model.output_gate:  # model.content_gate: each item's share of content
+                gate = model.gate("content")
+                phis, base = [phi * gate for phi in phis], base * gate
             names += ["content_baseline", *fusion.tokens.modalities]
             ego += [base, *phis]
         items_ego = sum(ego[1:], ego[0])
@@ -83,6 +84,10 @@ def item_vector_parts(model) -> tuple[list[str], np.ndarray]:
                 model.ui_layers,
             )
             out = both[model.n_users :]
+        if model.output_gate:  # content_gate stage output: the items' propagated content scaled
+            out = out.view(n_items, len(ego), dim)
+            out = torch.cat([out[:, :1], out[:, 1:] * model.gate("content")[:, None]], dim=1)
+            out = out.reshape(n_items, -1)
         if model.ii_layers:
             source = stacked_items
             if model.config.propagation.item_graph_input == "id" and model.item_id is not None:
