@@ -120,6 +120,14 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "the fixed gate after propagation: users keep all content, items' final vectors gated",
         {"model": {"content_gate": {"kind": "degree", "tau": 50.0, "stage": "output"}}},
     ),
+    "gate_output_steep": (
+        "gate_output with the steeper schedule 1 / (1 + (deg / 50) ** 2)",
+        {
+            "model": {
+                "content_gate": {"kind": "degree", "tau": 50.0, "slope": 2.0, "stage": "output"}
+            }
+        },
+    ),
     "gate_graph": (
         "the fixed gate on the modality item graph only (ego content ungated)",
         {"model": {"content_gate": {"kind": "degree", "tau": 50.0, "targets": ["item_graph"]}}},

@@ -97,7 +97,7 @@ def test_gate_variants_are_valid_finetune_configs(warm_ablation):
     from crossrec.config import deep_merge
     from crossrec.models.config import FinetuneConfig
 
-    for name in ("gate", "gate_learned", "gate_graph", "gate_output"):
+    for name in ("gate", "gate_learned", "gate_graph", "gate_output", "gate_output_steep"):
         overrides = warm_ablation.VARIANTS[name][1]
         config = FinetuneConfig.model_validate(deep_merge({}, overrides))
         assert config.model.content_gate.kind != "none"

@@ -44,6 +44,11 @@ def test_gate_falls_with_degree_and_cold_items_keep_all_content(kind):
     # the learned gate starts on the fixed schedule 1 / (1 + deg / tau)
     expected = 1.0 / (1.0 + torch.as_tensor(degree) / 10.0)
     assert torch.allclose(gate, expected, atol=1e-6)
+    # a steeper schedule: more content below tau, less above
+    steep = ContentGate(ContentGateConfig(kind=kind, tau=10.0, slope=2.0), degree)()
+    steep = steep.detach().squeeze(1)
+    assert steep[0] == 1.0 and steep[2] > gate[2] and steep[4] < gate[4]
+    assert torch.allclose(steep, 1.0 / (1.0 + (torch.as_tensor(degree) / 10.0) ** 2), atol=1e-5)
 
 
 def test_learned_gate_trains_and_never_rises_with_degree():

@@ -125,14 +125,19 @@ class ContentGateConfig(StrictConfig):
     Content helps items with few train interactions and costs the well-known ones, whose ID
     embeddings already rank them (docs/content-gate.md). The gate scales each item's content
     by ``g(deg)``, ``deg`` its train interactions: ``degree`` is the fixed schedule
-    ``1 / (1 + deg / tau)``, ``learned`` the sigmoid ``sigmoid(s * (c - log deg))`` with ``c``
-    and ``s > 0`` trained (initialised at ``log tau`` and 1: the fixed schedule). Items without
-    train interactions (cold) keep all their content (g = 1).
+    ``1 / (1 + (deg / tau) ** slope)`` (slope 1: ``tau / (tau + deg)``, the weight a prior of
+    ``tau`` pseudo-interactions keeps against ``deg`` observed ones), ``learned`` the same
+    curve as ``sigmoid(s * (c - log deg))`` with ``c`` and ``s > 0`` trained (initialised at
+    ``log tau`` and ``slope``). Items without train interactions (cold) keep all their content
+    (g = 1).
     """
 
     kind: Literal["none", "degree", "learned"] = "none"
     #: train interactions at which an item gets half its content (the learned gate's start)
     tau: float = Field(50.0, gt=0)
+    #: steepness in log degree: above 1 the rarely seen items keep more and the well-known
+    #: ones less of their content than the shrinkage schedule (slope 1) gives them
+    slope: float = Field(1.0, gt=0)
     #: what is gated: ``content`` (the projected content in the item ego, or the item side of
     #: the content channel) and ``item_graph`` (what the modality kNN graph adds to the item)
     targets: list[Literal["content", "item_graph"]] = Field(

@@ -28,10 +28,11 @@ def item_degrees(train: sp.spmatrix) -> np.ndarray:
 class ContentGate(nn.Module):
     """``forward()`` -> (n_items, 1) content weights in (0, 1]; cold items get exactly 1.
 
-    ``degree``: ``1 / (1 + deg / tau)``, fixed. ``learned``: ``sigmoid(s * (c - log deg))``,
-    two trained scalars (``c`` the log-degree of half content, ``s > 0`` its steepness),
-    started at the fixed schedule (``c = log tau``, ``s = 1`` give the same curve), so training
-    can only move the crossover and the steepness, never make the gate rise with degree.
+    ``degree``: ``1 / (1 + (deg / tau) ** slope)``, fixed. ``learned``:
+    ``sigmoid(s * (c - log deg))``, two trained scalars (``c`` the log-degree of half content,
+    ``s > 0`` its steepness), started at the fixed schedule (``c = log tau``, ``s = slope`` give
+    the same curve), so training can only move the crossover and the steepness, never make
+    the gate rise with degree.
     """
 
     def __init__(self, config: ContentGateConfig, degree: np.ndarray):
@@ -39,21 +40,22 @@ class ContentGate(nn.Module):
         if config.kind == "none":
             raise ValueError("ContentGate with kind none: build no gate instead")
         self.kind = config.kind
-        self.tau = float(config.tau)
+        self.tau, self.slope = float(config.tau), float(config.slope)
         deg = torch.as_tensor(np.asarray(degree, dtype=np.float32)).unsqueeze(1)
         self.register_buffer("degree", deg, persistent=False)
         self.register_buffer("log_degree", deg.clamp(min=1.0).log(), persistent=False)
         self.centre = self.raw_slope = None
         if self.kind == "learned":
             self.centre = nn.Parameter(torch.tensor(math.log(self.tau)))
-            self.raw_slope = nn.Parameter(torch.tensor(math.log(math.e - 1.0)))  # softplus -> 1
+            # softplus(raw) = slope at the start
+            self.raw_slope = nn.Parameter(torch.tensor(math.log(math.expm1(self.slope))))
 
     def forward(self) -> torch.Tensor:
         if self.kind == "degree":
-            return 1.0 / (1.0 + self.degree / self.tau)
+            return 1.0 / (1.0 + (self.degree / self.tau) ** self.slope)
         slope = F.softplus(self.raw_slope)
         gate = torch.sigmoid(slope * (self.centre - self.log_degree))
         return torch.where(self.degree > 0, gate, torch.ones_like(gate))
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind}, tau={self.tau}"
+        return f"kind={self.kind}, tau={self.tau}, slope={self.slope}"
