@@ -108,6 +108,30 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "defaults + VBPR's content bias only",
         {"model": {"content_bias": True}},
     ),
+    "gate": (
+        "content and item graph weighed per item by 1 / (1 + deg / 50), deg = train count",
+        {"model": {"content_gate": {"kind": "degree", "tau": 50.0}}},
+    ),
+    "gate_learned": (
+        "the same gate as a trained sigmoid in log degree (starts at the fixed schedule)",
+        {"model": {"content_gate": {"kind": "learned", "tau": 50.0}}},
+    ),
+    "gate_output": (
+        "the fixed gate after propagation: users keep all content, items' final vectors gated",
+        {"model": {"content_gate": {"kind": "degree", "tau": 50.0, "stage": "output"}}},
+    ),
+    "gate_output_steep": (
+        "gate_output with the steeper schedule 1 / (1 + (deg / 50) ** 2)",
+        {
+            "model": {
+                "content_gate": {"kind": "degree", "tau": 50.0, "slope": 2.0, "stage": "output"}
+            }
+        },
+    ),
+    "gate_graph": (
+        "the fixed gate on the modality item graph only (ego content ungated)",
+        {"model": {"content_gate": {"kind": "degree", "tau": 50.0, "targets": ["item_graph"]}}},
+    ),
 }
 
 
@@ -378,7 +402,7 @@ def print_table(all_results: dict, main: str, paired: str | None) -> None:
     head = ["variant"] + [f"{s} R@20" for s in slices] + [f"{main} N@20", "cold N@20"]
     head += [f"cov@20 ({main})", "arp@20", "best:epochs", "train s"]
     if paired:
-        head += [f"vs {paired}", "p"]
+        head += [f"R@20 vs {paired}", "p", "N@20 vs", "p"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for name in names:
@@ -397,18 +421,19 @@ def print_table(all_results: dict, main: str, paired: str | None) -> None:
         row.append("/".join(f"{r.get('best_epoch', '?')}:{r['epochs']}" for r in res))
         row.append(f"{np.mean([r['train_s'] for r in res]):.0f}")
         if paired and paired in all_results and name != paired:
-            a = seed_mean(res, main, "recall@20")
-            b = seed_mean(all_results[paired], main, "recall@20")
-            if len(a) == len(b):
-                test = paired_test(a, b, "recall@20")
-                row += [
-                    f"{test.mean_diff / max(test.mean_b, 1e-12):+.1%}",
-                    f"{test.wilcoxon_p:.3g}",
-                ]
-            else:
-                row += ["seeds differ", "-"]
+            for metric in ("recall@20", "ndcg@20"):
+                a = seed_mean(res, main, metric)
+                b = seed_mean(all_results[paired], main, metric)
+                if len(a) == len(b):
+                    test = paired_test(a, b, metric)
+                    row += [
+                        f"{test.mean_diff / max(test.mean_b, 1e-12):+.1%}",
+                        f"{test.wilcoxon_p:.3g}",
+                    ]
+                else:
+                    row += ["seeds differ", "-"]
         elif paired:
-            row += ["", ""]
+            row += ["", "", "", ""]
         print("| " + " | ".join(row) + " |")
 
 

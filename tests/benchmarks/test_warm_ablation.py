@@ -91,3 +91,35 @@ def test_variants_split_on_commas_outside_brackets(warm_ablation):
         warm_ablation.split_variants(specs)[1].partition("+")[2].split(";")
     )
     assert overrides["model"]["propagation"]["item_graph_modalities"] == ["text", "image"]
+
+
+def test_gate_variants_are_valid_finetune_configs(warm_ablation):
+    from crossrec.config import deep_merge
+    from crossrec.models.config import FinetuneConfig
+
+    for name in ("gate", "gate_learned", "gate_graph", "gate_output", "gate_output_steep"):
+        overrides = warm_ablation.VARIANTS[name][1]
+        config = FinetuneConfig.model_validate(deep_merge({}, overrides))
+        assert config.model.content_gate.kind != "none"
+
+
+def test_content_trade_keeps_the_share_of_todays_tail_gain():
+    import numpy as np
+
+    trade = load_benchmark("content_trade")
+
+    class Split:
+        is_cold = np.array([False] * 4)
+        popularity = np.array([1.0, 2.0, 30.0, 40.0])
+        test = np.eye(4)[[0, 1, 2, 3]]
+
+    import scipy.sparse as sp
+
+    Split.test = sp.csr_matrix(Split.test)
+
+    def runs(hits):
+        return [{"item_hits@20": hits, "seed": 1}]
+
+    results = {"twin": runs([0, 0, 1, 1]), "today": runs([1, 1, 0, 1]), "half": runs([1, 0, 1, 1])}
+    lines = trade.popularity_table(results, ["twin", "today", "half"], "twin", "today", Split, 4)
+    assert lines[-1].endswith("| 50% |") and lines[-2].endswith("| 100% |")

@@ -175,6 +175,9 @@ class EvaluateConfig(StrictConfig):
     #: without content (``content``), and also without each modality in turn (``modalities``),
     #: every seed, paired over users against the model. One finetune run per variant and seed.
     trained_ablation: Literal["none", "content", "modalities"] = "none"
+    #: report Recall@k by the held-out item's train popularity in this many buckets (each about
+    #: 1/n of the held-out pairs): where the hits come from, head or tail; 0 or 1 = off
+    popularity_buckets: int = Field(5, ge=0)
     significance_metrics: list[str] = Field(default_factory=lambda: ["recall@20", "ndcg@20"])
     significance_slices: list[str] = Field(default_factory=lambda: ["test", "test_cold"])
     alpha: float = Field(0.05, gt=0, lt=1)

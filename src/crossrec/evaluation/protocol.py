@@ -164,11 +164,14 @@ def evaluate_scorer(
     device: str = "cpu",
     chunk_users: int | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
+    popularity_buckets: int = 0,
 ) -> dict[str, dict]:
     """Per-user metrics of one scorer on every slice: ``slice -> {"users", "metrics", "scalars"}``.
 
     ``metrics`` maps metric name -> per-user array aligned with ``users``; ``scalars`` holds the
-    slice-level numbers (``coverage@K``).
+    slice-level numbers (``coverage@K``). With ``popularity_buckets`` > 1 each slice also has
+    ``popularity``: held-out pairs and hits at ``beyond_k`` per item-popularity bucket
+    (:mod:`crossrec.evaluation.popularity`).
     """
     from crossrec.metrics.ranking import rank_and_evaluate
 
@@ -192,6 +195,18 @@ def evaluate_scorer(
             per_user[f"ild@{beyond_k}"] = intra_list_diversity(ranked, content, beyond_k)
         scalars = {f"coverage@{beyond_k}": catalogue_coverage(ranked, split.n_items, beyond_k)}
         out[piece.name] = {"users": users, "metrics": per_user, "scalars": scalars}
+        if popularity_buckets > 1:
+            from crossrec.evaluation.popularity import popularity_hits
+
+            out[piece.name]["popularity"] = popularity_hits(
+                ranked,
+                users,
+                piece.truth,
+                piece.candidates,
+                split.popularity,
+                beyond_k,
+                popularity_buckets,
+            )
     if user_buckets and "test" in out:
         test = out["test"]
         for name, mask in user_buckets.items():

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from crossrec.evaluation.before_after import before_after_section
+from crossrec.evaluation.popularity import by_popularity_section
 
 logger = logging.getLogger(__name__)
 
@@ -545,6 +546,9 @@ def build_report(
     parts += words_section(words)
     parts += cold_users_section(cold_users)
     parts += content_worth_section(all_metrics, significance, cfg, trained, slices_present)
+    parts += by_popularity_section(
+        significance.get("by_popularity") or {}, all_metrics, cfg.model_name
+    )
     parts += modality_lift_section(modality_lift)
     parts += before_after_section(before_after)
     parts += selection_section(timings)

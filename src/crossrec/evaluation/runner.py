@@ -113,6 +113,7 @@ class Evaluation:
             user_buckets=self.buckets,
             device=self.device,
             chunk_users=self.cfg.chunk_users,
+            popularity_buckets=self.cfg.popularity_buckets,
         )
 
     def pool(self, trained_model: dict, n_jobs: int, desc: str):

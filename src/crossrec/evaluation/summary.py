@@ -105,6 +105,8 @@ def summarize(
         "content_worth": paired_tests(
             cfg, model_runs, trained, None, ["test", "test_warm", "test_cold"]
         ),
+        # recall by the held-out item's popularity: the trade content makes (head vs tail)
+        "by_popularity": by_popularity(cfg, model_runs, everything, ablation_runs),
     }
     timings = {
         name: {
@@ -119,6 +121,19 @@ def summarize(
     }
     timings[NODES_KEY] = node_timings(model_runs, baseline_runs, ablation_runs)
     return metrics, significance, timings
+
+
+def by_popularity(cfg: EvaluateConfig, model_runs: dict, everything: dict, ablation: dict):
+    """``significance.json: by_popularity``: Recall@k by item popularity on the main slice
+    (test_warm when there are cold items) for the model, its trained twins and the baselines
+    (not the inference-time ablations, which score the same trained model)."""
+    from crossrec.evaluation.popularity import by_popularity_block
+
+    first = model_runs["runs"][0] if model_runs.get("runs") else {}
+    main = "test_warm" if "test_warm" in first else "test"
+    inference = {n for n, e in ablation.items() if not e.get("trained_ablation")}
+    runs = {n: e["runs"] for n, e in everything.items() if n not in inference}
+    return by_popularity_block(runs, main, cfg.k)
 
 
 def node_timings(model_runs: dict, baseline_runs: dict, ablation_runs: dict | None = None) -> dict:

@@ -119,6 +119,38 @@ class PropagationConfig(StrictConfig):
     item_graph_k: int | None = Field(None, ge=1)
 
 
+class ContentGateConfig(StrictConfig):
+    """How much of an item's content reaches its vector, by what the IDs know of the item.
+
+    Content helps items with few train interactions and costs the well-known ones, whose ID
+    embeddings already rank them (docs/content-gate.md). The gate scales each item's content
+    by ``g(deg)``, ``deg`` its train interactions: ``degree`` is the fixed schedule
+    ``1 / (1 + (deg / tau) ** slope)`` (slope 1: ``tau / (tau + deg)``, the weight a prior of
+    ``tau`` pseudo-interactions keeps against ``deg`` observed ones), ``learned`` the same
+    curve as ``sigmoid(s * (c - log deg))`` with ``c`` and ``s > 0`` trained (initialised at
+    ``log tau`` and ``slope``). Items without train interactions (cold) keep all their content
+    (g = 1).
+    """
+
+    kind: Literal["none", "degree", "learned"] = "none"
+    #: train interactions at which an item gets half its content (the learned gate's start)
+    tau: float = Field(50.0, gt=0)
+    #: steepness in log degree: above 1 the rarely seen items keep more and the well-known
+    #: ones less of their content than the shrinkage schedule (slope 1) gives them
+    slope: float = Field(1.0, gt=0)
+    #: what is gated: ``content`` (the projected content in the item ego, or the item side of
+    #: the content channel) and ``item_graph`` (what the modality kNN graph adds to the item)
+    targets: list[Literal["content", "item_graph"]] = Field(
+        default_factory=lambda: ["content", "item_graph"], min_length=1
+    )
+    #: where the content is gated: ``input`` (the item ego, before the user-item graph: users
+    #: then see the gated content of their items too) or ``output`` (the ego keeps all content,
+    #: so users learn the content taste of every item they consumed; only the item's final
+    #: vector has its propagated content part scaled, one more propagation of the content).
+    #: The content channel (``propagation.content_path: channel``) is always gated at its output.
+    stage: Literal["input", "output"] = "input"
+
+
 class ModelConfig(StrictConfig):
     #: 128 with lr 0.01: the point LightGCN's validated grid chose on both shared datasets,
     #: and crossrec's best measured there (docs/findings.md)
@@ -148,6 +180,7 @@ class ModelConfig(StrictConfig):
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     user_tower: UserTowerConfig = Field(default_factory=UserTowerConfig)
     propagation: PropagationConfig = Field(default_factory=PropagationConfig)
+    content_gate: ContentGateConfig = Field(default_factory=ContentGateConfig)
 
 
 class DataConfig(StrictConfig):

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crossrec.models.config import ModelConfig
+from crossrec.models.gate import ContentGate, item_degrees
 from crossrec.models.item_towers import build_fusion
 from crossrec.models.item_towers.modality import check_item_features
 from crossrec.models.towers import build_user_tower, history_matrix
@@ -227,6 +228,8 @@ class Recommender(nn.Module):
                 mask = torch.as_tensor(seen, dtype=torch.float32).unsqueeze(1)
                 self.register_buffer(name, mask, persistent=False)
         self.dropout = nn.Dropout(config.dropout)
+        #: per-item content weight by train degree (model.content_gate); None = all content
+        self.content_gate = self._build_gate(config, train)
 
         self.history_encoder = None
         if tower.kind != "none":
@@ -269,6 +272,7 @@ class Recommender(nn.Module):
         else:
             self.ii_layers = 0
         self._step_content: torch.Tensor | None = None
+        self._ego_content: torch.Tensor | None = None
         self._cache: Embeddings | None = None
         self._late_cache: torch.Tensor | None = None
 
@@ -287,6 +291,32 @@ class Recommender(nn.Module):
                 "model.content_bias needs early content (use_content: true with concat, gated or "
                 "attention fusion); the llm strategy adds its content late, per item"
             )
+
+    def _build_gate(self, config: ModelConfig, train: sp.spmatrix) -> ContentGate | None:
+        if config.content_gate.kind == "none" or self.fusion is None:
+            return None
+        if self.late_content or not config.use_id_embedding:
+            raise ValueError(
+                "model.content_gate weighs content against the item's ID embedding: it needs "
+                "use_id_embedding: true and early content (concat, gated or attention fusion)"
+            )
+        return ContentGate(config.content_gate, item_degrees(train))
+
+    def gate(self, target: str) -> torch.Tensor | float:
+        """(n_items, 1) content weights for ``target`` (content / item_graph), else 1."""
+        if self.content_gate is None or target not in self.config.content_gate.targets:
+            return 1.0
+        return self.content_gate()
+
+    @property
+    def output_gate(self) -> bool:
+        """Whether the ego's content is gated after propagation (content_gate.stage output)."""
+        return (
+            self.content_gate is not None
+            and not self.content_channel
+            and self.config.content_gate.stage == "output"
+            and "content" in self.config.content_gate.targets
+        )
 
     def _check_separate_space(self) -> None:
         if self.late_content or self.content_channel:
@@ -391,7 +421,9 @@ class Recommender(nn.Module):
             content = self.project_content()
             self._step_content = content if self.training else None  # reused by content_table
             if not self.content_channel:
-                parts.append(self.dropout(content))
+                added = self.dropout(content)
+                self._ego_content = added  # what output_gate scales after propagation
+                parts.append(added if self.output_gate else added * self.gate("content"))
         if not parts:  # late (LLM) content only: graph part starts from zeros
             return torch.zeros(self.n_items, self.config.embedding_dim, device=self._device())
         return parts[0] if len(parts) == 1 else parts[0] + parts[1]
@@ -431,13 +463,22 @@ class Recommender(nn.Module):
         if self.ui_layers:
             if self.training and self.config.propagation.edge_dropout > 0:
                 graph = graph_t = self.pruned_graph()
-            both = self._propagate_sparse(
-                graph, graph_t, torch.cat([users_ego, items_ego]), self.ui_layers
-            )
+            nodes = torch.cat([users_ego, items_ego])
+            if self.output_gate:  # the content alone as extra columns: one propagation pass
+                content = torch.cat([users_ego.new_zeros(users_ego.shape), self._ego_content])
+                nodes = torch.cat([nodes, content], dim=1)
+            both = self._propagate_sparse(graph, graph_t, nodes, self.ui_layers)
             users, items = both[: self.n_users], both[self.n_users :]
+        elif self.output_gate:
+            items = torch.cat([items, self._ego_content], dim=1)
+        if self.output_gate:
+            dim = users_ego.shape[1]
+            items, content = items[:, :dim], items[:, dim:]
+            users = users[:, :dim]
+            items = items - (1.0 - self.gate("content")) * content
         if self.content_channel:
             channel_users, channel_items = self.content_channel_vectors(graph, graph_t)
-            users, items = users + channel_users, items + channel_items
+            users, items = users + channel_users, items + channel_items * self.gate("content")
         if self.ii_layers:
             source = items_ego
             if self.config.propagation.item_graph_input == "id" and self.item_id is not None:
@@ -445,7 +486,7 @@ class Recommender(nn.Module):
             smoothed = self._propagate_sparse(
                 self.ii_graph, self.ii_graph_t, source, self.ii_layers
             )
-            items = items + smoothed
+            items = items + smoothed * self.gate("item_graph")
         users, items = self.with_bias_column(users, items)
         out = Embeddings(users, items, users_ego, items_ego)
         if not self.training and not torch.is_grad_enabled():

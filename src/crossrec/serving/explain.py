@@ -65,6 +65,9 @@ def item_vector_parts(model) -> tuple[list[str], np.ndarray]:
             phis, base = _shapley_content(fusion, tokens, fusion.tokens.missing)
             if model.content_mask is not None:  # content_space separate: the content half
                 phis, base = [phi * model.content_mask for phi in phis], base * model.content_mask
+            if not model.output_gate:  # model.content_gate: each item's share of content
+                gate = model.gate("content")
+                phis, base = [phi * gate for phi in phis], base * gate
             names += ["content_baseline", *fusion.tokens.modalities]
             ego += [base, *phis]
         items_ego = sum(ego[1:], ego[0])
@@ -81,6 +84,10 @@ def item_vector_parts(model) -> tuple[list[str], np.ndarray]:
                 model.ui_layers,
             )
             out = both[model.n_users :]
+        if model.output_gate:  # content_gate stage output: the items' propagated content scaled
+            out = out.view(n_items, len(ego), dim)
+            out = torch.cat([out[:, :1], out[:, 1:] * model.gate("content")[:, None]], dim=1)
+            out = out.reshape(n_items, -1)
         if model.ii_layers:
             source = stacked_items
             if model.config.propagation.item_graph_input == "id" and model.item_id is not None:
@@ -88,12 +95,13 @@ def item_vector_parts(model) -> tuple[list[str], np.ndarray]:
                 source = torch.cat([id_part, *[torch.zeros_like(e) for e in ego[1:]]], dim=1)
             out = out + model._propagate_sparse(
                 model.ii_graph, model.ii_graph_t, source, model.ii_layers
-            )
+            ) * model.gate("item_graph")
         parts = out.view(n_items, len(ego), dim).permute(1, 0, 2)
         if channel:
             # content_path channel: the content is its own normalised channel, one part (its
             # normalisation is not additive over modalities)
             _, content_items = model.content_channel_vectors(model.ui_graph, model.ui_graph_t)
+            content_items = content_items * model.gate("content")
             parts = torch.cat([parts, content_items[None]])
             names.append("content_channel")
         if model.late_content:

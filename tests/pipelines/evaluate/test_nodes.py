@@ -155,6 +155,11 @@ def test_report_and_figures(evaluated, tmp_path) -> None:
     )
     assert "## Test accuracy" in report and "| crossrec |" in report
     assert "Wilcoxon p" in report and "crossrec w/o image" in report
+    # recall by item popularity: every trained model, not the inference-time ablations
+    block = evaluated["significance"]["by_popularity"]
+    assert block["slice"] == "test" and {"crossrec", "MostPop"} <= set(block["recall"])
+    assert "crossrec w/o image" not in block["recall"]
+    assert "## Where the hits are: by item popularity" in report
     assert len(figures) == 4
     for i, fig in enumerate(figures):
         fig.savefig(tmp_path / f"{i}.png")
