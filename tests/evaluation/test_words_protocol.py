@@ -12,7 +12,7 @@ from crossrec.data.synthetic import CLASSES, make_synthetic_dataset, synthetic_i
 from crossrec.encoders.config import parse_featurize_params
 from crossrec.encoders.modalities import item_texts
 from crossrec.evaluation.protocol import build_split
-from crossrec.evaluation.report import words_section
+from crossrec.evaluation.report_words import words_section
 from crossrec.evaluation.words import VARIANTS, evaluate_words, request_set
 from crossrec.words.config import WordsConfig
 from crossrec.words.requests import training_pairs
@@ -120,7 +120,7 @@ def test_cold_users_from_attributes_beat_popularity(tmp_path):
     r = {name: block[name]["recall@20"] for name in ("mostpop", "attributes", "group_popularity")}
     assert r["attributes"] > r["mostpop"] and r["group_popularity"] > r["mostpop"]
     assert "attributes vs mostpop" in block["significance"]
-    from crossrec.evaluation.report import cold_users_section
+    from crossrec.evaluation.report_words import cold_users_section
 
     section = "\n".join(cold_users_section(block))
     assert "## Users without history" in section and "region, age" in section

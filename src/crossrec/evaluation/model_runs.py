@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from crossrec.evaluation.protocol import aggregate_seeds
-from crossrec.evaluation.report import fmt
+from crossrec.evaluation.report_tables import fmt
 
 if TYPE_CHECKING:
     from crossrec.evaluation.runner import Evaluation

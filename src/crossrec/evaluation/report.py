@@ -7,6 +7,19 @@ from collections.abc import Sequence
 
 from crossrec.evaluation.before_after import before_after_section
 from crossrec.evaluation.popularity import by_popularity_section
+from crossrec.evaluation.report_plots import (
+    plot_ablation,
+    plot_metric_at_k,
+    plot_slices,
+    plot_training_curves,
+)
+from crossrec.evaluation.report_tables import fmt, markdown_table
+from crossrec.evaluation.report_words import (
+    COLD_USERS_KEY,
+    WORDS_KEY,
+    cold_users_section,
+    words_section,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -15,20 +28,6 @@ logger = logging.getLogger(__name__)
 NODES_KEY = "__nodes__"
 
 MetricsTable = dict[str, dict[str, dict[str, dict[str, float]]]]  # model -> slice -> metric -> stat
-
-
-def fmt(stat: dict[str, float] | None, std: bool = True) -> str:
-    if not stat:
-        return "–"
-    if std and stat.get("std", 0.0) > 0:
-        return f"{stat['mean']:.4f} ± {stat['std']:.4f}"
-    return f"{stat['mean']:.4f}"
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def metric_table(metrics: MetricsTable, slice_name: str, columns: Sequence[str]) -> str:
@@ -83,111 +82,6 @@ def significance_table(tests: Sequence[dict], alpha: float) -> str:
         f"A > B at α={alpha}",
     ]
     return markdown_table(header, rows)
-
-
-def _figure(width: float = 7.0, height: float = 4.0):
-    # the object-oriented API: no pyplot state, safe in Kedro's threads
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def plot_metric_at_k(
-    metrics: MetricsTable, slice_name: str, ks: Sequence[int], names=("recall", "ndcg")
-):
-    fig = _figure(10, 4)
-    axes = fig.subplots(1, len(names))
-    for ax, name in zip(axes, names, strict=True):
-        for model, per_slice in metrics.items():
-            stats = per_slice.get(slice_name, {})
-            points = [(k, stats[f"{name}@{k}"]) for k in ks if f"{name}@{k}" in stats]
-            if not points:
-                continue
-            xs = [k for k, _ in points]
-            ax.errorbar(
-                xs,
-                [s["mean"] for _, s in points],
-                yerr=[s["std"] for _, s in points],
-                marker="o",
-                capsize=3,
-                label=model,
-            )
-        ax.set_xlabel("K")
-        ax.set_ylabel(f"{name}@K ({slice_name})")
-        ax.set_xticks(list(ks))
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"{slice_name}: metric@K (mean ± std over seeds)")
-    return fig
-
-
-def plot_slices(metrics: MetricsTable, slices: Sequence[str], metric: str):
-    """Grouped bars: one group per slice (warm vs cold, user buckets), one bar per model."""
-    fig = _figure(10, 4)
-    ax = fig.subplots()
-    models = list(metrics)
-    width = 0.8 / max(len(models), 1)
-    for i, model in enumerate(models):
-        stats = [metrics[model].get(s, {}).get(metric) for s in slices]
-        ax.bar(
-            [j + i * width for j in range(len(slices))],
-            [s["mean"] if s else 0 for s in stats],
-            width,
-            yerr=[s["std"] if s else 0 for s in stats],
-            capsize=2,
-            label=model,
-        )
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(slices))], list(slices))
-    ax.set_ylabel(metric)
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title(f"{metric} by slice (mean ± std over seeds)")
-    return fig
-
-
-def plot_ablation(
-    metrics: MetricsTable,
-    model: str,
-    ablations: Sequence[str],
-    slice_name: str,
-    names=("recall@20", "ndcg@20"),
-):
-    fig = _figure(8, 4)
-    ax = fig.subplots()
-    labels = [model, *ablations]
-    width = 0.8 / len(names)
-    for i, name in enumerate(names):
-        stats = [metrics.get(label, {}).get(slice_name, {}).get(name) for label in labels]
-        ax.bar(
-            [j + i * width for j in range(len(labels))],
-            [s["mean"] if s else 0 for s in stats],
-            width,
-            yerr=[s["std"] if s else 0 for s in stats],
-            capsize=2,
-            label=name,
-        )
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(labels))], labels, rotation=15)
-    ax.legend()
-    ax.set_title(f"Modality ablation at inference ({slice_name})")
-    return fig
-
-
-def plot_training_curves(history) -> object:
-    """train loss and validation metrics per epoch from ``training_history``."""
-    fig = _figure(10, 4)
-    left, right = fig.subplots(1, 2)
-    if history is not None and len(history) and "epoch" in history:
-        for column in [c for c in history.columns if "loss" in c]:
-            left.plot(history["epoch"], history[column], marker=".", label=column)
-        for column in [c for c in history.columns if c.startswith("val") and "loss" not in c]:
-            if any(tag in column for tag in ("recall", "ndcg")):
-                right.plot(history["epoch"], history[column], marker=".", label=column)
-    for ax, title in ((left, "loss"), (right, "validation")):
-        ax.set_xlabel("epoch")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    return fig
 
 
 def _training_time(timing: dict) -> str:
@@ -325,111 +219,6 @@ def modality_lift_section(report: dict | None) -> list[str]:
         "cold items more than warm ones.",
         "",
         markdown_table(["modality", "graph edges", "lift"], rows),
-        "",
-    ]
-
-
-WORDS_KEY = "words"
-
-#: what each row of the Words table does with the request
-WORDS_ROWS = {
-    "history_only": "history only (the trained model, words ignored)",
-    "bm25": "words only, lexical (BM25 over the item text)",
-    "dense_frozen": "words only, dense (frozen encoder)",
-    "tower_frozen": "words only, query tower (frozen encoder)",
-    "words_history_frozen": "words + history (frozen encoder)",
-    "dense_finetuned": "words only, dense (fine-tuned encoder)",
-    "words_history_finetuned": "words + history (fine-tuned encoder)",
-    "mostpop_no_history": "no history: MostPop",
-    "words_only_no_history": "no history: words only",
-}
-
-
-def _block_tables(block: dict, labels: dict[str, str], first: str) -> tuple[str, str]:
-    """(mean ± std table of the block's rows, table of its paired tests) at the block's k."""
-    k = block.get("k", 20)
-    metrics = (f"recall@{k}", f"ndcg@{k}")
-    rows = [
-        [label, *(f"{block[name][m]:.4f} ± {block[name][m + '_std']:.4f}" for m in metrics)]
-        for name, label in labels.items()
-        if name in block
-    ]
-    tests = [
-        [pair, *(f"{t[m]['mean_diff']:+.4f} (p = {t[m]['wilcoxon_p']:.2g})" for m in metrics)]
-        for pair, t in block.get("significance", {}).items()
-    ]
-    return (
-        markdown_table([first, *metrics], rows),
-        markdown_table(["comparison", *(f"Δ {m}" for m in metrics)], tests),
-    )
-
-
-def words_section(words: dict | None) -> list[str]:
-    """The "Words" table: requests in words on the test requests, mean ± std over seeds."""
-    if not words:
-        return []
-    k = words.get("k", 20)
-    table, tests = _block_tables(words, WORDS_ROWS, "requests ranked by")
-    requests = words.get("requests", {})
-    cold = words.get("cold_item_requests")
-    cold_lines = []
-    if cold:
-        cold_rows = [
-            [label, *(f"{cold[name][m]:.4f}" for m in (f"recall@{k}", f"ndcg@{k}"))]
-            for name, label in WORDS_ROWS.items()
-            if name in cold
-        ]
-        cold_lines = [
-            f"The {cold['requests']} test requests that ask for cold-start items (no "
-            "interaction in train):",
-            "",
-            markdown_table(["requests ranked by", f"recall@{k}", f"ndcg@{k}"], cold_rows),
-            "",
-        ]
-    return [
-        "## Words",
-        "",
-        f"{requests.get('test')} test requests in words ({requests.get('valid')} valid, "
-        f"{words.get('training_pairs')} training pairs; encoder `{words.get('encoder')}`): "
-        "full ranking, the user's known items masked except in the no-history rows. Blend "
-        "weights chosen on the valid requests.",
-        "",
-        table,
-        "",
-        "Paired Wilcoxon over test requests (values averaged over seeds):",
-        "",
-        tests,
-        "",
-        *cold_lines,
-    ]
-
-
-COLD_USERS_KEY = "cold_users"
-
-COLD_USER_ROWS = {
-    "mostpop": "MostPop",
-    "group_popularity": "popularity in the user's attribute group",
-    "attributes_tower": "attributes as words, query tower",
-    "attributes": "attributes: tower + group popularity (weights from valid)",
-}
-
-
-def cold_users_section(block: dict | None) -> list[str]:
-    """The "Users without history" table (cold-user holdout, lists from attributes)."""
-    if not block:
-        return []
-    table, tests = _block_tables(block, COLD_USER_ROWS, "lists from")
-    return [
-        "## Users without history",
-        "",
-        f"{block['users']['test']} test users held out whole ({block['users']['valid']} valid), "
-        f"recommended from {', '.join(block['described_by'])} only; every item ranked. Group "
-        f"popularity shrunk towards overall popularity by {block['group_shrinkage']:g} users "
-        "(chosen on valid).",
-        "",
-        table,
-        "",
-        tests,
         "",
     ]
 

@@ -18,13 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crossrec.evaluation.report import (
+from crossrec.evaluation.report import NODES_KEY
+from crossrec.evaluation.report_tables import fmt, markdown_table
+from crossrec.evaluation.report_words import (
     COLD_USERS_KEY,
-    NODES_KEY,
     WORDS_KEY,
     cold_users_section,
-    fmt,
-    markdown_table,
     words_section,
 )
 
