@@ -140,7 +140,7 @@ def test_graph_matmul_matches_dense_values_and_gradients(symmetric):
     """The CSR propagation with its pre-built transpose equals dense autograd, both ways."""
     import scipy.sparse as sp
 
-    from crossrec.models.recommender import GraphMatmul, graph_and_transpose
+    from crossrec.models.graph_ops import GraphMatmul, graph_and_transpose
 
     rng = np.random.default_rng(0)
     adj = sp.random(30, 30, density=0.15, random_state=1, dtype=np.float32)
@@ -340,7 +340,7 @@ def test_content_channel_is_a_separate_normalised_propagation(tiny_data):
     """content_path channel (LGMRec's local modality graph): the ego is the ID alone, and the
     content is propagated on its own (users start from their items' mean content), normalised
     per node and added to the ID channel's final vectors."""
-    from crossrec.models.recommender import user_mean_matrix
+    from crossrec.models.graph_ops import user_mean_matrix
 
     model, emb, ids = _embeddings_without_tower(
         tiny_data, {"layers": 2, "item_graph_layers": 0, "content_path": "channel"}
@@ -407,7 +407,7 @@ def test_user_mean_matrix_rows():
     """Each user's row averages their (deduplicated) train items; users without items stay 0."""
     import scipy.sparse as sp
 
-    from crossrec.models.recommender import user_mean_matrix
+    from crossrec.models.graph_ops import user_mean_matrix
 
     train = sp.csr_matrix(np.array([[1, 0, 3], [0, 0, 0], [0, 2, 0]], dtype=np.float32))
     dense = user_mean_matrix(train).toarray()

@@ -349,3 +349,38 @@ def complete_stored_config(stored: dict) -> dict:
     of an older trained model train as it did."""
     base = deep_merge(FinetuneConfig().model_dump(mode="json"), LEGACY_VALUES)
     return deep_merge(base, stored)
+
+
+def check_content_options(
+    config: ModelConfig, cosine: bool, has_content: bool, late_content: bool
+) -> None:
+    """Model options that need content in the item ego (concat, gated or attention fusion):
+    the llm strategy adds its content late, per item, and a cosine score normalises a bias
+    column away. Fails naming the keys before any weight is built."""
+    early = has_content and not late_content
+    late = "the llm strategy adds its content late, per item"
+    if config.propagation.content_path == "channel" and has_content and late_content:
+        raise ValueError(
+            "model.propagation.content_path channel needs early content (concat, gated or "
+            f"attention fusion); {late}"
+        )
+    if config.id_bias or config.content_bias:
+        if cosine:
+            raise ValueError(
+                "model.id_bias / model.content_bias add a score column, which a cosine score "
+                "(loss.cosine) would normalise away: turn the biases or loss.cosine off"
+            )
+        if config.id_bias and not config.use_id_embedding:
+            raise ValueError("model.id_bias needs model.use_id_embedding: true")
+        if config.content_bias and not early:
+            raise ValueError(
+                "model.content_bias needs early content (use_content: true with concat, gated "
+                f"or attention fusion); {late}"
+            )
+    separate = config.content_space == "separate" and config.use_id_embedding and has_content
+    if separate and (late_content or config.propagation.content_path == "channel"):
+        raise ValueError(
+            "model.content_space separate needs content in the item ego (concat, gated or "
+            "attention fusion with propagation.content_path ego); the llm strategy and the "
+            "content channel add their content to the final vectors"
+        )

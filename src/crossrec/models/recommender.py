@@ -24,120 +24,30 @@ builds identical graphs from the same data anyway.
 from __future__ import annotations
 
 import logging
-import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crossrec.models.config import ModelConfig
+from crossrec.models.config import ModelConfig, check_content_options
 from crossrec.models.gate import ContentGate, item_degrees
+from crossrec.models.graph_ops import (
+    GraphMatmul,
+    edge_sampling_weights,
+    graph_and_transpose,
+    mean_item_graph,
+    pruned_user_item_graph,
+    rebuilt_item_graphs,
+    scipy_to_torch_sparse,
+    user_mean_matrix,
+)
 from crossrec.models.item_towers import build_fusion
 from crossrec.models.item_towers.modality import check_item_features
 from crossrec.models.towers import build_user_tower, history_matrix
 
 log = logging.getLogger(__name__)
-
-
-def scipy_to_torch_sparse(matrix: sp.spmatrix) -> torch.Tensor:
-    """scipy sparse -> float32 torch CSR tensor (CPU sparse @ dense is ~2x faster than COO)."""
-    csr = sp.csr_matrix(matrix, dtype=np.float32)
-    csr.sum_duplicates()
-    csr.sort_indices()
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": sparse.mm is all we use
-        warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(
-            torch.as_tensor(csr.indptr.astype(np.int64)),
-            torch.as_tensor(csr.indices.astype(np.int64)),
-            torch.as_tensor(csr.data),
-            size=csr.shape,
-            check_invariants=True,
-        )
-
-
-def graph_and_transpose(matrix: sp.spmatrix) -> tuple[torch.Tensor, torch.Tensor]:
-    """The graph and its transpose as CSR tensors (the same tensor when it is symmetric)."""
-    csr = sp.csr_matrix(matrix, dtype=np.float32)
-    graph = scipy_to_torch_sparse(csr)
-    asymmetry = abs(csr - csr.T)
-    if asymmetry.nnz and asymmetry.max() > 1e-6 * abs(csr).max():
-        return graph, scipy_to_torch_sparse(csr.T)
-    return graph, graph
-
-
-class GraphMatmul(torch.autograd.Function):
-    """``graph @ x`` whose backward is ``graph.T @ grad`` with a transpose built once.
-
-    torch's own sparse backward rebuilds the transpose on every call: ~9x slower per
-    propagation step on CPU, and propagation runs over the whole graph on every training step.
-    The graph itself gets no gradient (it is a fixed normalised adjacency).
-    """
-
-    @staticmethod
-    def forward(ctx, graph: torch.Tensor, graph_t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        ctx.graph_t = graph_t
-        return torch.sparse.mm(graph, x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return None, None, torch.sparse.mm(ctx.graph_t, grad.contiguous())
-
-
-def mean_item_graph(
-    graphs: dict[str, sp.spmatrix], names: Iterable[str], n_items: int
-) -> sp.csr_matrix:
-    """Average of the named modality kNN graphs (each already normalised by fuse)."""
-    names = list(names)
-    for name in names:
-        if name not in graphs:
-            raise ValueError(
-                f"propagation.item_graph_modalities names {name!r}, but modality_graphs has "
-                f"only {sorted(graphs)}"
-            )
-        if graphs[name].shape != (n_items, n_items):
-            raise ValueError(
-                f"modality_graphs[{name!r}]: expected shape ({n_items}, {n_items}), "
-                f"got {graphs[name].shape}"
-            )
-    total = sum(
-        (sp.csr_matrix(graphs[n], dtype=np.float32) for n in names),
-        sp.csr_matrix((n_items, n_items), dtype=np.float32),
-    )
-    return (total / max(len(names), 1)).tocsr()
-
-
-def rebuilt_item_graphs(
-    item_features: dict, names: Iterable[str], k: int
-) -> dict[str, sp.csr_matrix]:
-    """The named modalities' kNN graphs rebuilt from their fused vectors at ``k`` neighbours
-    (``propagation.item_graph_k``) by fuse's own builder, with its default binary weights."""
-    from crossrec.graphs.config import FuseConfig, KnnConfig
-    from crossrec.graphs.fuse import build_modality_graphs
-
-    names = list(names)
-    missing = [name for name in names if name not in item_features]
-    if missing:
-        raise ValueError(
-            f"propagation.item_graph_k rebuilds the {missing} item graphs from their fused "
-            f"vectors, but item_features has only {sorted(item_features)}"
-        )
-    chosen = {name: item_features[name] for name in names}
-    return build_modality_graphs({**chosen, "__order__": names}, FuseConfig(knn=KnnConfig(k=k)))
-
-
-def user_mean_matrix(train: sp.spmatrix) -> sp.csr_matrix:
-    """(n_users, n_items) train matrix with each user's row summing to 1 (empty rows stay 0):
-    times the item content, every user's mean content."""
-    csr = sp.csr_matrix(train, dtype=np.float32, copy=True)
-    csr.sum_duplicates()
-    csr.data[:] = 1.0
-    counts = np.asarray(csr.sum(axis=1)).ravel()
-    scale = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
-    return sp.diags(scale.astype(np.float32)) @ csr
 
 
 @dataclass
@@ -189,12 +99,7 @@ class Recommender(nn.Module):
         self.content_channel = self.fusion is not None and config.propagation.content_path == (
             "channel"
         )
-        if self.content_channel and self.late_content:
-            raise ValueError(
-                "model.propagation.content_path channel needs early content (concat, gated or "
-                "attention fusion); the llm strategy adds its content late, per item"
-            )
-        self._check_biases(config, cosine)
+        check_content_options(config, cosine, self.fusion is not None, self.late_content)
         #: VBPR's separate ID / content halves (model.content_space); None = one shared space
         self.register_buffer("id_mask", None, persistent=False)
         self.register_buffer("content_mask", None, persistent=False)
@@ -203,7 +108,6 @@ class Recommender(nn.Module):
             and config.use_id_embedding
             and self.fusion is not None
         ):
-            self._check_separate_space()
             self.id_mask = torch.zeros(1, dim)
             self.id_mask[:, : dim - dim // 2] = 1.0
             self.content_mask = 1.0 - self.id_mask
@@ -276,22 +180,6 @@ class Recommender(nn.Module):
         self._cache: Embeddings | None = None
         self._late_cache: torch.Tensor | None = None
 
-    def _check_biases(self, config: ModelConfig, cosine: bool) -> None:
-        if not (config.id_bias or config.content_bias):
-            return
-        if cosine:
-            raise ValueError(
-                "model.id_bias / model.content_bias add a score column, which a cosine score "
-                "(loss.cosine) would normalise away: turn the biases or loss.cosine off"
-            )
-        if config.id_bias and not config.use_id_embedding:
-            raise ValueError("model.id_bias needs model.use_id_embedding: true")
-        if config.content_bias and (self.fusion is None or self.late_content):
-            raise ValueError(
-                "model.content_bias needs early content (use_content: true with concat, gated or "
-                "attention fusion); the llm strategy adds its content late, per item"
-            )
-
     def _build_gate(self, config: ModelConfig, train: sp.spmatrix) -> ContentGate | None:
         if config.content_gate.kind == "none" or self.fusion is None:
             return None
@@ -317,14 +205,6 @@ class Recommender(nn.Module):
             and self.config.content_gate.stage == "output"
             and "content" in self.config.content_gate.targets
         )
-
-    def _check_separate_space(self) -> None:
-        if self.late_content or self.content_channel:
-            raise ValueError(
-                "model.content_space separate needs content in the item ego (concat, gated or "
-                "attention fusion with propagation.content_path ego); the llm strategy and the "
-                "content channel add their content to the final vectors"
-            )
 
     def id_rows(self) -> torch.Tensor:
         """(n_items, d) ID embeddings as they enter the item ego: zero for items without train
@@ -369,43 +249,18 @@ class Recommender(nn.Module):
         return users, items
 
     def _init_edge_pruning(self, train: sp.spmatrix) -> None:
-        """Train edges and their FREEDOM sampling weights 1 / sqrt(deg u * deg i)."""
-        coo = sp.coo_matrix(sp.csr_matrix(train, dtype=np.float32))
-        coo.sum_duplicates()
-        users, items = coo.row.astype(np.int64), coo.col.astype(np.int64)
-        deg_u = np.bincount(users, minlength=self.n_users).astype(np.float64)
-        deg_i = np.bincount(items, minlength=self.n_items).astype(np.float64)
-        weight = 1.0 / np.sqrt(deg_u[users] * deg_i[items])
-        for name, value in (("edge_users", users), ("edge_items", items), ("edge_weight", weight)):
-            tensor = torch.as_tensor(value, dtype=torch.float32 if name == "edge_weight" else None)
-            self.register_buffer(name, tensor, persistent=False)
+        """Train edges and their FREEDOM sampling weights (:func:`edge_sampling_weights`)."""
+        edges = edge_sampling_weights(train, self.n_users, self.n_items)
+        for name, value in zip(("edge_users", "edge_items", "edge_weight"), edges, strict=True):
+            self.register_buffer(name, value, persistent=False)
 
     def pruned_graph(self) -> torch.Tensor:
-        """A re-normalised user-item graph over a degree-sensitive sample of the train edges.
-
-        Keeps ``(1 - edge_dropout)`` of the edges, each drawn without replacement with
-        probability ~ 1 / sqrt(deg u * deg i) (FREEDOM): edges between popular nodes go first,
-        which denoises the graph and keeps the long tail connected. Symmetric (its own
-        transpose).
-        """
-        n_keep = max(1, int(len(self.edge_weight) * (1.0 - self.config.propagation.edge_dropout)))
-        keep = torch.multinomial(self.edge_weight, n_keep, replacement=False)
-        users, items = self.edge_users[keep], self.edge_items[keep]
-        deg_u = torch.bincount(users, minlength=self.n_users).float()
-        deg_i = torch.bincount(items, minlength=self.n_items).float()
-        values = (deg_u[users] * deg_i[items]).rsqrt()
-        rows = torch.cat([users, items + self.n_users])
-        cols = torch.cat([items + self.n_users, users])
-        size = self.n_users + self.n_items
-        graph = torch.sparse_coo_tensor(
-            torch.stack([rows, cols]),
-            torch.cat([values, values]),
-            (size, size),
-            check_invariants=False,  # built from in-range indices just above
+        """The user-item graph over a degree-sensitive sample of the train edges (FREEDOM)."""
+        keep_share = 1.0 - self.config.propagation.edge_dropout
+        return pruned_user_item_graph(
+            self.edge_users, self.edge_items, self.edge_weight, keep_share, self.n_users,
+            self.n_items,
         )
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta")
-            return graph.coalesce().to_sparse_csr()
 
     # ---------------------------------------------------------------- embeddings
     def item_ego(self) -> torch.Tensor:
