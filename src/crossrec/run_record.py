@@ -108,10 +108,25 @@ def command_line(run_params: dict[str, Any]) -> str:
     for key, option in NODE_FILTERS.items():
         if run_params.get(key):
             parts.append(f"{option} " + ",".join(run_params[key]))
-    extra = run_params.get("runtime_params") or {}
+    extra = dotted_params(run_params.get("runtime_params") or {})
     if extra:
         parts.append("--params " + ",".join(f"{k}={v}" for k, v in sorted(extra.items())))
     return " ".join(parts)
+
+
+def dotted_params(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Runtime parameters as ``--params`` takes them: nested keys dotted, booleans and None
+    as YAML writes them (Kedro nests ``a.b=1`` into ``{"a": {"b": 1}}``)."""
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(dotted_params(value, f"{dotted}."))
+        elif isinstance(value, bool) or value is None:
+            out[dotted] = {True: "true", False: "false", None: "null"}[value]
+        else:
+            out[dotted] = str(value)
+    return out
 
 
 def write_record(folder: Path, record: dict[str, Any]) -> Path:

@@ -152,9 +152,13 @@ def test_command_line_reproduces_kedro_run_parameters():
         "pipeline_names": ["finetune", "evaluate"],
         "env": "tuned",
         "tags": ["train"],
-        "runtime_params": {"dataset": "lastfm2k_multimodal", "seed": 1},
+        "runtime_params": {
+            "dataset": "lastfm2k_multimodal",
+            "seed": 1,
+            "evaluate": {"words": {"enabled": False}},
+        },
     }
     assert command_line(run) == (
         "kedro run --pipelines finetune,evaluate --env tuned --tags train "
-        "--params dataset=lastfm2k_multimodal,seed=1"
+        "--params dataset=lastfm2k_multimodal,evaluate.words.enabled=false,seed=1"
     )
