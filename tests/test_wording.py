@@ -69,7 +69,7 @@ def findings(path: Path) -> list[str]:
     out = []
     for number, line in enumerate(text.splitlines(), 1):
         for pattern, why in _COMPILED:
-            # HTML and CSS colours (#333) are not issue numbers
+            # colours in HTML and CSS are hex digits after a hash, not tracker numbers
             if path.suffix == ".html" and pattern.pattern.startswith("(?:^"):
                 continue
             if pattern.search(line):
