@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from crossrec.config import StrictConfig, deep_merge
 from crossrec.models.registries import FUSION_STRATEGIES, LOSSES, USER_TOWERS
@@ -235,6 +235,9 @@ class TrainerConfig(StrictConfig):
     accelerator: str = "auto"
     devices: int | str | list[int] = "auto"
     strategy: str = "auto"
+    #: machines in the run (Lightning's num_nodes): each starts the same command with its own
+    #: NODE_RANK (or under torchrun / SLURM); more than one needs strategy ddp (docs/scale.md)
+    num_nodes: int = Field(1, ge=1)
     #: auto = bf16-mixed on CUDA, 32-true elsewhere
     precision: str = "auto"
     patience: int = Field(8, ge=1)
@@ -258,6 +261,14 @@ class TrainerConfig(StrictConfig):
     fast_dev_run: bool | int = False
     checkpoint_dir: str = "checkpoints"
     log_dir: str = "logs"
+
+    @model_validator(mode="after")
+    def _nodes_need_ddp(self) -> TrainerConfig:
+        if self.num_nodes > 1 and self.strategy not in ("ddp", "ddp_spawn"):
+            raise ValueError(
+                f"num_nodes: {self.num_nodes} needs strategy: ddp (got {self.strategy!r})"
+            )
+        return self
 
     @field_validator("val_ks")
     @classmethod

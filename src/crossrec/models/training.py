@@ -252,6 +252,7 @@ def _train(
     trainer = pl.Trainer(
         accelerator=tcfg.accelerator,
         devices=tcfg.devices,
+        num_nodes=tcfg.num_nodes,
         strategy=resolve_strategy(tcfg.strategy),
         precision=precision,
         max_epochs=tcfg.max_epochs,
