@@ -338,3 +338,27 @@ def test_categorical_and_numeric_columns_become_attribute_text_columns(tmp_path)
         read_generic("shop", tmp_path, {**options, "numeric_columns": ["kind"]})
     with pytest.raises(DataValidationError, match="colour"):
         read_generic("shop", tmp_path, {**options, "categorical_columns": ["colour"]})
+
+
+def test_features_are_row_aligned_with_the_item_table(tmp_path):
+    import numpy as np
+
+    _write(tmp_path, "uid,iid\nu1,B\nu2,A\n", "iid,name\nB,Beta\nA,Alpha\nB,Beta\n")
+    np.save(tmp_path / "img.npy", np.arange(6, dtype=np.float64).reshape(3, 2))
+    options = {"user_column": "uid", "item_column": "iid", "item_id_column": "iid"}
+    raw = read_generic("toy", tmp_path, {**options, "features": {"image": "img.npy"}})
+    assert raw.precomputed["image"].dtype == np.float32
+    assert raw.precomputed["image"].tolist() == [[0, 1], [2, 3], [4, 5]]
+    # ingest keeps one row per item id and the vectors of the rows it keeps
+    from crossrec.data.ingest import clean_dataset
+
+    ingest = {"raw_root": str(tmp_path.parent), "datasets": {"toy": {"adapter": "generic"}}}
+    clean = clean_dataset(raw, ingest, "toy")
+    assert clean.items["item_id"].tolist() == ["B", "A"]
+    assert clean.precomputed["image"].tolist() == [[0, 1], [2, 3]]
+
+    np.save(tmp_path / "short.npy", np.zeros((2, 2), dtype=np.float32))
+    with pytest.raises(DataValidationError, match=r"2 rows but the item table .* has 3"):
+        read_generic("toy", tmp_path, {**options, "features": {"image": "short.npy"}})
+    with pytest.raises(ConfigError, match="features need an items_file"):
+        read_generic("toy", tmp_path, {**options, "items_file": None, "features": {"x": "a.npy"}})

@@ -11,6 +11,9 @@ or a pandas float column writes); nothing else changes, so leading zeros and cas
 
 Media: either a column of paths in the item table (``image_column`` / ``audio_column``) or a path
 pattern (``image_pattern: images/{item_id}.jpg``); paths are relative to the dataset folder.
+
+Precomputed vectors: ``features`` maps a name to a ``.npy`` matrix whose row *i* is the item on
+row *i* of the item table (vectors the user already has: image or text embeddings).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import field_validator, model_validator
 
@@ -31,8 +35,10 @@ from crossrec.data.adapters.base import (
     pattern_paths,
     register,
 )
+from crossrec.data.errors import DataValidationError
 from crossrec.data.raw import RawData, attribute_columns
 from crossrec.data.validation import (
+    load_feature_matrix,
     parse_ids,
     read_table,
     require_columns,
@@ -78,6 +84,8 @@ class GenericOptions(StrictConfig):
     audio_column: str | None = None
     image_pattern: str | None = None
     audio_pattern: str | None = None
+    #: precomputed vectors: name -> .npy with one row per item-table row, in file order
+    features: dict[str, str] = {}
 
     @field_validator("encoding")
     @classmethod
@@ -96,6 +104,8 @@ class GenericOptions(StrictConfig):
             raise ValueError(f"{both} listed as both categorical_columns and numeric_columns")
         if self.items_file is None and self.attribute_columns():
             raise ValueError("categorical_columns / numeric_columns need an items_file")
+        if self.items_file is None and self.features:
+            raise ValueError("features need an items_file (row i of a .npy = row i of the table)")
         return self
 
     def attribute_columns(self) -> dict[str, dict]:
@@ -129,6 +139,24 @@ class GenericOptions(StrictConfig):
 def read_file(folder: Path, spec: TableFile, role: str) -> tuple[Path, pd.DataFrame]:
     path = folder / spec.path
     return path, read_table(path, sep=spec.separator, encoding=spec.encoding, role=role)
+
+
+def item_feature_matrices(
+    folder: Path, features: Mapping[str, str], n_rows: int, items_path: Path
+) -> dict[str, np.ndarray]:
+    """name -> (n_rows, d) float32 matrix, one row per item-table row."""
+    out = {}
+    for name, file in sorted(features.items()):
+        path = folder / file
+        matrix = load_feature_matrix(path, rows="row of the item table")
+        if matrix.shape[0] != n_rows:
+            raise DataValidationError(
+                path,
+                f"{matrix.shape[0]} rows but the item table {items_path} has {n_rows}",
+                expected="row i = the item on row i of the item table",
+            )
+        out[name] = matrix
+    return out
 
 
 @register("generic")
@@ -191,12 +219,13 @@ def read_generic(name: str, folder: Path, options: Mapping[str, Any]) -> RawData
             if column
             else pattern_paths(ids, pattern, folder)
         )
+    precomputed = item_feature_matrices(folder, opts.features, len(items), items_path)
     return RawData(
         name,
         interactions,
         items,
         text_columns,
-        {},
+        precomputed,
         files,
         attribute_columns=opts.attribute_columns(),
         **common,
