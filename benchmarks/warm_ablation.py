@@ -128,6 +128,19 @@ VARIANTS: dict[str, tuple[str, dict]] = {
             }
         },
     ),
+    "mix": (
+        "the no-content twin's and this model's scores (z-scored per user) mixed by item "
+        "popularity, tau / slope / scale chosen on validation (two models trained)",
+        {"model": {"content_mix": {"kind": "popularity"}}},
+    ),
+    "mix_global": (
+        "mix with one score scale per model instead of a z-score per user",
+        {"model": {"content_mix": {"kind": "popularity", "standardise": "global"}}},
+    ),
+    "mix_raw": (
+        "mix of the raw scores (no standardisation)",
+        {"model": {"content_mix": {"kind": "popularity", "standardise": "none"}}},
+    ),
     "gate_graph": (
         "the fixed gate on the modality item graph only (ego content ungated)",
         {"model": {"content_gate": {"kind": "degree", "tau": 50.0, "targets": ["item_graph"]}}},
@@ -228,34 +241,113 @@ def without_modalities(arts: dict, dropped: list[str]) -> tuple[dict, dict]:
     return select_modalities(features, keep), graphs
 
 
+def training_identity(config: dict, modalities: list[str]) -> str:
+    """What identifies a trained model: its validated config (schema defaults filled in, the
+    seed in ``trainer.seed``; without the settings that change nothing in training: the mix,
+    which is applied over trained models, and the content loss of a model without content) and
+    the modalities it read."""
+    from crossrec.config import deep_merge
+    from crossrec.models.config import FinetuneConfig, complete_stored_config
+
+    full = FinetuneConfig.model_validate(complete_stored_config(config)).model_dump(mode="json")
+    full["model"].pop("content_mix", None)
+    full["trainer"]["resume"] = False
+    if not full["model"]["use_content"]:
+        full = deep_merge(full, {"loss": {"content_weight": 0.0}})
+    return json.dumps([full, list(modalities)], sort_keys=True)
+
+
+class Trained:
+    """Trained bundles, kept in memory and, with a folder, on disk: variants that share a model
+    (``no_content`` and ``mix``'s twin, ``default`` and ``mix``'s content model) train it once,
+    and a later run finds it by its config (:func:`training_identity`)."""
+
+    def __init__(self, folder: Path | None):
+        import torch
+
+        self.folder, self.memory = folder, {}
+        if folder is None:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in sorted(folder.glob("*.pt")):
+            stored = torch.load(path, weights_only=False)
+            if "state_dict" in stored:  # a bundle saved without its training time
+                stored = {"bundle": stored, "train_s": float("nan")}
+            bundle = stored["bundle"]
+            key = training_identity(bundle["config"], bundle["modalities"])
+            self.memory[key] = (bundle, stored["train_s"])
+
+    def get(self, arts: dict, config: dict, seed: int, dropped=()) -> tuple[dict, object, float]:
+        """(bundle, training data, seconds its training took, also when reused; nan when a
+        stored bundle did not record it)."""
+        import hashlib
+
+        import torch
+
+        from crossrec.config import deep_merge
+        from crossrec.evaluation.experiments import train_variant
+        from crossrec.models.inputs import build_training_data
+
+        features, graphs = without_modalities(arts, list(dropped))
+        data = build_training_data(
+            arts["interactions"],
+            arts["items"],
+            arts["dataset_info"],
+            features,
+            graphs,
+            arts["user_item_graph"],
+            config,
+        )
+        modalities = [m for m in features.get("__order__", []) if not m.startswith("__")]
+        key = training_identity(deep_merge(config, {"trainer": {"seed": int(seed)}}), modalities)
+        if key not in self.memory:
+            start = time.perf_counter()
+            bundle = train_variant(data, config, seed, where="warm_ablation")
+            self.memory[key] = (bundle, time.perf_counter() - start)
+            if self.folder is not None:
+                name = hashlib.sha1(key.encode()).hexdigest()[:16]
+                torch.save(
+                    {"bundle": bundle, "train_s": self.memory[key][1]}, self.folder / f"{name}.pt"
+                )
+        bundle, seconds = self.memory[key]
+        return bundle, data, seconds
+
+
 def train_and_score(
-    arts: dict, config: dict, seed: int, slices, split, dropped: list[str] = ()
+    arts: dict,
+    config: dict,
+    seed: int,
+    slices,
+    split,
+    dropped: list[str] = (),
+    trained: Trained | None = None,
 ) -> dict:
     """Train one config with one seed (without the ``dropped`` modalities); per-user metrics
     of every slice plus timings."""
+    from crossrec.evaluation.experiments import model_score_fn
+
+    trained = trained or Trained(None)
+    if config.get("model", {}).get("content_mix", {}).get("kind", "none") != "none":
+        from warm_mix import mixed_score_fn
+
+        score_fn, bundle, train_s, record = mixed_score_fn(
+            trained, arts, config, seed, slices, split, dropped
+        )
+        return {**score_run(score_fn, bundle, train_s, slices, split), **record}
+    bundle, data, train_s = trained.get(arts, config, seed, dropped)
+    score_fn = model_score_fn(bundle, data, "cpu")
+    return score_run(score_fn, bundle, train_s, slices, split)
+
+
+def score_run(score_fn, bundle: dict, train_s: float, slices, split) -> dict:
+    """Per-user metrics of every slice of one scorer, with the run's epochs and timing."""
     import numpy as np
 
-    from crossrec.evaluation.experiments import model_score_fn, train_variant
     from crossrec.evaluation.protocol import evaluate_scorer
-    from crossrec.models.inputs import build_training_data
 
-    features, graphs = without_modalities(arts, list(dropped))
-    data = build_training_data(
-        arts["interactions"],
-        arts["items"],
-        arts["dataset_info"],
-        features,
-        graphs,
-        arts["user_item_graph"],
-        config,
-    )
-    start = time.perf_counter()
-    bundle = train_variant(data, config, seed, where="warm_ablation")
-    train_s = time.perf_counter() - start
     history = bundle.get("history")
     epochs = int(len(history)) if history is not None else -1
     best_epoch = best_validation_epoch(history)
-    score_fn = model_score_fn(bundle, data, "cpu")
     runs = evaluate_scorer(score_fn, split, slices, [20], 20, None)
     out = {"train_s": train_s, "epochs": epochs, "best_epoch": best_epoch, "slices": {}}
     main = main_slice_name(split)
@@ -459,6 +551,12 @@ def main() -> None:
         metavar="N",
         help="also a table of the main slice's Recall@20 in N item-popularity buckets (0: off)",
     )
+    parser.add_argument(
+        "--bundles",
+        type=Path,
+        default=None,
+        help="folder of trained bundles: reused when a variant and seed were trained before",
+    )
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args()
     if args.list:
@@ -472,6 +570,7 @@ def main() -> None:
 
     logging.basicConfig(level=logging.WARNING)
     sys.path.insert(0, str(ROOT / "src"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
     from crossrec.config import deep_merge
     from crossrec.evaluation.protocol import build_split, ranking_slices
 
@@ -498,6 +597,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     previous = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
     results: dict[str, list[dict]] = {}
+    trained = Trained(args.bundles)
     for spec in split_variants(args.variants):
         # name-modality-modality+key=value;key=value: trained without those modalities, with
         # those overrides
@@ -521,7 +621,7 @@ def main() -> None:
             if cached:
                 results[key].append(cached[0])
                 continue
-            res = train_and_score(arts, config, seed, slices, split, dropped)
+            res = train_and_score(arts, config, seed, slices, split, dropped, trained)
             res["seed"] = seed
             results[key].append(res)
             recalls = res["slices"][main_slice]["recall@20"]

@@ -151,6 +151,42 @@ class ContentGateConfig(StrictConfig):
     stage: Literal["input", "output"] = "input"
 
 
+class ContentMixConfig(StrictConfig):
+    """The ID-only twin's and the content model's scores mixed by item popularity
+    (``crossrec.models.content_mix``, docs/content-gate.md).
+
+    ``popularity``: two models are trained, this one and its twin without content; an item's
+    score is ``scale * g(deg) * z_twin + (1 - g(deg)) * z_content``, ``z`` each model's score
+    standardised, ``g(deg) = deg ** slope / (deg ** slope + tau ** slope)`` the twin's weight
+    (0 for cold items: content only). ``tau``, ``slope`` and ``scale`` are chosen on the
+    validation split from the grids below. Applied over two trained models by
+    ``benchmarks/warm_ablation.py`` (variant ``mix``); the finetune pipeline does not train
+    the twin, so it refuses any kind but ``none``.
+    """
+
+    kind: Literal["none", "popularity"] = "none"
+    #: crossover degrees searched: the train interactions at which an item's score is half the
+    #: twin's; 0 = the twin for every warm item. The content model alone (g = 0 for every item)
+    #: is always a candidate too, so the choice can fall back on either model
+    taus: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: [0.0, 10.0, 25.0, 50.0, 100.0, 200.0], min_length=1
+    )
+    #: steepness of the curve in log degree
+    slopes: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: [1.0, 2.0], min_length=1
+    )
+    #: the twin's scale against the content model's (``a / b``)
+    scales: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: [0.5, 1.0, 2.0], min_length=1
+    )
+    #: how each model's scores are put on one scale: ``user`` (z-score per user over the
+    #: catalogue), ``global`` (centred per user, one scale per model), ``none`` (raw scores)
+    standardise: Literal["user", "global", "none"] = "user"
+    #: what the validation choice maximises (metric@k on the validation split)
+    metric: Literal["recall", "ndcg"] = "recall"
+    k: int = Field(20, ge=1)
+
+
 class ModelConfig(StrictConfig):
     #: 128 with lr 0.01: the point LightGCN's validated grid chose on both shared datasets,
     #: and crossrec's best measured there (docs/findings.md)
@@ -181,6 +217,7 @@ class ModelConfig(StrictConfig):
     user_tower: UserTowerConfig = Field(default_factory=UserTowerConfig)
     propagation: PropagationConfig = Field(default_factory=PropagationConfig)
     content_gate: ContentGateConfig = Field(default_factory=ContentGateConfig)
+    content_mix: ContentMixConfig = Field(default_factory=ContentMixConfig)
 
 
 class DataConfig(StrictConfig):
@@ -370,6 +407,13 @@ def check_content_options(
     column away. Fails naming the keys before any weight is built."""
     early = has_content and not late_content
     late = "the llm strategy adds its content late, per item"
+    if config.content_mix.kind != "none":
+        raise ValueError(
+            "model.content_mix mixes two trained models (this one and its twin without "
+            "content); one model cannot be built with it: train the model with content_mix.kind "
+            "none and mix with crossrec.models.content_mix (benchmarks/warm_ablation.py, "
+            "variant mix)"
+        )
     if config.propagation.content_path == "channel" and has_content and late_content:
         raise ValueError(
             "model.propagation.content_path channel needs early content (concat, gated or "

@@ -1,0 +1,49 @@
+"""``warm_ablation.py``'s ``mix`` variant: the no-content twin's and the content model's scores
+mixed by item popularity (``model.content_mix``, ``crossrec.models.content_mix``).
+
+Both models come from warm_ablation's cache of trained bundles, so ``no_content``, ``default``
+and ``mix`` in one run train two models per seed. The mix's tau / slope / scale are chosen on
+the validation slice only; the test slices are scored afterwards with the chosen point.
+"""
+
+from __future__ import annotations
+
+
+def component_configs(config: dict) -> tuple[dict, dict]:
+    """(content model's, twin's) configs: the variant's with the mix off, and the same trained
+    without content as evaluate's trained ablation does it."""
+    from crossrec.config import deep_merge
+    from crossrec.evaluation.experiments import WITHOUT_CONTENT
+
+    content = deep_merge(config, {"model": {"content_mix": {"kind": "none"}}})
+    return content, deep_merge(content, WITHOUT_CONTENT)
+
+
+def mixed_score_fn(trained, arts: dict, config: dict, seed: int, slices, split, dropped=()):
+    """(scorer, the content model's bundle, seconds both trainings took, a record of the
+    validation choice) for one seed."""
+    from crossrec.models.bundle import load_recommender
+    from crossrec.models.config import ContentMixConfig
+    from crossrec.models.content_mix import MixedScorer, choose_mix, mixed_vectors
+    from crossrec.models.gate import item_degrees
+
+    mix = ContentMixConfig.model_validate(config["model"]["content_mix"])
+    content_config, twin_config = component_configs(config)
+    vectors, seconds, epochs = [], 0.0, []
+    for part in (twin_config, content_config):
+        bundle, data, train_s = trained.get(arts, part, seed, dropped)
+        vectors.append(load_recommender(bundle, data).scoring_vectors())
+        seconds += train_s
+        epochs.append(len(bundle.get("history") or []))
+    degree = item_degrees(data.train)
+    valid = next(piece for piece in slices if piece.name == "valid")
+    choice, table = choose_mix(
+        vectors[0], vectors[1], degree, mix, valid.truth, valid.exclude, split.tie_order
+    )
+    scorer = MixedScorer(*mixed_vectors(vectors[0], vectors[1], degree, choice, mix.standardise))
+    record = {
+        "mix": choice.as_dict(),
+        "mix_grid": [[c.tau, c.slope, c.scale, value] for c, value in table],
+        "twin_epochs": epochs[0],
+    }
+    return scorer, bundle, seconds, record
