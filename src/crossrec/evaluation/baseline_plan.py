@@ -145,7 +145,16 @@ def select_point(evaluation: Evaluation, plan: BaselinePlan, trained: list[tuple
     def score(index: int, candidate: BaselineConfig):
         artefact, _ = trained[index]
         scorer = scorer_of(evaluation, artefact, plan.grid_jobs[index][1])
-        result = evaluate_scorer(scorer, split, valid, ks, cfg.k, None, device=evaluation.device)
+        result = evaluate_scorer(
+            scorer,
+            split,
+            valid,
+            ks,
+            cfg.k,
+            None,
+            device=evaluation.device,
+            chunk_users=evaluation.chunk_users(),
+        )
         return float(np.mean(result["valid"]["metrics"][sel.metric])), scorer
 
     best, trials, scorer = select(plan.spec, score)

@@ -148,6 +148,17 @@ class BaselineConfig(StrictConfig):
         return self
 
 
+class SampleUsersConfig(StrictConfig):
+    """A seeded sample of each slice's users, for catalogues too large to rank for everyone:
+    users are put in one random order drawn from ``seed`` and each slice evaluates the first
+    ``size`` of its own users in that order, the same users for every model (paired tests stay
+    paired); metrics.json and report.md then give each metric's 95% confidence interval."""
+
+    #: users per slice (None = every user: the full protocol, results as without sampling)
+    size: int | None = Field(None, ge=1)
+    seed: int = 0
+
+
 class EvaluateConfig(StrictConfig):
     """The whole ``evaluate:`` block."""
 
@@ -167,8 +178,13 @@ class EvaluateConfig(StrictConfig):
     tie_break_seed: int = 0
     #: auto = cuda when available
     device: str = "auto"
-    #: users scored per chunk (None = from a 256 MiB budget, see crossrec.metrics.ranking)
+    #: users scored per chunk (None = as many as ``score_batch_bytes`` allows)
     chunk_users: int | None = Field(None, ge=1)
+    #: working memory of one chunk of users x every item (crossrec.metrics.ranking: ~28 bytes
+    #: per cell), so scoring stays bounded whatever the catalogue size
+    score_batch_bytes: int = Field(256 * 2**20, ge=2**20)
+    #: evaluate a seeded sample of each slice's users (size None = every user)
+    sample_users: SampleUsersConfig = Field(default_factory=SampleUsersConfig)
     #: per-modality ablation of the trained model at inference time
     ablation: bool = True
     #: what content is worth, trained both ways: the model's own configuration retrained

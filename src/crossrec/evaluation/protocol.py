@@ -10,6 +10,9 @@ Slices (each a full ranking with the user's train items — and valid items for 
 - ``users_<bucket>``: the ``test`` slice restricted to users bucketed by training-history length
   (quantiles from YAML), no re-ranking needed.
 
+At large sizes (:func:`sample_slices`) each slice can evaluate a seeded sample of its users, the
+same users for every model; :func:`aggregate_seeds` then adds a 95% confidence interval per metric.
+
 Beyond-accuracy (``coverage@K``, ``novelty@K``, ``arp@K`` average recommendation popularity,
 ``ild@K`` intra-list diversity from content vectors) is computed on the same top-K lists.
 """
@@ -113,6 +116,49 @@ class Slice:
     truth: sp.csr_matrix
     exclude: sp.csr_matrix
     candidates: np.ndarray | None = None
+    #: every user the slice could evaluate, when ``truth`` holds a sample of them (None = not
+    #: sampled: ``truth`` has every user's held-out items)
+    eligible: np.ndarray | None = None
+
+
+def eligible_users(piece: Slice) -> np.ndarray:
+    """The users a slice evaluates: a held-out item among its candidates that is not excluded
+    (what :func:`crossrec.metrics.ranking.rank_and_evaluate` keeps)."""
+    truth = sp.csr_matrix(piece.truth, dtype=np.float32)
+    truth.sum_duplicates()
+    truth.eliminate_zeros()
+    if piece.candidates is not None:
+        truth = (truth @ sp.diags(np.asarray(piece.candidates, dtype=np.float32))).tocsr()
+        truth.eliminate_zeros()
+    excluded = truth.multiply(sp.csr_matrix(piece.exclude, dtype=np.float32) != 0).tocsr()
+    excluded.eliminate_zeros()
+    left = np.diff(truth.indptr) - np.diff(excluded.indptr)
+    return np.flatnonzero(left > 0)
+
+
+def sample_slices(
+    slices: Sequence[Slice], n_users: int, size: int | None, seed: int
+) -> list[Slice]:
+    """Each slice restricted to a seeded sample of at most ``size`` of its users.
+
+    One random order of all users is drawn from ``seed``; a slice keeps the first ``size`` of
+    its eligible users in that order, so the sample depends on the split and the seed only
+    (every model is scored on the same users) and the slices' samples overlap as much as their
+    users do. ``size`` None returns the slices unchanged.
+    """
+    if size is None:
+        return list(slices)
+    priority = np.random.default_rng([seed, 11]).permutation(n_users)
+    out = []
+    for piece in slices:
+        eligible = eligible_users(piece)
+        chosen = eligible[np.argsort(priority[eligible], kind="stable")[:size]]
+        keep = np.zeros(n_users, dtype=np.float32)
+        keep[chosen] = 1.0
+        truth = (sp.diags(keep) @ sp.csr_matrix(piece.truth)).tocsr()
+        truth.eliminate_zeros()
+        out.append(Slice(piece.name, truth, piece.exclude, piece.candidates, eligible))
+    return out
 
 
 def ranking_slices(split: EvalSplit, names: Sequence[str]) -> list[Slice]:
@@ -195,6 +241,8 @@ def evaluate_scorer(
             per_user[f"ild@{beyond_k}"] = intra_list_diversity(ranked, content, beyond_k)
         scalars = {f"coverage@{beyond_k}": catalogue_coverage(ranked, split.n_items, beyond_k)}
         out[piece.name] = {"users": users, "metrics": per_user, "scalars": scalars}
+        if piece.eligible is not None:
+            out[piece.name]["population"] = len(piece.eligible)
         if popularity_buckets > 1:
             from crossrec.evaluation.popularity import popularity_hits
 
@@ -209,6 +257,7 @@ def evaluate_scorer(
             )
     if user_buckets and "test" in out:
         test = out["test"]
+        eligible = next((s.eligible for s in slices if s.name == "test"), None)
         for name, mask in user_buckets.items():
             keep = mask[test["users"]]
             out[name] = {
@@ -216,12 +265,33 @@ def evaluate_scorer(
                 "metrics": {m: v[keep] for m, v in test["metrics"].items()},
                 "scalars": {},
             }
+            if eligible is not None:
+                out[name]["population"] = int(mask[eligible].sum())
     return out
+
+
+#: two-sided 95% quantile of the standard normal
+Z95 = 1.959963984540054
+
+
+def sample_interval(values: np.ndarray, population: int) -> dict:
+    """95% confidence interval of the mean over all ``population`` users from the per-user
+    ``values`` of a simple random sample of them: normal approximation with the
+    finite-population correction (a sample of every user gives the exact mean)."""
+    n = len(values)
+    mean = float(values.mean()) if n else 0.0
+    half = 0.0
+    if 1 < n < population:
+        correction = np.sqrt((population - n) / (population - 1))
+        half = Z95 * float(values.std(ddof=1)) / np.sqrt(n) * float(correction)
+    return {"ci95": [mean - half, mean + half], "users": n, "population": int(population)}
 
 
 def aggregate_seeds(runs: Sequence[dict[str, dict]]) -> dict[str, dict[str, dict[str, float]]]:
     """``slice -> metric -> {mean, std}`` over seeds (std = sample std of per-seed means, 0 for
-    one seed). Per-seed value = mean over the slice's users."""
+    one seed). Per-seed value = mean over the slice's users. A sampled slice (its results carry
+    ``population``) adds ``ci95``, ``users`` and ``population`` to each per-user metric
+    (:func:`sample_interval` over the per-user values averaged over seeds)."""
     if not runs:
         return {}
     table: dict[str, dict[str, dict[str, float]]] = {}
@@ -242,6 +312,11 @@ def aggregate_seeds(runs: Sequence[dict[str, dict]]) -> dict[str, dict[str, dict
             }
             for metric, values in per_metric.items()
         }
+        population = runs[0][slice_name].get("population")
+        if population is not None:
+            for metric in runs[0][slice_name]["metrics"]:
+                _, values = per_user_seed_mean(runs, slice_name, metric)
+                table[slice_name][metric].update(sample_interval(values, population))
     return table
 
 

@@ -13,6 +13,7 @@ from crossrec.evaluation.report_plots import (
     plot_slices,
     plot_training_curves,
 )
+from crossrec.evaluation.report_sample import sample_section
 from crossrec.evaluation.report_tables import fmt, markdown_table
 from crossrec.evaluation.report_words import (
     COLD_USERS_KEY,
@@ -290,6 +291,7 @@ def build_report(
         "",
         test_table,
         "",
+        *sample_section(metrics, cfg, [s for s in slices_present if not s.startswith("users_")]),
         "## Beyond accuracy (test)",
         "",
         f"coverage = share of the catalogue in some top-{k}; novelty = mean −log2 popularity; "

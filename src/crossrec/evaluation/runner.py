@@ -24,6 +24,7 @@ from crossrec.evaluation.protocol import (
     evaluate_scorer,
     history_buckets,
     ranking_slices,
+    sample_slices,
 )
 from crossrec.models.inputs import TrainingArtifacts
 
@@ -88,7 +89,10 @@ class Evaluation:
         self.split = split
         self.artifacts = artifacts
         self.device = str(resolve_device(cfg.device))
-        self.slices = ranking_slices(split, cfg.slices)
+        sample = cfg.sample_users
+        self.slices = sample_slices(
+            ranking_slices(split, cfg.slices), split.n_users, sample.size, sample.seed
+        )
         self.buckets = (
             history_buckets(split.history_length, cfg.history_quantiles)
             if cfg.history_quantiles
@@ -101,6 +105,15 @@ class Evaluation:
 
             self.content = content_vectors(features)
 
+    def chunk_users(self) -> int:
+        """Users scored at once: ``evaluate.chunk_users``, else as many as one chunk of every
+        item fits in ``evaluate.score_batch_bytes``."""
+        from crossrec.metrics.ranking import auto_chunk_size
+
+        return self.cfg.chunk_users or auto_chunk_size(
+            self.split.n_items, self.cfg.score_batch_bytes
+        )
+
     def run(self, score_fn, skip: tuple[str, ...] = ()) -> dict:
         """Per-user metrics of one scorer on every slice (except ``skip``)."""
         return evaluate_scorer(
@@ -112,7 +125,7 @@ class Evaluation:
             self.content,
             user_buckets=self.buckets,
             device=self.device,
-            chunk_users=self.cfg.chunk_users,
+            chunk_users=self.chunk_users(),
             popularity_buckets=self.cfg.popularity_buckets,
         )
 
