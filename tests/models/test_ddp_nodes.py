@@ -178,3 +178,25 @@ def test_two_nodes_on_localhost(tmp_path):
     last = torch.load(node0 / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     for name in trained:
         np.testing.assert_allclose(final[0][name].numpy(), last[f"model.{name}"].numpy(), atol=1e-6)
+
+
+def test_finetune_node_saves_on_rank_zero_only(tmp_path, monkeypatch):
+    """Every rank runs ``kedro run``; the train_model node of a rank other than 0 ends its
+    process (status 0) before Kedro would save trained_model a second time."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from crossrec.pipelines.finetune.nodes import train_model
+
+    sys.path.insert(0, str(HERE))
+    from conftest import make_tiny_data
+
+    data = make_tiny_data()
+    params = _config().model_dump(mode="json")
+    params["run_dir"] = str(tmp_path / "{dataset}")
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    bundle, history = train_model(data, params, seed=0, dataset="tiny")
+    assert bundle["history"] and len(history) == 1
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    with pytest.raises(SystemExit) as stop:
+        train_model(data, params, seed=0, dataset="tiny")
+    assert stop.value.code == 0

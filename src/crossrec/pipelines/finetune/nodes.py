@@ -18,7 +18,7 @@ from crossrec.models.inputs import build_training_data as _build_training_data
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_training_data", "resume_command", "train_model"]
+__all__ = ["build_training_data", "resume_command", "stop_unless_rank_zero", "train_model"]
 
 
 def build_training_data(
@@ -34,8 +34,14 @@ def build_training_data(
     """:func:`crossrec.models.inputs.build_training_data` with ``params:finetune`` typed as
     the dict Kedro passes (a ``dict | FinetuneConfig`` hint makes Kedro warn on every run)."""
     return _build_training_data(
-        interactions, items, dataset_info, fused_item_features, modality_graphs,
-        user_item_graph, finetune, item_texts,
+        interactions,
+        items,
+        dataset_info,
+        fused_item_features,
+        modality_graphs,
+        user_item_graph,
+        finetune,
+        item_texts,
     )
 
 
@@ -68,5 +74,18 @@ def train_model(
     result = train_recommender(
         data, config, run_dir=run_dir, resume_command=resume_command(dataset)
     )
+    stop_unless_rank_zero()
     logger.info("finetune: best %s = %.4f", config.trainer.monitor, result.best_score)
     return result.bundle, result.history
+
+
+def stop_unless_rank_zero() -> None:
+    """Under DDP every process runs ``kedro run`` (Lightning's launcher re-runs the command per
+    device, torchrun / SLURM per machine); only global rank 0 goes on to save the artifacts and
+    run later nodes, the others end here with exit status 0."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    rank = int(getattr(rank_zero_only, "rank", 0))
+    if rank:
+        logger.info("finetune: rank %d done; rank 0 writes trained_model and its history", rank)
+        raise SystemExit(0)
