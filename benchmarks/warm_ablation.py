@@ -328,7 +328,7 @@ def train_and_score(
 
     trained = trained or Trained(None)
     if config.get("model", {}).get("content_mix", {}).get("kind", "none") != "none":
-        from warm_mix import mixed_score_fn
+        from _warm_mix import mixed_score_fn
 
         score_fn, bundle, train_s, record = mixed_score_fn(
             trained, arts, config, seed, slices, split, dropped

@@ -1,0 +1,190 @@
+"""model.content_mix: the no-content twin's and the content model's scores mixed by item
+popularity, as one dot product of concatenated vectors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from crossrec.metrics.ranking import rank_and_evaluate
+from crossrec.models.bundle import build_recommender
+from crossrec.models.config import ContentMixConfig, FinetuneConfig
+from crossrec.models.content_mix import (
+    MixChoice,
+    MixedScorer,
+    choose_mix,
+    grid,
+    mixed_vectors,
+    twin_weights,
+)
+from crossrec.models.gate import item_degrees
+
+from .conftest import user_item_graph
+
+COLD = [0, 5]
+
+
+def _with_cold_items(data, items=COLD):
+    keep = np.ones(data.n_items, dtype=np.float32)
+    keep[items] = 0.0
+    train = sp.csr_matrix(data.train @ sp.diags(keep))
+    train.eliminate_zeros()
+    return type(data)(
+        **{**data.__dict__, "train": train, "user_item_graph": user_item_graph(train)}
+    )
+
+
+@pytest.fixture(scope="module")
+def models(tiny_data):
+    """(data with two cold items, twin's vectors, content model's vectors): the tiny data's
+    model with content and its twin without (untrained: any vectors do for the algebra)."""
+    data = _with_cold_items(tiny_data)
+    out = []
+    for model in (
+        {"use_content": False, "propagation": {"item_graph_layers": 0}},
+        {"use_content": True},
+    ):
+        torch.manual_seed(0)
+        config = FinetuneConfig.model_validate({"model": {"embedding_dim": 16, **model}})
+        out.append(build_recommender(data, config).eval().scoring_vectors())
+    return data, out[0], out[1]
+
+
+def _z(users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    scores = (users.double() @ items.double().T).numpy()
+    mean, std = scores.mean(axis=1, keepdims=True), scores.std(axis=1, keepdims=True)
+    return torch.as_tensor((scores - mean) / std)
+
+
+def test_twin_weight_rises_with_degree_and_cold_items_get_none():
+    degree = np.array([0, 1, 10, 100, 1000], dtype=np.float32)
+    g = twin_weights(degree, tau=10.0, slope=1.0)
+    assert g[0] == 0.0  # cold: the content model's score only
+    assert np.all(np.diff(g[1:]) > 0) and g[2] == pytest.approx(0.5)
+    assert twin_weights(degree, 0.0, 1.0).tolist() == [0, 1, 1, 1, 1]  # twin for warm items
+    assert twin_weights(degree, math.inf, 1.0).tolist() == [0] * 5  # content only
+    steep = twin_weights(degree, 10.0, 2.0)
+    assert steep[1] < g[1] and steep[3] > g[3]
+
+
+@pytest.mark.parametrize("standardise", ["user", "global", "none"])
+def test_the_concatenated_dot_product_is_the_mixed_score(models, standardise):
+    data, twin, content = models
+    degree = item_degrees(data.train)
+    choice = MixChoice(tau=5.0, slope=2.0, scale=0.7)
+    users, items = mixed_vectors(twin, content, degree, choice, standardise)
+    g = torch.as_tensor(twin_weights(degree, 5.0, 2.0), dtype=torch.float64)
+    if standardise == "user":
+        z_twin, z_content = _z(*twin), _z(*content)
+    elif standardise == "none":
+        z_twin = twin[0].double() @ twin[1].double().T
+        z_content = content[0].double() @ content[1].double().T
+    else:  # centred per user, one scale per model: the per-user z-scores up to one factor
+        raw_twin, raw_content = (u.double() @ v.double().T for u, v in (twin, content))
+        z_twin = raw_twin - raw_twin.mean(dim=1, keepdim=True)
+        z_content = raw_content - raw_content.mean(dim=1, keepdim=True)
+        z_twin = z_twin / z_twin.pow(2).mean().sqrt()
+        z_content = z_content / z_content.pow(2).mean().sqrt()
+    expected = 0.7 * g * z_twin + (1.0 - g) * z_content
+    mixed = MixedScorer(users, items).score_users(torch.arange(data.n_users)).double()
+    assert users.shape[1] == items.shape[1] == twin[0].shape[1] + content[0].shape[1]
+    assert torch.allclose(mixed, expected, atol=1e-4 * expected.abs().max().item())
+
+
+def test_cold_items_get_the_content_score_only(models):
+    data, twin, content = models
+    degree = item_degrees(data.train)
+    assert degree[COLD].tolist() == [0, 0] and (np.delete(degree, COLD) > 0).all()
+    for choice in (MixChoice(0.0, 1.0, 2.0), MixChoice(50.0, 1.0, 0.5)):
+        users, items = mixed_vectors(twin, content, degree, choice, "user")
+        cold = (users @ items.T)[:, COLD].double()
+        assert torch.allclose(cold, _z(*content)[:, COLD], atol=1e-4)
+        # another twin changes the warm items' scores, never the cold ones'
+        other = (twin[0] + torch.randn_like(twin[0]), twin[1] + torch.randn_like(twin[1]))
+        users2, items2 = mixed_vectors(other, content, degree, choice, "user")
+        assert torch.allclose((users2 @ items2.T)[:, COLD], cold.float(), atol=1e-4)
+
+
+def test_a_twin_weight_of_one_reproduces_the_twins_ranking(models):
+    data, twin, content = models
+    degree = item_degrees(data.train)
+    users, items = mixed_vectors(twin, content, degree, MixChoice(0.0, 1.0, 1.0), "user")
+    warm = degree > 0
+    truth, exclude = data.valid, data.train
+    twin_scorer, mixed = MixedScorer(*twin), MixedScorer(users, items)
+    runs = [
+        rank_and_evaluate(scorer, truth, exclude, [10], candidates=warm)
+        for scorer in (twin_scorer, mixed)
+    ]
+    assert np.array_equal(runs[0][2], runs[1][2])  # the same ranked lists
+    assert np.array_equal(runs[0][1]["recall@10"], runs[1][1]["recall@10"])
+
+
+def _factor_data(seed: int = 0):
+    """Users and items with true factors; each user's 3 best unseen items held out for
+    validation, 3 others for test; 10 train items each."""
+    rng = np.random.default_rng(seed)
+    n_users, n_items, dim = 60, 90, 8
+    u, v = rng.normal(size=(n_users, dim)), rng.normal(size=(n_items, dim))
+    order = np.argsort(-(u @ v.T), axis=1)
+
+    def rows(cols):
+        r = np.repeat(np.arange(n_users), cols.shape[1])
+        return sp.csr_matrix((np.ones(r.size), (r, cols.ravel())), shape=(n_users, n_items))
+
+    train, valid, test = rows(order[:, 3:13]), rows(order[:, :3]), rows(order[:, 13:16])
+    return u, v, train, valid, test
+
+
+def test_validation_picks_the_informative_model_and_never_reads_test():
+    u, v, train, valid, test = _factor_data()
+    rng = np.random.default_rng(1)
+    torch.manual_seed(0)
+    good = (torch.tensor(u, dtype=torch.float32), torch.tensor(v, dtype=torch.float32))
+    noise = (torch.randn(u.shape[0], 8), torch.randn(v.shape[0], 8))
+    degree = item_degrees(train + sp.csr_matrix(rng.random((60, 90)) < 0.05))
+    warm = degree > 0
+    config = ContentMixConfig(kind="popularity", k=5)
+
+    def twin_share(choice: MixChoice) -> float:
+        """The twin's weight against the content model's, averaged over the warm items."""
+        g = twin_weights(degree, choice.tau, choice.slope)[warm].astype(np.float64)
+        return float(np.mean(choice.scale * g / (choice.scale * g + (1 - g))))
+
+    # pure-noise content: the warm items go to the twin
+    choice, table = choose_mix(good, noise, degree, config, valid, train)
+    assert twin_share(choice) > 0.8, choice
+    assert len(table) == len(grid(config)) and table[-1][0].tau == math.inf
+    # pure-noise twin: the content model (nearly) alone
+    choice, _ = choose_mix(noise, good, degree, config, valid, train)
+    assert twin_share(choice) < 0.2, choice
+    # the choice reads the validation pairs it is given: the test pairs in their place give
+    # other validation values (and the caller never hands them over: tests/models/
+    # test_content_mix_benchmark.py)
+    _, on_valid = choose_mix(good, noise, degree, config, valid, train)
+    _, on_test = choose_mix(good, noise, degree, config, test, train + valid)
+    assert [v for _, v in on_valid] != [v for _, v in on_test]
+
+
+def test_grid_drops_duplicate_points_and_always_tries_content_alone():
+    config = ContentMixConfig(kind="popularity", taus=[0.0, 20.0], slopes=[1.0, 3.0])
+    points = grid(config)
+    assert [(p.tau, p.slope) for p in points].count((0.0, 1.0)) == 3  # one per scale
+    assert (0.0, 3.0) not in [(p.tau, p.slope) for p in points]
+    assert points[-1] == MixChoice(math.inf, 1.0, 1.0)
+
+
+def test_config_is_validated_and_one_model_refuses_the_mix(tiny_data):
+    with pytest.raises(ValueError, match="taus"):
+        ContentMixConfig(kind="popularity", taus=[-1.0])
+    with pytest.raises(ValueError, match="taus"):
+        ContentMixConfig(kind="popularity", taus=[float("inf")])
+    config = FinetuneConfig.model_validate(
+        {"model": {"embedding_dim": 16, "content_mix": {"kind": "popularity"}}}
+    )
+    with pytest.raises(ValueError, match="model.content_mix"):
+        build_recommender(tiny_data, config)

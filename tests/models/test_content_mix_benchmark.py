@@ -1,0 +1,67 @@
+"""warm_ablation's mix variant: two trained models, the choice made on the validation slice
+only, the test slices scored with it."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from crossrec.evaluation.protocol import Slice
+from crossrec.models.bundle import build_recommender, make_bundle
+from crossrec.models.config import FinetuneConfig
+from tests.benchmarks.conftest import load_benchmark
+
+
+@pytest.fixture(scope="module")
+def warm_mix():
+    return load_benchmark("_warm_mix")
+
+
+class _Trained:
+    """Stands in for warm_ablation's cache: an untrained tiny model per config, recorded."""
+
+    def __init__(self, data):
+        self.data, self.asked = data, []
+
+    def get(self, arts, config, seed, dropped=()):
+        self.asked.append(config)
+        torch.manual_seed(seed + len(self.asked))
+        parsed = FinetuneConfig.model_validate(config)
+        model = build_recommender(self.data, parsed).eval()
+        return make_bundle(model, parsed, history=[{"epoch": 0}]), self.data, 2.0
+
+
+def _random_pairs(seed: int, n_users: int, n_items: int) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    return sp.csr_matrix((rng.random((n_users, n_items)) < 0.1).astype(np.float32))
+
+
+def test_mix_trains_both_models_and_chooses_on_validation_only(warm_mix, tiny_data):
+    config = {"model": {"embedding_dim": 16, "content_mix": {"kind": "popularity", "k": 5}}}
+    valid = Slice("valid", tiny_data.valid, tiny_data.train)
+    split = SimpleNamespace(tie_order=None)
+    records = []
+    for test_seed in (0, 1):
+        test = Slice("test", _random_pairs(test_seed, 40, 48), tiny_data.train + tiny_data.valid)
+        trained = _Trained(tiny_data)
+        scorer, bundle, seconds, record = warm_mix.mixed_score_fn(
+            trained, {}, config, 7, [valid, test], split
+        )
+        records.append(record)
+        twin, content = trained.asked
+        assert twin["model"]["use_content"] is False
+        assert twin["model"]["propagation"]["item_graph_layers"] == 0
+        assert content["model"]["content_mix"]["kind"] == "none"
+        assert seconds == 4.0  # both trainings
+        assert scorer(torch.tensor([0, 1])).shape == (2, 48)
+    # other test pairs, the same validation: the same choice and the same validation values
+    assert records[0] == records[1]
+    # other validation pairs change the validation values
+    trained = _Trained(tiny_data)
+    other = Slice("valid", _random_pairs(5, 40, 48), tiny_data.train)
+    _, _, _, record = warm_mix.mixed_score_fn(trained, {}, config, 7, [other, test], split)
+    assert record["mix_grid"] != records[0]["mix_grid"]
