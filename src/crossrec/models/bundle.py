@@ -69,7 +69,9 @@ def make_bundle(
 
 def build_recommender(data: TrainingData, config: FinetuneConfig) -> Recommender:
     """A fresh (untrained) model for ``data`` as ``config`` describes it."""
-    return Recommender(
+    from crossrec.models.user_attributes import attach_user_attributes
+
+    model = Recommender(
         config.model,
         n_users=data.n_users,
         n_items=data.n_items,
@@ -81,6 +83,7 @@ def build_recommender(data: TrainingData, config: FinetuneConfig) -> Recommender
         item_texts=data.item_texts,
         cosine=config.loss.kind == "softmax" and config.loss.cosine,
     )
+    return attach_user_attributes(model, data.user_attributes)
 
 
 def load_recommender(bundle: dict, data: TrainingData) -> Recommender:

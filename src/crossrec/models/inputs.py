@@ -47,6 +47,9 @@ class TrainingData:
     train_recency: sp.csr_matrix | None = None
     #: the test split and cold-item mask, for evaluation and serving (None in hand-built data)
     splits: SplitMatrices | None = None
+    #: who users are, as the user-attributes modality (crossrec.models.user_attributes); None
+    #: = the model has none
+    user_attributes: Any = None
 
     def __post_init__(self) -> None:
         shape = (self.n_users, self.n_items)

@@ -179,6 +179,8 @@ class Recommender(nn.Module):
         self._ego_content: torch.Tensor | None = None
         self._cache: Embeddings | None = None
         self._late_cache: torch.Tensor | None = None
+        #: who users are, added to their final vectors (crossrec.models.user_attributes)
+        self.user_attributes: nn.Module | None = None
 
     def _build_gate(self, config: ModelConfig, train: sp.spmatrix) -> ContentGate | None:
         if config.content_gate.kind == "none" or self.fusion is None:
@@ -342,6 +344,8 @@ class Recommender(nn.Module):
                 self.ii_graph, self.ii_graph_t, source, self.ii_layers
             )
             items = items + smoothed * self.gate("item_graph")
+        if self.user_attributes is not None:
+            users = self.user_attributes(users)
         users, items = self.with_bias_column(users, items)
         out = Embeddings(users, items, users_ego, items_ego)
         if not self.training and not torch.is_grad_enabled():
