@@ -44,7 +44,7 @@ def paired_cell(runs: list[dict], twin: list[dict], slice_name: str, metric: str
 def slice_table(results: dict, names: list[str], twin: str) -> list[str]:
     slices = [s for s in SLICES if s in results[twin][0]["slices"]]
     head = ["variant"] + [f"{s} {m}" for s in slices for m in ("R@20", "N@20")]
-    head += ["best:epochs"]
+    head += ["best:epochs", "train s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in names:
         runs = results[name]
@@ -52,7 +52,40 @@ def slice_table(results: dict, names: list[str], twin: str) -> list[str]:
             paired_cell(runs, results[twin], s, m) for s in slices for m in ("recall@20", "ndcg@20")
         ]
         epochs = "/".join(f"{r.get('best_epoch', '?')}:{r['epochs']}" for r in runs)
-        lines.append("| " + " | ".join([name, *cells, epochs]) + " |")
+        lines.append("| " + " | ".join([name, *cells, epochs, train_seconds(results, name)]) + " |")
+    return lines
+
+
+def train_seconds(results: dict, name: str, twin: str = "no_content", today: str = "default"):
+    """Mean training seconds over the seeds; a mix (two models) whose bundles did not record
+    their time is the twin's plus the content model's of the same seed."""
+    seconds = []
+    for run in results[name]:
+        value = float(run.get("train_s", float("nan")))
+        if np.isnan(value) and "mix" in run:
+            same = [
+                r["train_s"]
+                for part in (twin, today)
+                for r in results.get(part, [])
+                if r["seed"] == run["seed"]
+            ]
+            value = float(sum(same)) if len(same) == 2 else value
+        seconds.append(value)
+    return f"{np.mean(seconds):.0f}"
+
+
+def mix_choices(results: dict, names: list[str]) -> list[str]:
+    """The (tau, slope, scale) each seed's validation chose, for the mix variants."""
+    lines = []
+    for name in names:
+        runs = [r for r in results[name] if "mix" in r]
+        if runs:
+            chosen = ", ".join(
+                f"{r['seed']}: tau {r['mix']['tau']:g}, slope {r['mix']['slope']:g}, "
+                f"scale {r['mix']['scale']:g} (twin trained {r.get('twin_epochs', '?')} epochs)"
+                for r in runs
+            )
+            lines.append(f"- {name}, chosen on validation: {chosen}")
     return lines
 
 
@@ -132,6 +165,9 @@ def main() -> None:
     print("\n".join(slice_table(results, names, args.twin)))
     print()
     print("\n".join(popularity_table(results, names, args.twin, args.today, split, args.buckets)))
+    choices = mix_choices(results, names)
+    if choices:
+        print("\n" + "\n".join(choices))
 
 
 if __name__ == "__main__":
