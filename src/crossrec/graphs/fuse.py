@@ -13,8 +13,9 @@ import scipy.sparse as sp
 
 from crossrec.data.matrices import check_interactions, interactions_to_csr
 from crossrec.graphs.alignment import graph_lift
+from crossrec.graphs.ann import AnnSettings
 from crossrec.graphs.config import WHERE, FuseConfig
-from crossrec.graphs.knn import knn_graph, normalized_user_item_graph
+from crossrec.graphs.knn import knn_graph, knn_search_info, normalized_user_item_graph
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ def build_modality_graphs(
     unknown = set(config.knn.k_per_modality) - set(fused_item_features["__order__"])
     if unknown:
         logger.warning("%s.knn.k_per_modality names absent modalities %s", WHERE, sorted(unknown))
+    settings = AnnSettings(**config.knn.approximate.model_dump())
     graphs = {}
     for name in fused_item_features["__order__"]:
         entry = fused_item_features[name]
@@ -113,11 +115,16 @@ def build_modality_graphs(
             weighting=config.knn.weighting,
             chunk_rows=config.knn.chunk_rows,
             device=device,
+            search=config.knn.search,
+            approximate_above=config.knn.approximate_above,
+            approximate=settings,
+            name=name,
         )
         logger.info(
-            "%s kNN graph: k=%d, %d edges, %.2f s",
+            "%s kNN graph: k=%d, %s search, %d edges, %.2f s",
             name,
             k,
+            knn_search_info(graphs[name])["search"],
             graphs[name].nnz,
             time.perf_counter() - start,
         )
@@ -152,11 +159,17 @@ def modality_graph_lift(
     dataset_info: dict[str, Any],
 ) -> dict[str, dict]:
     """Each modality graph's lift over random item pairs (``crossrec.graphs.alignment``),
-    measured on the TRAIN interactions only, like the user-item graph."""
+    measured on the TRAIN interactions only, like the user-item graph; plus, under ``knn``, how
+    its neighbours were found (exact or approximate with the sampled recall@k) when known."""
     n_users, n_items = int(dataset_info["n_users"]), int(dataset_info["n_items"])
     check_interactions(interactions, n_users, n_items)
     train = interactions[interactions["split"] == "train"]
     matrix = interactions_to_csr(
         train["user_idx"].to_numpy(), train["item_idx"].to_numpy(), n_users, n_items
     )
-    return graph_lift(modality_graphs, matrix)
+    report = graph_lift(modality_graphs, matrix)
+    for name, graph in modality_graphs.items():
+        info = knn_search_info(graph)
+        if info is not None:
+            report[name]["knn"] = dict(info)
+    return report

@@ -1,8 +1,12 @@
 """Sparse graphs built once from features and interactions (LATTICE / FREEDOM style).
 
 * :func:`knn_graph` — item–item top-k cosine graph of one modality, symmetrised and
-  symmetric-normalised (``D^-1/2 A D^-1/2``). Rows are scored ``chunk_rows`` at a time with
-  torch, so memory is ``O(chunk_rows * n_items + n_items * k)`` instead of ``O(n_items^2)``.
+  symmetric-normalised (``D^-1/2 A D^-1/2``). Exact search scores rows ``chunk_rows`` at a time
+  with torch, so memory is ``O(chunk_rows * n_items + n_items * k)`` instead of
+  ``O(n_items^2)``; above ``approximate_above`` usable items (``search="auto"``) the neighbours
+  come from a faiss index instead (:mod:`crossrec.graphs.ann`), with their recall measured on a
+  sample of items. How the neighbours were found is attached to the graph
+  (:func:`knn_search_info`).
 * :func:`normalized_user_item_graph` — the LightGCN bipartite adjacency of the TRAIN
   interactions, ``D^-1/2 [[0, R], [R^T, 0]] D^-1/2`` over ``n_users + n_items`` nodes.
 
@@ -13,14 +17,25 @@ torch sparse tensor in the model code.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+import time
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
+from crossrec.graphs.ann import AnnSettings, approximate_topk, sampled_recall
+
 logger = logging.getLogger(__name__)
 
 Weighting = Literal["binary", "cosine"]
+Search = Literal["auto", "exact", "approximate"]
+
+#: Usable items above which ``search="auto"`` uses the approximate index.
+DEFAULT_APPROXIMATE_ABOVE = 50_000
+#: Sampled recall@k below which the approximate graph is logged as a warning.
+LOW_RECALL = 0.9
+#: Attribute of the returned graph holding how its neighbours were found.
+INFO_ATTR = "knn_search"
 
 #: Byte budget of one chunk's dense similarity block (float32 scores).
 DEFAULT_CHUNK_BYTES = 128 * 2**20
@@ -66,6 +81,77 @@ def _check_vectors(
     return vectors, mask
 
 
+def knn_search_info(graph: sp.spmatrix) -> dict[str, Any] | None:
+    """How :func:`knn_graph` found the graph's neighbours (``search``, ``items``, ``k``,
+    ``seconds``; for the approximate path also ``index``, ``recall_at_k`` and
+    ``recall_sampled_items``), or None for a graph built elsewhere."""
+    return getattr(graph, INFO_ATTR, None)
+
+
+def _exact_topk(
+    vectors: np.ndarray, valid_idx: np.ndarray, k_eff: int, chunk_rows: int | None, device: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    import torch
+
+    n_valid = len(valid_idx)
+    feats = torch.from_numpy(np.ascontiguousarray(vectors[valid_idx], dtype=np.float32)).to(device)
+    feats = feats / feats.norm(dim=1, keepdim=True)
+    if chunk_rows is None:
+        chunk_rows = max(1, DEFAULT_CHUNK_BYTES // (4 * n_valid))
+    rows_out, cols_out, vals_out = [], [], []
+    with torch.inference_mode():
+        for start in range(0, n_valid, chunk_rows):
+            block = feats[start : start + chunk_rows] @ feats.T
+            local = torch.arange(block.shape[0], device=device)
+            block[local, local + start] = -float("inf")  # no self loops
+            values, cols = torch.topk(block, k_eff, dim=1)
+            rows_out.append(np.repeat(np.arange(start, start + block.shape[0]), k_eff))
+            cols_out.append(cols.reshape(-1).cpu().numpy())
+            vals_out.append(values.reshape(-1).cpu().numpy())
+    return np.concatenate(rows_out), np.concatenate(cols_out), np.concatenate(vals_out)
+
+
+def _approximate(
+    name: str, vectors: np.ndarray, valid_idx: np.ndarray, k_eff: int, settings: AnnSettings
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[str, Any]]:
+    start = time.perf_counter()
+    found = approximate_topk(vectors, valid_idx, k_eff, settings)
+    seconds = time.perf_counter() - start
+    info: dict[str, Any] = {"search": "approximate", "index": settings.index}
+    info.update(index_settings=settings.describe(), items=len(valid_idx), k=k_eff)
+    info.update(seconds=round(seconds, 3), recall_at_k=None, recall_sampled_items=0)
+    if settings.recall_sample > 0:
+        recall, sampled = sampled_recall(
+            vectors, valid_idx, found[0], found[1], k_eff, settings.recall_sample, settings.seed
+        )
+        info.update(recall_at_k=recall, recall_sampled_items=sampled)
+        info["recall_seconds"] = round(time.perf_counter() - start - seconds, 3)
+        level = logging.WARNING if recall < LOW_RECALL else logging.INFO
+        logger.log(
+            level,
+            "knn_graph(%s): approximate %s, %s items, recall@%d %.3f on %s sampled items, %.1f s%s",
+            name,
+            settings.describe(),
+            f"{len(valid_idx):,}",
+            k_eff,
+            recall,
+            f"{sampled:,}",
+            seconds,
+            f" (below {LOW_RECALL}: raise hnsw_ef_search / ivf_nprobe)"
+            if recall < LOW_RECALL
+            else "",
+        )
+    else:
+        logger.info(
+            "knn_graph(%s): approximate %s, %s items, recall not measured, %.1f s",
+            name,
+            settings.describe(),
+            f"{len(valid_idx):,}",
+            seconds,
+        )
+    return found, info
+
+
 def knn_graph(
     vectors: np.ndarray,
     mask: np.ndarray | None,
@@ -74,6 +160,10 @@ def knn_graph(
     weighting: Weighting = "binary",
     chunk_rows: int | None = None,
     device: str = "cpu",
+    search: Search = "auto",
+    approximate_above: int = DEFAULT_APPROXIMATE_ABOVE,
+    approximate: AnnSettings | None = None,
+    name: str = "items",
 ) -> sp.csr_matrix:
     """Symmetric-normalised top-``k`` cosine item–item graph of one modality.
 
@@ -82,9 +172,16 @@ def knn_graph(
     picked the other) and normalised with ``D^-1/2 A D^-1/2``. ``weighting="binary"`` uses 1 per
     edge (FREEDOM); ``"cosine"`` keeps the similarity clipped at 0 (LATTICE). Items without a
     usable vector get no edges, so graph propagation leaves them to their own features.
-    """
-    import torch
 
+    ``search="exact"`` scores every pair; ``"approximate"`` takes the neighbours from a faiss
+    index (``approximate``: its settings, CPU whatever ``device``); ``"auto"`` is approximate
+    when there are more than ``approximate_above`` usable items. :func:`knn_search_info` of the
+    result says which path ran and, for the approximate one, its sampled recall@k.
+    """
+    if search not in ("auto", "exact", "approximate"):
+        raise ValueError(f"knn_graph: search must be auto, exact or approximate, got {search!r}")
+    if weighting not in ("binary", "cosine"):
+        raise ValueError(f"knn_graph: weighting must be 'binary' or 'cosine', got {weighting!r}")
     vectors, mask = _check_vectors(vectors, mask, k)
     n_items = vectors.shape[0]
     norms = np.linalg.norm(vectors, axis=1)
@@ -101,36 +198,33 @@ def knn_graph(
         logger.warning(
             "knn_graph: only %d usable items, k lowered from %d to %d", n_valid, k, max(k_eff, 0)
         )
+    use_ann = search == "approximate" or (search == "auto" and n_valid > approximate_above)
     if k_eff < 1:
-        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+        empty = sp.csr_matrix((n_items, n_items), dtype=np.float32)
+        setattr(empty, INFO_ATTR, {"search": "exact", "items": n_valid, "k": 0, "seconds": 0.0})
+        return empty
 
-    feats = torch.from_numpy(np.ascontiguousarray(vectors[valid_idx], dtype=np.float32)).to(device)
-    feats = feats / feats.norm(dim=1, keepdim=True)
-    if chunk_rows is None:
-        chunk_rows = max(1, DEFAULT_CHUNK_BYTES // (4 * n_valid))
-    rows_out, cols_out, vals_out = [], [], []
-    with torch.inference_mode():
-        for start in range(0, n_valid, chunk_rows):
-            block = feats[start : start + chunk_rows] @ feats.T
-            local = torch.arange(block.shape[0], device=device)
-            block[local, local + start] = -float("inf")  # no self loops
-            values, cols = torch.topk(block, k_eff, dim=1)
-            rows_out.append(np.repeat(np.arange(start, start + block.shape[0]), k_eff))
-            cols_out.append(cols.reshape(-1).cpu().numpy())
-            vals_out.append(values.reshape(-1).cpu().numpy())
-    rows = valid_idx[np.concatenate(rows_out)]
-    cols = valid_idx[np.concatenate(cols_out)]
+    start = time.perf_counter()
+    if use_ann:
+        (rows, cols, values), info = _approximate(
+            name, vectors, valid_idx, k_eff, approximate or AnnSettings()
+        )
+    else:
+        rows, cols, values = _exact_topk(vectors, valid_idx, k_eff, chunk_rows, device)
+        info = {"search": "exact", "items": n_valid, "k": k_eff}
+        info["seconds"] = round(time.perf_counter() - start, 3)
+    rows, cols = valid_idx[rows], valid_idx[cols]
     if weighting == "binary":
         vals = np.ones(len(rows), dtype=np.float64)
-    elif weighting == "cosine":
-        vals = np.clip(np.concatenate(vals_out).astype(np.float64), 0.0, None)
     else:
-        raise ValueError(f"knn_graph: weighting must be 'binary' or 'cosine', got {weighting!r}")
+        vals = np.clip(values.astype(np.float64), 0.0, None)
     directed = sp.csr_matrix((vals, (rows, cols)), shape=(n_items, n_items))
     directed.sum_duplicates()
     symmetric = directed.maximum(directed.T)
     symmetric.eliminate_zeros()
-    return symmetric_normalize(symmetric)
+    graph = symmetric_normalize(symmetric)
+    setattr(graph, INFO_ATTR, info)
+    return graph
 
 
 def normalized_user_item_graph(

@@ -1,0 +1,177 @@
+"""Approximate top-k cosine neighbours with faiss, for item graphs too large for exact search.
+
+Exact search scores every item against every item (``O(n^2 d)``): minutes at 10^5 items,
+hours at 10^6. :func:`approximate_topk` builds a faiss index on the unit vectors (inner product
+= cosine) and queries every item in batches of ``batch_rows``:
+
+* ``hnsw``: ``IndexHNSWFlat`` (graph index, no training; ``m`` links per node, candidate lists
+  of ``ef_construction`` when inserting and ``ef_search`` when querying);
+* ``ivf``: ``IndexIVFFlat`` (k-means into ``nlist`` cells, trained on a seeded sample; a query
+  scans its ``nprobe`` nearest cells).
+
+:func:`sampled_recall` measures what the approximation costs: for a seeded sample of items it
+computes the exact top-k by brute force (only those rows) and returns the mean fraction of it
+that the approximate neighbours recover.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+IndexKind = Literal["hnsw", "ivf"]
+
+#: Byte budget of one brute-force score block when measuring recall (float32 scores).
+RECALL_BLOCK_BYTES = 128 * 2**20
+
+
+@dataclass(frozen=True)
+class AnnSettings:
+    """Index settings (``conf/base/parameters_fuse.yml: fuse.knn.approximate``)."""
+
+    index: IndexKind = "hnsw"
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 64
+    ivf_nlist: int | None = None  # None = 4 * sqrt(n), at least 1
+    ivf_nprobe: int = 16
+    batch_rows: int = 16384
+    recall_sample: int = 1000
+    seed: int = 0
+
+    def describe(self) -> str:
+        if self.index == "hnsw":
+            return (
+                f"HNSW (M={self.hnsw_m}, efConstruction={self.hnsw_ef_construction}, "
+                f"efSearch={self.hnsw_ef_search})"
+            )
+        return f"IVF-Flat (nlist={self.ivf_nlist or 'auto'}, nprobe={self.ivf_nprobe})"
+
+
+def _unit_rows(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    block = np.ascontiguousarray(vectors[rows], dtype=np.float32)
+    block /= np.linalg.norm(block, axis=1, keepdims=True)
+    return block
+
+
+def ivf_nlist(n_items: int, settings: AnnSettings) -> int:
+    """Cells of the IVF index: the configured number, else ``4 sqrt(n)``, never above n."""
+    nlist = settings.ivf_nlist or max(1, int(4 * math.sqrt(n_items)))
+    return max(1, min(nlist, n_items))
+
+
+def _build_index(vectors: np.ndarray, rows: np.ndarray, settings: AnnSettings):
+    import faiss
+
+    d = vectors.shape[1]
+    if settings.index == "hnsw":
+        index = faiss.IndexHNSWFlat(d, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = settings.hnsw_ef_construction
+    elif settings.index == "ivf":
+        nlist = ivf_nlist(len(rows), settings)
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = settings.seed
+        # faiss samples max_points_per_centroid * nlist points itself; sample here instead so
+        # only the sample is copied and normalised
+        n_train = min(len(rows), index.cp.max_points_per_centroid * nlist)
+        rng = np.random.default_rng(settings.seed)
+        sample = np.sort(rng.choice(len(rows), size=n_train, replace=False))
+        index.train(_unit_rows(vectors, rows[sample]))
+    else:
+        raise ValueError(f"approximate_topk: index must be 'hnsw' or 'ivf', got {settings.index!r}")
+    for start in range(0, len(rows), settings.batch_rows):
+        index.add(_unit_rows(vectors, rows[start : start + settings.batch_rows]))
+    if settings.index == "hnsw":
+        index.hnsw.efSearch = max(settings.hnsw_ef_search, 1)
+    else:
+        index.nprobe = min(settings.ivf_nprobe, index.nlist)
+    return index
+
+
+def _drop_self(ids: np.ndarray, scores: np.ndarray, first: int, k: int):
+    """Per row, the first ``k`` results other than the row itself and faiss's -1 padding."""
+    own = np.arange(first, first + ids.shape[0])[:, None]
+    keep = (ids != own) & (ids >= 0)
+    keep &= np.cumsum(keep, axis=1) <= k
+    counts = keep.sum(axis=1)
+    return np.repeat(own[:, 0], counts), ids[keep], scores[keep]
+
+
+def approximate_topk(
+    vectors: np.ndarray, rows: np.ndarray, k: int, settings: AnnSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Approximate top-``k`` cosine neighbours among ``vectors[rows]`` (non-zero rows).
+
+    Returns ``(src, dst, score)`` as positions into ``rows``, without self pairs. A row gets
+    fewer than ``k`` neighbours only when the index returns fewer (IVF cells too small for the
+    probes). Memory beyond the index (``len(rows) * d`` floats plus the links) is one batch.
+    """
+    index = _build_index(vectors, rows, settings)
+    src, dst, score = [], [], []
+    for start in range(0, len(rows), settings.batch_rows):
+        queries = _unit_rows(vectors, rows[start : start + settings.batch_rows])
+        scores, ids = index.search(queries, k + 1)
+        s, t, v = _drop_self(ids, scores, start, k)
+        src.append(s)
+        dst.append(t)
+        score.append(v)
+    return np.concatenate(src), np.concatenate(dst), np.concatenate(score).astype(np.float32)
+
+
+def sample_rows(n_items: int, size: int, seed: int) -> np.ndarray:
+    """Seeded sample of ``min(size, n_items)`` positions, sorted."""
+    size = min(size, n_items)
+    return np.sort(np.random.default_rng(seed).choice(n_items, size=size, replace=False))
+
+
+def exact_topk_of(vectors: np.ndarray, rows: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Exact top-``k`` cosine neighbours (positions into ``rows``, self excluded) of the
+    positions ``queries``, by brute force over all ``rows`` in one pass of blocks (memory: one
+    ``len(queries) x block`` score block): ``(len(queries), k)``."""
+    q_unit = _unit_rows(vectors, rows[queries])
+    block = max(k + 1, RECALL_BLOCK_BYTES // (4 * max(len(queries), 1)))
+    best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+    best_ids = np.zeros((len(queries), 0), dtype=np.int64)
+    for start in range(0, len(rows), block):
+        stop = min(start + block, len(rows))
+        sims = q_unit @ _unit_rows(vectors, rows[start:stop]).T
+        own = (queries >= start) & (queries < stop)
+        sims[np.flatnonzero(own), queries[own] - start] = -np.inf  # no self
+        scores = np.concatenate([best_scores, sims], axis=1)
+        ids = np.concatenate(
+            [best_ids, np.broadcast_to(np.arange(start, stop), sims.shape)], axis=1
+        )
+        keep = min(k, scores.shape[1])
+        top = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+        best_scores = np.take_along_axis(scores, top, axis=1)
+        best_ids = np.take_along_axis(ids, top, axis=1)
+    return best_ids
+
+
+def sampled_recall(
+    vectors: np.ndarray,
+    rows: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    k: int,
+    sample: int,
+    seed: int,
+) -> tuple[float, int]:
+    """Mean recall@k of the directed neighbours ``src -> dst`` (positions into ``rows``)
+    against exact search, over a seeded sample of ``sample`` items: ``(recall, n_sampled)``."""
+    queries = sample_rows(len(rows), sample, seed)
+    if len(queries) == 0:
+        return float("nan"), 0
+    exact = exact_topk_of(vectors, rows, queries, k)
+    order = np.argsort(src, kind="stable")
+    starts = np.searchsorted(src[order], queries)
+    ends = np.searchsorted(src[order], queries, side="right")
+    hits = [
+        len(np.intersect1d(dst[order[a:b]], truth, assume_unique=True)) / k
+        for a, b, truth in zip(starts, ends, exact, strict=True)
+    ]
+    return float(np.mean(hits)), len(queries)
