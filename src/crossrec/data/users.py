@@ -132,3 +132,31 @@ def user_words(users: pd.DataFrame, n_users: int) -> list[str]:
     for idx, text in zip(table["user_idx"].to_numpy(), words, strict=True):
         out[int(idx)] = text
     return out
+
+
+def attribute_tokens(
+    table: pd.DataFrame, categorical: list[str], numeric: list[str], band: float = 10.0
+) -> list[list[str]]:
+    """Each row's attribute values as tokens (``"sex=m"``, ``"age=20s"``): one per attribute
+    with a value; numeric values by band, as in :func:`attribute_words`."""
+    columns: list[list[str]] = []
+    for column in numeric:
+        values = pd.to_numeric(table[column], errors="coerce")
+        columns.append(["" if pd.isna(v) else f"{column}={v // band * band:g}s" for v in values])
+    for column in categorical:
+        values = table[column].fillna("").astype(str).str.strip().str.lower()
+        columns.append([f"{column}={v}" if v else "" for v in values])
+    return [[t for t in row if t] for row in zip(*columns, strict=True)] if columns else [
+        [] for _ in range(len(table))
+    ]
+
+
+def user_tokens(users: pd.DataFrame, n_users: int) -> list[list[str]]:
+    """Attribute tokens per user_idx (none for a user without attributes)."""
+    categorical, numeric = attribute_columns(users)
+    table = users.sort_values("user_idx")
+    out: list[list[str]] = [[] for _ in range(n_users)]
+    rows = attribute_tokens(table, categorical, numeric)
+    for idx, tokens in zip(table["user_idx"].to_numpy(), rows, strict=True):
+        out[int(idx)] = tokens
+    return out

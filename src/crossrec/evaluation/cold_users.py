@@ -27,8 +27,10 @@ from crossrec.evaluation.protocol import EvalSplit
 from crossrec.evaluation.significance import paired_test
 from crossrec.evaluation.words import RequestSet, per_request_metrics, seed_std
 from crossrec.words.attributes import (
+    AttributeRegression,
     attribute_tower,
     encode_distinct,
+    fit_attribute_regression,
     group_popularity,
     group_scores,
 )
@@ -46,6 +48,18 @@ COMPARISONS = (
 )
 #: shrinkage weights of overall popularity tried on the valid cold users
 SHRINKAGE = (0.1, 0.3, 1.0, 3.0, 10.0)
+#: attribute x item regressions tried on the valid cold users: (kind, crosses, weighting) and
+#: the L2 weights of each kind, largest first (inf = no attribute weight: popularity)
+REGRESSIONS = tuple(
+    (kind, crosses, weighting)
+    for kind in ("softmax", "ridge")
+    for crosses in (False, True)
+    for weighting in ("interaction", "user")
+)
+L2_GRID = {
+    "softmax": (float("inf"), 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5),
+    "ridge": (float("inf"), 10.0, 1.0, 0.1, 0.01, 0.001),
+}
 
 
 def cold_request_set(matrix: sp.csr_matrix, words: list[str]) -> RequestSet:
@@ -57,6 +71,81 @@ def cold_request_set(matrix: sp.csr_matrix, words: list[str]) -> RequestSet:
         targets=[matrix[u].indices for u in users],
         exclude=sp.csr_matrix((len(users), matrix.shape[1]), dtype=np.float32),
     )
+
+
+def mean_recall(scores: np.ndarray, requests: RequestSet, split: EvalSplit, k: int) -> float:
+    """Mean Recall@k of ``scores`` over ``requests`` (every item ranked, nothing masked)."""
+    if not len(requests):
+        return 0.0
+    return float(
+        per_request_metrics(scores, requests, split, exclude=False, k=k)[f"recall@{k}"].mean()
+    )
+
+
+def choose_shrinkage(split: EvalSplit, words: list[str], valid: RequestSet, k: int) -> float:
+    """The group popularity shrinkage with the best valid Recall@k (the smallest on ties)."""
+    best_shrink, best = SHRINKAGE[0], -1.0
+    for shrink in SHRINKAGE:
+        value = mean_recall(
+            group_scores(group_popularity(split.train, words, shrink), valid.texts), valid, split, k
+        )
+        if value > best + 1e-12:
+            best_shrink, best = shrink, value
+    return best_shrink
+
+
+def choose_regression(
+    split: EvalSplit, tokens: list[list[str]], valid: RequestSet, k: int, kinds=("softmax",)
+) -> tuple[AttributeRegression, list[dict]]:
+    """The attribute x item regression (:data:`REGRESSIONS` of ``kinds`` x :data:`L2_GRID`)
+    with the best valid Recall@k; on ties the larger L2 (the simpler model) wins. Returns it
+    and every point's valid value."""
+    best, best_value, tried = None, -1.0, []
+    for kind, crosses, weighting in REGRESSIONS:
+        if kind not in kinds:
+            continue
+        for l2 in L2_GRID[kind]:
+            model = fit_attribute_regression(
+                tokens, split.train, kind=kind, l2=l2, crosses=crosses, weighting=weighting
+            )
+            value = mean_recall(model.scores([tokens[u] for u in valid.users]), valid, split, k)
+            tried.append(
+                {
+                    "kind": kind,
+                    "crosses": crosses,
+                    "weighting": weighting,
+                    "l2": l2,
+                    f"valid_recall@{k}": value,
+                }
+            )
+            if value > best_value + 1e-12:
+                best, best_value = model, value
+    return best, tried
+
+
+def attribute_runs(
+    split: EvalSplit, tokens: list[list[str]], words: list[str], k: int
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+    """Per test cold user Recall / NDCG@k of MostPop, group popularity and the attribute x
+    item regressions (softmax, ridge), each chosen on the valid cold users; and what was
+    chosen."""
+    valid = cold_request_set(split.cold_valid, words)
+    test = cold_request_set(split.cold_test, words)
+    shrink = choose_shrinkage(split, words, valid, k)
+    test_tokens = [tokens[u] for u in test.users]
+    scores = {
+        "mostpop": np.repeat(split.popularity.astype(np.float32)[None], len(test), axis=0),
+        "group_popularity": group_scores(group_popularity(split.train, words, shrink), test.texts),
+    }
+    chosen: dict[str, Any] = {"group_shrinkage": shrink}
+    for kind in ("softmax", "ridge"):
+        model, _ = choose_regression(split, tokens, valid, k, kinds=(kind,))
+        scores[f"attributes_{kind}"] = model.scores(test_tokens)
+        chosen[kind] = {"l2": model.l2, "crosses": model.crosses, "weighting": model.weighting}
+    runs = {
+        name: per_request_metrics(s, test, split, exclude=False, k=k) for name, s in scores.items()
+    }
+    return runs, chosen
 
 
 def evaluate_cold_users(
@@ -83,8 +172,15 @@ def evaluate_cold_users(
     k = config.k
     best_shrink, best = SHRINKAGE[0], -1.0
     for shrink in SHRINKAGE:
-        value = hit_rate(group_scores(group_popularity(split.train, words, shrink), valid.texts),
-                         valid.targets, k) if len(valid) else 0.0
+        value = (
+            hit_rate(
+                group_scores(group_popularity(split.train, words, shrink), valid.texts),
+                valid.targets,
+                k,
+            )
+            if len(valid)
+            else 0.0
+        )
         if value > best + 1e-12:
             best_shrink, best = shrink, value
     groups = group_popularity(split.train, words, best_shrink)
@@ -97,9 +193,12 @@ def evaluate_cold_users(
         for name, requests in (("valid", valid), ("test", test)):
             vectors = np.stack([encoded[t] for t in requests.texts]) if len(requests) else None
             signals[name] = (
-                [standardize(tower_scores(tower, vectors, items)),
-                 standardize(group_scores(groups, requests.texts))]
-                if vectors is not None else None
+                [
+                    standardize(tower_scores(tower, vectors, items)),
+                    standardize(group_scores(groups, requests.texts)),
+                ]
+                if vectors is not None
+                else None
             )
         chosen = (0.5, 0.5)
         if signals["valid"] is not None:
@@ -111,10 +210,12 @@ def evaluate_cold_users(
             "attributes_tower": signals["test"][0],
             "attributes": mix(signals["test"], chosen),
         }
-        runs.append({
-            name: per_request_metrics(s, test, split, exclude=False, k=k)
-            for name, s in scores.items()
-        })
+        runs.append(
+            {
+                name: per_request_metrics(s, test, split, exclude=False, k=k)
+                for name, s in scores.items()
+            }
+        )
     block: dict[str, Any] = {
         "users": {"valid": len(valid), "test": len(test)},
         "described_by": categorical + numeric,
@@ -139,7 +240,10 @@ def evaluate_cold_users(
     block["timings"] = {"total_s": time.perf_counter() - start}
     logger.info(
         "cold users (%d test): recall@%d mostpop %.4f, group popularity %.4f, attributes %.4f",
-        len(test), k, block["mostpop"][f"recall@{k}"], block["group_popularity"][f"recall@{k}"],
+        len(test),
+        k,
+        block["mostpop"][f"recall@{k}"],
+        block["group_popularity"][f"recall@{k}"],
         block["attributes"][f"recall@{k}"],
     )
     return block
