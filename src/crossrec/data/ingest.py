@@ -31,6 +31,7 @@ from crossrec.data.validation import (
     check_unknown_items,
     deduplicate_interactions,
     deduplicate_items,
+    isin_ids,
 )
 from crossrec.data.words import build_word_requests
 
@@ -66,7 +67,9 @@ def clean_dataset(raw: RawData, ingest: dict[str, Any], dataset: str) -> RawData
     """Deduplicate items and interactions, apply the implicit rule, check item references."""
     spec = parse_ingest_params(ingest).resolve(dataset)
     items, kept = deduplicate_items(raw.items, raw.text_columns, raw.file("items"))
-    precomputed = {name: matrix[kept] for name, matrix in raw.precomputed.items()}
+    precomputed = raw.precomputed
+    if len(kept) != len(raw.items):  # some rows were repeats: keep the vectors of the others
+        precomputed = {name: matrix[kept] for name, matrix in precomputed.items()}
 
     interactions = raw.interactions
     threshold = spec.implicit.min_rating
@@ -93,7 +96,9 @@ def clean_dataset(raw: RawData, ingest: dict[str, Any], dataset: str) -> RawData
         column=raw.column("item"),
     )
     if policy == "keep":
-        unknown = set(interactions["item_id"]) - set(items["item_id"])
+        unknown = set(pd.unique(interactions["item_id"].to_numpy(dtype=object))) - set(
+            items["item_id"]
+        )
         n_before = len(items)
         items = add_bare_items(
             items, unknown, raw.text_columns, raw.media_patterns, raw.file("interactions")
@@ -111,7 +116,7 @@ def filter_dataset(raw: RawData, ingest: dict[str, Any], dataset: str) -> RawDat
     interactions = kcore_filter(raw.interactions, spec.kcore.user_min, spec.kcore.item_min)
     items, precomputed = raw.items, raw.precomputed
     if spec.validation.drop_items_without_interactions:
-        used = items["item_id"].isin(set(interactions["item_id"])).to_numpy()
+        used = isin_ids(items["item_id"], interactions["item_id"])
         if not used.all():
             logger.info(
                 "%s: dropped %d of %d catalogue items without interactions",
@@ -181,9 +186,7 @@ def split_dataset(
         strategy = "published" if meta["has_published_split"] else "random"
     cold_items = spec.split.cold_items
     cold_users = spec.split.cold_users
-    user_share = cold_share_for(
-        strategy, cold_users.share, cold_users.apply_to_published, "users"
-    )
+    user_share = cold_share_for(strategy, cold_users.share, cold_users.apply_to_published, "users")
     labels, cold = assign_splits(
         interactions,
         strategy,
@@ -216,7 +219,8 @@ def split_dataset(
             changed,
             len(labels),
         )
-    out = interactions.drop(columns=["published_split"], errors="ignore").copy()
+    # copy-on-write: the new column and dtypes below never touch the input frame
+    out = interactions.drop(columns=["published_split"], errors="ignore")
     out["split"] = labels.astype(str)
     out = out.astype(
         {"user_idx": "int64", "item_idx": "int64", "rating": "float32", "timestamp": "int64"}
@@ -248,7 +252,8 @@ def users_without_train(interactions: pd.DataFrame) -> int:
     """Users with held-out rows but none in train (the cold-user holdout, or a temporal cut)."""
     split = interactions["split"].to_numpy()
     users = interactions["user_idx"].to_numpy()
-    return len(set(users[split != "train"]) - set(users[split == "train"]))
+    train = split == "train"
+    return len(np.setdiff1d(users[~train], users[train]))
 
 
 def describe_users(users: pd.DataFrame, ingest: dict[str, Any], dataset: str) -> pd.DataFrame:

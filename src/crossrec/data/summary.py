@@ -12,6 +12,14 @@ def _nonempty(values: pd.Series) -> np.ndarray:
     return (values.notna() & (values.astype(str).str.strip() != "")).to_numpy()
 
 
+def nonzero_rows(matrix: np.ndarray, block: int = 65536) -> np.ndarray:
+    """Rows with a non-zero value, a block of rows at a time (no full-size bool copy)."""
+    return np.concatenate(
+        [np.any(matrix[s : s + block] != 0, axis=1) for s in range(0, len(matrix), block)]
+        or [np.zeros(0, dtype=bool)]
+    )
+
+
 def summarize(
     interactions: pd.DataFrame,
     items: pd.DataFrame,
@@ -40,29 +48,31 @@ def summarize(
             coverage[modality] = float(items[column].notna().mean()) if len(items) else 0.0
     for name, matrix in sorted((precomputed or {}).items()):
         # shipped matrices often mark a missing input with an all-zero row
-        nonzero = np.any(matrix != 0, axis=1)
+        nonzero = nonzero_rows(matrix)
         coverage[f"{name} (pre)"] = float(nonzero.mean()) if len(matrix) else 0.0
 
     splits: dict[str, dict[str, int]] = {}
-    train_users = set(interactions.loc[interactions["split"] == "train", "user_idx"])
-    train_items = set(interactions.loc[interactions["split"] == "train", "item_idx"])
+    split = interactions["split"].to_numpy()
+    users = interactions["user_idx"].to_numpy()
+    items_idx = interactions["item_idx"].to_numpy()
+    train = split == "train"
+    train_users, train_items = np.unique(users[train]), np.unique(items_idx[train])
     for name in ("train", "valid", "test"):
-        part = interactions[interactions["split"] == name]
+        rows = train if name == "train" else split == name
+        part_users, part_items = np.unique(users[rows]), np.unique(items_idx[rows])
         entry = {
-            "interactions": int(len(part)),
-            "users": int(part["user_idx"].nunique()),
-            "items": int(part["item_idx"].nunique()),
+            "interactions": int(rows.sum()),
+            "users": len(part_users),
+            "items": len(part_items),
         }
         if name != "train":
-            entry["users_without_train"] = int(
-                (~part["user_idx"].drop_duplicates().isin(train_users)).sum()
-            )
-            entry["items_without_train"] = int(
-                (~part["item_idx"].drop_duplicates().isin(train_items)).sum()
-            )
+            entry["users_without_train"] = int((~np.isin(part_users, train_users)).sum())
+            entry["items_without_train"] = int((~np.isin(part_items, train_items)).sum())
         splits[name] = entry
-    per_user = interactions.groupby("user_idx").size()
-    per_item = interactions.groupby("item_idx").size()
+    per_user = pd.Series(np.bincount(users)) if n_inter else pd.Series([], dtype=np.int64)
+    per_user = per_user[per_user > 0]
+    per_item = pd.Series(np.bincount(items_idx)) if n_inter else pd.Series([], dtype=np.int64)
+    per_item = per_item[per_item > 0]
     return {
         "name": dataset_info["name"],
         "users": n_users,

@@ -59,8 +59,8 @@ def build_interactions(
     require_columns(frame, wanted, file)
     out = pd.DataFrame(
         {
-            "user_id": parse_ids(frame[user], file, user).to_numpy(dtype=object),
-            "item_id": parse_ids(frame[item], file, item).to_numpy(dtype=object),
+            "user_id": parse_ids(frame[user], file, user).array,
+            "item_id": parse_ids(frame[item], file, item).array,
             "rating": (
                 parse_ratings(frame[rating], file, rating)
                 if rating
