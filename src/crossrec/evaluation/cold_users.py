@@ -104,9 +104,11 @@ def choose_regression(
     for kind, crosses, weighting in REGRESSIONS:
         if kind not in kinds:
             continue
-        for l2 in L2_GRID[kind]:
+        model = None
+        for l2 in L2_GRID[kind]:  # largest first: each fit starts from the previous one
             model = fit_attribute_regression(
-                tokens, split.train, kind=kind, l2=l2, crosses=crosses, weighting=weighting
+                tokens, split.train, kind=kind, l2=l2, crosses=crosses, weighting=weighting,
+                start=model,
             )
             value = mean_recall(model.scores([tokens[u] for u in valid.users]), valid, split, k)
             tried.append(

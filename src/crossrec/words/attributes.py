@@ -168,6 +168,7 @@ def fit_attribute_regression(
     crosses: bool = False,
     weighting: str = "interaction",
     max_iter: int = 500,
+    start: AttributeRegression | None = None,
 ) -> AttributeRegression:
     """Fit on the warm users' (those with train rows) attribute tokens and train items.
 
@@ -176,7 +177,8 @@ def fit_attribute_regression(
     the log popularity the attributes do not explain, so ``l2 = inf`` (weights 0) ranks as
     MostPop. ``ridge``: least squares of the (weighted) train row on the tokens, closed
     form, L2 ``l2`` times the number of warm users; ``l2 = inf`` ranks as (user-weighted)
-    popularity. Cold users' rows never enter: they have no train rows."""
+    popularity. Cold users' rows never enter: they have no train rows. ``start``: a fit of the
+    same features to start from (a path over decreasing L2)."""
     from scipy.optimize import minimize
 
     warm, targets = _targets(train, weighting)
@@ -222,8 +224,10 @@ def fit_attribute_regression(
         d_bias = np.asarray(grad.sum(axis=0)).ravel() + BIAS_L2 * bias
         return float(value), np.concatenate([d_weights.ravel(), d_bias])
 
-    start = np.concatenate([np.zeros(n_features * n_items), bias0])
-    result = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
+    theta0 = np.concatenate([np.zeros(n_features * n_items), bias0])
+    if start is not None and start.vocabulary == vocabulary and np.isfinite(start.l2):
+        theta0 = np.concatenate([start.weights.ravel(), start.bias])
+    result = minimize(loss, theta0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
     theta = result.x
     logger.info(
         "attribute softmax (l2 %g, crosses %s, %s): loss %.4f after %d iterations",
