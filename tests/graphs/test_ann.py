@@ -43,10 +43,9 @@ def vectors() -> np.ndarray:
     return _embeddings()
 
 
-@pytest.fixture(scope="module")
-def spied(vectors):
-    """The approximate graph with every item's recall measured, and the directed neighbours
-    the index returned (read off :func:`approximate_topk` as knn_graph calls it)."""
+def _with_neighbours(vectors: np.ndarray, k: int, settings: AnnSettings):
+    """The approximate graph and the directed neighbours the index returned (read off
+    :func:`approximate_topk` as knn_graph calls it)."""
     calls = []
     real = knn_module.approximate_topk
 
@@ -57,17 +56,28 @@ def spied(vectors):
     knn_module.approximate_topk = spy
     try:
         graph = knn_graph(
-            vectors,
-            None,
-            K,
-            search="auto",
-            approximate_above=0,
-            approximate=AnnSettings(recall_sample=N_ITEMS),
+            vectors, None, k, search="auto", approximate_above=0, approximate=settings
         )
     finally:
         knn_module.approximate_topk = real
     ((src, dst, _),) = calls
     return graph, src, dst
+
+
+def _recall_with_ties(vectors: np.ndarray, src: np.ndarray, dst: np.ndarray, k: int) -> float:
+    """Mean over all items of the share of their k returned neighbours whose cosine reaches
+    the exact k-th best (any of several tied items is a right answer)."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    kth = -np.sort(-sims, axis=1)[:, k - 1]
+    return float(np.mean(sims[src, dst] >= kth[src] - 1e-5))
+
+
+@pytest.fixture(scope="module")
+def spied(vectors):
+    """Approximate graph with the recall of every item measured."""
+    return _with_neighbours(vectors, K, AnnSettings(recall_sample=N_ITEMS))
 
 
 def test_forced_approximate_graph_recovers_the_exact_neighbours(vectors, spied):
@@ -98,6 +108,22 @@ def test_recorded_recall_matches_an_independent_computation(vectors, spied):
     assert info["recall_sampled_items"] == N_ITEMS
     assert info["recall_at_k"] == pytest.approx(np.mean(per_item), abs=1e-9)
     assert info["recall_at_k"] >= 0.9
+    assert _recall_with_ties(vectors, src, dst, K) == pytest.approx(np.mean(per_item), abs=1e-9)
+
+
+def test_tied_neighbours_count_as_found():
+    # attribute-like vectors: 40 distinct rows, 25 items each, so every item has 24 neighbours
+    # at cosine 1 and exact search keeps an arbitrary 10 of them
+    rng = np.random.default_rng(5)
+    vectors = np.repeat(rng.normal(size=(40, 12)).astype(np.float32), 25, axis=0)
+    vectors = vectors[rng.permutation(len(vectors))]
+    graph, src, dst = _with_neighbours(vectors, K, AnnSettings(recall_sample=len(vectors)))
+    info = knn_search_info(graph)
+    assert info["recall_at_k"] == pytest.approx(_recall_with_ties(vectors, src, dst, K), abs=1e-9)
+    assert info["recall_at_k"] >= 0.95
+    exact = _exact_top_k(vectors, K)
+    same_ids = np.mean([len(set(dst[src == i]) & set(exact[i])) / K for i in range(1000)])
+    assert same_ids < 0.8  # which tied copies are returned is arbitrary
 
 
 def test_sampled_recall_is_logged_and_close_to_the_full_recall(vectors, spied, caplog):

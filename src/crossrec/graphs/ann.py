@@ -11,7 +11,7 @@ hours at 10^6. :func:`approximate_topk` builds a faiss index on the unit vectors
 
 :func:`sampled_recall` measures what the approximation costs: for a seeded sample of items it
 computes the exact top-k by brute force (only those rows) and returns the mean fraction of it
-that the approximate neighbours recover.
+that the approximate neighbours recover (ties at the k-th place count as found).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ IndexKind = Literal["hnsw", "ivf"]
 
 #: Byte budget of one brute-force score block when measuring recall (float32 scores).
 RECALL_BLOCK_BYTES = 128 * 2**20
+#: Cosines this close to the exact k-th best one count as tied with it (float32 rounding).
+TIE_TOLERANCE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class AnnSettings:
     """Index settings (``conf/base/parameters_fuse.yml: fuse.knn.approximate``)."""
 
     index: IndexKind = "hnsw"
-    hnsw_m: int = 32
+    hnsw_m: int = 16
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 64
     ivf_nlist: int | None = None  # None = 4 * sqrt(n), at least 1
@@ -128,10 +130,12 @@ def sample_rows(n_items: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_items, size=size, replace=False))
 
 
-def exact_topk_of(vectors: np.ndarray, rows: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+def exact_topk_of(
+    vectors: np.ndarray, rows: np.ndarray, queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` cosine neighbours (positions into ``rows``, self excluded) of the
-    positions ``queries``, by brute force over all ``rows`` in one pass of blocks (memory: one
-    ``len(queries) x block`` score block): ``(len(queries), k)``."""
+    positions ``queries`` and their similarities, by brute force over all ``rows`` in one pass
+    of blocks (memory: one ``len(queries) x block`` score block): two ``(len(queries), k)``."""
     q_unit = _unit_rows(vectors, rows[queries])
     block = max(k + 1, RECALL_BLOCK_BYTES // (4 * max(len(queries), 1)))
     best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
@@ -149,7 +153,7 @@ def exact_topk_of(vectors: np.ndarray, rows: np.ndarray, queries: np.ndarray, k:
         top = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
         best_scores = np.take_along_axis(scores, top, axis=1)
         best_ids = np.take_along_axis(ids, top, axis=1)
-    return best_ids
+    return best_ids, best_scores
 
 
 def sampled_recall(
@@ -162,16 +166,25 @@ def sampled_recall(
     seed: int,
 ) -> tuple[float, int]:
     """Mean recall@k of the directed neighbours ``src -> dst`` (positions into ``rows``)
-    against exact search, over a seeded sample of ``sample`` items: ``(recall, n_sampled)``."""
+    against exact search, over a seeded sample of ``sample`` items: ``(recall, n_sampled)``.
+
+    A returned neighbour counts as found when its cosine reaches the exact k-th best one
+    (within ``TIE_TOLERANCE``): with ties at the k-th place (repeated vectors, e.g. items with the
+    same attributes) any of the tied items is a correct neighbour, whichever exact search picked.
+    Without ties this is ``|approximate ∩ exact| / k``.
+    """
     queries = sample_rows(len(rows), sample, seed)
     if len(queries) == 0:
         return float("nan"), 0
-    exact = exact_topk_of(vectors, rows, queries, k)
+    _, exact_scores = exact_topk_of(vectors, rows, queries, k)
+    kth = exact_scores.min(axis=1)
     order = np.argsort(src, kind="stable")
     starts = np.searchsorted(src[order], queries)
     ends = np.searchsorted(src[order], queries, side="right")
-    hits = [
-        len(np.intersect1d(dst[order[a:b]], truth, assume_unique=True)) / k
-        for a, b, truth in zip(starts, ends, exact, strict=True)
-    ]
-    return float(np.mean(hits)), len(queries)
+    q_unit = _unit_rows(vectors, rows[queries])
+    hits = np.empty(len(queries))
+    for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        found = np.unique(dst[order[a:b]])
+        sims = _unit_rows(vectors, rows[found]) @ q_unit[i]
+        hits[i] = min(k, int((sims >= kth[i] - TIE_TOLERANCE).sum())) / k
+    return float(hits.mean()), len(queries)
