@@ -26,6 +26,14 @@ Usage::
     python benchmarks/llm_gpu.py                         # H200 defaults, < 6 min
     python benchmarks/llm_gpu.py --quick                 # about a minute
     python benchmarks/llm_gpu.py --device cpu --quick --tiny   # CPU smoke run (the test)
+
+``--words``: instead, the words encoder fine-tuned on a dataset's train (words, item text)
+pairs (all of them, 3 epochs by default) and the words protocol's frozen vs fine-tuned
+comparison (``benchmarks/_words_gpu.py``; docs/gpu-run.md)::
+
+    python benchmarks/llm_gpu.py --words-prepare words_inputs.pkl   # here, from data/
+    python benchmarks/llm_gpu.py --words --words-inputs words_inputs.pkl   # on the GPU
+    python benchmarks/llm_gpu.py --device cpu --tiny --words --max-pairs 64 --epochs 1
 """
 
 from __future__ import annotations
@@ -91,6 +99,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lightning-mode", default="partial", choices=MODES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="JSON file or folder (default $OUT, else data/08_reporting)")
+    words = parser.add_argument_group("words encoder (--words: only this section)")
+    words.add_argument("--words", action="store_true", help="fine-tune it, frozen vs fine-tuned")
+    words.add_argument("--words-inputs", default="words_inputs.pkl", help="from --words-prepare")
+    words.add_argument("--words-prepare", metavar="FILE", help="write the inputs pickle, exit")
+    words.add_argument("--words-dataset", default="lastfm2k_multimodal")
+    words.add_argument("--data-dir", default=str(ROOT / "data"), help="the pipeline's data/")
+    words.add_argument("--max-pairs", type=_pairs, default=None, help="train pairs (null = all)")
+    words.add_argument("--epochs", type=int, default=3, help="words encoder epochs")
     args = parser.parse_args(argv)
     tiny, quick = args.tiny, args.quick
     defaults = {
@@ -114,6 +130,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if max(args.batch, args.negatives) > args.items:
         parser.error(f"--batch and --negatives must be <= --items ({args.items})")
     return args
+
+
+def _pairs(value: str) -> int | None:
+    return None if value.lower() in ("null", "none", "all") else int(value)
 
 
 def out_paths(out: str | None) -> tuple[Path, Path]:
@@ -537,6 +557,15 @@ def main(argv: list[str] | None = None) -> None:
     else:
         torch.set_float32_matmul_precision("high")  # the float32 trunk precompute
     json_path, table_path = out_paths(args.out)
+    if args.words_prepare or args.words:
+        import _words_gpu
+
+        if args.words_prepare:
+            _words_gpu.prepare(Path(args.data_dir), args.words_dataset, Path(args.words_prepare))
+            print(f"written: {args.words_prepare}")
+        else:
+            _words_gpu.run(args, device, json_path)
+        return
     shape = TINY_SHAPE if args.tiny else SMOLLM2_135M
     words = filler_words(shape["vocab_size"] - 4)
     result = {
