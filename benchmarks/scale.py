@@ -5,8 +5,9 @@ popularity and user activity, clustered image / text vectors read by the generic
 Each stage is its own process (``kedro run --pipelines <stage>``; serve: ``crossrec serve``
 until ``/api/health`` answers), run in a scratch project folder (``<data-dir>/project``: this
 project's conf/base, a conf/local that declares the datasets, its own data/), so nothing is
-written into the repository. Peak RSS is the largest sum over the process tree, polled every
-0.2 s. A stage past ``--timeout`` is killed and reported as "stopped after N s"; the stages
+written into the repository. Peak memory is the largest sum over the process tree of the
+proportional set size (RSS with shared pages counted once: a forked helper does not double
+it), polled every 0.2 s. A stage past ``--timeout`` is killed and reported as "stopped after N s"; the stages
 after it are not run.
 
     python benchmarks/scale.py --sizes 1e5,1e6 --out scale.json
@@ -114,7 +115,21 @@ def make_project(
     return project
 
 
+def process_memory(p: psutil.Process) -> int:
+    """Proportional set size (shared pages split among their users, so a forked helper is not
+    counted twice) where Linux gives it, else the RSS."""
+    try:
+        with open(f"/proc/{p.pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return p.memory_info().rss
+
+
 def tree_rss(proc: psutil.Process) -> int:
+    """Memory of the stage: the process and all its descendants."""
     total = 0
     try:
         procs = [proc, *proc.children(recursive=True)]
@@ -122,7 +137,7 @@ def tree_rss(proc: psutil.Process) -> int:
         return 0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            total += process_memory(p)
         except psutil.NoSuchProcess:
             pass
     return total
