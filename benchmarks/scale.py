@@ -7,8 +7,8 @@ until ``/api/health`` answers), run in a scratch project folder (``<data-dir>/pr
 project's conf/base, a conf/local that declares the datasets, its own data/), so nothing is
 written into the repository. Peak memory is the largest sum over the process tree of the
 proportional set size (RSS with shared pages counted once: a forked helper does not double
-it), polled every 0.2 s. A stage past ``--timeout`` is killed and reported as "stopped after N s"; the stages
-after it are not run.
+it), polled every 0.2 s. A stage past ``--timeout`` is killed and reported as "stopped after
+N s"; the stages after it are not run.
 
     python benchmarks/scale.py --sizes 1e5,1e6 --out scale.json
     python benchmarks/scale.py --sizes 1e7 --timeout 900 --real
