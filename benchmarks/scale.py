@@ -180,7 +180,12 @@ def run_measured(cmd: list[str], cwd: Path, timeout: float, log: Path, ready=Non
                 time.sleep(0.2)
         wall = time.perf_counter() - start
         stop(popen)
-    result = {"status": status, "wall_s": round(wall, 2), "peak_rss_gb": round(peak / 2**30, 3)}
+    result = {
+        "status": status,
+        "wall_s": round(wall, 2),
+        "peak_rss_gb": round(peak / 2**30, 3),
+        "load_avg_1min_after": round(os.getloadavg()[0], 2),
+    }
     if status.startswith("failed"):
         result["log_tail"] = log.read_text(errors="replace").splitlines()[-15:]
     return result
@@ -362,6 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     logs = data_dir / "logs"
     logs.mkdir(exist_ok=True)
 
+    machine = {
+        "command": " ".join(["python", "benchmarks/scale.py", *(argv or sys.argv[1:])]),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "load_avg_1min_at_start": round(os.getloadavg()[0], 2),
+    }
     runs = []
     for name, n, synthetic in plan:
         if args.fresh:
@@ -379,11 +390,11 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         if args.out:
-            args.out.write_text(json.dumps({"runs": runs}, indent=2))
+            args.out.write_text(json.dumps({**machine, "runs": runs}, indent=2))
     report = format_report(runs, stages)
     print(report)
     if args.out:
-        args.out.write_text(json.dumps({"runs": runs, "report": report}, indent=2))
+        args.out.write_text(json.dumps({**machine, "runs": runs, "report": report}, indent=2))
     return 0
 
 
