@@ -12,8 +12,8 @@ and the largest difference from the single-process vectors:
   strategy="ddp_spawn").predict`` over the texts (Lightning's DistributedSampler splits them),
   one thread per process, each rank writing its vectors for the parent to gather;
 * ``ray data, N actors``: ``ray.data.from_items(...).map_batches(<encoder actor>,
-  compute=ActorPoolStrategy(size=N))``, one CPU per actor, when ``ray`` can be imported (``--ray-path`` adds a
-  folder to ``sys.path``, e.g. one that ``pip install --target`` filled).
+  compute=ActorPoolStrategy(size=N))``, one CPU per actor, when ``ray`` can be imported
+  (``--ray-path`` adds a folder to ``sys.path``, e.g. one that ``pip install --target`` filled).
 
 Usage::
 
@@ -214,6 +214,7 @@ def main() -> None:
 
     texts = load_texts(args.dataset, args.n)
     import transformers  # noqa: F401 - imported before any row is timed
+
     n, p = len(texts), args.processes
     print(f"{n} texts of {args.dataset}, {MODEL}, max {MAX_TOKENS} tokens, {os.cpu_count()} CPUs")
     rows: list[tuple[str, float, float, str, str]] = []
