@@ -3,7 +3,7 @@ pair (``evaluate.words.finetune``, symmetric in-batch InfoNCE on (words, item te
 the words protocol's frozen vs fine-tuned comparison (``crossrec.evaluation.words``).
 
 Inputs travel as one pickle (``prepare``: a dataset's word requests, evaluation split, item
-texts and the trained model's user / item vectors, ~2 MB for Last.fm), so the GPU machine needs
+texts and the trained model's user / item vectors, 4.7 MB for Last.fm), so the GPU machine needs
 neither the pipeline's artifacts nor a trained model. ``--tiny`` uses the synthetic dataset
 (its tags name each item's class) with stand-in model vectors instead: the CPU smoke run.
 """
@@ -84,7 +84,7 @@ def prepare(data_dir: Path, dataset: str, out: Path) -> dict:
         "split": split,
         "item_texts": artifacts.item_texts,
         "vectors": [(users, items)],
-        "seeds": [int(config.trainer.seed or 0)],
+        "seeds": [int((config.get("trainer") or {}).get("seed") or 0)],
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as handle:
