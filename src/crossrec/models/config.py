@@ -233,6 +233,10 @@ class DataConfig(StrictConfig):
     #: popularity sampler: p(item) ~ count ** alpha
     popularity_alpha: float = Field(0.75, ge=0)
     num_workers: int = Field(0, ge=0)
+    #: every step propagates over the whole graph, so an epoch costs steps x (graph + catalogue):
+    #: with more train pairs than batch_size x this, the batch grows to ceil(pairs / this) (the
+    #: LLM strategy's batches stay as set). None = always batch_size. docs/scale.md
+    max_steps_per_epoch: int | None = Field(256, ge=1)
 
 
 class OptimConfig(StrictConfig):
@@ -294,6 +298,9 @@ class TrainerConfig(StrictConfig):
     log_every_n_steps: int = Field(10, ge=1)
     #: validation cut-offs (Recall@K, NDCG@K, ...)
     val_ks: list[int] = Field(default_factory=lambda: [10, 20, 50])
+    #: validation ranks at most this many validation users (a seeded sample, the same every
+    #: epoch); None = every one. A full ranking per user costs the whole catalogue
+    val_max_users: int | None = Field(50_000, ge=1)
     limit_train_batches: int | float = 1.0
     fast_dev_run: bool | int = False
     checkpoint_dir: str = "checkpoints"
@@ -373,6 +380,7 @@ def effective_config(config: FinetuneConfig) -> FinetuneConfig:
             "num_negatives": llm.num_negatives,
             "shared_negatives": llm.shared_negatives,
             "in_batch_negatives": llm.in_batch_negatives,
+            "max_steps_per_epoch": None,  # its steps are bounded by limit_train_batches
         }
     )
     trainer = config.trainer.model_copy(
@@ -386,7 +394,11 @@ def effective_config(config: FinetuneConfig) -> FinetuneConfig:
 
 #: keys whose schema default changed the behaviour when they were added: what a config stored
 #: before them (a checkpoint's, a bundle's) ran with
-LEGACY_VALUES: dict = {"optim": {"content_lr_scale": 1.0}}
+LEGACY_VALUES: dict = {
+    "optim": {"content_lr_scale": 1.0},
+    "data": {"max_steps_per_epoch": None},
+    "trainer": {"val_max_users": None},
+}
 
 
 def complete_stored_config(stored: dict) -> dict:

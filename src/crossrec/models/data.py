@@ -6,9 +6,16 @@ of the user's train items (a few rounds; large catalogues rarely collide). Seede
 With ``shared_negatives`` one set of ``num_negatives`` items serves the whole batch (what the
 LLM strategy uses: a step then encodes at most batch + num_negatives distinct items), and a
 ``neg_valid`` mask drops the pairs where a shared negative is one of the user's train items.
+
+Batches are index arrays (:class:`EpochBatches`: one shuffled permutation per epoch, sliced), so
+loading an epoch costs no Python per pair; above ``data.max_steps_per_epoch`` steps the batch
+grows (:func:`epoch_batch_size`), since every step pays a pass over the whole graph.
 """
 
 from __future__ import annotations
+
+import logging
+import math
 
 import lightning.pytorch as pl
 import numpy as np
@@ -17,6 +24,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from crossrec.models.config import DataConfig
+
+log = logging.getLogger(__name__)
 
 
 class PairDataset(Dataset):
@@ -30,6 +39,44 @@ class PairDataset(Dataset):
 
     def __getitem__(self, index: int) -> int:
         return index
+
+    def __getitems__(self, indices):
+        """A whole batch at once (DataLoader's batched fetch): the indices as they are."""
+        return indices
+
+
+class EpochBatches(torch.utils.data.Sampler):
+    """Shuffled batches of pair indices, each one int64 tensor sliced from one permutation.
+
+    Draws exactly what ``DataLoader(shuffle=True, generator=g)`` draws from ``g`` (a
+    permutation per epoch, then a second one that RandomSampler takes and discards once
+    exhausted), so the batches, and training, are the same as with that loader; it only skips
+    the Python int per pair that RandomSampler and BatchSampler hand over.
+    """
+
+    def __init__(self, n_pairs: int, batch_size: int, generator: torch.Generator):
+        super().__init__()
+        self.n_pairs, self.batch_size, self.generator = n_pairs, batch_size, generator
+
+    def __len__(self) -> int:
+        return math.ceil(self.n_pairs / self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(self.n_pairs, generator=self.generator)
+        full = self.n_pairs - self.n_pairs % self.batch_size
+        for start in range(0, full, self.batch_size):
+            yield order[start : start + self.batch_size]
+        torch.randperm(self.n_pairs, generator=self.generator)  # RandomSampler's second draw
+        if full < self.n_pairs:
+            yield order[full:]
+
+
+def epoch_batch_size(n_pairs: int, config: DataConfig) -> int:
+    """``data.batch_size``, grown to ``ceil(n_pairs / max_steps_per_epoch)`` when an epoch of
+    ``batch_size`` batches would take more steps than that."""
+    if config.max_steps_per_epoch is None:
+        return config.batch_size
+    return max(config.batch_size, math.ceil(n_pairs / config.max_steps_per_epoch))
 
 
 class NegativeSampler:
@@ -137,20 +184,38 @@ class InteractionDataModule(pl.LightningDataModule):
         self.config = config
         self.seed = seed
         self.sampler = NegativeSampler(sp.csr_matrix(train), config, seed)
+        self.batch_size = epoch_batch_size(len(self.users), config)
+        self.distributed = False
+        if self.batch_size != config.batch_size:
+            log.info(
+                "%d train pairs: batches of %d instead of %d so an epoch is %d steps "
+                "(data.max_steps_per_epoch)",
+                len(self.users),
+                self.batch_size,
+                config.batch_size,
+                math.ceil(len(self.users) / self.batch_size),
+            )
 
     def setup(self, stage: str) -> None:
         """Under DDP every rank draws its own negatives (same seed would repeat them)."""
         rank = int(self.trainer.global_rank) if self.trainer is not None else 0
+        self.distributed = self.trainer is not None and int(self.trainer.world_size) > 1
         if rank:
             self.sampler.seed = self.seed + 7919 * rank
             self.sampler.reseed(self.sampler.seed)
 
     def train_dataloader(self) -> DataLoader:
+        """Batches from :class:`EpochBatches`; under DDP the plain shuffled loader, which
+        Lightning splits between the ranks with its DistributedSampler."""
         generator = torch.Generator().manual_seed(self.seed)
+        dataset = PairDataset(len(self.users))
+        if self.distributed:
+            batching = {"batch_size": self.batch_size, "shuffle": True}
+        else:
+            batching = {"batch_sampler": EpochBatches(len(dataset), self.batch_size, generator)}
         return DataLoader(
-            PairDataset(len(self.users)),
-            batch_size=self.config.batch_size,
-            shuffle=True,
+            dataset,
+            **batching,
             generator=generator,
             collate_fn=PairCollator(
                 self.users, self.items, self.sampler, self.config.shared_negatives

@@ -38,7 +38,7 @@ class RecommenderModule(pl.LightningModule):
         self.model = model
         self.config = config
         self.train_csr = sp.csr_matrix(train)
-        self.valid_csr = sp.csr_matrix(valid)
+        self.valid_csr = sample_rows(sp.csr_matrix(valid), config.trainer.val_max_users)
         self.history: list[dict] = []
         counts = np.asarray(self.train_csr.sum(axis=0)).ravel().astype(np.float64) + 1.0
         popularity = torch.as_tensor(np.log(counts / counts.sum()), dtype=torch.float32)
@@ -305,6 +305,21 @@ class PatientEarlyStopping(pl.callbacks.EarlyStopping):
         patience = self.patience
         super().load_state_dict(state_dict)
         self.patience = patience
+
+
+def sample_rows(truth: sp.csr_matrix, size: int | None, seed: int = 0) -> sp.csr_matrix:
+    """``truth`` with at most ``size`` of its users that have held-out items (a seeded sample;
+    ``truth`` itself when it has no more than ``size``)."""
+    users = np.flatnonzero(np.diff(truth.indptr) > 0)
+    if size is None or len(users) <= size:
+        return truth
+    chosen = np.random.default_rng([seed, 13]).choice(users, size=size, replace=False)
+    keep = np.zeros(truth.shape[0], dtype=np.float32)
+    keep[chosen] = 1.0
+    sample = sp.csr_matrix(sp.diags(keep) @ truth)
+    sample.eliminate_zeros()
+    log.info("validation ranks a seeded sample of %d of %d users", size, len(users))
+    return sample
 
 
 def rank_share(truth: sp.csr_matrix, rank: int, world: int) -> sp.csr_matrix:

@@ -181,6 +181,7 @@ class Recommender(nn.Module):
         self._late_cache: torch.Tensor | None = None
         #: who users are, added to their final vectors (crossrec.models.user_attributes)
         self.user_attributes: nn.Module | None = None
+        self._score_cache: torch.Tensor | None = None
 
     def _build_gate(self, config: ModelConfig, train: sp.spmatrix) -> ContentGate | None:
         if config.content_gate.kind == "none" or self.fusion is None:
@@ -303,11 +304,11 @@ class Recommender(nn.Module):
         """Mean of the layer outputs (layer 0 included), in float32 even under autocast."""
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = x.float()
-            outputs = [x]
+            total = x  # a running sum: each layer's output is freed once added (no stack)
             for _ in range(layers):
                 x = GraphMatmul.apply(graph, graph_t, x)
-                outputs.append(x)
-            return torch.stack(outputs).mean(0)
+                total = total + x
+            return total / (layers + 1)
 
     def embeddings(self) -> Embeddings:
         """Final and ego embeddings of every user and item (one full-graph pass)."""
@@ -395,13 +396,29 @@ class Recommender(nn.Module):
         """(b, n_items) scores of the given users against every item."""
         emb = self.embeddings()
         users = emb.users[user_idx]
-        items = self.all_item_vectors(emb)
+        items = self._scoring_items(emb)
         # float32 scores even under bf16 autocast: low-precision scores would tie and blur ranks
         with torch.autocast(device_type=users.device.type, enabled=False):
-            users, items = users.float(), items.float()
+            users = users.float()
             if self.cosine:
-                users, items = F.normalize(users, dim=-1), F.normalize(items, dim=-1)
+                users = F.normalize(users, dim=-1)
             return users @ items.T
+
+    def _scoring_items(self, emb: Embeddings) -> torch.Tensor:
+        """Every item's float32 scoring vector (normalised for a cosine model); at inference kept
+        until the cache is cleared, so scoring a large catalogue in many chunks of users builds
+        it once instead of once per chunk."""
+        inference = not self.training and not torch.is_grad_enabled()
+        if inference and self._score_cache is not None:
+            return self._score_cache
+        items = self.all_item_vectors(emb)
+        with torch.autocast(device_type=items.device.type, enabled=False):
+            items = items.float()
+            if self.cosine:
+                items = F.normalize(items, dim=-1)
+        if inference:
+            self._score_cache = items
+        return items
 
     def scoring_vectors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(every user's, every item's) float32 vectors whose dot product is ``score_users``
@@ -471,6 +488,7 @@ class Recommender(nn.Module):
         self._cache = None
         self._step_content = None
         self._late_cache = None
+        self._score_cache = None
 
     def train(self, mode: bool = True) -> Recommender:
         self.clear_cache()
