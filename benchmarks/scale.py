@@ -307,6 +307,15 @@ def format_report(runs: list[dict], stages: list[str]) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(runs: list[dict], stages: list[str]) -> str:
+    """The stage x size table in Markdown (docs/scale.md)."""
+    head = [f"{r['dataset']} ({r['n_interactions']:,})" for r in runs]
+    lines = ["| stage | " + " | ".join(head) + " |", "|---" * (len(runs) + 1) + "|"]
+    for s in stages:
+        lines.append(f"| {s} | " + " | ".join(cell(r["stages"].get(s)) for r in runs) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1e5,1e6,1e7", help="interactions, e.g. 1e5,1e6")
@@ -394,7 +403,10 @@ def main(argv: list[str] | None = None) -> int:
     report = format_report(runs, stages)
     print(report)
     if args.out:
-        args.out.write_text(json.dumps({**machine, "runs": runs, "report": report}, indent=2))
+        markdown = markdown_table(runs, stages)
+        args.out.write_text(
+            json.dumps({**machine, "runs": runs, "report": report, "markdown": markdown}, indent=2)
+        )
     return 0
 
 

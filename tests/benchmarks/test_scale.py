@@ -111,3 +111,13 @@ def test_sizes_and_dataset_names():
         "fuse": {"knn": {"k": 5}},
         "evaluate": {"ablation": False},
     }
+
+
+def test_markdown_table_has_one_row_per_stage():
+    scale = load_benchmark("scale")
+    runs = [run("a", 1000, {"ingest": 1.0}), run("b", 10000, {"ingest": 3.0})]
+    runs[1]["stages"]["fuse"] = {"status": "not run (ingest did not finish)"}
+    lines = scale.markdown_table(runs, ["ingest", "fuse"]).splitlines()
+    assert lines[0] == "| stage | a (1,000) | b (10,000) |"
+    assert lines[2] == "| ingest | 1.0 s / 0.50 GB | 3.0 s / 0.50 GB |"
+    assert lines[3] == "| fuse | - | - |"
