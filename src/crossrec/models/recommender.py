@@ -261,7 +261,11 @@ class Recommender(nn.Module):
         """The user-item graph over a degree-sensitive sample of the train edges (FREEDOM)."""
         keep_share = 1.0 - self.config.propagation.edge_dropout
         return pruned_user_item_graph(
-            self.edge_users, self.edge_items, self.edge_weight, keep_share, self.n_users,
+            self.edge_users,
+            self.edge_items,
+            self.edge_weight,
+            keep_share,
+            self.n_users,
             self.n_items,
         )
 
