@@ -2,9 +2,11 @@
 pair (``evaluate.words.finetune``, symmetric in-batch InfoNCE on (words, item text) pairs), then
 the words protocol's frozen vs fine-tuned comparison (``crossrec.evaluation.words``).
 
-Inputs travel as one pickle (``prepare``: a dataset's word requests, evaluation split, item
-texts and the trained model's user / item vectors, 4.7 MB for Last.fm), so the GPU machine needs
-neither the pipeline's artifacts nor a trained model. ``--tiny`` uses the synthetic dataset
+Inputs travel as one folder (``prepare``): ``inputs.pkl``, a dataset's word requests,
+evaluation split, item texts and the trained model's user / item vectors (4.7 MB for Last.fm),
+and ``encoder/``, the words encoder in float16 (45 MB for MiniLM, whose packaged float32 copy
+exceeds what travels); the GPU machine needs neither the pipeline's artifacts nor a trained
+model. ``--tiny`` uses the synthetic dataset
 (its tags name each item's class) with stand-in model vectors instead: the CPU smoke run.
 """
 
@@ -45,8 +47,24 @@ def _latest(path: Path) -> Path:
     return versions[-1] / path.name
 
 
-def prepare(data_dir: Path, dataset: str, out: Path) -> dict:
-    """Everything the comparison needs, from the pipeline's artifacts of ``dataset``."""
+def save_encoder(name: str, folder: Path, dtype: str) -> None:
+    """The words encoder's weights (``dtype``: float16 halves MiniLM's 91 MB to 45 MB, under
+    the 64 MiB that travels to a lent GPU machine) and tokenizer, loaded back in float32."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from crossrec.encoders.zoo import resolve_model
+
+    path = resolve_model(name)
+    model = AutoModel.from_pretrained(path, dtype=getattr(torch, dtype))
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(path).save_pretrained(folder)
+
+
+def prepare(data_dir: Path, dataset: str, out: Path, encoder_dtype: str = "float16") -> dict:
+    """Everything the comparison needs, from the pipeline's artifacts of ``dataset``: the
+    folder ``out`` holds ``inputs.pkl`` and ``encoder/`` (the words encoder in
+    ``encoder_dtype``)."""
     import pandas as pd
 
     from crossrec.evaluation.config import EvaluateConfig
@@ -86,9 +104,10 @@ def prepare(data_dir: Path, dataset: str, out: Path) -> dict:
         "vectors": [(users, items)],
         "seeds": [int((config.get("trainer") or {}).get("seed") or 0)],
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("wb") as handle:
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "inputs.pkl").open("wb") as handle:
         pickle.dump(inputs, handle)
+    save_encoder(cfg.words.encoder, out / "encoder", encoder_dtype)
     return inputs
 
 
@@ -162,14 +181,16 @@ def run(args, device, json_path: Path) -> dict[str, Any]:
             inputs = tiny_inputs(Path(folder))
         else:
             path = Path(args.words_inputs)
-            if not path.is_file():
+            if not (path / "inputs.pkl").is_file():
                 sys.exit(
-                    f"{path} is missing: write it with `python benchmarks/llm_gpu.py "
+                    f"{path}/inputs.pkl is missing: write it with `python benchmarks/llm_gpu.py "
                     f"--words-prepare {path}` where the pipeline's artifacts are"
                 )
-            with path.open("rb") as handle:
+            with (path / "inputs.pkl").open("rb") as handle:
                 inputs = pickle.load(handle)
         config = words_config(args, args.tiny)
+        if not args.tiny and (Path(args.words_inputs) / "encoder" / "config.json").is_file():
+            config = config.model_copy(update={"encoder": str(Path(args.words_inputs) / "encoder")})
         block = evaluate_words(
             inputs["requests"],
             inputs["split"],

@@ -31,8 +31,8 @@ Usage::
 pairs (all of them, 3 epochs by default) and the words protocol's frozen vs fine-tuned
 comparison (``benchmarks/_words_gpu.py``; docs/gpu-run.md)::
 
-    python benchmarks/llm_gpu.py --words-prepare words_inputs.pkl   # here, from data/
-    python benchmarks/llm_gpu.py --words --words-inputs words_inputs.pkl   # on the GPU
+    python benchmarks/llm_gpu.py --words-prepare words_inputs   # here, from data/
+    python benchmarks/llm_gpu.py --words --words-inputs words_inputs   # on the GPU
     python benchmarks/llm_gpu.py --device cpu --tiny --words --max-pairs 64 --epochs 1
 """
 
@@ -101,8 +101,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", help="JSON file or folder (default $OUT, else data/08_reporting)")
     words = parser.add_argument_group("words encoder (--words: only this section)")
     words.add_argument("--words", action="store_true", help="fine-tune it, frozen vs fine-tuned")
-    words.add_argument("--words-inputs", default="words_inputs.pkl", help="from --words-prepare")
-    words.add_argument("--words-prepare", metavar="FILE", help="write the inputs pickle, exit")
+    words.add_argument("--words-inputs", default="words_inputs", help="from --words-prepare")
+    words.add_argument("--words-prepare", metavar="DIR", help="write the inputs folder, exit")
+    words.add_argument("--words-encoder-dtype", default="float16", choices=("float16", "float32"))
     words.add_argument("--words-dataset", default="lastfm2k_multimodal")
     words.add_argument("--data-dir", default=str(ROOT / "data"), help="the pipeline's data/")
     words.add_argument("--max-pairs", type=_pairs, default=None, help="train pairs (null = all)")
@@ -561,7 +562,12 @@ def main(argv: list[str] | None = None) -> None:
         import _words_gpu
 
         if args.words_prepare:
-            _words_gpu.prepare(Path(args.data_dir), args.words_dataset, Path(args.words_prepare))
+            _words_gpu.prepare(
+                Path(args.data_dir),
+                args.words_dataset,
+                Path(args.words_prepare),
+                args.words_encoder_dtype,
+            )
             print(f"written: {args.words_prepare}")
         else:
             _words_gpu.run(args, device, json_path)
