@@ -164,7 +164,10 @@ def parse_ids(values: pd.Series, file: Path | str, column: str) -> pd.Series:
         raise DataValidationError(
             file, "empty id", row=i + 1, column=column, expected="a non-empty id"
         )
-    text = text.str.replace(_FLOAT_WRITTEN_INT, r"\1", regex=True)
+    dotted = text.str.contains(".", regex=False).to_numpy(dtype=bool)
+    if dotted.any():  # only these can be an integer written as a float
+        text = text.copy()
+        text[dotted] = text[dotted].str.replace(_FLOAT_WRITTEN_INT, r"\1", regex=True)
     _warn_leading_zero_twins(text, file, column)
     # '7' and '7.0' are one id now: one entry per id, then the rows by code (a C take)
     id_codes, ids = pd.factorize(text)
