@@ -13,12 +13,9 @@ the item's bias for items, so the bias is part of every dot product. Cold items 
 edges and their (untrained) ID embedding is masked to zero, so they score from their content
 and their modality-graph neighbours alone.
 
-Feature vectors and histories are non-persistent buffers: the state dict holds only what was
-learnt, and ``crossrec.models.bundle.load_recommender`` rebuilds the rest from data. The sparse
-graphs are not buffers at all but plain attributes that ``_apply`` moves along with the module
-(``.to()``, ``.cuda()``): DDP broadcasts every buffer from rank 0 at start-up and cannot
-broadcast sparse CSR tensors ("Sparse CSR tensors do not have is_contiguous"), and every rank
-builds identical graphs from the same data anyway.
+Feature vectors and histories are non-persistent buffers (``load_recommender`` rebuilds them
+from data). The sparse graphs are plain attributes that ``_apply`` moves with the module: DDP
+cannot broadcast sparse CSR buffers, and every rank builds identical graphs from the same data.
 """
 
 from __future__ import annotations
