@@ -259,3 +259,56 @@ def test_prune_removes_stale_settings_folders(tmp_path):
     assert removed == [old.folder]
     assert new.folder.is_dir() and image.folder.is_dir() and not old.folder.exists()
     assert store.modalities() == ["image", "text"]
+
+
+def test_shares_of_the_catalogue_fill_one_cache_that_a_full_run_reads(tmp_path, minilm):
+    """Two machines each encode their share (``featurize_modalities.items``) into one cache; the
+    run that assembles the features then encodes nothing and gets what one machine would."""
+    from crossrec.encoders.config import FeaturizeConfig
+    from crossrec.encoders.modalities import assemble_item_features
+
+    ids = [f"i{n}" for n in range(5)]
+    texts = ["a heist", "a romance", "whales", "a space opera", "a courtroom drama"]
+    store = EmbeddingStore(tmp_path / "shared")
+    seen = []
+    for index in (0, 1):
+        enc = Counting(minilm)
+        part = encode_modality(
+            "text",
+            ids,
+            texts,
+            "text",
+            enc,
+            store.modality("text", enc.settings()),
+            source="text:minilm",
+            items=(index, 2),
+        )
+        seen.append(list(enc.seen))
+        assert part.n_computed == len(enc.seen)
+    assert seen == [texts[:2], texts[2:]]
+    enc = Counting(minilm)
+    full = encode_modality(
+        "text",
+        ids,
+        texts,
+        "text",
+        enc,
+        store.modality("text", enc.settings()),
+        source="text:minilm",
+    )
+    assert enc.seen == [] and full.n_cached == 5
+    alone = encode_modality(
+        "text",
+        ids,
+        texts,
+        "text",
+        minilm,
+        EmbeddingStore(tmp_path / "alone").modality("text", minilm.settings()),
+        source="text:minilm",
+    )
+    np.testing.assert_allclose(full.vectors, alone.vectors, atol=1e-6)
+
+    with pytest.raises(ValueError, match="index 2 must be below count 2"):
+        FeaturizeConfig(items={"index": 2, "count": 2})
+    with pytest.raises(ValueError, match="items.count > 1"):
+        assemble_item_features([], {}, {}, FeaturizeConfig(items={"index": 0, "count": 2}), [])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from crossrec.config import StrictConfig, parse_params, where
 from crossrec.encoders.text import DEFAULT_PROMPT
@@ -71,10 +71,26 @@ class PrecomputedConfig(StrictConfig):
     exclude: list[str] = Field(default_factory=list)
 
 
+class ItemShardConfig(StrictConfig):
+    """This machine's share of the catalogue: items ``[index * n // count, (index + 1) * n //
+    count)`` by position. A run with ``count`` > 1 fills the embedding cache only (docs/scale.md,
+    "Past one machine")."""
+
+    index: int = Field(0, ge=0)
+    count: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _index_below_count(self) -> ItemShardConfig:
+        if self.index >= self.count:
+            raise ValueError(f"index {self.index} must be below count {self.count}")
+        return self
+
+
 class FeaturizeConfig(StrictConfig):
     device: str = "auto"
     bf16: bool = True
     shard_size: int = Field(512, ge=1)
+    items: ItemShardConfig = Field(default_factory=ItemShardConfig)
     text: TextConfig = Field(default_factory=TextConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
     audio: AudioConfig = Field(default_factory=AudioConfig)

@@ -91,10 +91,14 @@ def encode_modality(
     cache: ModalityCache | None,
     source: str,
     shard_size: int = 2048,
+    items: tuple[int, int] = (0, 1),
 ) -> ModalityResult:
     """Vectors for every item; ``inputs[i]`` is a text, a file path, or None/"" (no input).
 
     ``encoder.encode(list)`` returns an array (text) or ``(vectors, ok, reasons)`` (files).
+    ``items = (index, count)``: only the cache misses among items ``[index * n // count,
+    (index + 1) * n // count)`` are encoded (one machine's share of the catalogue; the others
+    stay unmasked unless cached).
     """
     start = time.perf_counter()
     n = len(item_ids)
@@ -134,6 +138,11 @@ def encode_modality(
         todo = positions[~hits]
     else:
         todo = positions
+    index, count = items
+    if count > 1:
+        begin, end = index * n // count, (index + 1) * n // count
+        todo = todo[(todo >= begin) & (todo < end)]
+        logger.info("%s: items %d-%d of %d (share %d of %d)", name, begin, end, n, index, count)
 
     with tqdm(total=len(todo), desc=f"{name}: encoding", unit="item", disable=not len(todo)) as bar:
         for begin in range(0, len(todo), shard_size):

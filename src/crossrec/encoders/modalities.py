@@ -80,7 +80,15 @@ def encode_text(
     store = cache.modality("text", encoder.settings())
     source = f"text:{t.model}/{t.pooling}"
     result = encode_modality(
-        "text", ids, texts, "text", encoder, store, source=source, shard_size=config.shard_size
+        "text",
+        ids,
+        texts,
+        "text",
+        encoder,
+        store,
+        source=source,
+        shard_size=config.shard_size,
+        items=(config.items.index, config.items.count),
     )
     return {"text": result}
 
@@ -184,7 +192,15 @@ def encode_media(
     paths = items[column].tolist()
     store = cache.modality(modality, encoder.settings())
     result = encode_modality(
-        modality, ids, paths, "file", encoder, store, source=source, shard_size=config.shard_size
+        modality,
+        ids,
+        paths,
+        "file",
+        encoder,
+        store,
+        source=source,
+        shard_size=config.shard_size,
+        items=(config.items.index, config.items.count),
     )
     check_media_budget(result, ids, paths, read_report(media_report), max_bad_share)
     return {result.name: result}
@@ -208,6 +224,12 @@ def assemble_item_features(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any], list[dict]]:
     """``item_features`` (raw modalities, then selected precomputed ones), the featurize report
     and the merged media report (ingest's entries plus this stage's failures)."""
+    if config.items.count > 1:
+        raise ValueError(
+            "featurize_modalities.items.count > 1 encodes one share of the items into the "
+            "embedding cache: run it with --to-nodes encode_text,encode_images,encode_audio, "
+            "then once without it to assemble item_features from the cache (docs/scale.md)"
+        )
     n_items = int(info["n_items"])
     merged = merge_media_report(read_report(media_report), results)
     report: dict[str, Any] = {"dataset": info.get("name"), "modalities": {}, "failures": merged}
