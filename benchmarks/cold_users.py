@@ -117,6 +117,29 @@ def pooled_table(runs: list[dict], rows: list[str], k: int) -> list[str]:
     return out
 
 
+def print_tables(results: list[dict], label: str) -> None:
+    """The pooled cold-user table (and the warm one when the draws trained the model)."""
+    import numpy as np
+
+    runs = [
+        {row: {m: np.asarray(v) for m, v in values.items()} for row, values in r["cold"].items()}
+        for r in results
+    ]
+    rows = [row for row in runs[0] if all(row in r for r in runs)]
+    n = sum(len(r["mostpop"]["recall@20"]) for r in runs)
+    print(f"\n{label}, {n} test cold users pooled over {len(runs)} draws")
+    print("\n".join(pooled_table(runs, rows, 20)))
+    warm = [
+        {name: {m: np.asarray(v) for m, v in values.items()} for name, values in r["warm"].items()}
+        for r in results
+        if r.get("warm")
+    ]
+    if warm and len(warm) == len(results):
+        from _cold_users_model import warm_table
+
+        print("\n".join(warm_table(warm)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="movielens100k_multimodal")
@@ -125,9 +148,21 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=0.2, help="share of users held out whole")
     parser.add_argument("--recommender", action="store_true")
     parser.add_argument("--tower", action="store_true", help="with --recommender: the query tower")
+    parser.add_argument("--id-dropout", type=float, default=0.5)
     parser.add_argument("--max-epochs", type=int, default=100)
     parser.add_argument("--out", type=Path, default=None, help="per-user values (JSON)")
+    parser.add_argument(
+        "--pool",
+        nargs="*",
+        type=Path,
+        default=None,
+        help="print the tables of earlier --out files pooled (no runs): draws run in parallel",
+    )
     args = parser.parse_args()
+    if args.pool:
+        results = [r for path in args.pool for r in json.loads(path.read_text())]
+        print_tables(results, f"{args.dataset}: draws {[r['seed'] for r in results]}")
+        return
 
     import logging
 
@@ -142,50 +177,56 @@ def main() -> None:
     n_users, n_items = int(tables["info"]["n_users"]), int(tables["info"]["n_items"])
     tokens = user_tokens(tables["users"], n_users)
     words = user_words(tables["users"], n_users)
-    runs, warm_runs, notes = [], [], []
+    results = []
     start_all = time.perf_counter()
     for seed in [int(s) for s in args.seeds.split(",")]:
         start = time.perf_counter()
         interactions, items = resplit(tables, args.dataset, seed, args.share)
         split = build_split(interactions, items, n_users, n_items, 0)
         run, chosen = attribute_runs(split, tokens, words, k=20)
+        warm = {}
         if args.recommender:
             from _cold_users_model import recommender_runs
 
             extra, warm, note = recommender_runs(
-                interactions, items, tables, split, words, seed, args.max_epochs, args.tower
+                interactions,
+                items,
+                tables,
+                split,
+                words,
+                seed,
+                args.max_epochs,
+                args.tower,
+                args.id_dropout,
+                args.data_dir,
             )
             run.update(extra)
-            warm_runs.append(warm)
             chosen.update(note)
-        runs.append(run)
-        notes.append(chosen)
+        results.append(
+            {
+                "seed": seed,
+                "share": args.share,
+                "chosen": chosen,
+                "cold": {
+                    r: {m: np.asarray(v).tolist() for m, v in x.items()} for r, x in run.items()
+                },
+                "warm": {
+                    r: {m: np.asarray(v).tolist() for m, v in x.items()} for r, x in warm.items()
+                },
+            }
+        )
         print(
             f"seed {seed}: {int(split.cold_valid.getnnz(axis=1).astype(bool).sum())} valid / "
             f"{len(run['mostpop']['recall@20'])} test cold users, chosen on valid: "
             f"{json.dumps(chosen)} ({time.perf_counter() - start:.0f}s)",
             flush=True,
         )
-    rows = [r for r in runs[0] if not r.startswith("_")]
-    n = sum(len(r["mostpop"]["recall@20"]) for r in runs)
-    print(
-        f"\n{args.dataset}: share {args.share} of users held out whole, holdout seeds "
-        f"{args.seeds}, {n} test cold users pooled ({time.perf_counter() - start_all:.0f}s)"
+        if args.out:
+            args.out.write_text(json.dumps(results))
+    print(f"({time.perf_counter() - start_all:.0f}s)")
+    print_tables(
+        results, f"{args.dataset}: share {args.share} of users held out whole, seeds {args.seeds}"
     )
-    print("\n".join(pooled_table(runs, rows, 20)))
-    if warm_runs:
-        from _cold_users_model import warm_table
-
-        print("\n".join(warm_table(warm_runs)))
-    if args.out:
-        args.out.write_text(
-            json.dumps(
-                [
-                    {row: {m: np.asarray(v).tolist() for m, v in r[row].items()} for row in rows}
-                    for r in runs
-                ]
-            )
-        )
 
 
 if __name__ == "__main__":

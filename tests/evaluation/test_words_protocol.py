@@ -21,8 +21,12 @@ from crossrec.words.requests import training_pairs
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     folder = make_synthetic_dataset(
-        tmp_path_factory.mktemp("words") / "syn", n_users=80, n_items=48, seed=3,
-        with_images=False, with_audio=False,
+        tmp_path_factory.mktemp("words") / "syn",
+        n_users=80,
+        n_items=48,
+        seed=3,
+        with_images=False,
+        with_audio=False,
     )
     params = synthetic_ingest_params(folder, split={"cold_items": {"share": 0.2}})
     out = ingest_in_memory(params, "syn", seed=0)
@@ -117,10 +121,15 @@ def test_cold_users_from_attributes_beat_popularity(tmp_path):
     block = evaluate_cold_users(split, out["users"], vectors, [0, 1], config)
     assert block["users"]["test"] + block["users"]["valid"] == 30
     assert block["described_by"] == ["region", "age"]
-    r = {name: block[name]["recall@20"] for name in ("mostpop", "attributes", "group_popularity")}
+    names = ("mostpop", "attributes", "group_popularity", "attributes_regression")
+    r = {name: block[name]["recall@20"] for name in names}
     assert r["attributes"] > r["mostpop"] and r["group_popularity"] > r["mostpop"]
+    assert r["attributes_regression"] > r["mostpop"]
+    assert block["regression"]["l2"] is not None  # validation chose attribute weights
     assert "attributes vs mostpop" in block["significance"]
+    assert "attributes_regression vs group_popularity" in block["significance"]
     from crossrec.evaluation.report_words import cold_users_section
 
     section = "\n".join(cold_users_section(block))
     assert "## Users without history" in section and "region, age" in section
+    assert "softmax regression over items" in section and "Softmax regression: L2" in section

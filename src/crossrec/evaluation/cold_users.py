@@ -9,7 +9,14 @@ users for every method:
 * ``attributes_tower`` — the attributes written as words ("age 20s, sex f, occupation
   engineer"), encoded and mapped into the trained model's item space by a query tower trained
   on warm users' (attribute words, train item) pairs;
-* ``attributes`` — tower and group popularity blended with weights chosen on valid cold users.
+* ``attributes`` — tower and group popularity blended with weights chosen on valid cold users;
+* ``attributes_regression`` — a multinomial logistic regression over every item: an item bias
+  (popularity) plus attribute x item weights (one-hot sex, age band, occupation, optionally
+  their pairs), L2, pairs and target weighting chosen on the valid cold users
+  (:func:`crossrec.words.attributes.fit_attribute_regression`); its largest L2 (infinite) is
+  MostPop, so validation can fall back to it. It does not depend on the model's seed.
+
+Every choice reads the valid cold users only; the test cold users are scored once.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from crossrec.data.users import attribute_columns, user_words
+from crossrec.data.users import attribute_columns, user_tokens, user_words
 from crossrec.evaluation.protocol import EvalSplit
 from crossrec.evaluation.significance import paired_test
 from crossrec.evaluation.words import RequestSet, per_request_metrics, seed_std
@@ -34,13 +41,17 @@ from crossrec.words.attributes import (
     group_popularity,
     group_scores,
 )
-from crossrec.words.blend import choose_weights, hit_rate, mix, standardize
+from crossrec.words.blend import choose_weights, mix, standardize
 from crossrec.words.config import WordsConfig
 
 logger = logging.getLogger(__name__)
 
-VARIANTS = ("mostpop", "group_popularity", "attributes_tower", "attributes")
+VARIANTS = (
+    "mostpop", "group_popularity", "attributes_tower", "attributes", "attributes_regression"
+)
 COMPARISONS = (
+    ("attributes_regression", "mostpop"),
+    ("attributes_regression", "group_popularity"),
     ("attributes", "mostpop"),
     ("attributes", "group_popularity"),
     ("attributes_tower", "mostpop"),
@@ -172,20 +183,13 @@ def evaluate_cold_users(
     valid = cold_request_set(split.cold_valid, words)
     test = cold_request_set(split.cold_test, words)
     k = config.k
-    best_shrink, best = SHRINKAGE[0], -1.0
-    for shrink in SHRINKAGE:
-        value = (
-            hit_rate(
-                group_scores(group_popularity(split.train, words, shrink), valid.texts),
-                valid.targets,
-                k,
-            )
-            if len(valid)
-            else 0.0
-        )
-        if value > best + 1e-12:
-            best_shrink, best = shrink, value
+    best_shrink = choose_shrinkage(split, words, valid, k)
     groups = group_popularity(split.train, words, best_shrink)
+    tokens = user_tokens(users, split.n_users)
+    regression, _ = choose_regression(split, tokens, valid, k) if len(valid) else (None, [])
+    if regression is None:  # no valid cold users to choose with: plain popularity
+        regression = fit_attribute_regression(tokens, split.train, l2=float("inf"))
+    regression_scores = regression.scores([tokens[u] for u in test.users])
     encoder = words_encoder(config.encoder, config.max_tokens, config.device)
     encoded = encode_distinct(encoder, words)
     runs, weights = [], []
@@ -211,6 +215,7 @@ def evaluate_cold_users(
             "group_popularity": group_scores(groups, test.texts),
             "attributes_tower": signals["test"][0],
             "attributes": mix(signals["test"], chosen),
+            "attributes_regression": regression_scores,
         }
         runs.append(
             {
@@ -222,6 +227,12 @@ def evaluate_cold_users(
         "users": {"valid": len(valid), "test": len(test)},
         "described_by": categorical + numeric,
         "group_shrinkage": best_shrink,
+        "regression": {
+            "kind": regression.kind,
+            "l2": regression.l2 if np.isfinite(regression.l2) else None,  # None: MostPop
+            "crosses": regression.crosses,
+            "weighting": regression.weighting,
+        },
         "weights": weights,
         "seeds": list(seeds),
         "k": k,

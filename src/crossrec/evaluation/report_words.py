@@ -87,7 +87,21 @@ COLD_USER_ROWS = {
     "group_popularity": "popularity in the user's attribute group",
     "attributes_tower": "attributes as words, query tower",
     "attributes": "attributes: tower + group popularity (weights from valid)",
+    "attributes_regression": "attributes: softmax regression over items (L2 from valid)",
 }
+
+
+def _regression_note(chosen: dict | None) -> str:
+    """What validation chose for the attribute regression (L2 None: infinite, popularity)."""
+    if not chosen:
+        return ""
+    if chosen["l2"] is None:
+        return " Softmax regression: validation chose no attribute weight (MostPop)."
+    pairs = ", with attribute pairs" if chosen["crosses"] else ""
+    return (
+        f" Softmax regression: L2 {chosen['l2']:g}{pairs}, each {chosen['weighting']} "
+        "weighing 1 (chosen on valid)."
+    )
 
 
 def cold_users_section(block: dict | None) -> list[str]:
@@ -101,7 +115,7 @@ def cold_users_section(block: dict | None) -> list[str]:
         f"{block['users']['test']} test users held out whole ({block['users']['valid']} valid), "
         f"recommended from {', '.join(block['described_by'])} only; every item ranked. Group "
         f"popularity shrunk towards overall popularity by {block['group_shrinkage']:g} users "
-        "(chosen on valid).",
+        "(chosen on valid)." + _regression_note(block.get("regression")),
         "",
         table,
         "",

@@ -226,8 +226,14 @@ class WordsEvaluation:
             chosen, value = choose_weights(signals, targets["valid"], k, step)
             weights[f"words_history_{kind}"] = dict(zip(names, chosen, strict=True))
             scores[f"words_history_{kind}"] = mix([z["test"][n] for n in names], chosen)
-            logger.info("words + history (%s encoder), seed %d: weights %s (valid R@%d %.4f)",
-                        kind, seed, dict(zip(names, chosen, strict=True)), k, value)
+            logger.info(
+                "words + history (%s encoder), seed %d: weights %s (valid R@%d %.4f)",
+                kind,
+                seed,
+                dict(zip(names, chosen, strict=True)),
+                k,
+                value,
+            )
         if "finetuned" in self.encoded:
             scores["dense_finetuned"] = z["test"]["dense_finetuned"]
         # a new user who only speaks: the fine-tuned encoder when there is one
