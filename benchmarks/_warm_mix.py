@@ -43,7 +43,9 @@ def mixed_score_fn(trained, arts: dict, config: dict, seed: int, slices, split, 
     scorer = MixedScorer(*mixed_vectors(vectors[0], vectors[1], degree, choice, mix.standardise))
     record = {
         "mix": choice.as_dict(),
-        "mix_grid": [[c.tau, c.slope, c.scale, value] for c, value in table],
+        "mix_grid": [
+            [p.choice.tau, p.choice.slope, p.choice.scale, p.value, p.tail] for p in table
+        ],
         "twin_epochs": epochs[0],
     }
     return scorer, bundle, seconds, record

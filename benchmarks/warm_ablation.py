@@ -133,6 +133,11 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "popularity, tau / slope / scale chosen on validation (two models trained)",
         {"model": {"content_mix": {"kind": "popularity"}}},
     ),
+    "mix_tail": (
+        "mix whose validation choice keeps the tail: among the points within 0.5% of the best "
+        "validation Recall@20, the best on the least popular 40% of validation pairs",
+        {"model": {"content_mix": {"kind": "popularity", "tolerance": 0.005, "tail_share": 0.4}}},
+    ),
     "mix_global": (
         "mix with one score scale per model instead of a z-score per user",
         {"model": {"content_mix": {"kind": "popularity", "standardise": "global"}}},

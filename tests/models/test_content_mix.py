@@ -19,6 +19,7 @@ from crossrec.models.content_mix import (
     choose_mix,
     grid,
     mixed_vectors,
+    tail_pairs,
     twin_weights,
 )
 from crossrec.models.gate import item_degrees
@@ -167,7 +168,7 @@ def test_validation_picks_the_informative_model_and_never_reads_test():
     # test_content_mix_benchmark.py)
     _, on_valid = choose_mix(good, noise, degree, config, valid, train)
     _, on_test = choose_mix(good, noise, degree, config, test, train + valid)
-    assert [v for _, v in on_valid] != [v for _, v in on_test]
+    assert [p.value for p in on_valid] != [p.value for p in on_test]
 
 
 def test_grid_drops_duplicate_points_and_always_tries_content_alone():
@@ -188,3 +189,39 @@ def test_config_is_validated_and_one_model_refuses_the_mix(tiny_data):
     )
     with pytest.raises(ValueError, match="model.content_mix"):
         build_recommender(tiny_data, config)
+
+
+def test_tail_pairs_are_the_least_popular_share_of_the_held_out_pairs():
+    truth = sp.csr_matrix(np.array([[1, 1, 0, 1], [0, 1, 1, 1]], dtype=np.float32))
+    degree = np.array([1, 5, 2, 9])
+    tail = tail_pairs(truth, degree, 0.5)  # 6 pairs; degrees 1, 5, 9, 5, 2, 9: cut at 5
+    assert tail.toarray().tolist() == [[1, 1, 0, 0], [0, 1, 1, 0]]
+    assert tail_pairs(truth, degree, 0.1).toarray().tolist() == [[1, 0, 0, 0], [0, 0, 0, 0]]
+    assert (tail_pairs(truth, degree, 1.0) != truth).nnz == 0
+
+
+def test_a_tolerance_trades_overall_validation_for_the_tail():
+    """Points within the tolerance of the best overall value are equals; the tail decides."""
+    u, v, train, valid, _ = _factor_data(0)
+    torch.manual_seed(0)
+    degree = item_degrees(train)
+    # the twin knows the popular items exactly and the others badly, the content model all roughly
+    popular = torch.tensor(degree >= np.median(degree)).unsqueeze(1)
+    true_v = torch.tensor(v, dtype=torch.float32)
+    twin = (
+        torch.tensor(u, dtype=torch.float32),
+        torch.where(popular, true_v, true_v + torch.randn_like(true_v)),
+    )
+    content = (torch.tensor(u, dtype=torch.float32), true_v + 0.5 * torch.randn_like(true_v))
+    strict = ContentMixConfig(kind="popularity", k=5)
+    loose = ContentMixConfig(kind="popularity", k=5, tolerance=0.05)
+    best, points = choose_mix(twin, content, degree, strict, valid, train)
+    assert all(p.tail is None for p in points)
+    chosen, points = choose_mix(twin, content, degree, loose, valid, train)
+    top = max(p.value for p in points)
+    eligible = [p for p in points if p.tail is not None]
+    assert {p.choice for p in eligible} == {p.choice for p in points if p.value >= 0.95 * top}
+    pick = next(p for p in points if p.choice == chosen)
+    assert pick.value >= 0.95 * top and pick.tail == max(p.tail for p in eligible)
+    # here the best overall point is not the best on the tail: the tolerance moves the choice
+    assert chosen != best and pick.tail > next(p.tail for p in points if p.choice == best)

@@ -185,6 +185,12 @@ class ContentMixConfig(StrictConfig):
     #: what the validation choice maximises (metric@k on the validation split)
     metric: Literal["recall", "ndcg"] = "recall"
     k: int = Field(20, ge=1)
+    #: relative shortfall from the best validation value that still counts as as good: among
+    #: those points the one best on the tail pairs wins (0: the best overall). The trade the
+    #: user accepts on the head-dominated overall metric for the least popular items
+    tolerance: float = Field(0.0, ge=0, lt=1)
+    #: the tail: this share of the validation pairs, those of the least popular items
+    tail_share: float = Field(0.4, gt=0, le=1)
 
 
 class ModelConfig(StrictConfig):

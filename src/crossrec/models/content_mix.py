@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -139,6 +140,29 @@ def validation_score(
     return float(np.mean(per_user[f"{metric}@{k}"]))
 
 
+class MixPoint(NamedTuple):
+    """One grid point's validation values: overall, and on the tail pairs (None when the
+    choice does not need them: ``tolerance`` 0)."""
+
+    choice: MixChoice
+    value: float
+    tail: float | None
+
+
+def tail_pairs(truth: sp.csr_matrix, degree: np.ndarray, share: float) -> sp.csr_matrix:
+    """The held-out pairs of the least popular items: the ``share`` of ``truth``'s pairs whose
+    items have the fewest train interactions (every pair tied with the last one kept)."""
+    truth = sp.csr_matrix(truth)
+    pair_degree = np.asarray(degree)[truth.indices]
+    if pair_degree.size == 0:
+        return truth
+    cut = np.sort(pair_degree)[max(math.ceil(share * pair_degree.size) - 1, 0)]
+    tail = truth.copy()
+    tail.data = np.where(pair_degree <= cut, tail.data, 0)
+    tail.eliminate_zeros()
+    return tail
+
+
 def choose_mix(
     twin: Vectors,
     content: Vectors,
@@ -147,15 +171,29 @@ def choose_mix(
     valid_truth: sp.csr_matrix,
     valid_exclude: sp.csr_matrix,
     tie_order: np.ndarray | None = None,
-) -> tuple[MixChoice, list[tuple[MixChoice, float]]]:
-    """The grid point with the best validation ``metric@k`` (the first of equals), and every
-    point's value. Reads only the validation pairs it is given (and the train degrees)."""
-    scored = []
-    for choice in grid(config):
+) -> tuple[MixChoice, list[MixPoint]]:
+    """The grid point to use, and every point's validation values. Reads only the validation
+    pairs it is given (and the train degrees).
+
+    ``tolerance`` 0: the best validation ``metric@k`` (the first of equals). Above 0, every
+    point within ``tolerance`` (relative) of the best is as good overall, and among those the
+    one best on the least popular ``tail_share`` of the validation pairs wins: the head-heavy
+    overall metric alone sends the mix to the twin and gives the tail's content gain away.
+    """
+
+    def score(choice: MixChoice, truth: sp.csr_matrix) -> float:
         scorer = MixedScorer(*mixed_vectors(twin, content, degree, choice, config.standardise))
-        value = validation_score(
-            scorer, valid_truth, valid_exclude, config.metric, config.k, tie_order
-        )
-        scored.append((choice, value))
-    best = max(range(len(scored)), key=lambda i: (scored[i][1], -i))
-    return scored[best][0], scored
+        return validation_score(scorer, truth, valid_exclude, config.metric, config.k, tie_order)
+
+    values = [(choice, score(choice, valid_truth)) for choice in grid(config)]
+    best = max(range(len(values)), key=lambda i: (values[i][1], -i))
+    if config.tolerance == 0:
+        return values[best][0], [MixPoint(c, v, None) for c, v in values]
+    tail = tail_pairs(valid_truth, degree, config.tail_share)
+    floor = values[best][1] * (1.0 - config.tolerance)
+    points = [MixPoint(c, v, score(c, tail) if v >= floor else None) for c, v in values]
+    chosen = max(
+        (i for i, p in enumerate(points) if p.tail is not None),
+        key=lambda i: (points[i].tail, points[i].value, -i),
+    )
+    return points[chosen].choice, points
