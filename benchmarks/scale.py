@@ -275,6 +275,16 @@ def exponent(r1: dict | None, r2: dict | None, n1: float, n2: float) -> tuple[fl
     return value, r2["status"] != "ok"
 
 
+def merged_runs(runs: list[dict], earlier: list[dict]) -> list[dict]:
+    """This run's sizes with the earlier runs' other sizes, synthetic ones by size first: a
+    stage measured at 10^7 today and at 10^6 yesterday gets its exponent."""
+    now = {r["dataset"] for r in runs}
+    return sorted(
+        [r for r in earlier if r["dataset"] not in now] + runs,
+        key=lambda r: (not r["synthetic"], r["nominal_interactions"]),
+    )
+
+
 def format_report(runs: list[dict], stages: list[str]) -> str:
     """The stage x size table, the exponents between consecutive synthetic sizes and the
     ``max exponent`` line of the last pair."""
@@ -349,6 +359,14 @@ def main(argv: list[str] | None = None) -> int:
         help="delete the scratch project's data/ of these datasets first",
     )
     parser.add_argument("--out", type=Path, default=None, help="results as JSON")
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="--out files of earlier runs: their sizes join the table and the exponents "
+        "(a size run again here replaces theirs)",
+    )
     args = parser.parse_args(argv)
     stages = [s for s in args.stages.split(",") if s]
     unknown = sorted(set(stages) - set(STAGES))
@@ -400,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.out:
             args.out.write_text(json.dumps({**machine, "runs": runs}, indent=2))
+    runs = merged_runs(runs, [r for p in args.previous for r in json.loads(p.read_text())["runs"]])
     report = format_report(runs, stages)
     print(report)
     if args.out:

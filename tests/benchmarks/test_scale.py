@@ -80,7 +80,13 @@ def run(dataset, n, walls, status=None):
         stage: {"status": (status or {}).get(stage, "ok"), "wall_s": w, "peak_rss_gb": 0.5}
         for stage, w in walls.items()
     }
-    return {"dataset": dataset, "synthetic": True, "n_interactions": n, "stages": stages}
+    return {
+        "dataset": dataset,
+        "synthetic": True,
+        "nominal_interactions": n,
+        "n_interactions": n,
+        "stages": stages,
+    }
 
 
 def test_report_table_and_exponents():
@@ -121,3 +127,14 @@ def test_markdown_table_has_one_row_per_stage():
     assert lines[0] == "| stage | a (1,000) | b (10,000) |"
     assert lines[2] == "| ingest | 1.0 s / 0.50 GB | 3.0 s / 0.50 GB |"
     assert lines[3] == "| fuse | - | - |"
+
+
+def test_earlier_runs_join_the_table_and_this_run_replaces_a_size():
+    scale = load_benchmark("scale")
+    earlier = [run("b", 10000, {"ingest": 9.0}), run("a", 1000, {"ingest": 1.0})]
+    real = {**run("movielens", 0, {"ingest": 3.0}), "synthetic": False}
+    now = [run("c", 100000, {"ingest": 90.0}), run("b", 10000, {"ingest": 10.0})]
+    merged = scale.merged_runs(now, [*earlier, real])
+    assert [r["dataset"] for r in merged] == ["a", "b", "c", "movielens"]
+    assert merged[1]["stages"]["ingest"]["wall_s"] == 10.0  # this run's b, not the earlier one
+    assert scale.format_report(merged, ["ingest"]).splitlines()[-1] == "max exponent: 0.95 (ingest)"
