@@ -16,6 +16,7 @@ from crossrec.metrics.ranking import (
     mean_metrics,
     metrics_from_hits,
     rank_all_items,
+    tie_break_order,
     topk_deterministic,
 )
 
@@ -178,3 +179,35 @@ def test_topk_accepts_half_precision_and_matches_float() -> None:
     scores = torch.tensor([[0.5, 0.25, 0.75, 0.25]])
     assert topk_deterministic(scores.to(torch.bfloat16), 3).tolist() == [[2, 0, 1]]
     assert topk_deterministic(scores.double(), 3).tolist() == [[2, 0, 1]]
+
+
+@pytest.mark.parametrize("tie_order", [None, "seeded"])
+def test_ranking_a_candidate_subset_equals_masking_the_other_items(tie_order) -> None:
+    """Candidates are ranked on their own columns: the same lists, ties in the same order, as
+    scoring every item and masking the non-candidates (a few candidates, many tied scores)."""
+    rng = np.random.default_rng(3)
+    n_users, n_items, k = 40, 300, 20
+    scores = torch.tensor(rng.integers(0, 4, size=(n_users, n_items)), dtype=torch.float32)
+    exclude = sp.csr_matrix(rng.random((n_users, n_items)) < 0.1)
+    candidates = rng.random(n_items) < 0.08  # fewer candidates than k for some users
+    order = None if tie_order is None else tie_break_order(n_items, 7)
+    users = np.arange(n_users)
+    subset = rank_all_items(
+        lambda u: scores[u],
+        users,
+        exclude,
+        k,
+        chunk_users=7,
+        candidates=candidates,
+        tie_order=order,
+    )
+    masked = rank_all_items(
+        lambda u: scores[u],
+        users,
+        exclude + sp.csr_matrix(np.tile(~candidates, (n_users, 1))),
+        k,
+        chunk_users=7,
+        tie_order=order,
+    )
+    np.testing.assert_array_equal(subset, masked)
+    assert (subset == -1).any() and set(subset[subset >= 0]) <= set(np.flatnonzero(candidates))
