@@ -276,13 +276,17 @@ def exponent(r1: dict | None, r2: dict | None, n1: float, n2: float) -> tuple[fl
 
 
 def merged_runs(runs: list[dict], earlier: list[dict]) -> list[dict]:
-    """This run's sizes with the earlier runs' other sizes, synthetic ones by size first: a
-    stage measured at 10^7 today and at 10^6 yesterday gets its exponent."""
-    now = {r["dataset"] for r in runs}
-    return sorted(
-        [r for r in earlier if r["dataset"] not in now] + runs,
-        key=lambda r: (not r["synthetic"], r["nominal_interactions"]),
-    )
+    """The earlier runs' datasets and stages with this run's (a stage run again here replaces
+    the earlier result), synthetic sizes first, by size: a stage measured at 10^7 now and at
+    10^6 before gets its exponent, and a size's later stages can be run on their own."""
+    merged: dict[str, dict] = {}
+    for run in [*earlier, *runs]:
+        if run["dataset"] in merged:
+            before = merged[run["dataset"]]
+            run = {**run, "stages": {**before["stages"], **run["stages"]}}
+            run["n_interactions"] = run.get("n_interactions") or before.get("n_interactions")
+        merged[run["dataset"]] = run
+    return sorted(merged.values(), key=lambda r: (not r["synthetic"], r["nominal_interactions"]))
 
 
 def format_report(runs: list[dict], stages: list[str]) -> str:
@@ -364,8 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         nargs="*",
         default=[],
-        help="--out files of earlier runs: their sizes join the table and the exponents "
-        "(a size run again here replaces theirs)",
+        help="--out files of earlier runs: their sizes and stages join the table and the "
+        "exponents (a stage run again here replaces theirs)",
     )
     args = parser.parse_args(argv)
     stages = [s for s in args.stages.split(",") if s]

@@ -129,12 +129,16 @@ def test_markdown_table_has_one_row_per_stage():
     assert lines[3] == "| fuse | - | - |"
 
 
-def test_earlier_runs_join_the_table_and_this_run_replaces_a_size():
+def test_earlier_runs_join_the_table_and_this_run_replaces_a_stage():
     scale = load_benchmark("scale")
-    earlier = [run("b", 10000, {"ingest": 9.0}), run("a", 1000, {"ingest": 1.0})]
+    earlier = [run("b", 10000, {"ingest": 9.0, "fuse": 20.0}), run("a", 1000, {"ingest": 1.0})]
     real = {**run("movielens", 0, {"ingest": 3.0}), "synthetic": False}
     now = [run("c", 100000, {"ingest": 90.0}), run("b", 10000, {"ingest": 10.0})]
     merged = scale.merged_runs(now, [*earlier, real])
     assert [r["dataset"] for r in merged] == ["a", "b", "c", "movielens"]
-    assert merged[1]["stages"]["ingest"]["wall_s"] == 10.0  # this run's b, not the earlier one
+    # b: this run's ingest, the earlier fuse
+    assert {s: v["wall_s"] for s, v in merged[1]["stages"].items()} == {
+        "ingest": 10.0,
+        "fuse": 20.0,
+    }
     assert scale.format_report(merged, ["ingest"]).splitlines()[-1] == "max exponent: 0.95 (ingest)"
