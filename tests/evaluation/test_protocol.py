@@ -68,6 +68,24 @@ def test_cold_and_warm_slices_restrict_candidates() -> None:
     assert result["test"]["scalars"]["coverage@2"] == pytest.approx(4 / 6)
 
 
+def test_slow_slices_are_logged_with_their_size(monkeypatch, caplog) -> None:
+    import logging
+
+    from crossrec.evaluation import protocol
+
+    split = _tiny()
+    slices = ranking_slices(split, ["test", "test_cold"])
+    scores = torch.ones(3, 6)
+    with caplog.at_level(logging.INFO, logger="crossrec.evaluation.protocol"):
+        evaluate_scorer(lambda u: scores[u], split, slices, [1], 1, None)
+        assert not caplog.records  # fast slices stay at DEBUG
+        monkeypatch.setattr(protocol, "SLOW_SLICE_S", 0.0)
+        evaluate_scorer(lambda u: scores[u], split, slices, [1], 1, None)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("test: 2 users ranked over 6 items in ")
+    assert lines[1].startswith("test_cold: 1 users ranked over 1 items in ")
+
+
 def test_no_cold_items_skips_cold_slice() -> None:
     split = _tiny()
     split.is_cold[:] = False

@@ -20,6 +20,7 @@ Beyond-accuracy (``coverage@K``, ``novelty@K``, ``arp@K`` average recommendation
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -40,6 +41,9 @@ if TYPE_CHECKING:  # ranking imports torch; the evaluate pipeline registry must 
     from crossrec.metrics.ranking import ScoreFn
 
 logger = logging.getLogger(__name__)
+
+#: a slice whose ranking takes longer is logged at INFO (the others at DEBUG)
+SLOW_SLICE_S = 10.0
 
 
 @dataclass
@@ -223,6 +227,7 @@ def evaluate_scorer(
 
     out: dict[str, dict] = {}
     for piece in slices:
+        start = time.perf_counter()
         users, per_user, ranked = rank_and_evaluate(
             score_fn,
             piece.truth,
@@ -233,6 +238,15 @@ def evaluate_scorer(
             progress,
             candidates=piece.candidates,
             tie_order=split.tie_order,
+        )
+        seconds = time.perf_counter() - start
+        logger.log(  # a large catalogue's slice takes minutes: say so, stay quiet otherwise
+            logging.INFO if seconds >= SLOW_SLICE_S else logging.DEBUG,
+            "%s: %s users ranked over %s items in %.1f s",
+            piece.name,
+            f"{len(users):,}",
+            f"{split.n_items if piece.candidates is None else int(piece.candidates.sum()):,}",
+            seconds,
         )
         per_user = dict(per_user)
         per_user[f"novelty@{beyond_k}"] = novelty(ranked, split.popularity, split.n_users, beyond_k)
