@@ -266,6 +266,32 @@ def test_recommendations_table_excludes_seen_and_is_ranked(artifacts):
     assert isinstance(similar, pd.DataFrame) and len(similar)
 
 
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_similar_items_from_a_faiss_index_above_min_items(artifacts, kind):
+    """From ``recommend.ann.min_items`` usable items on, similar items come from faiss: the
+    same columns and ranks, no item similar to itself or to an item without the modality, and
+    nearly the exact neighbours."""
+    from crossrec.serving.batch import similar_items_table
+    from crossrec.serving.config import AnnConfig
+
+    serving = _serving(artifacts, {"fusion": {"strategy": "concat"}})
+    exact = similar_items_table(serving.catalogue, 5, serving.fingerprint)
+    ann = AnnConfig(min_items=1, kind=kind, ivf_lists=4, nprobe=4, ef_search=64)
+    approx = similar_items_table(serving.catalogue, 5, serving.fingerprint, ann)
+    assert list(approx.columns) == list(exact.columns)
+    assert set(approx["space"]) == set(exact["space"])
+    assert (approx["item_idx"] != approx["similar_idx"]).all()
+    no_image = set(np.flatnonzero(~artifacts.fused_item_features["image"]["mask"]))
+    image = approx[approx["space"] == "image"]
+    assert not (set(image["item_idx"]) | set(image["similar_idx"])) & no_image
+    for _, group in approx.groupby(["space", "item_idx"]):
+        assert group["rank"].tolist() == list(range(1, len(group) + 1))
+        assert group["score"].is_monotonic_decreasing
+    key = ["space", "item_idx", "similar_idx"]
+    found = exact.merge(approx[key], on=key, how="inner")
+    assert len(found) >= 0.9 * len(exact)
+
+
 def test_unknown_ids_and_fields_are_named(artifacts):
     from crossrec.serving.catalogue import BadRequestError, UnknownIdError
 

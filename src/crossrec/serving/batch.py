@@ -3,12 +3,17 @@ users with the evaluation code's memory bound (``crossrec.metrics.ranking.rank_a
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import torch
 
 from crossrec.metrics.ranking import rank_all_items
+from crossrec.serving.config import AnnConfig
 from crossrec.serving.index import top_k, unit_rows
+
+logger = logging.getLogger(__name__)
 
 
 def top_k_all_users(catalogue, k: int, chunk_users: int | None = None):
@@ -48,9 +53,14 @@ def recommendations_table(catalogue, k: int, version: str, chunk_users: int | No
     )
 
 
-def similar_items_table(catalogue, k: int, version: str) -> pd.DataFrame:
+def similar_items_table(catalogue, k: int, version: str, ann: AnnConfig | None = None):
     """One row per (item, space, rank): space = "model" (cosine of the model's item vectors) or
-    a modality name (cosine of its fused vectors)."""
+    a modality name (cosine of its fused vectors).
+
+    Exact below ``ann.min_items`` usable items of a space; from there on the neighbours come from
+    a faiss index (``recommend.ann``: IVF-Flat or HNSW), as fuse's item graphs do, since exact
+    search scores every item against every item (hours at 10^6 items).
+    """
     frames = []
     for space in [None, *sorted(catalogue.modality_vectors)]:
         if space is None:
@@ -58,34 +68,72 @@ def similar_items_table(catalogue, k: int, version: str) -> pd.DataFrame:
             mask = np.ones(catalogue.n_items, bool)
         else:
             vectors, mask = catalogue.modality_vectors[space]
-        for start in range(0, catalogue.n_items, 2048):
-            rows = np.arange(start, min(start + 2048, catalogue.n_items))
-            rows = rows[mask[rows]]
-            if not len(rows):
-                continue
-            scores = vectors[rows] @ vectors.T
-            scores[np.arange(len(rows)), rows] = -np.inf
-            scores[:, ~mask] = -np.inf
-
-            values, items = top_k(scores, k)
-            r, c = np.nonzero(items >= 0)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "item_idx": rows[r].astype(np.int64),
-                        "space": space or "model",
-                        "rank": (c + 1).astype(np.int64),
-                        "similar_idx": items[r, c].astype(np.int64),
-                        "score": values[r, c].astype(np.float32),
-                    }
-                )
+        if ann is not None and int(mask.sum()) >= ann.min_items:
+            item, rank, similar, score = _approximate_similar(vectors, mask, k, ann)
+            logger.info(
+                "similar items (%s): approximate (%s) over %s items",
+                space or "model",
+                ann.kind,
+                f"{len(np.unique(item)):,}",
             )
+        else:
+            item, rank, similar, score = _exact_similar(vectors, mask, k)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "item_idx": item.astype(np.int64),
+                    "space": space or "model",
+                    "rank": rank.astype(np.int64),
+                    "similar_idx": similar.astype(np.int64),
+                    "score": score.astype(np.float32),
+                }
+            )
+        )
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(out):
         out.insert(1, "item_id", catalogue.item_ids[out["item_idx"]].astype(str))
         out["similar_id"] = catalogue.item_ids[out["similar_idx"]].astype(str)
     out["model_version"] = version
     return out
+
+
+def _exact_similar(vectors: np.ndarray, mask: np.ndarray, k: int):
+    """(item, rank, similar item, cosine) of every usable item's k nearest, by brute force."""
+    parts = []
+    for start in range(0, len(mask), 2048):
+        rows = np.arange(start, min(start + 2048, len(mask)))
+        rows = rows[mask[rows]]
+        if not len(rows):
+            continue
+        scores = vectors[rows] @ vectors.T
+        scores[np.arange(len(rows)), rows] = -np.inf
+        scores[:, ~mask] = -np.inf
+        values, items = top_k(scores, k)
+        r, c = np.nonzero(items >= 0)
+        parts.append((rows[r], c + 1, items[r, c], values[r, c]))
+    if not parts:
+        return tuple(np.zeros(0) for _ in range(4))
+    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+
+
+def _approximate_similar(vectors: np.ndarray, mask: np.ndarray, k: int, ann: AnnConfig):
+    """The same rows from a faiss index over the usable items with a non-zero vector."""
+    from crossrec.graphs.ann import AnnSettings, approximate_topk
+
+    rows = np.flatnonzero(mask & (np.abs(vectors).sum(axis=1) > 0))
+    settings = AnnSettings(
+        index=ann.kind,
+        hnsw_m=ann.hnsw_m,
+        hnsw_ef_construction=ann.ef_construction,
+        hnsw_ef_search=ann.ef_search,
+        ivf_nlist=ann.ivf_lists,
+        ivf_nprobe=ann.nprobe,
+    )
+    src, dst, score = approximate_topk(vectors, rows, k, settings)
+    starts = np.flatnonzero(np.r_[True, src[1:] != src[:-1]]) if len(src) else np.zeros(0, int)
+    sizes = np.diff(np.r_[starts, len(src)])
+    rank = np.arange(len(src)) - np.repeat(starts, sizes) + 1
+    return rows[src], rank, rows[dst], score
 
 
 #: Columns of a word-queries file (``recommend``'s ``word_queries``): ``query`` is required.
@@ -106,7 +154,8 @@ def word_recommendations_table(
 
     if "query" not in queries.columns:
         raise DataValidationError(
-            source, f"no 'query' column (columns: {list(queries.columns)})",
+            source,
+            f"no 'query' column (columns: {list(queries.columns)})",
             expected="columns query, and optionally user and liked",
         )
     frames = []
@@ -119,8 +168,11 @@ def word_recommendations_table(
             else:
                 answer = service.recommend_words(serving, record["query"], liked, k, {})
         except (BadRequestError, UnknownIdError) as err:
-            column = "user" if isinstance(err, UnknownIdError) and user else (
-                "liked" if isinstance(err, UnknownIdError) else "query")
+            column = (
+                "user"
+                if isinstance(err, UnknownIdError) and user
+                else ("liked" if isinstance(err, UnknownIdError) else "query")
+            )
             raise DataValidationError(source, str(err), row=row + 1, column=column) from None
         items = answer["items"]
         frames.append(
@@ -139,8 +191,19 @@ def word_recommendations_table(
             )
         )
     if not frames:
-        return pd.DataFrame(columns=["request", "user_id", "query", "rank", "item_id", "score",
-                                     "from_words", "from_history", "model_version"])
+        return pd.DataFrame(
+            columns=[
+                "request",
+                "user_id",
+                "query",
+                "rank",
+                "item_id",
+                "score",
+                "from_words",
+                "from_history",
+                "model_version",
+            ]
+        )
     return pd.concat(frames, ignore_index=True)
 
 

@@ -42,7 +42,7 @@ def similar_items_all(serving, recommend: dict[str, Any]) -> pd.DataFrame:
     from crossrec.serving.batch import similar_items_table
 
     config = parse_recommend_config(recommend)
-    return similar_items_table(serving.catalogue, config.similar_k, serving.fingerprint)
+    return similar_items_table(serving.catalogue, config.similar_k, serving.fingerprint, config.ann)
 
 
 def recommend_word_queries(serving, word_queries: pd.DataFrame | None, recommend: dict[str, Any]):
