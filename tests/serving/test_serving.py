@@ -266,6 +266,30 @@ def test_recommendations_table_excludes_seen_and_is_ranked(artifacts):
     assert isinstance(similar, pd.DataFrame) and len(similar)
 
 
+def test_recommendations_table_from_the_ann_index(artifacts):
+    """A catalogue searched through faiss writes every user's list from the index: seen items
+    excluded, ranked, and nearly the exact lists."""
+    from crossrec.serving.batch import recommendations_table
+    from crossrec.serving.config import AnnConfig
+    from crossrec.serving.index import build_index
+
+    serving = _serving(artifacts, {"fusion": {"strategy": "concat"}})
+    catalogue = serving.catalogue
+    exact = recommendations_table(catalogue, 5, serving.fingerprint)
+    catalogue.index = build_index(
+        catalogue.item_vectors, AnnConfig(min_items=1, kind="ivf", ivf_lists=2, nprobe=2)
+    )
+    approx = recommendations_table(catalogue, 5, serving.fingerprint)
+    assert list(approx.columns) == list(exact.columns)
+    seen = set(
+        zip(artifacts.interactions["user_idx"], artifacts.interactions["item_idx"], strict=True)
+    )
+    assert not any(p in seen for p in zip(approx["user_idx"], approx["item_idx"], strict=True))
+    assert (approx.groupby("user_idx")["score"].apply(lambda s: s.is_monotonic_decreasing)).all()
+    key = ["user_idx", "item_idx"]
+    assert len(exact.merge(approx[key], on=key)) >= 0.9 * len(exact)
+
+
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])
 def test_similar_items_from_a_faiss_index_above_min_items(artifacts, kind):
     """From ``recommend.ann.min_items`` usable items on, similar items come from faiss: the

@@ -17,7 +17,10 @@ logger = logging.getLogger(__name__)
 
 
 def top_k_all_users(catalogue, k: int, chunk_users: int | None = None):
-    """(scores, items) of shape (n_users, k): every user's best unseen items, exact."""
+    """(scores, items) of shape (n_users, k): every user's best unseen items; exact, or from
+    the catalogue's faiss index when it has one (``recommend.ann.min_items`` items on)."""
+    if catalogue.index.kind != "exact":
+        return _top_k_from_index(catalogue, k)
     users_vec, items_vec = catalogue.user_vectors, catalogue.item_vectors
 
     def score(users: torch.Tensor) -> torch.Tensor:
@@ -32,6 +35,24 @@ def top_k_all_users(catalogue, k: int, chunk_users: int | None = None):
         gathered = np.einsum("ud,ukd->uk", rows, items_vec[np.maximum(block, 0)])
         scores[start : start + 4096] = np.where(block >= 0, gathered, -np.inf)
     return scores, ranked
+
+
+def _top_k_from_index(catalogue, k: int, chunk: int = 1024):
+    """Every user's top k from the ANN index, seen items excluded. Users go in chunks of like
+    history length: the index returns k + (the chunk's longest history) candidates per user,
+    so one heavy user does not make a whole chunk search deep."""
+    seen = catalogue.seen
+    n_users = seen.shape[0]
+    order = np.argsort(np.diff(seen.indptr), kind="stable")
+    scores = np.full((n_users, k), -np.inf, dtype=np.float32)
+    items = np.full((n_users, k), -1, dtype=np.int64)
+    for start in range(0, n_users, chunk):
+        users = order[start : start + chunk]
+        exclude = [seen.indices[seen.indptr[u] : seen.indptr[u + 1]] for u in users]
+        s, i = catalogue.index.search(catalogue.user_vectors[users], k, exclude)
+        scores[users, : s.shape[1]], items[users, : i.shape[1]] = s, i
+    logger.info("top-%d for %s users from the %s index", k, f"{n_users:,}", catalogue.index.kind)
+    return scores, items
 
 
 def recommendations_table(catalogue, k: int, version: str, chunk_users: int | None = None):
