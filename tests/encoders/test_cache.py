@@ -269,44 +269,22 @@ def test_shares_of_the_catalogue_fill_one_cache_that_a_full_run_reads(tmp_path, 
 
     ids = [f"i{n}" for n in range(5)]
     texts = ["a heist", "a romance", "whales", "a space opera", "a courtroom drama"]
-    store = EmbeddingStore(tmp_path / "shared")
+
+    def encode(encoder, folder, **share):
+        store = EmbeddingStore(tmp_path / folder).modality("text", encoder.settings())
+        return encode_modality("text", ids, texts, "text", encoder, store, "text:minilm", **share)
+
     seen = []
     for index in (0, 1):
         enc = Counting(minilm)
-        part = encode_modality(
-            "text",
-            ids,
-            texts,
-            "text",
-            enc,
-            store.modality("text", enc.settings()),
-            source="text:minilm",
-            items=(index, 2),
-        )
+        part = encode(enc, "shared", items=(index, 2))
         seen.append(list(enc.seen))
         assert part.n_computed == len(enc.seen)
     assert seen == [texts[:2], texts[2:]]
     enc = Counting(minilm)
-    full = encode_modality(
-        "text",
-        ids,
-        texts,
-        "text",
-        enc,
-        store.modality("text", enc.settings()),
-        source="text:minilm",
-    )
+    full = encode(enc, "shared")
     assert enc.seen == [] and full.n_cached == 5
-    alone = encode_modality(
-        "text",
-        ids,
-        texts,
-        "text",
-        minilm,
-        EmbeddingStore(tmp_path / "alone").modality("text", minilm.settings()),
-        source="text:minilm",
-    )
-    np.testing.assert_allclose(full.vectors, alone.vectors, atol=1e-6)
+    np.testing.assert_allclose(full.vectors, encode(minilm, "alone").vectors, atol=1e-6)
 
     with pytest.raises(ValueError, match="index 2 must be below count 2"):
         FeaturizeConfig(items={"index": 2, "count": 2})
