@@ -4,6 +4,7 @@ the exact path below the threshold, the fuse configuration."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -161,6 +162,31 @@ def test_ivf_index_and_a_low_recall_warning(vectors, caplog):
     assert recall < 0.9
     warned = [r for r in caplog.records if r.levelno == logging.WARNING and "recall@" in r.message]
     assert len(warned) == 1 and f"{recall:.3f}" in warned[0].message
+
+
+def test_a_search_short_of_the_recall_target_widens_before_the_full_query(vectors, caplog):
+    """nprobe 1 of 400 cells misses neighbours; with a recall target the search doubles nprobe
+    on the recall sample until it reaches the target, then queries every item that way."""
+    poor = AnnSettings(index="ivf", ivf_nlist=400, ivf_nprobe=1, recall_target=0.9)
+    with caplog.at_level(logging.INFO, logger="crossrec.graphs"):
+        graph = knn_graph(
+            vectors, None, K, search="approximate", approximate=replace(poor, max_widenings=8)
+        )
+    info = knn_search_info(graph)
+    assert info["recall_at_k"] >= 0.9
+    nprobe = int(info["index_settings"].split("nprobe=")[1].rstrip(")"))
+    assert nprobe > 1 and nprobe & (nprobe - 1) == 0  # doubled from 1
+    widened = [r.message for r in caplog.records if "widening to" in r.message]
+    assert len(widened) == int(np.log2(nprobe))
+    # one widening allowed: nprobe 2, still short, and the warning says so
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="crossrec.graphs"):
+        short = knn_graph(
+            vectors, None, K, search="approximate", approximate=replace(poor, max_widenings=1)
+        )
+    assert "nprobe=2)" in knn_search_info(short)["index_settings"]
+    assert knn_search_info(short)["recall_at_k"] < 0.9
+    assert any(r.levelno == logging.WARNING for r in caplog.records)
 
 
 def _reference_graph(vectors: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:

@@ -22,6 +22,10 @@ class ApproximateKnnConfig(StrictConfig):
     ivf_nprobe: int = Field(16, ge=1, description="cells scanned per query")
     batch_rows: int = Field(16384, ge=1, description="items added / queried at once")
     recall_sample: int = Field(1000, ge=0, description="items whose recall@k is measured")
+    recall_target: float = Field(
+        0.9, ge=0, le=1, description="sampled recall@k the search widens to reach; 0 = never"
+    )
+    max_widenings: int = Field(3, ge=0, description="doublings of efSearch / nprobe at most")
     seed: int = Field(0, ge=0, description="recall sample and IVF k-means")
 
 

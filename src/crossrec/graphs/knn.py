@@ -115,7 +115,9 @@ def _approximate(
     name: str, vectors: np.ndarray, valid_idx: np.ndarray, k_eff: int, settings: AnnSettings
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[str, Any]]:
     start = time.perf_counter()
-    found = approximate_topk(vectors, valid_idx, k_eff, settings)
+    used: dict[str, AnnSettings] = {}
+    found = approximate_topk(vectors, valid_idx, k_eff, settings, used)
+    settings = used["settings"]  # widened to the recall target when the sample fell short
     seconds = time.perf_counter() - start
     info: dict[str, Any] = {"search": "approximate", "index": settings.index}
     info.update(index_settings=settings.describe(), items=len(valid_idx), k=k_eff)
