@@ -34,7 +34,9 @@ from crossrec.models.graph_ops import (
     GraphMatmul,
     edge_sampling_weights,
     graph_and_transpose,
+    item_graph_tensors,
     mean_item_graph,
+    propagate_mean,
     pruned_user_item_graph,
     rebuilt_item_graphs,
     scipy_to_torch_sparse,
@@ -142,6 +144,8 @@ class Recommender(nn.Module):
 
         prop = config.propagation
         self.ui_graph = self.ui_graph_t = self.ii_graph = self.ii_graph_t = None
+        self.register_buffer("ii_order", None, persistent=False)
+        self.register_buffer("ii_inverse", None, persistent=False)
         self.ui_layers = prop.layers if prop.kind == "lightgcn" else 0
         self.ii_layers = prop.item_graph_layers if prop.kind == "lightgcn" else 0
         if self.ui_layers:
@@ -167,7 +171,7 @@ class Recommender(nn.Module):
         if self.ii_layers and names:
             if prop.item_graph_k is not None:
                 modality_graphs = rebuilt_item_graphs(item_features, names, prop.item_graph_k)
-            self.ii_graph, self.ii_graph_t = graph_and_transpose(
+            self.ii_graph, self.ii_graph_t, self.ii_order, self.ii_inverse = item_graph_tensors(
                 mean_item_graph(modality_graphs or {}, names, n_items)
             )
         else:
@@ -299,17 +303,13 @@ class Recommender(nn.Module):
     def _device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def _propagate_sparse(
-        self, graph: torch.Tensor, graph_t: torch.Tensor, x: torch.Tensor, layers: int
-    ) -> torch.Tensor:
-        """Mean of the layer outputs (layer 0 included), in float32 even under autocast."""
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            x = x.float()
-            total = x  # a running sum: each layer's output is freed once added (no stack)
-            for _ in range(layers):
-                x = GraphMatmul.apply(graph, graph_t, x)
-                total = total + x
-            return total / (layers + 1)
+    def smooth_items(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean over item-graph layers of ``x``, item order in and out (a large graph is stored
+        in a locality order: ``graph_ops.item_graph_tensors``)."""
+        if self.ii_order is not None:
+            x = x[self.ii_order]
+        out = propagate_mean(self.ii_graph, self.ii_graph_t, x, self.ii_layers)
+        return out if self.ii_order is None else out[self.ii_inverse]
 
     def embeddings(self) -> Embeddings:
         """Final and ego embeddings of every user and item (one full-graph pass)."""
@@ -326,7 +326,7 @@ class Recommender(nn.Module):
             if self.output_gate:  # the content alone as extra columns: one propagation pass
                 content = torch.cat([users_ego.new_zeros(users_ego.shape), self._ego_content])
                 nodes = torch.cat([nodes, content], dim=1)
-            both = self._propagate_sparse(graph, graph_t, nodes, self.ui_layers)
+            both = propagate_mean(graph, graph_t, nodes, self.ui_layers)
             users, items = both[: self.n_users], both[self.n_users :]
         elif self.output_gate:
             items = torch.cat([items, self._ego_content], dim=1)
@@ -342,10 +342,7 @@ class Recommender(nn.Module):
             source = items_ego
             if self.config.propagation.item_graph_input == "id" and self.item_id is not None:
                 source = self.id_rows()
-            smoothed = self._propagate_sparse(
-                self.ii_graph, self.ii_graph_t, source, self.ii_layers
-            )
-            items = items + smoothed * self.gate("item_graph")
+            items = items + self.smooth_items(source) * self.gate("item_graph")
         if self.user_attributes is not None:
             users = self.user_attributes(users)
         users, items = self.with_bias_column(users, items)
@@ -369,7 +366,7 @@ class Recommender(nn.Module):
         users = GraphMatmul.apply(self.user_mean, self.user_mean_t, content)
         both = torch.cat([users, content])
         if self.ui_layers:
-            both = self._propagate_sparse(graph, graph_t, both, self.ui_layers)
+            both = propagate_mean(graph, graph_t, both, self.ui_layers)
         both = F.normalize(both.float(), dim=-1)
         return both[: self.n_users], both[self.n_users :]
 

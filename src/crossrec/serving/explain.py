@@ -53,6 +53,8 @@ def item_vector_parts(model) -> tuple[list[str], np.ndarray]:
     vector (before cosine normalisation)."""
     import torch
 
+    from crossrec.models.graph_ops import propagate_mean
+
     with torch.no_grad():
         n_items, dim = model.n_items, model.config.embedding_dim
         zeros = torch.zeros(n_items, dim)
@@ -77,7 +79,7 @@ def item_vector_parts(model) -> tuple[list[str], np.ndarray]:
         stacked_users = torch.cat(users, dim=1)
         out = stacked_items
         if model.ui_layers:
-            both = model._propagate_sparse(
+            both = propagate_mean(
                 model.ui_graph,
                 model.ui_graph_t,
                 torch.cat([stacked_users, stacked_items]),
@@ -93,9 +95,7 @@ def item_vector_parts(model) -> tuple[list[str], np.ndarray]:
             if model.config.propagation.item_graph_input == "id" and model.item_id is not None:
                 # the item graph smooths the ID part only (as Recommender.embeddings does)
                 source = torch.cat([id_part, *[torch.zeros_like(e) for e in ego[1:]]], dim=1)
-            out = out + model._propagate_sparse(
-                model.ii_graph, model.ii_graph_t, source, model.ii_layers
-            ) * model.gate("item_graph")
+            out = out + model.smooth_items(source) * model.gate("item_graph")
         parts = out.view(n_items, len(ego), dim).permute(1, 0, 2)
         if channel:
             # content_path channel: the content is its own normalised channel, one part (its

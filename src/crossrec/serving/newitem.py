@@ -204,10 +204,11 @@ def _item_graph_layers(serving) -> list:
                 x = model.item_ego().float()
                 if model.config.propagation.item_graph_input == "id" and model.item_id is not None:
                     x = model.id_rows().float()
-                layers = [x]
+                layers, order = [x], model.ii_order  # the graph's own node order (large ones)
+                x = x if order is None else x[order]
                 for _ in range(model.ii_layers):
                     x = torch.sparse.mm(model.ii_graph, x)
-                    layers.append(x)
+                    layers.append(x if order is None else x[model.ii_inverse])
             serving.cache["ii_layers"] = layers
         return serving.cache["ii_layers"]
 
