@@ -82,6 +82,7 @@ def test_validation_sample_is_seeded_and_bounded():
 
 def test_propagation_is_the_mean_of_the_layer_outputs(tiny_data):
     from crossrec.models.bundle import build_recommender
+    from crossrec.models.graph_ops import propagate_mean
 
     model = build_recommender(tiny_data, FinetuneConfig())
     graph = torch.as_tensor(tiny_data.user_item_graph.toarray())
@@ -90,5 +91,5 @@ def test_propagation_is_the_mean_of_the_layer_outputs(tiny_data):
     for _ in range(3):
         outputs.append(graph @ outputs[-1])
     expected = torch.stack(outputs).mean(0)
-    got = model._propagate_sparse(model.ui_graph, model.ui_graph_t, x, 3)
+    got = propagate_mean(model.ui_graph, model.ui_graph_t, x, 3)
     assert torch.allclose(got, expected, atol=1e-6)
