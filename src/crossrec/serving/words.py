@@ -33,6 +33,7 @@ def words_model(serving):
             "this model's items have no text, so words cannot be matched with them (requests "
             "in words need a dataset with a text modality)",
         )
+
     def fit():
         from crossrec.words.model import fit_words_model
 
