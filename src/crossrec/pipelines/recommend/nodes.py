@@ -18,13 +18,14 @@ def load_serving_model(
     recommend: dict[str, Any], fuse: dict[str, Any], refresh_previous: dict | None, **artifacts: Any
 ):
     """The newest model (the trained one, or the latest refresh of it) with its user and item
-    vectors (exact search: every list is exact). ``artifacts``: the catalog entries named in
+    vectors; lists are exact below ``recommend.ann.min_items`` items and come from the faiss
+    index from there on, as in serving. ``artifacts``: the catalog entries named in
     ``crossrec.serving.config.ARTIFACTS``; ``refresh_previous``: the newest refreshed_model."""
     from crossrec.serving.model import Artifacts, ServingModel
 
     config = parse_recommend_config(recommend)
     artifacts, _ = serving_artifacts(artifacts, refresh_previous, parse_fuse_params(fuse))
-    return ServingModel.from_artifacts(Artifacts(**artifacts), config, "exact")
+    return ServingModel.from_artifacts(Artifacts(**artifacts), config)
 
 
 def recommend_all_users(serving, recommend: dict[str, Any]) -> pd.DataFrame:
