@@ -120,12 +120,16 @@ def approximate_topk(
     fewer than ``k`` neighbours only when the index returns fewer (IVF cells too small for the
     probes). Memory beyond the index (``len(rows) * d`` floats plus the links) is one batch.
     With ``settings.recall_target`` the search first widens until the recall sample reaches it
-    (:func:`widen_to_target`); ``used["settings"]`` receives the settings it searched with.
+    (:func:`widen_to_target`); ``used["settings"]`` receives the settings it searched with,
+    and ``used["recall"]`` the sample's ``(recall@k, items sampled)`` when the widening
+    measured it.
     """
     index = _build_index(vectors, rows, settings)
-    settings = widen_to_target(index, vectors, rows, k, settings)
+    settings, recall = widen_to_target(index, vectors, rows, k, settings)
     if used is not None:
         used["settings"] = settings
+        if recall is not None:
+            used["recall"] = recall
     src, dst, score = [], [], []
     for start in range(0, len(rows), settings.batch_rows):
         queries = _unit_rows(vectors, rows[start : start + settings.batch_rows])
@@ -146,19 +150,21 @@ def _set_breadth(index, settings: AnnSettings) -> None:
 
 def widen_to_target(
     index, vectors: np.ndarray, rows: np.ndarray, k: int, settings: AnnSettings
-) -> AnnSettings:
+) -> tuple[AnnSettings, tuple[float, int] | None]:
     """The settings to search with: efSearch (HNSW) or nprobe (IVF) doubled while the recall@k
-    of the seeded recall sample is below ``recall_target`` (at most ``max_widenings`` times).
+    of the seeded recall sample is below ``recall_target`` (at most ``max_widenings`` times);
+    and the sample's ``(recall, size)`` with those settings (None when nothing was measured).
 
     A large catalogue needs a wider search for the same recall (HNSW's default efSearch kept
     0.95 / 0.87 at 943k items where it kept 0.997 at 10^5). Only the sample is queried per try;
-    its exact neighbours are computed once.
+    its exact neighbours are computed once. The recall follows :func:`sampled_recall`'s rule
+    on the same sample, so the full query's recall need not be measured again.
     """
     if settings.recall_target <= 0 or settings.recall_sample <= 0 or settings.max_widenings <= 0:
-        return settings
+        return settings, None
     queries = sample_rows(len(rows), settings.recall_sample, settings.seed)
     if len(queries) == 0:
-        return settings
+        return settings, None
     _, exact_scores = exact_topk_of(vectors, rows, queries, k)
     kth = exact_scores.min(axis=1)
     q_unit = _unit_rows(vectors, rows[queries])
@@ -166,6 +172,7 @@ def widen_to_target(
         _set_breadth(index, settings)
         scores, ids = index.search(q_unit, k + 1)
         other = (ids != queries[:, None]) & (ids >= 0)  # not the item itself, not padding
+        other &= np.cumsum(other, axis=1) <= k  # the k neighbours the full query keeps
         found = ((scores >= kth[:, None] - TIE_TOLERANCE) & other).sum(axis=1)
         recall = float(np.minimum(found, k).mean() / k)
         if recall >= settings.recall_target or widening == settings.max_widenings:
@@ -184,7 +191,7 @@ def widen_to_target(
             before,
             settings.describe(),
         )
-    return settings
+    return settings, (recall, len(queries))
 
 
 def sample_rows(n_items: int, size: int, seed: int) -> np.ndarray:

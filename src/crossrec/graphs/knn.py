@@ -122,8 +122,8 @@ def _approximate(
     info: dict[str, Any] = {"search": "approximate", "index": settings.index}
     info.update(index_settings=settings.describe(), items=len(valid_idx), k=k_eff)
     info.update(seconds=round(seconds, 3), recall_at_k=None, recall_sampled_items=0)
-    if settings.recall_sample > 0:
-        recall, sampled = sampled_recall(
+    if settings.recall_sample > 0:  # measured by the widening when it ran, else here
+        recall, sampled = used.get("recall") or sampled_recall(
             vectors, valid_idx, found[0], found[1], k_eff, settings.recall_sample, settings.seed
         )
         info.update(recall_at_k=recall, recall_sampled_items=sampled)
