@@ -178,24 +178,26 @@ def quality(args: argparse.Namespace) -> None:
     from crossrec.config import deep_merge
     from crossrec.evaluation.protocol import build_split, ranking_slices
     from crossrec.graphs.config import parse_fuse_params
-    from crossrec.graphs.fuse import build_modality_graphs
+    from crossrec.graphs.fuse import build_modality_graphs, train_item_degrees
     from crossrec.graphs.knn import knn_search_info
 
     logging.basicConfig(level=logging.WARNING)
     arts = wa.load_artifacts(args.data_dir, args.dataset)
     fuse = yaml.safe_load((ROOT / "conf/base/parameters_fuse.yml").read_text())["fuse"]
+    degrees = train_item_degrees(arts["interactions"], int(arts["dataset_info"]["n_items"]))
     graphs = {}
     for search in ("exact", "approximate"):
         knn = {**fuse["knn"], "search": search, "device": "cpu"}
         graphs[search] = build_modality_graphs(
-            arts["fused_item_features"], parse_fuse_params({**fuse, "knn": knn})
+            arts["fused_item_features"], parse_fuse_params({**fuse, "knn": knn}), degrees
         )
     for name, exact in graphs["exact"].items():
         approx, stored = graphs["approximate"][name], arts["modality_graphs"].get(name)
         info = knn_search_info(approx)
         same_edges = exact.multiply(approx > 0).nnz / max(exact.nnz, 1)
         print(
-            f"{name}: {info['items']:,} items, k={info['k']}, approximate recall@{info['k']} "
+            f"{name}: {info['items']:,} items ({info['distinct']:,} distinct vectors), "
+            f"k={info['k']}, approximate recall@{info['k']} "
             f"{info['recall_at_k']:.4f} on {info['recall_sampled_items']:,} sampled items; "
             f"{same_edges:.2%} of the exact graph's edges in the approximate one; rebuilt exact "
             f"graph equals the stored one: {stored is not None and (exact != stored).nnz == 0}",

@@ -45,8 +45,8 @@ def vectors() -> np.ndarray:
 
 
 def _with_neighbours(vectors: np.ndarray, k: int, settings: AnnSettings):
-    """The approximate graph and the directed neighbours the index returned (read off
-    :func:`approximate_topk` as knn_graph calls it)."""
+    """The approximate graph and the directed top-k neighbours the index returned (read off
+    :func:`approximate_topk` as knn_graph calls it; the vectors are distinct)."""
     calls = []
     real = knn_module.approximate_topk
 
@@ -61,8 +61,9 @@ def _with_neighbours(vectors: np.ndarray, k: int, settings: AnnSettings):
         )
     finally:
         knn_module.approximate_topk = real
-    ((src, dst, _),) = calls
-    return graph, src, dst
+    ((src, dst, _),) = calls  # k + k candidates per row, in order of score: the top k
+    top = np.arange(len(src)) - np.searchsorted(src, src) < k
+    return graph, src[top], dst[top]
 
 
 def _recall_with_ties(vectors: np.ndarray, src: np.ndarray, dst: np.ndarray, k: int) -> float:
@@ -112,19 +113,33 @@ def test_recorded_recall_matches_an_independent_computation(vectors, spied):
     assert _recall_with_ties(vectors, src, dst, K) == pytest.approx(np.mean(per_item), abs=1e-9)
 
 
-def test_tied_neighbours_count_as_found():
+def test_repeated_vectors_give_the_same_graph_in_both_searches():
     # attribute-like vectors: 40 distinct rows, 25 items each, so every item has 24 neighbours
-    # at cosine 1 and exact search keeps an arbitrary 10 of them
+    # at cosine 1: the search runs over the 40 distinct rows and both paths keep the same 10
+    # copies, those with the highest priority
     rng = np.random.default_rng(5)
     vectors = np.repeat(rng.normal(size=(40, 12)).astype(np.float32), 25, axis=0)
     vectors = vectors[rng.permutation(len(vectors))]
-    graph, src, dst = _with_neighbours(vectors, K, AnnSettings(recall_sample=len(vectors)))
-    info = knn_search_info(graph)
-    assert info["recall_at_k"] == pytest.approx(_recall_with_ties(vectors, src, dst, K), abs=1e-9)
-    assert info["recall_at_k"] >= 0.95
-    exact = _exact_top_k(vectors, K)
-    same_ids = np.mean([len(set(dst[src == i]) & set(exact[i])) / K for i in range(1000)])
-    assert same_ids < 0.8  # which tied copies are returned is arbitrary
+    priority = rng.integers(0, 50, size=len(vectors))
+    approximate = knn_graph(
+        vectors,
+        None,
+        K,
+        search="approximate",
+        approximate=AnnSettings(recall_sample=40),
+        priority=priority,
+    )
+    exact = knn_graph(vectors, None, K, search="exact", priority=priority)
+    info = knn_search_info(approximate)
+    assert info["distinct"] == 40 and info["items"] == len(vectors)
+    assert info["recall_at_k"] == 1.0 and info["recall_sampled_items"] == 40
+    assert (approximate != exact).nnz == 0
+    copies = np.unique(vectors, axis=0, return_inverse=True)[1].ravel()
+    order = np.lexsort((np.arange(len(vectors)), -priority))
+    directed = approximate.toarray() > 0
+    for item in rng.choice(len(vectors), size=50, replace=False):
+        mates = [j for j in order if copies[j] == copies[item] and j != item][:K]
+        assert directed[item, mates].all()  # its picks (the graph adds who picked it)
 
 
 def test_sampled_recall_is_logged_and_close_to_the_full_recall(vectors, spied, caplog):

@@ -113,12 +113,15 @@ def approximate_topk(
     k: int,
     settings: AnnSettings,
     used: dict | None = None,
+    extra: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Approximate top-``k`` cosine neighbours among ``vectors[rows]`` (non-zero rows).
+    """Approximate top-``k`` cosine neighbours among ``vectors[rows]`` (non-zero rows), and
+    ``extra`` more candidates per row (what a tie rule re-ranks; the recall is of the top k).
 
-    Returns ``(src, dst, score)`` as positions into ``rows``, without self pairs. A row gets
-    fewer than ``k`` neighbours only when the index returns fewer (IVF cells too small for the
-    probes). Memory beyond the index (``len(rows) * d`` floats plus the links) is one batch.
+    Returns ``(src, dst, score)`` as positions into ``rows``, without self pairs, each row's
+    in order of score. A row gets fewer than ``k + extra`` only when the index returns fewer
+    (IVF cells too small for the probes). Memory beyond the index (``len(rows) * d`` floats
+    plus the links) is one batch.
     With ``settings.recall_target`` the search first widens until the recall sample reaches it
     (:func:`widen_to_target`); ``used["settings"]`` receives the settings it searched with,
     and ``used["recall"]`` the sample's ``(recall@k, items sampled)`` when the widening
@@ -133,8 +136,8 @@ def approximate_topk(
     src, dst, score = [], [], []
     for start in range(0, len(rows), settings.batch_rows):
         queries = _unit_rows(vectors, rows[start : start + settings.batch_rows])
-        scores, ids = index.search(queries, k + 1)
-        s, t, v = _drop_self(ids, scores, start, k)
+        scores, ids = index.search(queries, k + extra + 1)
+        s, t, v = _drop_self(ids, scores, start, k + extra)
         src.append(s)
         dst.append(t)
         score.append(v)

@@ -38,6 +38,10 @@ class KnnConfig(StrictConfig):
     search: Literal["auto", "exact", "approximate"] = "auto"
     approximate_above: int = Field(50_000, ge=0, description="usable items; auto above it")
     approximate: ApproximateKnnConfig = Field(default_factory=ApproximateKnnConfig)
+    ties: Literal["popular", "index"] = Field(
+        "popular",
+        description="equally similar neighbours: more train interactions first, or lower index",
+    )
 
 
 class FuseConfig(StrictConfig):

@@ -94,11 +94,20 @@ def _graph_device(name: str) -> str:
         raise ValueError(f"{WHERE}.knn.device: {err}") from None
 
 
+def train_item_degrees(interactions: pd.DataFrame, n_items: int) -> np.ndarray:
+    """(n_items,) each item's TRAIN interactions: the kNN graphs' tie rule (``knn.ties``)."""
+    train = interactions.loc[interactions["split"] == "train", "item_idx"].to_numpy()
+    return np.bincount(train.astype(np.int64), minlength=n_items)[:n_items]
+
+
 def build_modality_graphs(
-    fused_item_features: dict, config: FuseConfig
+    fused_item_features: dict, config: FuseConfig, item_degrees: np.ndarray | None = None
 ) -> dict[str, sp.csr_matrix]:
-    """One symmetric-normalised top-k cosine item-item graph per modality."""
+    """One symmetric-normalised top-k cosine item-item graph per modality. Equally similar
+    neighbours go to the items with more train interactions (``item_degrees``, ``knn.ties:
+    popular``), else to the lower item index (``ties: index``, or no degrees given)."""
     device = _graph_device(config.knn.device)
+    priority = item_degrees if config.knn.ties == "popular" else None
     unknown = set(config.knn.k_per_modality) - set(fused_item_features["__order__"])
     if unknown:
         logger.warning("%s.knn.k_per_modality names absent modalities %s", WHERE, sorted(unknown))
@@ -119,6 +128,7 @@ def build_modality_graphs(
             approximate_above=config.knn.approximate_above,
             approximate=settings,
             name=name,
+            priority=priority,
         )
         logger.info(
             "%s kNN graph: k=%d, %s search, %d edges, %.2f s",

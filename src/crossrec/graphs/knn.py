@@ -24,6 +24,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from crossrec.graphs.ann import AnnSettings, approximate_topk, sampled_recall
+from crossrec.graphs.ties import (
+    SIMILARITY_QUANTUM,
+    distinct_rows,
+    expand_groups,
+    priority_rank,
+    tie_bonus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -89,22 +96,27 @@ def knn_search_info(graph: sp.spmatrix) -> dict[str, Any] | None:
 
 
 def _exact_topk(
-    vectors: np.ndarray, valid_idx: np.ndarray, k_eff: int, chunk_rows: int | None, device: str
+    unit: np.ndarray, k_eff: int, chunk_rows: int | None, device: str, bonus: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every row's ``k_eff`` most similar other rows of ``unit`` (L2-normalised), equal
+    similarities (in :data:`~crossrec.graphs.ties.SIMILARITY_QUANTUM` steps) ordered by
+    ``bonus`` (:func:`~crossrec.graphs.ties.tie_bonus`)."""
     import torch
 
-    n_valid = len(valid_idx)
-    feats = torch.from_numpy(np.ascontiguousarray(vectors[valid_idx], dtype=np.float32)).to(device)
-    feats = feats / feats.norm(dim=1, keepdim=True)
-    if chunk_rows is None:
-        chunk_rows = max(1, DEFAULT_CHUNK_BYTES // (4 * n_valid))
+    n_valid = len(unit)
+    feats = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float32)).to(device)
+    extra = torch.from_numpy(np.asarray(bonus, dtype=np.float64)).to(device)
+    if chunk_rows is None:  # float32 scores and float64 keys
+        chunk_rows = max(1, DEFAULT_CHUNK_BYTES // (12 * n_valid))
     rows_out, cols_out, vals_out = [], [], []
     with torch.inference_mode():
         for start in range(0, n_valid, chunk_rows):
             block = feats[start : start + chunk_rows] @ feats.T
+            keys = torch.floor(block.double() / SIMILARITY_QUANTUM) + extra
             local = torch.arange(block.shape[0], device=device)
-            block[local, local + start] = -float("inf")  # no self loops
-            values, cols = torch.topk(block, k_eff, dim=1)
+            keys[local, local + start] = -float("inf")  # no self loops
+            cols = torch.topk(keys, k_eff, dim=1).indices
+            values = torch.gather(block, 1, cols)
             rows_out.append(np.repeat(np.arange(start, start + block.shape[0]), k_eff))
             cols_out.append(cols.reshape(-1).cpu().numpy())
             vals_out.append(values.reshape(-1).cpu().numpy())
@@ -112,19 +124,32 @@ def _exact_topk(
 
 
 def _approximate(
-    name: str, vectors: np.ndarray, valid_idx: np.ndarray, k_eff: int, settings: AnnSettings
+    name: str,
+    vectors: np.ndarray,
+    valid_idx: np.ndarray,
+    k_eff: int,
+    settings: AnnSettings,
+    extra: int = 0,
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[str, Any]]:
     start = time.perf_counter()
     used: dict[str, AnnSettings] = {}
-    found = approximate_topk(vectors, valid_idx, k_eff, settings, used)
+    found = approximate_topk(vectors, valid_idx, k_eff, settings, used, extra=extra)
     settings = used["settings"]  # widened to the recall target when the sample fell short
     seconds = time.perf_counter() - start
     info: dict[str, Any] = {"search": "approximate", "index": settings.index}
     info.update(index_settings=settings.describe(), items=len(valid_idx), k=k_eff)
     info.update(seconds=round(seconds, 3), recall_at_k=None, recall_sampled_items=0)
     if settings.recall_sample > 0:  # measured by the widening when it ran, else here
+        src, dst = found[0], found[1]
+        slot = np.arange(len(src)) - np.searchsorted(src, src)  # rows come in order of score
         recall, sampled = used.get("recall") or sampled_recall(
-            vectors, valid_idx, found[0], found[1], k_eff, settings.recall_sample, settings.seed
+            vectors,
+            valid_idx,
+            src[slot < k_eff],
+            dst[slot < k_eff],
+            k_eff,
+            settings.recall_sample,
+            settings.seed,
         )
         info.update(recall_at_k=recall, recall_sampled_items=sampled)
         info["recall_seconds"] = round(time.perf_counter() - start - seconds, 3)
@@ -166,6 +191,7 @@ def knn_graph(
     approximate_above: int = DEFAULT_APPROXIMATE_ABOVE,
     approximate: AnnSettings | None = None,
     name: str = "items",
+    priority: np.ndarray | None = None,
 ) -> sp.csr_matrix:
     """Symmetric-normalised top-``k`` cosine item–item graph of one modality.
 
@@ -177,8 +203,11 @@ def knn_graph(
 
     ``search="exact"`` scores every pair; ``"approximate"`` takes the neighbours from a faiss
     index (``approximate``: its settings, CPU whatever ``device``); ``"auto"`` is approximate
-    when there are more than ``approximate_above`` usable items. :func:`knn_search_info` of the
-    result says which path ran and, for the approximate one, its sampled recall@k.
+    when there are more than ``approximate_above`` distinct usable vectors. Both search among
+    the distinct vectors and share one rule for equally similar neighbours
+    (:mod:`crossrec.graphs.ties`): higher ``priority`` first (fuse: train interactions), then the
+    lower item index. :func:`knn_search_info` of the result says which path ran and, for the
+    approximate one, its sampled recall@k among the distinct vectors.
     """
     if search not in ("auto", "exact", "approximate"):
         raise ValueError(f"knn_graph: search must be auto, exact or approximate, got {search!r}")
@@ -200,20 +229,43 @@ def knn_graph(
         logger.warning(
             "knn_graph: only %d usable items, k lowered from %d to %d", n_valid, k, max(k_eff, 0)
         )
-    use_ann = search == "approximate" or (search == "auto" and n_valid > approximate_above)
     if k_eff < 1:
         empty = sp.csr_matrix((n_items, n_items), dtype=np.float32)
         setattr(empty, INFO_ATTR, {"search": "exact", "items": n_valid, "k": 0, "seconds": 0.0})
         return empty
 
     start = time.perf_counter()
-    if use_ann:
-        (rows, cols, values), info = _approximate(
-            name, vectors, valid_idx, k_eff, approximate or AnnSettings()
-        )
-    else:
-        rows, cols, values = _exact_topk(vectors, valid_idx, k_eff, chunk_rows, device)
-        info = {"search": "exact", "items": n_valid, "k": k_eff}
+    unit = vectors[valid_idx].astype(np.float32)  # a copy: the caller's vectors stay
+    unit /= norms[valid_idx, None]
+    groups = distinct_rows(unit)
+    n_distinct = len(groups.first)
+    rank = priority_rank(None if priority is None else np.asarray(priority)[valid_idx], n_valid)
+    group_rank = np.full(n_distinct, n_valid, dtype=np.int64)
+    np.minimum.at(group_rank, groups.group, rank)  # a group ranks as its best row
+    k_groups = min(k_eff, n_distinct - 1)
+    use_ann = search == "approximate" or (search == "auto" and n_distinct > approximate_above)
+    # the approximate search returns as many candidates again, for the tie rule to re-rank
+    extra = min(k_groups, n_distinct - 1 - k_groups) if use_ann else 0
+    neighbours = np.full((n_distinct, k_groups + extra), -1, dtype=np.int64)
+    similarities = np.zeros((n_distinct, k_groups + extra), dtype=np.float32)
+    info: dict[str, Any] = {"search": "exact"}
+    if k_groups >= 1:
+        reps = unit if n_distinct == n_valid else unit[groups.first]
+        if use_ann:
+            settings = approximate or AnnSettings()
+            found, info = _approximate(name, reps, np.arange(n_distinct), k_groups, settings, extra)
+        else:
+            bonus = tie_bonus(np.argsort(np.argsort(group_rank, kind="stable"), kind="stable"))
+            found = _exact_topk(reps, k_groups, chunk_rows, device, bonus)
+        src, dst, values = found
+        order = np.argsort(src, kind="stable")
+        first = np.searchsorted(src[order], np.arange(n_distinct))
+        slot = np.arange(len(order)) - first[src[order]]
+        neighbours[src[order], slot] = dst[order]
+        similarities[src[order], slot] = values[order]
+    rows, cols, values = expand_groups(groups, neighbours, similarities, rank, k_eff)
+    info.update(items=n_valid, distinct=n_distinct, k=k_eff)
+    if not use_ann:
         info["seconds"] = round(time.perf_counter() - start, 3)
     rows, cols = valid_idx[rows], valid_idx[cols]
     if weighting == "binary":

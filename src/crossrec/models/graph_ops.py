@@ -127,10 +127,11 @@ def mean_item_graph(
 
 
 def rebuilt_item_graphs(
-    item_features: dict, names: Iterable[str], k: int
+    item_features: dict, names: Iterable[str], k: int, train: sp.spmatrix
 ) -> dict[str, sp.csr_matrix]:
     """The named modalities' kNN graphs rebuilt from their fused vectors at ``k`` neighbours
-    (``propagation.item_graph_k``) by fuse's own builder, with its default binary weights."""
+    (``propagation.item_graph_k``) by fuse's own builder, with its default binary weights and
+    tie rule (equally similar neighbours by ``train`` interactions)."""
     from crossrec.graphs.config import FuseConfig, KnnConfig
     from crossrec.graphs.fuse import build_modality_graphs
 
@@ -142,7 +143,10 @@ def rebuilt_item_graphs(
             f"vectors, but item_features has only {sorted(item_features)}"
         )
     chosen = {name: item_features[name] for name in names}
-    return build_modality_graphs({**chosen, "__order__": names}, FuseConfig(knn=KnnConfig(k=k)))
+    degrees = sp.csr_matrix(train).getnnz(axis=0)
+    return build_modality_graphs(
+        {**chosen, "__order__": names}, FuseConfig(knn=KnnConfig(k=k)), degrees
+    )
 
 
 def user_mean_matrix(train: sp.spmatrix) -> sp.csr_matrix:

@@ -170,7 +170,8 @@ class Recommender(nn.Module):
             names = sorted(modality_graphs or {})
         if self.ii_layers and names:
             if prop.item_graph_k is not None:
-                modality_graphs = rebuilt_item_graphs(item_features, names, prop.item_graph_k)
+                k = prop.item_graph_k
+                modality_graphs = rebuilt_item_graphs(item_features, names, k, train)
             self.ii_graph, self.ii_graph_t, self.ii_order, self.ii_inverse = item_graph_tensors(
                 mean_item_graph(modality_graphs or {}, names, n_items)
             )

@@ -23,7 +23,12 @@ import pandas as pd
 from crossrec.data.increments import DatasetTables
 from crossrec.encoders.config import FeaturizeConfig
 from crossrec.graphs.config import FuseConfig
-from crossrec.graphs.fuse import build_modality_graphs, build_user_item_graph, fuse_item_features
+from crossrec.graphs.fuse import (
+    build_modality_graphs,
+    build_user_item_graph,
+    fuse_item_features,
+    train_item_degrees,
+)
 from crossrec.models.inputs import TrainingArtifacts, TrainingData
 
 log = logging.getLogger(__name__)
@@ -222,7 +227,8 @@ def fused_artifacts(
     refreshed model from."""
     info = tables.dataset_info
     fused = fuse_item_features(item_features, info, fuse)
-    graphs = build_modality_graphs(fused, fuse)
+    degrees = train_item_degrees(tables.interactions, int(info["n_items"]))
+    graphs = build_modality_graphs(fused, fuse, degrees)
     ui = build_user_item_graph(tables.interactions, info)
     return TrainingArtifacts(tables.interactions, tables.items, info, fused, graphs, ui, item_texts)
 

@@ -157,7 +157,7 @@ def test_bad_item_features_name_the_modality(item_features, synthetic_ingested, 
 def test_modality_graphs_follow_content_and_masks(item_features, synthetic_ingested, content_class):
     fused = fuse_item_features(item_features, synthetic_ingested["dataset_info"], PARAMS)
     params = {**PARAMS, "knn": {**PARAMS["knn"], "k": 4, "k_per_modality": {"audio": 2}}}
-    graphs = build_modality_graphs(fused, params)
+    graphs = build_modality_graphs(fused, synthetic_ingested["interactions"], synthetic_ingested["dataset_info"], params)
     assert list(graphs) == ["text", "image", "audio"]
     for name, graph in graphs.items():
         assert isinstance(graph, sp.csr_matrix) and graph.shape == (48, 48)
@@ -242,7 +242,8 @@ def test_graph_device_cuda_without_gpu_is_a_clear_error(item_features, synthetic
         pytest.skip("this machine has CUDA")
     fused = fuse_item_features(item_features, synthetic_ingested["dataset_info"], PARAMS)
     with pytest.raises(ValueError, match="knn.device.*cuda.*not available"):
-        build_modality_graphs(fused, {**PARAMS, "knn": {**PARAMS["knn"], "device": "cuda"}})
+        cuda = {**PARAMS, "knn": {**PARAMS["knn"], "device": "cuda"}}
+        build_modality_graphs(fused, synthetic_ingested["interactions"], synthetic_ingested["dataset_info"], cuda)
 
 
 def test_fuse_outputs_train_an_llm_lora_recommender_end_to_end(
@@ -273,7 +274,7 @@ def test_fuse_outputs_train_an_llm_lora_recommender_end_to_end(
     data = TrainingData(
         n_users=info["n_users"], n_items=info["n_items"], train=matrix("train"),
         valid=matrix("valid"), item_features=fused,
-        modality_graphs=build_modality_graphs(fused, PARAMS),
+        modality_graphs=build_modality_graphs(fused, inter, info, PARAMS),
         user_item_graph=build_user_item_graph(inter, info),
         item_texts=_item_texts(synthetic_ingested),
     )  # fmt: skip
@@ -319,7 +320,7 @@ def test_modality_lift_reads_train_interactions_only(item_features, synthetic_in
     interactions = synthetic_ingested["interactions"]
     info = synthetic_ingested["dataset_info"]
     fused = fuse_item_features(item_features, info, PARAMS)
-    graphs = build_modality_graphs(fused, PARAMS)
+    graphs = build_modality_graphs(fused, interactions, info, PARAMS)
     report = modality_graph_lift(graphs, interactions, info)
     held_out = interactions[interactions["split"] != "train"].index[:20]
     moved = interactions.copy()
@@ -327,3 +328,29 @@ def test_modality_lift_reads_train_interactions_only(item_features, synthetic_in
     assert modality_graph_lift(graphs, moved, info) == report
     train = interactions[interactions["split"] == "train"].index[:40]
     assert modality_graph_lift(graphs, interactions.drop(train), info) != report
+
+
+def test_equally_similar_neighbours_follow_train_interactions_only(synthetic_ingested):
+    """Items with one repeated vector are all tied: each picks the tied items with the most
+    TRAIN interactions, and held-out rows moved to other items change nothing."""
+    interactions = synthetic_ingested["interactions"]
+    info = synthetic_ingested["dataset_info"]
+    n_items = info["n_items"]
+    tied = {"vectors": np.ones((n_items, 4), dtype=np.float32), "mask": np.ones(n_items, bool)}
+    fused = fuse_item_features({"attributes": tied}, info, PARAMS)
+    params = {**PARAMS, "knn": {**PARAMS["knn"], "k": 3}}
+    graph = build_modality_graphs(fused, interactions, info, params)["attributes"]
+    train = interactions[interactions["split"] == "train"]
+    degree = np.bincount(train["item_idx"], minlength=n_items)
+    top = np.lexsort((np.arange(n_items), -degree))[:4]
+    loner = next(i for i in np.argsort(degree) if i not in top)
+    picks = set(np.flatnonzero(graph[loner].toarray()))
+    assert picks == set(top[:3].tolist())  # picked by nobody else: exactly its own picks
+    moved = interactions.copy()
+    held_out = moved["split"] != "train"
+    moved.loc[held_out, "item_idx"] = int(np.argmin(degree))
+    again = build_modality_graphs(fused, moved, info, params)["attributes"]
+    assert (again != graph).nnz == 0
+    by_index = {**params, "knn": {**params["knn"], "ties": "index"}}
+    indexed = build_modality_graphs(fused, interactions, info, by_index)["attributes"]
+    assert set(np.flatnonzero(indexed[n_items - 1].toarray())) == {0, 1, 2}

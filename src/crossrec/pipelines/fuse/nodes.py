@@ -22,10 +22,15 @@ def fuse_item_features(
 
 
 def build_modality_graphs(
-    fused_item_features: dict, fuse: dict[str, Any]
+    fused_item_features: dict,
+    interactions: pd.DataFrame,
+    dataset_info: dict[str, Any],
+    fuse: dict[str, Any],
 ) -> dict[str, sp.csr_matrix]:
-    """One symmetric-normalised top-k cosine item-item graph per modality."""
-    return lib.build_modality_graphs(fused_item_features, parse_fuse_params(fuse))
+    """One symmetric-normalised top-k cosine item-item graph per modality; equally similar
+    neighbours by train interactions (``fuse.knn.ties``)."""
+    degrees = lib.train_item_degrees(interactions, int(dataset_info["n_items"]))
+    return lib.build_modality_graphs(fused_item_features, parse_fuse_params(fuse), degrees)
 
 
 def build_user_item_graph(

@@ -20,7 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.build_modality_graphs,
-                ["fused_item_features", "params:fuse"],
+                ["fused_item_features", "interactions", "dataset_info", "params:fuse"],
                 "modality_graphs",
                 name="build_modality_graphs",
             ),
