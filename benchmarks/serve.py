@@ -12,7 +12,12 @@ level, after a short warm-up. It prints p50 / p99 latency (ms) and requests/s pe
 Scenarios: the trained model of ``--dataset`` (needs ``kedro run --to-nodes train_model``),
 and a synthetic catalogue of ``--synthetic-items`` items searched exactly and with the ANN
 index (``recommend.ann.kind``, IVF-Flat by default); for those two, recall@20 of the ANN lists
-against the exact lists of the same users (over HTTP) is printed too. ``--fold-in`` adds how
+against the exact lists of the same users (over HTTP) is printed too. ``--compare-index`` does
+the same for the trained model's own catalogue, and ``--project-dir`` serves a model of another
+Kedro project (e.g. ``benchmarks/scale.py``'s scratch project)::
+
+    .venv/bin/python benchmarks/serve.py --skip-synthetic --compare-index --dataset scale_1e7 \
+        --project-dir ../scale-data/project ``--fold-in`` adds how
 close fold-in gets to the trained user vectors (held-out test items of each user; in-process,
 no server).
 """
@@ -255,6 +260,13 @@ def fold_in_report(opts) -> dict:
     return out
 
 
+def print_recall(approx: list[list[str]], exact: list[list[str]]) -> None:
+    recall = np.mean(
+        [len(set(a) & set(e)) / len(e) for a, e in zip(approx, exact, strict=True) if e]
+    )
+    print(f"ANN recall@20 vs exact over {len(exact)} users: {recall:.4f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="movielens100k_multimodal")
@@ -268,6 +280,14 @@ def main() -> None:
     parser.add_argument("--fold-in", action="store_true")
     parser.add_argument("--recall-users", type=int, default=200)
     parser.add_argument(
+        "--project-dir", default=None, help="serve the dataset of this Kedro project instead"
+    )
+    parser.add_argument(
+        "--compare-index", action="store_true",
+        help="serve the dataset's model twice, exact and ANN search: latency of both and the "
+        "ANN lists' recall@20 against the exact ones",
+    )
+    parser.add_argument(
         "--words", action="store_true",
         help="also time requests with words (q=, the dataset's test requests) on the dataset",
     )
@@ -275,7 +295,19 @@ def main() -> None:
     rows = []
     if not opts.skip_dataset:
         args = ["--dataset", opts.dataset] + (["--env", opts.env] if opts.env else [])
-        rows += scenario(opts.dataset, args, opts)[0]
+        if opts.project_dir:
+            args += ["--project-dir", opts.project_dir]
+        if opts.compare_index:  # the trained catalogue searched exactly and with its ANN index
+            exact_rows, exact = scenario(
+                opts.dataset, [*args, "--index", "exact"], opts, opts.recall_users
+            )
+            ann_rows, approx = scenario(
+                opts.dataset, [*args, "--index", "ann"], opts, opts.recall_users
+            )
+            rows += exact_rows + ann_rows
+            print_recall(approx, exact)
+        else:
+            rows += scenario(opts.dataset, args, opts)[0]
     if not opts.skip_synthetic:
         n = str(opts.synthetic_items)
         exact_rows, exact = scenario(
@@ -285,10 +317,7 @@ def main() -> None:
             f"synthetic {n}", ["--synthetic-items", n, "--index", "ann"], opts, opts.recall_users
         )
         rows += exact_rows + ann_rows
-        recall = np.mean(
-            [len(set(a) & set(e)) / len(e) for a, e in zip(approx, exact, strict=True)]
-        )
-        print(f"ANN recall@20 vs exact over {len(exact)} users: {recall:.4f}")
+        print_recall(approx, exact)
     if opts.fold_in:
         fold_in_report(opts)
     share = None

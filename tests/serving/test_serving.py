@@ -3,6 +3,8 @@ propagation setting, the ANN index against exact search, fold-in and new-item ve
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -213,6 +215,35 @@ def test_ann_recall_against_exact_and_exclusions(kind):
     kept = ann.search(users, 20, excluded)[1]
     for row, drop in zip(kept, excluded, strict=True):
         assert not set(row) & set(drop) and (row >= 0).all()
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_the_index_widens_to_its_recall_target_on_the_users_it_serves(kind, caplog):
+    """One probed cell of 1,024 (IVF) or efSearch 20 (HNSW, M 8) loses neighbours; given the
+    user vectors, the index doubles its breadth until its sampled recall@20 reaches the
+    target, and says so; with no widening allowed it warns and records what it measured."""
+    from crossrec.serving.index import ExactIndex, build_index, recall_vs_exact
+    from crossrec.serving.synthetic import synthetic_serving
+
+    serving = synthetic_serving(20_000, n_users=300, dim=32, seed=3, index_kind="exact")
+    items, users = serving.catalogue.item_vectors, serving.catalogue.user_vectors
+    narrow = {"min_items": 1, "kind": kind, "ivf_lists": 1024, "nprobe": 1, "hnsw_m": 8}
+    narrow |= {"ef_search": 8, "ef_construction": 40, "recall_queries": 100, "max_widenings": 6}
+    exact = ExactIndex(items).search(users, 20)[1]
+    unmeasured = build_index(items, AnnConfig(**narrow))
+    before = recall_vs_exact(unmeasured.search(users, 20)[1], exact)
+    assert before < 0.9 and unmeasured.recall is None
+    with caplog.at_level(logging.INFO, logger="crossrec.serving.index"):
+        widened = build_index(items, AnnConfig(**narrow), queries=users)
+    assert widened.recall["recall@20"] >= 0.95 and widened.recall["queries"] == 100
+    assert widened.breadth() != unmeasured.breadth()
+    assert recall_vs_exact(widened.search(users, 20)[1], exact) >= 0.93  # all 300, not only 100
+    assert any("widening" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="crossrec.serving.index"):
+        stuck = build_index(items, AnnConfig(**{**narrow, "max_widenings": 0}), queries=users)
+    assert stuck.recall["recall@20"] == pytest.approx(before, abs=0.08)
+    assert any(r.levelno == logging.WARNING for r in caplog.records)
 
 
 def test_catalogue_picks_the_index_by_size():

@@ -149,6 +149,8 @@ def _approximate_similar(vectors: np.ndarray, mask: np.ndarray, k: int, ann: Ann
         hnsw_ef_search=ann.ef_search,
         ivf_nlist=ann.ivf_lists,
         ivf_nprobe=ann.nprobe,
+        recall_target=ann.recall_target,
+        max_widenings=ann.max_widenings,
     )
     src, dst, score = approximate_topk(vectors, rows, k, settings)
     starts = np.flatnonzero(np.r_[True, src[1:] != src[:-1]]) if len(src) else np.zeros(0, int)

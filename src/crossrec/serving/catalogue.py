@@ -71,7 +71,9 @@ class Catalogue:
         self.item_vectors = np.ascontiguousarray(self.item_vectors, np.float32)
         self.user_pos = {str(u): i for i, u in enumerate(self.user_ids)}
         self.item_pos = {str(x): i for i, x in enumerate(self.item_ids)}
-        self.index = build_index(self.item_vectors, self.config.ann, self.index_kind)
+        self.index = build_index(
+            self.item_vectors, self.config.ann, self.index_kind, queries=self.user_vectors
+        )
         self.modality_index = {
             name: ExactIndex(vectors) for name, (vectors, _) in self.modality_vectors.items()
         }
@@ -229,11 +231,9 @@ class Catalogue:
         """Index over the L2-normalised item vectors (built on first use)."""
         with self._lock:
             if self._unit_index is None:
-                self._unit_index = build_index(
-                    unit_rows(self.similarity_vectors),
-                    self.config.ann,
-                    self.index_kind or (self.index.kind),
-                )
+                unit = unit_rows(self.similarity_vectors)
+                kind = self.index_kind or self.index.kind
+                self._unit_index = build_index(unit, self.config.ann, kind, queries=unit)
             return self._unit_index
 
     def reach_thresholds(self) -> np.ndarray:

@@ -43,6 +43,13 @@ class AnnConfig(StrictConfig):
     hnsw_m: int = Field(16, ge=4)
     ef_construction: int = Field(40, ge=8)
     ef_search: int = Field(128, ge=8)
+    #: at build time, nprobe / efSearch double while the index's recall@recall_k against exact
+    #: search, on a seeded sample of recall_queries users, is below recall_target (at most
+    #: max_widenings times; 0 = measure nothing)
+    recall_target: float = Field(0.95, ge=0, le=1)
+    recall_queries: int = Field(200, ge=1)
+    recall_k: int = Field(20, ge=1)
+    max_widenings: int = Field(4, ge=0)
 
 
 class FoldInConfig(StrictConfig):
