@@ -20,10 +20,12 @@ fuse measures it (``crossrec.graphs.ann.sampled_recall``: exact top-10 of 1,000 
 
 ``quality`` reads a dataset's fuse artifacts like ``benchmarks/warm_ablation.py`` (run
 ``kedro run --pipelines ingest,featurize_modalities,fuse --params dataset=<name>`` once),
-rebuilds its modality graphs with conf/base/parameters_fuse.yml twice — ``search: exact`` and
-``search: approximate`` — and trains the finetune defaults on each with the same seeds (one
-CPU thread, early stopping on validation Recall@20), then prints warm_ablation's table with the
-paired Wilcoxon test of the approximate graphs against the exact ones.
+rebuilds its modality graphs with conf/base/parameters_fuse.yml twice (``search: exact`` and
+``search: approximate``; ``--variants exact,approximate,exact:index`` adds the exact graph
+with equally similar neighbours taken by item index instead of train interactions), trains the
+finetune defaults on each with the same seeds (one CPU thread, early stopping on validation
+Recall@20), then prints warm_ablation's table with the paired Wilcoxon test of every graph
+against the exact one.
 """
 
 from __future__ import annotations
@@ -185,24 +187,32 @@ def quality(args: argparse.Namespace) -> None:
     arts = wa.load_artifacts(args.data_dir, args.dataset)
     fuse = yaml.safe_load((ROOT / "conf/base/parameters_fuse.yml").read_text())["fuse"]
     degrees = train_item_degrees(arts["interactions"], int(arts["dataset_info"]["n_items"]))
+    variants = args.variants.split(",")
     graphs = {}
-    for search in ("exact", "approximate"):
-        knn = {**fuse["knn"], "search": search, "device": "cpu"}
-        graphs[search] = build_modality_graphs(
+    for variant in variants:  # search[:ties], e.g. exact, approximate, exact:index
+        search, _, ties = variant.partition(":")
+        knn = {**fuse["knn"], "search": search, "device": "cpu", "ties": ties or "popular"}
+        graphs[variant] = build_modality_graphs(
             arts["fused_item_features"], parse_fuse_params({**fuse, "knn": knn}), degrees
         )
-    for name, exact in graphs["exact"].items():
-        approx, stored = graphs["approximate"][name], arts["modality_graphs"].get(name)
-        info = knn_search_info(approx)
-        same_edges = exact.multiply(approx > 0).nnz / max(exact.nnz, 1)
-        print(
-            f"{name}: {info['items']:,} items ({info['distinct']:,} distinct vectors), "
-            f"k={info['k']}, approximate recall@{info['k']} "
-            f"{info['recall_at_k']:.4f} on {info['recall_sampled_items']:,} sampled items; "
-            f"{same_edges:.2%} of the exact graph's edges in the approximate one; rebuilt exact "
-            f"graph equals the stored one: {stored is not None and (exact != stored).nnz == 0}",
-            flush=True,
-        )
+    for variant in variants[1:]:  # each graph against the first (the reference)
+        for name, reference in graphs[variants[0]].items():
+            other, stored = graphs[variant][name], arts["modality_graphs"].get(name)
+            info = knn_search_info(other)
+            recall = (
+                f"recall@{info['k']} {info['recall_at_k']:.4f} on "
+                f"{info['recall_sampled_items']:,} sampled items; "
+                if info.get("recall_at_k") is not None
+                else ""
+            )
+            same_edges = reference.multiply(other > 0).nnz / max(reference.nnz, 1)
+            print(
+                f"{variant} {name}: {info['items']:,} items ({info['distinct']:,} distinct "
+                f"vectors), k={info['k']}, {recall}{same_edges:.2%} of the {variants[0]} "
+                f"graph's edges; equals the stored graph: "
+                f"{stored is not None and (other != stored).nnz == 0}",
+                flush=True,
+            )
     base = yaml.safe_load((ROOT / "conf/base/parameters_finetune.yml").read_text())["finetune"]
     trainer = {"cpu_threads": 1, "max_epochs": args.max_epochs, "patience": args.patience}
     config = deep_merge(base, {"trainer": {**trainer, "accelerator": "cpu"}})
@@ -213,7 +223,7 @@ def quality(args: argparse.Namespace) -> None:
     slices = ranking_slices(split, ["valid", "test", "test_warm", "test_cold"])
     main = wa.main_slice_name(split)
     results: dict[str, list[dict]] = {}
-    for search in ("exact", "approximate"):
+    for search in variants:
         variant = {**arts, "modality_graphs": graphs[search]}
         results[search] = []
         for seed in [int(s) for s in args.seeds.split(",")]:
@@ -226,7 +236,7 @@ def quality(args: argparse.Namespace) -> None:
                 flush=True,
             )
     print(f"\n{args.dataset}, seeds {args.seeds}, main slice {main}")
-    wa.print_table(results, main, "exact")
+    wa.print_table(results, main, variants[0])
 
 
 def main() -> None:
@@ -252,6 +262,11 @@ def main() -> None:
     qp.add_argument("--seeds", default="2026")
     qp.add_argument("--max-epochs", type=int, default=100)
     qp.add_argument("--patience", type=int, default=8)
+    qp.add_argument(
+        "--variants", default="exact,approximate",
+        help="graphs to train on, search[:ties] (fuse.knn.ties: popular by default, or index); "
+        "the first is the reference of the paired tests",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     speed(args) if args.command == "speed" else quality(args)

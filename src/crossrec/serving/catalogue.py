@@ -72,7 +72,11 @@ class Catalogue:
         self.user_pos = {str(u): i for i, u in enumerate(self.user_ids)}
         self.item_pos = {str(x): i for i, x in enumerate(self.item_ids)}
         self.index = build_index(
-            self.item_vectors, self.config.ann, self.index_kind, queries=self.user_vectors
+            self.item_vectors,
+            self.config.ann,
+            self.index_kind,
+            queries=self.user_vectors,
+            seen=self.seen,
         )
         self.modality_index = {
             name: ExactIndex(vectors) for name, (vectors, _) in self.modality_vectors.items()

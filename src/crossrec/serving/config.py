@@ -47,7 +47,7 @@ class AnnConfig(StrictConfig):
     #: search, on a seeded sample of recall_queries users, is below recall_target (at most
     #: max_widenings times; 0 = measure nothing)
     recall_target: float = Field(0.95, ge=0, le=1)
-    recall_queries: int = Field(200, ge=1)
+    recall_queries: int = Field(1000, ge=1)
     recall_k: int = Field(20, ge=1)
     max_widenings: int = Field(4, ge=0)
 

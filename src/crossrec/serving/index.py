@@ -141,11 +141,13 @@ def build_index(
     config: AnnConfig,
     force: str | None = None,
     queries: np.ndarray | None = None,
+    seen=None,
 ):
     """``config.kind`` (ivf / hnsw) when the catalogue has at least ``config.min_items`` items,
     else exact; ``force`` picks one of exact / ivf / hnsw / ann (= ``config.kind``). An ANN
-    index given the ``queries`` it will answer (user vectors) is widened to the recall target
-    on a sample of them (:func:`widen_to_recall`)."""
+    index given the ``queries`` it will answer (user vectors, with the items each has ``seen``
+    excluded as serving excludes them) is widened to the recall target on a sample of them
+    (:func:`widen_to_recall`)."""
     kind = force or ("ann" if len(vectors) >= config.min_items else "exact")
     kind = config.kind if kind == "ann" else kind
     indexes = {"exact": ExactIndex, "hnsw": HnswIndex, "ivf": IvfIndex}
@@ -155,11 +157,11 @@ def build_index(
         return ExactIndex(vectors)
     index = indexes[kind](vectors, config)
     if queries is not None and len(queries) and config.recall_target > 0:
-        widen_to_recall(index, queries, config)
+        widen_to_recall(index, queries, config, seen)
     return index
 
 
-def widen_to_recall(index, queries: np.ndarray, config: AnnConfig) -> dict:
+def widen_to_recall(index, queries: np.ndarray, config: AnnConfig, seen=None) -> dict:
     """Double the index's search breadth (IVF nprobe, HNSW efSearch) while its recall@k against
     exact search, over a seeded sample of ``queries``, is below ``config.recall_target``, at
     most ``config.max_widenings`` times; ``index.recall`` records the last measurement.
@@ -170,9 +172,12 @@ def widen_to_recall(index, queries: np.ndarray, config: AnnConfig) -> dict:
     sample = np.sort(rng.choice(len(queries), min(config.recall_queries, len(queries)), False))
     q = np.ascontiguousarray(queries[sample], dtype=np.float32)
     k = min(config.recall_k, len(index))
-    exact = ExactIndex(index.vectors).search(q, k)[1]
+    exclude = None
+    if seen is not None:  # (n_queries, n_items) sparse: each sampled user's seen items
+        exclude = [seen.indices[seen.indptr[r] : seen.indptr[r + 1]] for r in sample]
+    exact = ExactIndex(index.vectors).search(q, k, exclude)[1]
     for widening in range(config.max_widenings + 1):
-        recall = recall_vs_exact(index.search(q, k)[1], exact)
+        recall = recall_vs_exact(index.search(q, k, exclude)[1], exact)
         done = recall >= config.recall_target or widening == config.max_widenings
         before = index.breadth()
         if not done:

@@ -157,7 +157,8 @@ def test_bad_item_features_name_the_modality(item_features, synthetic_ingested, 
 def test_modality_graphs_follow_content_and_masks(item_features, synthetic_ingested, content_class):
     fused = fuse_item_features(item_features, synthetic_ingested["dataset_info"], PARAMS)
     params = {**PARAMS, "knn": {**PARAMS["knn"], "k": 4, "k_per_modality": {"audio": 2}}}
-    graphs = build_modality_graphs(fused, synthetic_ingested["interactions"], synthetic_ingested["dataset_info"], params)
+    info, interactions = synthetic_ingested["dataset_info"], synthetic_ingested["interactions"]
+    graphs = build_modality_graphs(fused, interactions, info, params)
     assert list(graphs) == ["text", "image", "audio"]
     for name, graph in graphs.items():
         assert isinstance(graph, sp.csr_matrix) and graph.shape == (48, 48)
@@ -243,7 +244,8 @@ def test_graph_device_cuda_without_gpu_is_a_clear_error(item_features, synthetic
     fused = fuse_item_features(item_features, synthetic_ingested["dataset_info"], PARAMS)
     with pytest.raises(ValueError, match="knn.device.*cuda.*not available"):
         cuda = {**PARAMS, "knn": {**PARAMS["knn"], "device": "cuda"}}
-        build_modality_graphs(fused, synthetic_ingested["interactions"], synthetic_ingested["dataset_info"], cuda)
+        info = synthetic_ingested["dataset_info"]
+        build_modality_graphs(fused, synthetic_ingested["interactions"], info, cuda)
 
 
 def test_fuse_outputs_train_an_llm_lora_recommender_end_to_end(
