@@ -380,6 +380,7 @@ def synthetic_training_data(n_users: int, n_items: int, texts: list[str], tmp: P
         build_modality_graphs,
         build_user_item_graph,
         fuse_item_features,
+        train_item_degrees,
     )
     from crossrec.models.inputs import build_training_data
 
@@ -394,7 +395,8 @@ def synthetic_training_data(n_users: int, n_items: int, texts: list[str], tmp: P
     }
     fuse = FuseConfig(knn={"device": "cpu"})  # 1,663 items: the kNN graphs take a second
     fused = fuse_item_features(raw, info, fuse)
-    graphs = build_modality_graphs(fused, fuse)
+    degrees = train_item_degrees(ingested["interactions"], int(info["n_items"]))
+    graphs = build_modality_graphs(fused, fuse, degrees)
     user_item = build_user_item_graph(ingested["interactions"], info)
     return build_training_data(
         ingested["interactions"], items, info, fused, graphs, user_item, config, texts

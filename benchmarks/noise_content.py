@@ -50,8 +50,10 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10, help="neighbours of the noise kNN graphs")
     args = parser.parse_args()
 
+    import pandas as pd
+
     from crossrec.graphs.config import FuseConfig, KnnConfig
-    from crossrec.graphs.fuse import build_modality_graphs
+    from crossrec.graphs.fuse import build_modality_graphs, train_item_degrees
 
     name = f"{args.dataset}_noise"
     source_inter = args.data_dir / "02_intermediate" / args.dataset
@@ -65,7 +67,9 @@ def main() -> None:
     shutil.copy2(source_input / "user_item_graph.pkl", model_input / "user_item_graph.pkl")
     with (source_input / "fused_item_features.pkl").open("rb") as handle:
         features = noise_features(pickle.load(handle), args.seed)
-    graphs = build_modality_graphs(features, FuseConfig(knn=KnnConfig(k=args.k)))
+    interactions = pd.read_parquet(source_inter / "interactions.parquet")
+    degrees = train_item_degrees(interactions, len(features[features["__order__"][0]]["mask"]))
+    graphs = build_modality_graphs(features, FuseConfig(knn=KnnConfig(k=args.k)), degrees)
     for file, value in (("fused_item_features.pkl", features), ("modality_graphs.pkl", graphs)):
         with (model_input / file).open("wb") as handle:
             pickle.dump(value, handle)

@@ -154,7 +154,8 @@ def training_data(sub: dict, params: dict):
     config = fuse.parse_fuse_params(params["fuse"])
     fused = fuse.fuse_item_features(sub["item_features"], info, config)
     start = time.perf_counter()
-    graphs = fuse.build_modality_graphs(fused, config)
+    degrees = fuse.train_item_degrees(inter, int(info["n_items"]))
+    graphs = fuse.build_modality_graphs(fused, config, degrees)
     graph_s = time.perf_counter() - start
     ui_graph = fuse.build_user_item_graph(inter, info)
     texts = sub["item_texts"]

@@ -62,7 +62,9 @@ def fused(synthetic_ingested) -> dict:
     fused_features = fuse_item_features(features, info, fuse_params)
     return {
         "fused_item_features": fused_features,
-        "modality_graphs": build_modality_graphs(fused_features, fuse_params),
+        "modality_graphs": build_modality_graphs(
+            fused_features, synthetic_ingested["interactions"], info, fuse_params
+        ),
         "user_item_graph": build_user_item_graph(synthetic_ingested["interactions"], info),
         "item_texts": _item_texts(synthetic_ingested),
     }
