@@ -41,8 +41,9 @@ def distinct_rows(unit: np.ndarray, block_rows: int = 65536) -> DistinctRows:
     """Groups of identical rows of ``unit`` (L2-normalised), numbered by first appearance.
 
     Rows are compared through three fixed random projections (memory ``3 n`` floats instead
-    of a sorted copy of the vectors): distinct vectors share all three only when they are
-    equal to within float32 rounding, far closer than one similarity quantum.
+    of a sorted copy of the vectors). Rows that differ get different projections but for a
+    vanishing chance; rows that differ by float rounding only may share them, and their cosine
+    is 1 to far less than one similarity quantum anyway.
     """
     n, d = unit.shape
     directions = np.random.default_rng(0).standard_normal((d, 3)).astype(np.float32)
