@@ -162,7 +162,8 @@ def scenario(name: str, args: list[str], opts, lists_for: int = 0) -> tuple[list
         users = requests.get(server.url + "/api/users", params={"limit": 1000}).json()["user_ids"]
         card = requests.get(server.url + "/api/model").json()
         print(
-            f"\n{name}: {card['n_items']} items, {card['n_users']} users, index {card['index']}, "
+            f"\n{name}: {card['n_items']} items, {card['n_users']} users, index {card['index']} "
+            f"(recall measured at start-up: {card.get('index_recall')}), "
             f"started in {server.startup_s:.1f} s",
             flush=True,
         )

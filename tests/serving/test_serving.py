@@ -246,6 +246,14 @@ def test_the_index_widens_to_its_recall_target_on_the_users_it_serves(kind, capl
     assert any(r.levelno == logging.WARNING for r in caplog.records)
 
 
+def test_a_synthetic_catalogue_starts_without_words():
+    """``crossrec serve --synthetic-items`` (the latency benchmark) has no words to fit."""
+    from crossrec.serving.synthetic import synthetic_serving
+    from crossrec.serving.words import fit_in_background
+
+    assert fit_in_background(synthetic_serving(500, n_users=5)) is None
+
+
 def test_catalogue_picks_the_index_by_size():
     from crossrec.serving.synthetic import synthetic_serving
 

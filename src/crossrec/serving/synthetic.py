@@ -68,5 +68,7 @@ def synthetic_serving(
     artifacts = SimpleNamespace(
         dataset_info={"name": f"synthetic_{n_items}", "text_columns": ["title"]},
         trained_model={"config": {"synthetic": True, "dim": dim, "seed": seed}},
+        item_texts=None,  # no words: nothing to fit at start-up
+        word_requests=None,
     )
     return SyntheticServing(catalogue, config, f"synthetic-{n_items}-{seed}", artifacts=artifacts)
