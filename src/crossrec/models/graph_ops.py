@@ -134,6 +134,7 @@ def rebuilt_item_graphs(
     tie rule (equally similar neighbours by ``train`` interactions)."""
     from crossrec.graphs.config import FuseConfig, KnnConfig
     from crossrec.graphs.fuse import build_modality_graphs
+    from crossrec.models.gate import item_degrees
 
     names = list(names)
     missing = [name for name in names if name not in item_features]
@@ -143,9 +144,8 @@ def rebuilt_item_graphs(
             f"vectors, but item_features has only {sorted(item_features)}"
         )
     chosen = {name: item_features[name] for name in names}
-    degrees = sp.csr_matrix(train).getnnz(axis=0)
     return build_modality_graphs(
-        {**chosen, "__order__": names}, FuseConfig(knn=KnnConfig(k=k)), degrees
+        {**chosen, "__order__": names}, FuseConfig(knn=KnnConfig(k=k)), item_degrees(train)
     )
 
 
