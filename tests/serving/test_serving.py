@@ -246,6 +246,38 @@ def test_the_index_widens_to_its_recall_target_on_the_users_it_serves(kind, capl
     assert any(r.levelno == logging.WARNING for r in caplog.records)
 
 
+def test_auto_keeps_ivf_when_it_reaches_the_target_else_the_faster_of_ivf_and_hnsw(caplog):
+    """``kind: auto``: an IVF index that reaches the recall target at its configured nprobe is
+    kept without building HNSW; one that has to widen is measured against HNSW on the same
+    sample, and the index kept is the faster of those that reach the target, its choice on
+    record. Without users to measure on, auto builds IVF."""
+    from crossrec.serving.index import ExactIndex, build_index, recall_vs_exact
+    from crossrec.serving.synthetic import synthetic_serving
+
+    serving = synthetic_serving(20_000, n_users=300, dim=32, seed=3, index_kind="exact")
+    items, users = serving.catalogue.item_vectors, serving.catalogue.user_vectors
+    exact = ExactIndex(items).search(users, 20)[1]
+    roomy = AnnConfig(min_items=1, kind="auto", ivf_lists=64, nprobe=32, recall_queries=100)
+    with caplog.at_level(logging.INFO, logger="crossrec.serving.index"):
+        kept = build_index(items, roomy, queries=users)
+    assert kept.kind == "ivf" and set(kept.choice) == {"ivf", "kept"}
+    assert kept.recall["recall@20"] >= 0.95 and kept.recall["nprobe"] == 32
+    assert not any("hnsw" in r.getMessage() for r in caplog.records)
+
+    narrow = {"min_items": 1, "kind": "auto", "ivf_lists": 1024, "nprobe": 1, "hnsw_m": 8}
+    narrow |= {"ef_search": 8, "ef_construction": 40, "recall_queries": 100, "max_widenings": 6}
+    chosen = build_index(items, AnnConfig(**narrow), queries=users)
+    measured = {kind: chosen.choice[kind] for kind in ("ivf", "hnsw")}
+    assert chosen.choice["kept"] == chosen.kind
+    assert measured["ivf"]["nprobe"] > 1  # IVF had to widen, so HNSW was measured too
+    reached = {k: m for k, m in measured.items() if m["recall@20"] >= 0.95}
+    assert chosen.kind == min(reached, key=lambda k: reached[k]["ms_per_query"])
+    assert chosen.recall == measured[chosen.kind] and chosen.recall["ms_per_query"] > 0
+    assert recall_vs_exact(chosen.search(users, 20)[1], exact) >= 0.93
+
+    assert build_index(items, AnnConfig(**narrow)).kind == "ivf"
+
+
 def test_a_synthetic_catalogue_starts_without_words():
     """``crossrec serve --synthetic-items`` (the latency benchmark) has no words to fit."""
     from crossrec.serving.synthetic import synthetic_serving
@@ -259,9 +291,12 @@ def test_catalogue_picks_the_index_by_size():
 
     small = synthetic_serving(500, n_users=5, config={"ann": {"min_items": 1000}})
     large = synthetic_serving(1500, n_users=5, config={"ann": {"min_items": 1000}})
+    ivf = synthetic_serving(1500, n_users=5, config={"ann": {"min_items": 1000, "kind": "ivf"}})
     hnsw = synthetic_serving(1500, n_users=5, config={"ann": {"min_items": 1000, "kind": "hnsw"}})
-    kinds = (small.catalogue.index.kind, large.catalogue.index.kind, hnsw.catalogue.index.kind)
-    assert kinds == ("exact", "ivf", "hnsw")
+    kinds = [s.catalogue.index.kind for s in (small, ivf, hnsw)]
+    assert kinds == ["exact", "ivf", "hnsw"]
+    assert large.catalogue.index.kind in {"ivf", "hnsw"}  # auto: measured on the 5 users
+    assert large.catalogue.index.choice["kept"] == large.catalogue.index.kind
 
 
 @pytest.mark.parametrize("method", ["solve", "mean"])

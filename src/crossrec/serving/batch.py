@@ -143,7 +143,7 @@ def _approximate_similar(vectors: np.ndarray, mask: np.ndarray, k: int, ann: Ann
 
     rows = np.flatnonzero(mask & (np.abs(vectors).sum(axis=1) > 0))
     settings = AnnSettings(
-        index=ann.kind,
+        index="ivf" if ann.kind == "auto" else ann.kind,
         hnsw_m=ann.hnsw_m,
         hnsw_ef_construction=ann.ef_construction,
         hnsw_ef_search=ann.ef_search,

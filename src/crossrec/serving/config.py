@@ -34,8 +34,10 @@ class AnnConfig(StrictConfig):
     #: catalogues with at least this many items are searched with the ANN index, smaller ones
     #: exactly (exact top-K over 1M items x 64 dims took ~60-95 ms per query here)
     min_items: int = Field(100_000, ge=1)
-    #: ivf: faiss IVF-Flat (fast to build); hnsw: faiss HNSW graph (slow to build on few cores)
-    kind: Literal["ivf", "hnsw"] = "ivf"
+    #: ivf: faiss IVF-Flat (fast to build); hnsw: faiss HNSW graph (slow to build on few cores);
+    #: auto: IVF when it reaches recall_target at nprobe, else whichever of IVF and HNSW answers
+    #: the recall sample faster at the target
+    kind: Literal["auto", "ivf", "hnsw"] = "auto"
     #: IVF cells (None = 4 * sqrt(n_items), at most 4096) and cells searched per query
     ivf_lists: int | None = Field(None, ge=1)
     nprobe: int = Field(16, ge=1)

@@ -1,5 +1,5 @@
 """Maximum-inner-product search over item vectors: exact below a catalogue size, a faiss index
-(IVF-Flat by default, or HNSW) above it. Both return the same (scores, items) shape; -1 marks
+(IVF-Flat or HNSW, by default the one measured faster at the recall target) above it. Both return the same (scores, items) shape; -1 marks
 "no item" as in ``crossrec.metrics.ranking``.
 
 Exclusions (seen items, attribute filters) are applied by asking the index for
@@ -71,6 +71,7 @@ class HnswIndex:
         self.n = len(vectors)
         self.vectors = vectors
         self.recall: dict | None = None
+        self.choice: dict | None = None  # set by chosen_index (kind auto)
 
     def __len__(self) -> int:
         return self.n
@@ -128,6 +129,7 @@ class IvfIndex(HnswIndex):
         self.index.add(vectors)
         self.nprobe = min(config.nprobe, lists)
         self.recall: dict | None = None
+        self.choice: dict | None = None  # set by chosen_index (kind auto)
 
     def breadth(self) -> dict:
         return {"nprobe": self.nprobe, "lists": self.index.nlist}
@@ -148,46 +150,108 @@ def build_index(
     queries: np.ndarray | None = None,
     seen=None,
 ):
-    """``config.kind`` (ivf / hnsw) when the catalogue has at least ``config.min_items`` items,
-    else exact; ``force`` picks one of exact / ivf / hnsw / ann (= ``config.kind``). An ANN
-    index given the ``queries`` it will answer (user vectors, with the items each has ``seen``
-    excluded as serving excludes them) is widened to the recall target on a sample of them
-    (:func:`widen_to_recall`)."""
+    """``config.kind`` (auto / ivf / hnsw) when the catalogue has at least ``config.min_items``
+    items, else exact; ``force`` picks one of exact / ivf / hnsw / auto / ann (=
+    ``config.kind``). An ANN index given the ``queries`` it will answer (user vectors, with the
+    items each has ``seen`` excluded as serving excludes them) is widened to the recall target
+    on a sample of them (:func:`widen_to_recall`); ``auto`` chooses between IVF and HNSW on
+    that sample (:func:`chosen_index`)."""
     kind = force or ("ann" if len(vectors) >= config.min_items else "exact")
     kind = config.kind if kind == "ann" else kind
     indexes = {"exact": ExactIndex, "hnsw": HnswIndex, "ivf": IvfIndex}
-    if kind not in indexes:
-        raise ValueError(f"index kind must be one of {sorted(indexes)} or ann, got {kind!r}")
+    if kind not in {*indexes, "auto"}:
+        raise ValueError(f"index kind must be one of {sorted(indexes)}, auto or ann, got {kind!r}")
     if kind == "exact":
         return ExactIndex(vectors)
+    measured = queries is not None and len(queries) and config.recall_target > 0
+    if kind == "auto":
+        if not measured:  # nothing to choose on: the index that builds fastest
+            return IvfIndex(vectors, config)
+        return chosen_index(vectors, config, RecallSample.draw(vectors, queries, config, seen))
     index = indexes[kind](vectors, config)
-    if queries is not None and len(queries) and config.recall_target > 0:
+    if measured:
         widen_to_recall(index, queries, config, seen)
     return index
 
 
-def widen_to_recall(index, queries: np.ndarray, config: AnnConfig, seen=None) -> dict:
+def chosen_index(vectors: np.ndarray, config: AnnConfig, sample: RecallSample):
+    """IVF when it reaches the recall target at its configured ``nprobe``; otherwise HNSW is
+    built too, and the one that answers the sample faster at the target is kept (the higher
+    recall when neither reaches it). ``index.choice`` records both measurements.
+
+    Which index keeps recall at less work depends on the vectors: clustered ones suit IVF's
+    cells, a trained model's spread-out vectors made IVF scan 16x the cells that HNSW needed
+    (docs/serving.md), so the choice is measured, not configured."""
+    ivf = IvfIndex(vectors, config)
+    widen_to_recall(ivf, sample, config)
+    candidates = [ivf]
+    if ivf.nprobe > min(config.nprobe, ivf.index.nlist):
+        hnsw = HnswIndex(vectors, config)
+        widen_to_recall(hnsw, sample, config)
+        candidates.append(hnsw)
+    key = next(iter(ivf.recall))
+    reached = [c for c in candidates if c.recall[key] >= config.recall_target]
+    kept = (
+        min(reached, key=lambda c: c.recall["ms_per_query"])
+        if reached
+        else max(candidates, key=lambda c: c.recall[key])
+    )
+    kept.choice = {c.kind: c.recall for c in candidates} | {"kept": kept.kind}
+    if len(candidates) > 1:
+        logger.info(
+            "index choice over %s items: %s kept (%s)",
+            *(f"{len(kept):,}", kept.kind, kept.choice),
+        )
+    return kept
+
+
+class RecallSample:
+    """The queries a recall is measured on: a seeded sample of the served users, each with the
+    items serving excludes for them, and their exact top-k."""
+
+    def __init__(self, queries: np.ndarray, exclude, exact: np.ndarray, k: int):
+        self.queries, self.exclude, self.exact, self.k = queries, exclude, exact, k
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    @classmethod
+    def draw(cls, vectors: np.ndarray, queries: np.ndarray, config: AnnConfig, seen=None):
+        rng = np.random.default_rng(0)
+        rows = np.sort(rng.choice(len(queries), min(config.recall_queries, len(queries)), False))
+        q = np.ascontiguousarray(queries[rows], dtype=np.float32)
+        k = min(config.recall_k, len(vectors))
+        exclude = None
+        if seen is not None:  # (n_queries, n_items) sparse: each sampled user's seen items
+            exclude = [seen.indices[seen.indptr[r] : seen.indptr[r + 1]] for r in rows]
+        brute, block = ExactIndex(vectors), max(1, EXACT_BLOCK_BYTES // (4 * len(vectors)))
+        parts = []
+        for a in range(0, len(q), block):
+            skip = None if exclude is None else exclude[a : a + block]
+            parts.append(brute.search(q[a : a + block], k, skip)[1])
+        return cls(q, exclude, np.concatenate(parts), k)
+
+
+def widen_to_recall(index, queries, config: AnnConfig, seen=None) -> dict:
     """Double the index's search breadth (IVF nprobe, HNSW efSearch) while its recall@k against
-    exact search, over a seeded sample of ``queries``, is below ``config.recall_target``, at
-    most ``config.max_widenings`` times; ``index.recall`` records the last measurement.
+    exact search, over a seeded sample of ``queries`` (or a drawn :class:`RecallSample`), is
+    below ``config.recall_target``, at most ``config.max_widenings`` times; ``index.recall``
+    records the last measurement and the milliseconds per query it took (the sample searched
+    in one batch).
 
     Trained vectors are not clustered like benchmark data: the breadth that keeps 0.98 on a
     clustered catalogue can keep far less on a model's own, and nothing else would say so."""
-    rng = np.random.default_rng(0)
-    sample = np.sort(rng.choice(len(queries), min(config.recall_queries, len(queries)), False))
-    q = np.ascontiguousarray(queries[sample], dtype=np.float32)
-    k = min(config.recall_k, len(index))
-    exclude = None
-    if seen is not None:  # (n_queries, n_items) sparse: each sampled user's seen items
-        exclude = [seen.indices[seen.indptr[r] : seen.indptr[r + 1]] for r in sample]
-    brute, block = ExactIndex(index.vectors), max(1, EXACT_BLOCK_BYTES // (4 * len(index)))
-    parts = []
-    for a in range(0, len(q), block):
-        skip = None if exclude is None else exclude[a : a + block]
-        parts.append(brute.search(q[a : a + block], k, skip)[1])
-    exact = np.concatenate(parts)
+    import time
+
+    sample = queries
+    if not isinstance(queries, RecallSample):
+        sample = RecallSample.draw(index.vectors, queries, config, seen)
+    k = sample.k
     for widening in range(config.max_widenings + 1):
-        recall = recall_vs_exact(index.search(q, k, exclude)[1], exact)
+        start = time.perf_counter()
+        found = index.search(sample.queries, k, sample.exclude)[1]
+        ms_per_query = 1000 * (time.perf_counter() - start) / max(len(sample), 1)
+        recall = recall_vs_exact(found, sample.exact)
         done = recall >= config.recall_target or widening == config.max_widenings
         before = index.breadth()
         if not done:
@@ -199,7 +263,12 @@ def widen_to_recall(index, queries: np.ndarray, config: AnnConfig, seen=None) ->
             "%s index: recall@%d %.3f below %.2f with %s, widening to %s",
             *(index.kind, k, recall, config.recall_target, before, index.breadth()),
         )
-    index.recall = {f"recall@{k}": round(recall, 4), "queries": len(sample), **index.breadth()}
+    index.recall = {
+        f"recall@{k}": round(recall, 4),
+        "queries": len(sample),
+        "ms_per_query": round(ms_per_query, 4),
+        **index.breadth(),
+    }
     level = logging.WARNING if recall < config.recall_target else logging.INFO
     logger.log(
         level,

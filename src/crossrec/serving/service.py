@@ -53,6 +53,7 @@ def model_card(serving) -> dict:
         "modalities": list(serving.model.modalities) if serving.model is not None else [],
         "index": cat.index.kind,
         "index_recall": getattr(cat.index, "recall", None),
+        "index_choice": getattr(cat.index, "choice", None),
         "config": art.trained_model["config"],
         "test_metrics": serving.test_metrics(),
         "text_columns": art.dataset_info.get("text_columns") or [],
