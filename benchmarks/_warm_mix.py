@@ -24,7 +24,7 @@ def mixed_score_fn(trained, arts: dict, config: dict, seed: int, slices, split, 
     validation choice) for one seed."""
     from crossrec.models.bundle import load_recommender
     from crossrec.models.config import ContentMixConfig
-    from crossrec.models.content_mix import MixedScorer, choose_mix, mixed_vectors
+    from crossrec.models.content_mix import choose_mix, mix_scorer
     from crossrec.models.gate import item_degrees
 
     mix = ContentMixConfig.model_validate(config["model"]["content_mix"])
@@ -40,11 +40,12 @@ def mixed_score_fn(trained, arts: dict, config: dict, seed: int, slices, split, 
     choice, table = choose_mix(
         vectors[0], vectors[1], degree, mix, valid.truth, valid.exclude, split.tie_order
     )
-    scorer = MixedScorer(*mixed_vectors(vectors[0], vectors[1], degree, choice, mix.standardise))
+    scorer = mix_scorer(vectors[0], vectors[1], degree, choice, mix)
     record = {
         "mix": choice.as_dict(),
         "mix_grid": [
-            [p.choice.tau, p.choice.slope, p.choice.scale, p.value, p.tail] for p in table
+            [p.choice.tau, p.choice.slope, p.choice.scale, p.choice.slots, p.value, p.tail, p.head]
+            for p in table
         ],
         "twin_epochs": epochs[0],
     }

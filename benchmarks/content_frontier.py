@@ -46,6 +46,10 @@ MIX_SLOPES = (0.5, 1, 2, 4)
 MIX_SCALES = (0.25, 0.5, 1, 2, 4)
 SLOT_COUNTS = (1, 2, 3)
 SLOT_THETAS = (None, 1.5, 2.0, 2.5)
+#: (tau, slope, scale) of the mixes whose lists ``mix_slots`` hands slots from
+MIX_SLOT_BASES = (
+    (100, 0.5, 1), (200, 0.5, 1), (400, 0.5, 1), (400, 1, 1), (400, 2, 1), (1000, 1, 1)
+)
 
 
 @dataclass
@@ -90,8 +94,16 @@ def mix_points() -> list:
 
 
 def slot_points() -> list[tuple]:
-    """(tail fifths, slots, theta, keep_head) of the slot family."""
-    return list(itertools.product((2, 3), SLOT_COUNTS, SLOT_THETAS, (False, True)))
+    """(base list, tail fifths, slots, theta, keep_head) of the slot family: the twin's list."""
+    return list(itertools.product([None], (2, 3), SLOT_COUNTS, SLOT_THETAS, (False, True)))
+
+
+def mix_slot_points() -> list[tuple]:
+    """The slot family over the lists of the mix points that lead overall on the frontier."""
+    from crossrec.models.content_mix import MixChoice
+
+    bases = [MixChoice(*point) for point in MIX_SLOT_BASES]
+    return list(itertools.product(bases, (2, 3), SLOT_COUNTS, [None], [True]))
 
 
 class SeedScores:
@@ -128,17 +140,24 @@ class SeedScores:
     def top(self, scores: np.ndarray, k: int = 20) -> np.ndarray:
         return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
-    def mixed(self, choice) -> Outcome:
+    def mix_scores(self, choice) -> np.ndarray:
         from crossrec.models.content_mix import twin_weights
 
         g = twin_weights(self.degree, choice.tau, choice.slope)[None, :]
         with np.errstate(invalid="ignore"):
             scores = choice.scale * g * self.z_twin + (1.0 - g) * self.z_content
         scores[np.isneginf(self.z_twin)] = -np.inf
-        return self.outcome(self.top(scores))
+        return scores
 
-    def slotted(self, tail_fifths: int, m: int, theta: float | None, keep_head: bool) -> Outcome:
-        twin_top = self.top(self.z_twin)
+    def mixed(self, choice) -> Outcome:
+        return self.outcome(self.top(self.mix_scores(choice)))
+
+    def slotted(
+        self, base, tail_fifths: int, m: int, theta: float | None, keep_head: bool
+    ) -> Outcome:
+        """``base``'s top 20 (None: the twin's; a MixChoice: that mix's) with ``m`` slots
+        handed to the content model's best tail items."""
+        twin_top = self.top(self.z_twin if base is None else self.mix_scores(base))
         tail = (self.degree > 0) & (self.degree < self.edges[tail_fifths - 1])
         content_tail = self.top(np.where(tail[None, :], self.z_content, -np.inf), 20 + m)
         head = self.bucket == 4
@@ -159,6 +178,15 @@ class SeedScores:
                 listed.append(item)
             out[row] = listed
         return self.outcome(out)
+
+
+def point_label(family: str, point) -> str:
+    if family == "mix":
+        return f"tau {point.tau:g}, slope {point.slope:g}, scale {point.scale:g}"
+    base, fifths, m, theta, keep_head = point
+    over = "twin" if base is None else f"mix {base.tau:g}/{base.slope:g}/{base.scale:g}"
+    where = "last non-head slot" if keep_head else "last slot"
+    return f"{over}: {m} slot(s) to tail {fifths} fifths, theta {theta}, {where}"
 
 
 def pooled(outcomes: list[Outcome]) -> Outcome:
@@ -243,7 +271,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
     parser.add_argument("--seeds", default="2026,2027,2028")
     parser.add_argument("--bundles", type=Path, default=None, help="warm_ablation's --bundles")
-    parser.add_argument("--families", default="mix,slots")
+    parser.add_argument("--families", default="mix,slots,mix_slots")
     parser.add_argument("--margin", type=float, default=0.005)
     parser.add_argument("--head-loss", type=float, default=0.01)
     parser.add_argument("--tail-kept", type=float, default=0.8)
@@ -272,7 +300,7 @@ def main() -> None:
     content_config, twin_config = component_configs(base_config())
     trained = wa.Trained(args.bundles)
     families = args.families.split(",")
-    points = {"mix": mix_points(), "slots": slot_points()}
+    points = {"mix": mix_points(), "slots": slot_points(), "mix_slots": mix_slot_points()}
     runs: dict = {"twin": [], "today": []}
     for seed in [int(s) for s in args.seeds.split(",")]:
         vectors = []
@@ -304,13 +332,7 @@ def main() -> None:
     for family in families:
         rows = []
         for point in points[family]:
-            label = (
-                f"tau {point.tau:g}, slope {point.slope:g}, scale {point.scale:g}"
-                if family == "mix"
-                else "tail {} fifths, {} slot(s), theta {}, {}".format(
-                    point[0], point[1], point[2], "keep head" if point[3] else "last slot"
-                )
-            )
+            label = point_label(family, point)
             rows.append((label, judged(pooled(runs[(family, point)]), twin, today, targets)))
         print_family(family, rows, targets, args.all)
 

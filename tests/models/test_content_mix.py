@@ -225,3 +225,82 @@ def test_a_tolerance_trades_overall_validation_for_the_tail():
     assert pick.value >= 0.95 * top and pick.tail == max(p.tail for p in eligible)
     # here the best overall point is not the best on the tail: the tolerance moves the choice
     assert chosen != best and pick.tail > next(p.tail for p in points if p.choice == best)
+
+
+def test_tail_slots_take_the_last_places_that_hold_no_head_item():
+    """A list of 4 from base scores 8..1 (items 0..7), items 0 and 3 the head, 5-7 the tail:
+    two slots go to the content model's two best tail items (6, then 7), in the places of the
+    last non-head items (2, then 1); below the first 4 the base order goes on."""
+    from crossrec.models.content_mix import slotted_scores
+
+    base = torch.arange(8, 0, -1, dtype=torch.float32).unsqueeze(0)
+    content = torch.tensor([[9.0, 9.0, 9.0, 9.0, 9.0, 1.0, 3.0, 2.0]])
+    tail = torch.tensor([False] * 5 + [True] * 3)
+    head = torch.tensor([True, False, False, True, False, False, False, False])
+
+    def ranking(scores):
+        return torch.argsort(scores[0], descending=True, stable=True).tolist()
+
+    assert ranking(slotted_scores(base, content, tail, head, 2, 4)) == [0, 3, 6, 7, 1, 2, 4, 5]
+    assert torch.equal(slotted_scores(base, content, tail, head, 0, 4), base)
+    # an excluded tail item is never placed; an all-head list gives up its last places
+    excluded = base.clone()
+    excluded[0, 6] = -torch.inf
+    scores = slotted_scores(excluded, content, tail, head, 2, 4)
+    assert ranking(scores)[:4] == [0, 3, 7, 5] and torch.isneginf(scores[0, 6])
+    all_head = torch.tensor([True] * 4 + [False] * 4)
+    assert ranking(slotted_scores(base, content, tail, all_head, 2, 4))[:4] == [0, 1, 6, 7]
+    # a tail item already in the list keeps its place and takes no slot
+    listed_tail = torch.tensor([False, True] + [False] * 3 + [True] * 3)
+    assert ranking(slotted_scores(base, content, listed_tail, head, 1, 4))[:4] == [0, 1, 3, 6]
+
+
+def test_popular_items_hold_the_share_of_train_interactions():
+    from crossrec.models.content_mix import popular_items
+
+    degree = np.array([0, 1, 1, 2, 2, 4, 10])  # 20 train pairs
+    # least popular: 1+1+2+2 = 30% < 40%, the item of degree 4 crosses 40% and is kept
+    assert popular_items(degree, 0.4, most=False).tolist() == [0, 1, 1, 1, 1, 1, 0]
+    assert popular_items(degree, 0.2, most=True).tolist() == [0, 0, 0, 0, 0, 0, 1]
+    assert not popular_items(np.zeros(3), 0.5, most=True).any()  # no warm item
+
+
+def test_the_targets_rule_picks_the_best_tail_among_points_that_keep_overall_and_head():
+    """``choose: targets``: the twin (tau 0, no slot) is the reference; the allowed points lose
+    at most ``margin`` overall and ``head_loss`` on the head pairs against it on validation,
+    and the chosen one is the best of them on the tail pairs. A slotted choice is a scorer that
+    must be bound to a slice's exclusions before it ranks."""
+    from crossrec.models.content_mix import SlottedScorer, bound, mix_scorer, popular_items
+
+    u, v, train, valid, _ = _factor_data(0)
+    torch.manual_seed(0)
+    degree = item_degrees(train)
+    popular = torch.tensor(degree >= np.median(degree)).unsqueeze(1)
+    true_v = torch.tensor(v, dtype=torch.float32)
+    twin = (
+        torch.tensor(u, dtype=torch.float32),
+        torch.where(popular, true_v, true_v + torch.randn_like(true_v)),
+    )
+    content = (torch.tensor(u, dtype=torch.float32), true_v + 0.5 * torch.randn_like(true_v))
+    config = ContentMixConfig(
+        kind="popularity", k=5, slots=[0, 1, 2], choose="targets", margin=0.02, head_loss=0.05
+    )
+    chosen, points = choose_mix(twin, content, degree, config, valid, train)
+    assert {p.choice.slots for p in points} == {0, 1, 2}
+    reference = next(p for p in points if p.choice == MixChoice(0.0, 1.0, 0.5, 0))
+    allowed = [
+        p
+        for p in points
+        if p.value >= 0.98 * reference.value and p.head >= 0.95 * reference.head
+    ]
+    pick = next(p for p in points if p.choice == chosen)
+    assert pick in allowed and pick.tail == max(p.tail for p in allowed)
+    assert pick.tail > reference.tail  # the content model's tail knowledge is used
+    scorer = mix_scorer(twin, content, degree, MixChoice(0.0, 1.0, 1.0, 2), config)
+    assert isinstance(scorer, SlottedScorer)
+    with pytest.raises(RuntimeError, match="for_slice"):
+        scorer.score_users(torch.arange(3))
+    scores = bound(scorer, train).score_users(torch.arange(60))
+    lists = torch.argsort(scores, dim=1, descending=True)
+    tail_items = set(np.flatnonzero(popular_items(degree, config.tail_share, most=False)))
+    assert all(len(set(row[:5].tolist()) & tail_items) >= 2 for row in lists)

@@ -189,8 +189,21 @@ class ContentMixConfig(StrictConfig):
     #: those points the one best on the tail pairs wins (0: the best overall). The trade the
     #: user accepts on the head-dominated overall metric for the least popular items
     tolerance: float = Field(0.0, ge=0, lt=1)
-    #: the tail: this share of the validation pairs, those of the least popular items
+    #: the tail: this share of the validation pairs, those of the least popular items; the
+    #: tail items a slot goes to: the least popular items holding this share of train pairs
     tail_share: float = Field(0.4, gt=0, le=1)
+    #: places of the first k given to the content model's best tail items, searched on
+    #: validation (0: none); a slot never displaces a head item while another can go
+    slots: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
+    #: the head: the most popular items holding this share of train pairs (of validation pairs
+    #: for the targets rule)
+    head_share: float = Field(0.2, gt=0, le=1)
+    #: overall: the best validation metric (with tolerance, the tail among near-best points);
+    #: targets: the best on the tail among the points that lose at most margin overall and
+    #: head_loss on the head against the twin
+    choose: Literal["overall", "targets"] = "overall"
+    margin: float = Field(0.005, ge=0, lt=1)
+    head_loss: float = Field(0.01, ge=0, lt=1)
 
 
 class ModelConfig(StrictConfig):

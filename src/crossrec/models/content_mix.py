@@ -42,11 +42,13 @@ Vectors = tuple[torch.Tensor, torch.Tensor]
 
 @dataclass(frozen=True)
 class MixChoice:
-    """One point of the grid: the twin's weight curve and the scale ratio ``a / b``."""
+    """One point of the grid: the twin's weight curve, the scale ratio ``a / b`` and how many
+    of the first ``k`` places go to the content model's best tail items (:class:`SlottedScorer`)."""
 
     tau: float
     slope: float
     scale: float
+    slots: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -113,20 +115,189 @@ class MixedScorer:
 
 
 def grid(config: ContentMixConfig) -> list[MixChoice]:
-    """Every (tau, slope, scale) of the config's grid, then the content model alone
+    """Every (tau, slope, scale, slots) of the config's grid, then the content model alone
     (``tau = inf``), without the points that give the same scores (at ``tau = 0`` the slope
     does not matter)."""
     seen, out = set(), []
-    for tau, slope, scale in itertools.product(config.taus, config.slopes, config.scales):
-        point = (float(tau), 1.0 if tau == 0 else float(slope), float(scale))
-        if point not in seen:
-            seen.add(point)
-            out.append(MixChoice(*point))
+    for slots in config.slots:
+        for tau, slope, scale in itertools.product(config.taus, config.slopes, config.scales):
+            point = (float(tau), 1.0 if tau == 0 else float(slope), float(scale), int(slots))
+            if point not in seen:
+                seen.add(point)
+                out.append(MixChoice(*point))
     return [*out, MixChoice(math.inf, 1.0, 1.0)]
 
 
+def popular_items(degree: np.ndarray, share: float, most: bool) -> np.ndarray:
+    """(n_items,) bool: the warm items holding the least (``most``: the most) popular
+    ``share`` of the train interactions, every item tied with the last one included."""
+    deg = np.asarray(degree, dtype=np.float64)
+    warm = np.flatnonzero(deg > 0)
+    out = np.zeros(len(deg), dtype=bool)
+    if len(warm) == 0:
+        return out
+    ordered = np.sort(deg[warm])[::-1] if most else np.sort(deg[warm])
+    cut = ordered[min(np.searchsorted(np.cumsum(ordered) / ordered.sum(), share), len(ordered) - 1)]
+    out[warm] = deg[warm] >= cut if most else deg[warm] <= cut
+    return out
+
+
+def slotted_scores(
+    base: torch.Tensor,
+    content: torch.Tensor,
+    tail: torch.Tensor,
+    head: torch.Tensor,
+    slots: int,
+    k: int,
+) -> torch.Tensor:
+    """``base``'s scores reordered so that each row's first ``k`` are its own top ``k`` with its
+    last ``slots`` places not holding a ``head`` item (the last places, when there are too few
+    such) handed to the ``tail`` items ``content`` scores best that the list does not hold,
+    in that order. Below the first ``k`` the base order continues (the displaced items first).
+    ``-inf`` (excluded) stays ``-inf`` in both."""
+    from crossrec.metrics.ranking import topk_deterministic
+
+    k = min(k, base.shape[1])
+    listed = topk_deterministic(base, k)
+    held = torch.zeros_like(base, dtype=torch.bool)
+    rows, places = (listed >= 0).nonzero(as_tuple=True)
+    held[rows, listed[rows, places]] = True
+    open_tail = tail.unsqueeze(0) & ~held & ~torch.isneginf(base)
+    picks = topk_deterministic(content.masked_fill(~open_tail, -torch.inf), slots)
+    out, is_head = base.clone(), head.cpu().numpy()
+    for row in range(base.shape[0]):
+        items = [int(i) for i in listed[row] if i >= 0]
+        new = [int(i) for i in picks[row] if i >= 0]
+        if not new:
+            continue
+        # the last places first, those of head items only when no other is left
+        places = sorted(range(len(items)), key=lambda p: (bool(is_head[items[p]]), -p))
+        dropped = set(places[: len(new)])
+        final = [item for p, item in enumerate(items) if p not in dropped] + new
+        top = out[row, items[0]].item()
+        out[row, final] = top + torch.arange(len(final), 0, -1, dtype=out.dtype)
+    return out
+
+
+class SlottedScorer:
+    """A mix whose lists give ``slots`` of their first ``k`` places to the content model's best
+    tail items (:func:`slotted_scores`): rarely seen items the content model ranks well get a
+    fixed share of every list, and the most popular items keep their places.
+
+    The places depend on what is excluded, so the scorer is bound to a slice's exclusions and
+    candidates (:meth:`for_slice`) before it scores."""
+
+    def __init__(self, mixed: MixedScorer, content: MixedScorer, tail, head, slots, k):
+        self.mixed, self.content, self.slots, self.k = mixed, content, slots, k
+        self.tail, self.head = torch.as_tensor(tail), torch.as_tensor(head)
+        self.exclude: sp.csr_matrix | None = None
+        self.candidates: np.ndarray | None = None
+
+    def for_slice(
+        self, exclude: sp.csr_matrix, candidates: np.ndarray | None = None
+    ) -> SlottedScorer:
+        bound = SlottedScorer(self.mixed, self.content, self.tail, self.head, self.slots, self.k)
+        bound.exclude, bound.candidates = sp.csr_matrix(exclude), candidates
+        return bound
+
+    def score_users(self, user_idx: torch.Tensor) -> torch.Tensor:
+        from crossrec.metrics.ranking import csr_rows_to_mask
+
+        if self.exclude is None:
+            raise RuntimeError("SlottedScorer.for_slice(exclude, candidates) first")
+        base = self.mixed.score_users(user_idx)
+        content = self.content.score_users(user_idx)
+        blocked = csr_rows_to_mask(self.exclude[np.asarray(user_idx)])
+        if self.candidates is not None:
+            blocked |= ~torch.as_tensor(self.candidates, dtype=torch.bool).unsqueeze(0)
+        base = base.masked_fill(blocked, -torch.inf)
+        content = content.masked_fill(blocked, -torch.inf)
+        return slotted_scores(base, content, self.tail, self.head, self.slots, self.k)
+
+    def __call__(self, user_idx: torch.Tensor) -> torch.Tensor:
+        return self.score_users(user_idx)
+
+
+def mix_scorer(
+    twin: Vectors, content: Vectors, degree: np.ndarray, choice: MixChoice, config: ContentMixConfig
+):
+    """The scorer of one grid point: the mix (:class:`MixedScorer`), with tail slots when the
+    point has any (:class:`SlottedScorer`, to be bound to a slice)."""
+    mixed = MixedScorer(*mixed_vectors(twin, content, degree, choice, config.standardise))
+    if choice.slots == 0:
+        return mixed
+    content_scorer = MixedScorer(*standardised(*content, config.standardise))
+    tail = popular_items(degree, config.tail_share, most=False)
+    head = popular_items(degree, config.head_share, most=True)
+    return SlottedScorer(mixed, content_scorer, tail, head, choice.slots, config.k)
+
+
+def bound(scorer, exclude: sp.csr_matrix, candidates: np.ndarray | None = None):
+    """``scorer`` ready for a slice: slotted scorers bound to its exclusions and candidates."""
+    return scorer.for_slice(exclude, candidates) if hasattr(scorer, "for_slice") else scorer
+
+
+class MixPoint(NamedTuple):
+    """One grid point's validation values: overall, on the tail pairs and on the head pairs
+    (None when the choice does not need them)."""
+
+    choice: MixChoice
+    value: float
+    tail: float | None = None
+    head: float | None = None
+
+
+def tail_pairs(truth: sp.csr_matrix, degree: np.ndarray, share: float) -> sp.csr_matrix:
+    """The held-out pairs of the least popular items: the ``share`` of ``truth``'s pairs whose
+    items have the fewest train interactions (every pair tied with the last one kept)."""
+    return _pairs_by_degree(truth, np.asarray(degree, dtype=np.float64), share)
+
+
+def head_pairs(truth: sp.csr_matrix, degree: np.ndarray, share: float) -> sp.csr_matrix:
+    """The held-out pairs of the most popular items (``share`` of them, ties kept)."""
+    return _pairs_by_degree(truth, -np.asarray(degree, dtype=np.float64), share)
+
+
+def _pairs_by_degree(truth: sp.csr_matrix, degree: np.ndarray, share: float) -> sp.csr_matrix:
+    truth = sp.csr_matrix(truth)
+    pair_degree = degree[truth.indices]
+    if pair_degree.size == 0:
+        return truth
+    cut = np.sort(pair_degree)[max(math.ceil(share * pair_degree.size) - 1, 0)]
+    kept = truth.copy()
+    kept.data = np.where(pair_degree <= cut, kept.data, 0)
+    kept.eliminate_zeros()
+    return kept
+
+
+def validation_values(
+    scorer,
+    truth: sp.csr_matrix,
+    exclude: sp.csr_matrix,
+    metric: str,
+    k: int,
+    subsets: list[sp.csr_matrix] = (),
+    tie_order: np.ndarray | None = None,
+) -> list[float]:
+    """Mean ``metric@k`` over the users with held-out items in ``truth`` (full ranking), then
+    over the users with pairs in each of ``subsets`` (parts of ``truth``), from one ranking."""
+    from crossrec.metrics.ranking import hit_matrix, metrics_from_hits, rank_and_evaluate
+
+    scorer = bound(scorer, exclude)
+    users, per_user, ranked = rank_and_evaluate(scorer, truth, exclude, [k], tie_order=tie_order)
+    values = [float(np.mean(per_user[f"{metric}@{k}"]))]
+    for subset in subsets:
+        subset = sp.csr_matrix(subset)
+        counts = np.diff(subset.indptr)[users]
+        rows = np.flatnonzero(counts > 0)
+        hits = hit_matrix(ranked[rows, :k], users[rows], subset, k)
+        per = metrics_from_hits(hits, counts[rows], [k])[f"{metric}@{k}"]
+        values.append(float(np.mean(per)) if len(per) else 0.0)
+    return values
+
+
 def validation_score(
-    scorer: MixedScorer,
+    scorer,
     truth: sp.csr_matrix,
     exclude: sp.csr_matrix,
     metric: str,
@@ -134,33 +305,7 @@ def validation_score(
     tie_order: np.ndarray | None = None,
 ) -> float:
     """Mean ``metric@k`` over the users with held-out items in ``truth`` (full ranking)."""
-    from crossrec.metrics.ranking import rank_and_evaluate
-
-    _, per_user, _ = rank_and_evaluate(scorer, truth, exclude, [k], tie_order=tie_order)
-    return float(np.mean(per_user[f"{metric}@{k}"]))
-
-
-class MixPoint(NamedTuple):
-    """One grid point's validation values: overall, and on the tail pairs (None when the
-    choice does not need them: ``tolerance`` 0)."""
-
-    choice: MixChoice
-    value: float
-    tail: float | None
-
-
-def tail_pairs(truth: sp.csr_matrix, degree: np.ndarray, share: float) -> sp.csr_matrix:
-    """The held-out pairs of the least popular items: the ``share`` of ``truth``'s pairs whose
-    items have the fewest train interactions (every pair tied with the last one kept)."""
-    truth = sp.csr_matrix(truth)
-    pair_degree = np.asarray(degree)[truth.indices]
-    if pair_degree.size == 0:
-        return truth
-    cut = np.sort(pair_degree)[max(math.ceil(share * pair_degree.size) - 1, 0)]
-    tail = truth.copy()
-    tail.data = np.where(pair_degree <= cut, tail.data, 0)
-    tail.eliminate_zeros()
-    return tail
+    return validation_values(scorer, truth, exclude, metric, k, [], tie_order)[0]
 
 
 def choose_mix(
@@ -175,23 +320,40 @@ def choose_mix(
     """The grid point to use, and every point's validation values. Reads only the validation
     pairs it is given (and the train degrees).
 
-    ``tolerance`` 0: the best validation ``metric@k`` (the first of equals). Above 0, every
-    point within ``tolerance`` (relative) of the best is as good overall, and among those the
-    one best on the least popular ``tail_share`` of the validation pairs wins: the head-heavy
-    overall metric alone sends the mix to the twin and gives the tail's content gain away.
+    ``choose: overall``: the best validation ``metric@k`` (the first of equals); with a
+    ``tolerance`` above 0, every point within it (relative) of the best is as good, and among
+    those the best on the least popular ``tail_share`` of the validation pairs wins.
+    ``choose: targets``: the points that lose at most ``margin`` (relative) overall and
+    ``head_loss`` on the most popular ``head_share`` of the pairs against the twin (``tau 0``,
+    no slots) are allowed, and the best of them on the tail wins: the head-heavy overall metric
+    alone sends the mix to the twin and gives the tail's content gain away.
     """
-
-    def score(choice: MixChoice, truth: sp.csr_matrix) -> float:
-        scorer = MixedScorer(*mixed_vectors(twin, content, degree, choice, config.standardise))
-        return validation_score(scorer, truth, valid_exclude, config.metric, config.k, tie_order)
-
-    values = [(choice, score(choice, valid_truth)) for choice in grid(config)]
-    best = max(range(len(values)), key=lambda i: (values[i][1], -i))
-    if config.tolerance == 0:
-        return values[best][0], [MixPoint(c, v, None) for c, v in values]
+    points_grid = grid(config)
     tail = tail_pairs(valid_truth, degree, config.tail_share)
-    floor = values[best][1] * (1.0 - config.tolerance)
-    points = [MixPoint(c, v, score(c, tail) if v >= floor else None) for c, v in values]
+    head = head_pairs(valid_truth, degree, config.head_share)
+    subsets = [tail, head] if config.choose == "targets" else [tail] if config.tolerance else []
+    points = []
+    for choice in points_grid:
+        scorer = mix_scorer(twin, content, degree, choice, config)
+        values = validation_values(
+            scorer, valid_truth, valid_exclude, config.metric, config.k, subsets, tie_order
+        )
+        points.append(MixPoint(choice, values[0], *values[1:]))
+    if config.choose == "targets":
+        twin_point = next(p for p in points if p.choice.tau == 0 and p.choice.slots == 0)
+        allowed = [
+            i
+            for i, p in enumerate(points)
+            if p.value >= twin_point.value * (1 - config.margin)
+            and p.head >= twin_point.head * (1 - config.head_loss)
+        ]
+        chosen = max(allowed, key=lambda i: (points[i].tail, points[i].value, -i))
+        return points[chosen].choice, points
+    best = max(range(len(points)), key=lambda i: (points[i].value, -i))
+    if config.tolerance == 0:
+        return points[best].choice, [MixPoint(p.choice, p.value, None) for p in points]
+    floor = points[best].value * (1.0 - config.tolerance)
+    points = [MixPoint(p.choice, p.value, p.tail if p.value >= floor else None) for p in points]
     chosen = max(
         (i for i, p in enumerate(points) if p.tail is not None),
         key=lambda i: (points[i].tail, points[i].value, -i),

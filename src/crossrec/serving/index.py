@@ -1,6 +1,6 @@
 """Maximum-inner-product search over item vectors: exact below a catalogue size, a faiss index
-(IVF-Flat or HNSW, by default the one measured faster at the recall target) above it. Both return the same (scores, items) shape; -1 marks
-"no item" as in ``crossrec.metrics.ranking``.
+(IVF-Flat or HNSW, by default the one measured faster at the recall target) above it. Both
+return the same (scores, items) shape; -1 marks "no item" as in ``crossrec.metrics.ranking``.
 
 Exclusions (seen items, attribute filters) are applied by asking the index for
 ``k + len(excluded)`` candidates and dropping excluded ones, so an ANN search never returns a
