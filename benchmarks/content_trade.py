@@ -75,14 +75,15 @@ def train_seconds(results: dict, name: str, twin: str = "no_content", today: str
 
 
 def mix_choices(results: dict, names: list[str]) -> list[str]:
-    """The (tau, slope, scale) each seed's validation chose, for the mix variants."""
+    """The (tau, slope, scale, tail slots) each seed's validation chose, for the mix variants."""
     lines = []
     for name in names:
         runs = [r for r in results[name] if "mix" in r]
         if runs:
             chosen = ", ".join(
                 f"{r['seed']}: tau {r['mix']['tau']:g}, slope {r['mix']['slope']:g}, "
-                f"scale {r['mix']['scale']:g} (twin trained {r.get('twin_epochs', '?')} epochs)"
+                f"scale {r['mix']['scale']:g}, slots {r['mix'].get('slots', 0)} "
+                f"(twin trained {r.get('twin_epochs', '?')} epochs)"
                 for r in runs
             )
             lines.append(f"- {name}, chosen on validation: {chosen}")
