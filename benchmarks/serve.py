@@ -11,7 +11,8 @@ level, after a short warm-up. It prints p50 / p99 latency (ms) and requests/s pe
 
 Scenarios: the trained model of ``--dataset`` (needs ``kedro run --to-nodes train_model``),
 and a synthetic catalogue of ``--synthetic-items`` items searched exactly and with the ANN
-index (``recommend.ann.kind``, IVF-Flat by default); for those two, recall@20 of the ANN lists
+index (``recommend.ann.kind``: by default IVF-Flat, or HNSW when IVF has to widen and HNSW
+answers the recall sample faster); for those two, recall@20 of the ANN lists
 against the exact lists of the same users (over HTTP) is printed too. ``--compare-index`` does
 the same for the trained model's own catalogue, and ``--project-dir`` serves a model of another
 Kedro project (e.g. ``benchmarks/scale.py``'s scratch project)::
@@ -163,8 +164,8 @@ def scenario(name: str, args: list[str], opts, lists_for: int = 0) -> tuple[list
         card = requests.get(server.url + "/api/model").json()
         print(
             f"\n{name}: {card['n_items']} items, {card['n_users']} users, index {card['index']} "
-            f"(recall measured at start-up: {card.get('index_recall')}), "
-            f"started in {server.startup_s:.1f} s",
+            f"(recall measured at start-up: {card.get('index_recall')}; "
+            f"choice: {card.get('index_choice')}), started in {server.startup_s:.1f} s",
             flush=True,
         )
         rows = []
