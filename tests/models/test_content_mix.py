@@ -200,12 +200,12 @@ def test_tail_pairs_are_the_least_popular_share_of_the_held_out_pairs():
     assert (tail_pairs(truth, degree, 1.0) != truth).nnz == 0
 
 
-def test_a_tolerance_trades_overall_validation_for_the_tail():
-    """Points within the tolerance of the best overall value are equals; the tail decides."""
+def _head_and_tail_models():
+    """(twin, content model, train degrees, train, valid) on factor data: the twin knows the
+    popular items exactly and the others badly, the content model all items roughly."""
     u, v, train, valid, _ = _factor_data(0)
     torch.manual_seed(0)
     degree = item_degrees(train)
-    # the twin knows the popular items exactly and the others badly, the content model all roughly
     popular = torch.tensor(degree >= np.median(degree)).unsqueeze(1)
     true_v = torch.tensor(v, dtype=torch.float32)
     twin = (
@@ -213,6 +213,12 @@ def test_a_tolerance_trades_overall_validation_for_the_tail():
         torch.where(popular, true_v, true_v + torch.randn_like(true_v)),
     )
     content = (torch.tensor(u, dtype=torch.float32), true_v + 0.5 * torch.randn_like(true_v))
+    return twin, content, degree, train, valid
+
+
+def test_a_tolerance_trades_overall_validation_for_the_tail():
+    """Points within the tolerance of the best overall value are equals; the tail decides."""
+    twin, content, degree, train, valid = _head_and_tail_models()
     strict = ContentMixConfig(kind="popularity", k=5)
     loose = ContentMixConfig(kind="popularity", k=5, tolerance=0.05)
     best, points = choose_mix(twin, content, degree, strict, valid, train)
@@ -272,16 +278,7 @@ def test_the_targets_rule_picks_the_best_tail_among_points_that_keep_overall_and
     must be bound to a slice's exclusions before it ranks."""
     from crossrec.models.content_mix import SlottedScorer, bound, mix_scorer, popular_items
 
-    u, v, train, valid, _ = _factor_data(0)
-    torch.manual_seed(0)
-    degree = item_degrees(train)
-    popular = torch.tensor(degree >= np.median(degree)).unsqueeze(1)
-    true_v = torch.tensor(v, dtype=torch.float32)
-    twin = (
-        torch.tensor(u, dtype=torch.float32),
-        torch.where(popular, true_v, true_v + torch.randn_like(true_v)),
-    )
-    content = (torch.tensor(u, dtype=torch.float32), true_v + 0.5 * torch.randn_like(true_v))
+    twin, content, degree, train, valid = _head_and_tail_models()
     config = ContentMixConfig(
         kind="popularity", k=5, slots=[0, 1, 2], choose="targets", margin=0.02, head_loss=0.05
     )
