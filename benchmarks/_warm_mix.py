@@ -24,21 +24,24 @@ def mixed_score_fn(trained, arts: dict, config: dict, seed: int, slices, split, 
     validation choice) for one seed."""
     from crossrec.models.bundle import load_recommender
     from crossrec.models.config import ContentMixConfig
-    from crossrec.models.content_mix import choose_mix, mix_scorer
+    from crossrec.models.content_mix import choose_mix, mix_scorer, split_validation_users
     from crossrec.models.gate import item_degrees
 
     mix = ContentMixConfig.model_validate(config["model"]["content_mix"])
     content_config, twin_config = component_configs(config)
+    valid = next(piece for piece in slices if piece.name == "valid")
+    choice_truth, stop_rows = valid.truth, None
+    if mix.choice_share > 0:  # the models stop on some validation users, the choice uses the rest
+        stop_rows, choice_truth = split_validation_users(valid.truth, mix.choice_share, seed)
     vectors, seconds, epochs = [], 0.0, []
     for part in (twin_config, content_config):
-        bundle, data, train_s = trained.get(arts, part, seed, dropped)
+        bundle, data, train_s = trained.get(arts, part, seed, dropped, stop_rows)
         vectors.append(load_recommender(bundle, data).scoring_vectors())
         seconds += train_s
         epochs.append(len(bundle.get("history") or []))
     degree = item_degrees(data.train)
-    valid = next(piece for piece in slices if piece.name == "valid")
     choice, table = choose_mix(
-        vectors[0], vectors[1], degree, mix, valid.truth, valid.exclude, split.tie_order
+        vectors[0], vectors[1], degree, mix, choice_truth, valid.exclude, split.tie_order
     )
     scorer = mix_scorer(vectors[0], vectors[1], degree, choice, mix)
     record = {

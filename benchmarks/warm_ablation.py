@@ -154,6 +154,22 @@ VARIANTS: dict[str, tuple[str, dict]] = {
             }
         },
     ),
+    "mix_slots_split": (
+        "mix_slots with half the validation users kept out of both models' early stopping and "
+        "the choice made on them alone",
+        {
+            "model": {
+                "content_mix": {
+                    "kind": "popularity",
+                    "taus": [0.0, 10.0, 25.0, 50.0, 100.0, 200.0, 400.0, 1000.0],
+                    "slopes": [0.5, 1.0, 2.0],
+                    "slots": [0, 1, 2],
+                    "choose": "targets",
+                    "choice_share": 0.5,
+                }
+            }
+        },
+    ),
     "mix_global": (
         "mix with one score scale per model instead of a z-score per user",
         {"model": {"content_mix": {"kind": "popularity", "standardise": "global"}}},
@@ -296,11 +312,14 @@ class Trained:
                 stored = {"bundle": stored, "train_s": float("nan")}
             bundle = stored["bundle"]
             key = training_identity(bundle["config"], bundle["modalities"])
-            self.memory[key] = (bundle, stored["train_s"])
+            self.memory[key + stored.get("key_suffix", "")] = (bundle, stored["train_s"])
 
-    def get(self, arts: dict, config: dict, seed: int, dropped=()) -> tuple[dict, object, float]:
+    def get(
+        self, arts: dict, config: dict, seed: int, dropped=(), stop_rows=None
+    ) -> tuple[dict, object, float]:
         """(bundle, training data, seconds its training took, also when reused; nan when a
-        stored bundle did not record it)."""
+        stored bundle did not record it). ``stop_rows``: the validation pairs early stopping
+        reads, when not all of them (a model trained so is another model)."""
         import hashlib
 
         import torch
@@ -321,6 +340,11 @@ class Trained:
         )
         modalities = [m for m in features.get("__order__", []) if not m.startswith("__")]
         key = training_identity(deep_merge(config, {"trainer": {"seed": int(seed)}}), modalities)
+        suffix = ""
+        if stop_rows is not None:
+            data = type(data)(**{**data.__dict__, "valid": stop_rows})
+            suffix = f"|stops on {stop_rows.nnz} of the validation pairs"
+        key += suffix
         if key not in self.memory:
             start = time.perf_counter()
             bundle = train_variant(data, config, seed, where="warm_ablation")
@@ -328,7 +352,8 @@ class Trained:
             if self.folder is not None:
                 name = hashlib.sha1(key.encode()).hexdigest()[:16]
                 torch.save(
-                    {"bundle": bundle, "train_s": self.memory[key][1]}, self.folder / f"{name}.pt"
+                    {"bundle": bundle, "train_s": self.memory[key][1], "key_suffix": suffix},
+                    self.folder / f"{name}.pt",
                 )
         bundle, seconds = self.memory[key]
         return bundle, data, seconds

@@ -204,6 +204,9 @@ class ContentMixConfig(StrictConfig):
     choose: Literal["overall", "targets"] = "overall"
     margin: float = Field(0.005, ge=0, lt=1)
     head_loss: float = Field(0.01, ge=0, lt=1)
+    #: share of the validation users kept out of both models' early stopping, the choice made
+    #: on them alone (0: both on every validation user)
+    choice_share: float = Field(0.0, ge=0, lt=1)
 
 
 class ModelConfig(StrictConfig):

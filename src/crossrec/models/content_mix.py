@@ -237,6 +237,25 @@ def bound(scorer, exclude: sp.csr_matrix, candidates: np.ndarray | None = None):
     return scorer.for_slice(exclude, candidates) if hasattr(scorer, "for_slice") else scorer
 
 
+def split_validation_users(
+    valid: sp.csr_matrix, share: float, seed: int
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """(stopping rows, choice rows) of the validation pairs: a seeded ``share`` of the users
+    with validation pairs for the mix's choice, the others for the models' early stopping. A
+    choice made on the pairs the models stopped on favours whichever model those pairs flatter."""
+    valid = sp.csr_matrix(valid)
+    users = np.flatnonzero(np.diff(valid.indptr) > 0)
+    rng = np.random.default_rng([seed, 29])
+    chosen = rng.choice(users, size=int(round(share * len(users))), replace=False)
+    mask = np.zeros(valid.shape[0], dtype=np.float32)
+    mask[chosen] = 1.0
+    choice = sp.csr_matrix(sp.diags(mask) @ valid)
+    stop = sp.csr_matrix(sp.diags(1.0 - mask) @ valid)
+    choice.eliminate_zeros()
+    stop.eliminate_zeros()
+    return stop, choice
+
+
 class MixPoint(NamedTuple):
     """One grid point's validation values: overall, on the tail pairs and on the head pairs
     (None when the choice does not need them)."""
