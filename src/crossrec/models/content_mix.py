@@ -22,6 +22,13 @@ and serving, faiss indexes and explanations work on the concatenation unchanged.
 ``tau``, ``slope`` and ``scale`` are chosen on the validation split from a small grid
 (:func:`choose_mix`); ``tau = 0`` ranks every warm item by the twin, and the content model alone
 (``tau = inf``) is always a candidate, so the choice can fall back on either model.
+
+A score mix weighs tail against head item by item, and a tail item the content model ranks
+first still loses to the head items a user's history makes likely. ``slots`` hands a fixed
+number of each list's first ``k`` places to the content model's best tail items instead
+(:class:`SlottedScorer`, a re-rank of the list: no longer one dot product), and ``choose:
+targets`` picks the point that keeps the most of the tail while losing at most ``margin``
+overall and ``head_loss`` on the head against the twin (docs/content-gate.md).
 """
 
 from __future__ import annotations
