@@ -5,7 +5,7 @@
 
 Reads (or trains) the same two models per seed as ``warm_ablation.py``'s ``mix`` variant: the
 default model with content and its no-content twin (``--bundles`` shares warm_ablation's
-folder, so nothing retrains). Then it scores two families of combinations of the pair on the
+folder, so nothing retrains). Then it scores three families of combinations of the pair on the
 main test slice and reports, for every point, what the content targets ask about:
 
 - overall Recall / NDCG@20 against the twin (target: at least ``-margin``),
@@ -22,10 +22,12 @@ Families:
   among the least popular ones (train degree below the ``tail`` fifth's upper edge), optionally
   only those whose per-user z-score reaches ``theta``; the slot given up is the twin's last
   one, or its last one outside the most popular fifth (``keep_head``).
+- ``mix_slots``: the same slots over the lists of a few mix points (``MIX_SLOT_BASES``) instead
+  of the twin's.
 
 Every point is chosen by its TEST values: each family's best point is an upper bound on what a
 validation choice of that family can reach, not a result a user would get. A target that no
-point of either family reaches is out of reach of combining these two models at rank time.
+point of any family reaches is out of reach of these families over these two models.
 """
 
 from __future__ import annotations
