@@ -94,7 +94,7 @@ def similar_items_table(catalogue, k: int, version: str, ann: AnnConfig | None =
             logger.info(
                 "similar items (%s): approximate (%s) over %s items",
                 space or "model",
-                ann.kind,
+                similar_index_kind(ann),
                 f"{len(np.unique(item)):,}",
             )
         else:
@@ -137,13 +137,19 @@ def _exact_similar(vectors: np.ndarray, mask: np.ndarray, k: int):
     return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
 
 
+def similar_index_kind(ann: AnnConfig) -> str:
+    """The faiss index of item-to-item search: ``auto`` has no users to measure on there and
+    takes IVF, the faster to build."""
+    return "ivf" if ann.kind == "auto" else ann.kind
+
+
 def _approximate_similar(vectors: np.ndarray, mask: np.ndarray, k: int, ann: AnnConfig):
     """The same rows from a faiss index over the usable items with a non-zero vector."""
     from crossrec.graphs.ann import AnnSettings, approximate_topk
 
     rows = np.flatnonzero(mask & (np.abs(vectors).sum(axis=1) > 0))
     settings = AnnSettings(
-        index="ivf" if ann.kind == "auto" else ann.kind,
+        index=similar_index_kind(ann),
         hnsw_m=ann.hnsw_m,
         hnsw_ef_construction=ann.ef_construction,
         hnsw_ef_search=ann.ef_search,
