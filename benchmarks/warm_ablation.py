@@ -52,6 +52,14 @@ ID_ONLY_BPR1 = {
     "optim": {"lr": 0.01},
 }
 SOFTMAX = {"loss": {"kind": "softmax", "cosine": True, "temperature": 0.2}}
+#: the mix with tail slots, chosen for the content targets (docs/content-gate.md)
+MIX_SLOTS = {
+    "kind": "popularity",
+    "taus": [0.0, 10.0, 25.0, 50.0, 100.0, 200.0, 400.0, 1000.0],
+    "slopes": [0.5, 1.0, 2.0],
+    "slots": [0, 1, 2],
+    "choose": "targets",
+}
 
 #: name -> (what it is, overrides of the finetune block). "default" = the YAML as it stands.
 VARIANTS: dict[str, tuple[str, dict]] = {
@@ -142,33 +150,12 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "mix with tail slots, chosen for the targets: among the points (mix x 0-2 of the first "
         "20 places given to the content model's best tail items) that lose at most 0.5% overall "
         "and 1% on the most popular fifth against the twin on validation, the best on the tail",
-        {
-            "model": {
-                "content_mix": {
-                    "kind": "popularity",
-                    "taus": [0.0, 10.0, 25.0, 50.0, 100.0, 200.0, 400.0, 1000.0],
-                    "slopes": [0.5, 1.0, 2.0],
-                    "slots": [0, 1, 2],
-                    "choose": "targets",
-                }
-            }
-        },
+        {"model": {"content_mix": MIX_SLOTS}},
     ),
     "mix_slots_split": (
         "mix_slots with half the validation users kept out of both models' early stopping and "
         "the choice made on them alone",
-        {
-            "model": {
-                "content_mix": {
-                    "kind": "popularity",
-                    "taus": [0.0, 10.0, 25.0, 50.0, 100.0, 200.0, 400.0, 1000.0],
-                    "slopes": [0.5, 1.0, 2.0],
-                    "slots": [0, 1, 2],
-                    "choose": "targets",
-                    "choice_share": 0.5,
-                }
-            }
-        },
+        {"model": {"content_mix": {**MIX_SLOTS, "choice_share": 0.5}}},
     ),
     "mix_global": (
         "mix with one score scale per model instead of a z-score per user",
