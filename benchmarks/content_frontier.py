@@ -159,27 +159,20 @@ class SeedScores:
     ) -> Outcome:
         """``base``'s top 20 (None: the twin's; a MixChoice: that mix's) with ``m`` slots
         handed to the content model's best tail items."""
-        twin_top = self.top(self.z_twin if base is None else self.mix_scores(base))
+        import torch
+
+        from crossrec.models.content_mix import slotted_scores
+
+        listed = self.z_twin if base is None else self.mix_scores(base)
         tail = (self.degree > 0) & (self.degree < self.edges[tail_fifths - 1])
-        content_tail = self.top(np.where(tail[None, :], self.z_content, -np.inf), 20 + m)
-        head = self.bucket == 4
-        out = twin_top.copy()
-        for row in range(len(self.users)):
-            listed = list(twin_top[row])
-            taken = set(listed)
-            chosen = [
-                i
-                for i in content_tail[row]
-                if i not in taken and (theta is None or self.z_content[row, i] >= theta)
-            ][:m]
-            for item in chosen:
-                spare = [p for p, i in enumerate(listed) if i not in chosen]
-                if keep_head:
-                    spare = [p for p in spare if not head[listed[p]]] or spare
-                del listed[spare[-1]]
-                listed.append(item)
-            out[row] = listed
-        return self.outcome(out)
+        content = self.z_content
+        if theta is not None:
+            content = np.where(content >= theta, content, -np.inf)
+        head = self.bucket == 4 if keep_head else np.zeros(len(self.bucket), dtype=bool)
+        scores = slotted_scores(
+            *(torch.as_tensor(np.asarray(x)) for x in (listed, content, tail, head)), m, 20
+        )
+        return self.outcome(self.top(scores.numpy()))
 
 
 def point_label(family: str, point) -> str:

@@ -322,18 +322,6 @@ def validation_values(
     return values
 
 
-def validation_score(
-    scorer,
-    truth: sp.csr_matrix,
-    exclude: sp.csr_matrix,
-    metric: str,
-    k: int,
-    tie_order: np.ndarray | None = None,
-) -> float:
-    """Mean ``metric@k`` over the users with held-out items in ``truth`` (full ranking)."""
-    return validation_values(scorer, truth, exclude, metric, k, [], tie_order)[0]
-
-
 def choose_mix(
     twin: Vectors,
     content: Vectors,

@@ -163,14 +163,14 @@ def build_index(
         raise ValueError(f"index kind must be one of {sorted(indexes)}, auto or ann, got {kind!r}")
     if kind == "exact":
         return ExactIndex(vectors)
-    measured = queries is not None and len(queries) and config.recall_target > 0
+    if queries is None or not len(queries) or config.recall_target <= 0:
+        # nothing to measure on; auto takes the index that builds fastest
+        return indexes["ivf" if kind == "auto" else kind](vectors, config)
+    sample = RecallSample.draw(vectors, queries, config, seen)
     if kind == "auto":
-        if not measured:  # nothing to choose on: the index that builds fastest
-            return IvfIndex(vectors, config)
-        return chosen_index(vectors, config, RecallSample.draw(vectors, queries, config, seen))
+        return chosen_index(vectors, config, sample)
     index = indexes[kind](vectors, config)
-    if measured:
-        widen_to_recall(index, queries, config, seen)
+    widen_to_recall(index, sample, config)
     return index
 
 
@@ -189,7 +189,7 @@ def chosen_index(vectors: np.ndarray, config: AnnConfig, sample: RecallSample):
         hnsw = HnswIndex(vectors, config)
         widen_to_recall(hnsw, sample, config)
         candidates.append(hnsw)
-    key = next(iter(ivf.recall))
+    key = f"recall@{sample.k}"
     reached = [c for c in candidates if c.recall[key] >= config.recall_target]
     kept = (
         min(reached, key=lambda c: c.recall["ms_per_query"])
@@ -232,10 +232,10 @@ class RecallSample:
         return cls(q, exclude, np.concatenate(parts), k)
 
 
-def widen_to_recall(index, queries, config: AnnConfig, seen=None) -> dict:
+def widen_to_recall(index, sample: RecallSample, config: AnnConfig) -> dict:
     """Double the index's search breadth (IVF nprobe, HNSW efSearch) while its recall@k against
-    exact search, over a seeded sample of ``queries`` (or a drawn :class:`RecallSample`), is
-    below ``config.recall_target``, at most ``config.max_widenings`` times; ``index.recall``
+    exact search over the ``sample`` is below ``config.recall_target``, at most
+    ``config.max_widenings`` times; ``index.recall``
     records the last measurement and the milliseconds per query it took (the sample searched
     in one batch).
 
@@ -243,9 +243,6 @@ def widen_to_recall(index, queries, config: AnnConfig, seen=None) -> dict:
     clustered catalogue can keep far less on a model's own, and nothing else would say so."""
     import time
 
-    sample = queries
-    if not isinstance(queries, RecallSample):
-        sample = RecallSample.draw(index.vectors, queries, config, seen)
     k = sample.k
     for widening in range(config.max_widenings + 1):
         start = time.perf_counter()
