@@ -48,6 +48,7 @@ from crossrec.data.matrices import interactions_to_csr
 from crossrec.graphs.config import FuseConfig
 from crossrec.models.config import FinetuneConfig
 from crossrec.models.inputs import TrainingData
+from crossrec.models.mixed import epochs_trained
 from crossrec.refresh.config import RefreshConfig
 from crossrec.refresh.state import training_data
 from crossrec.refresh.steps import (
@@ -221,7 +222,7 @@ def replay(
         result = train_recommender(
             data, finetune, run_dir=run_root / name, enable_progress_bar=False
         )
-        return result.bundle, time.perf_counter() - start, len(result.history)
+        return result.bundle, time.perf_counter() - start, epochs_trained(result.history)["epochs"]
 
     base_data, prep = inputs(base)
     base_bundle, wall, epochs = train_full(base_data, "base")
@@ -339,7 +340,7 @@ def replay(
             )
             bundles[method] = result.bundle
             walls[method] = prep + time.perf_counter() - start
-            epochs_run[method] = len(result.history)
+            epochs_run[method] = epochs_trained(result.history)["epochs"]
         if settings.full_retrain:
             bundles["full_retrain"], wall, epochs_run["full_retrain"] = train_full(
                 data, f"step{step + 1}-full"

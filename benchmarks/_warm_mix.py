@@ -13,7 +13,7 @@ def component_configs(config: dict) -> tuple[dict, dict]:
     """(content model's, twin's) configs: the variant's with the mix off, and the same trained
     without content as evaluate's trained ablation does it."""
     from crossrec.config import deep_merge
-    from crossrec.evaluation.experiments import WITHOUT_CONTENT
+    from crossrec.models.mixed import WITHOUT_CONTENT
 
     content = deep_merge(config, {"model": {"content_mix": {"kind": "none"}}})
     return content, deep_merge(content, WITHOUT_CONTENT)

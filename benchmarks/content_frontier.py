@@ -315,13 +315,13 @@ def main() -> None:
     twin, today = pooled(runs["twin"]), pooled(runs["today"])
     pairs = np.bincount(bucket[truth.indices], minlength=5)
     print(f"\n{args.dataset}, {main_name}, seeds {args.seeds}: Recall@20 by popularity fifth")
-    for name, outcome in (("twin", twin), ("default", today)):
+    for name, outcome in (("twin", twin), ("content", today)):
         print(
             f"  {name:8s} R@20 {outcome.recall.mean():.4f}  N@20 {outcome.ndcg.mean():.4f}  "
             + "  ".join(f"{h / p:.4f}" for h, p in zip(outcome.bucket_hits, pairs, strict=True))
         )
     print("  " + " ".join(f"{lab}: {v:+.2%}" for lab, v in (
-        ("default vs twin R@20", today.recall.mean() / twin.recall.mean() - 1),
+        ("content vs twin R@20", today.recall.mean() / twin.recall.mean() - 1),
         ("head", today.bucket_hits[4] / twin.bucket_hits[4] - 1),
     )))
     for family in families:

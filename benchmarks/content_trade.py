@@ -1,7 +1,7 @@
 """The content trade of warm_ablation variants, read from its ``--out`` JSON (no training).
 
     .venv/bin/python benchmarks/content_trade.py --dataset movielens100k_multimodal \
-        --results ml.json --twin no_content --today default --variants default,gate
+        --results ml.json --twin no_content --today content --variants default,gate
 
 For every variant against the no-content twin (the same model trained without content):
 Recall / NDCG@20 on test, test_warm and test_cold (seed means; change and paired Wilcoxon p
@@ -56,7 +56,7 @@ def slice_table(results: dict, names: list[str], twin: str) -> list[str]:
     return lines
 
 
-def train_seconds(results: dict, name: str, twin: str = "no_content", today: str = "default"):
+def train_seconds(results: dict, name: str, twin: str = "no_content", today: str = "content"):
     """Mean training seconds over the seeds; a mix (two models) whose bundles did not record
     their time is the twin's plus the content model's of the same seed."""
     seconds = []
@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, required=True, help="warm_ablation --out JSON")
     parser.add_argument("--variants", default=None, help="comma list (default: all in the file)")
     parser.add_argument("--twin", default="no_content")
-    parser.add_argument("--today", default="default")
+    parser.add_argument("--today", default="content")
     parser.add_argument("--buckets", type=int, default=5)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))

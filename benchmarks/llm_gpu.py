@@ -468,7 +468,8 @@ def lightning_section(model_dir: Path, words: list[str], args, device, tmp: Path
     llm_training = {"limit_train_batches": 2} if args.quick else {}
     config = FinetuneConfig.model_validate(
         {
-            "model": {"fusion": {"strategy": "llm", "llm": llm}},
+            # the LLM model alone: its training speed, not its ID-only twin's
+            "model": {"fusion": {"strategy": "llm", "llm": llm}, "content_mix": {"kind": "none"}},
             "trainer": trainer,
             "llm_training": llm_training,
         }

@@ -52,7 +52,18 @@ ID_ONLY_BPR1 = {
     "optim": {"lr": 0.01},
 }
 SOFTMAX = {"loss": {"kind": "softmax", "cosine": True, "temperature": 0.2}}
-#: the mix with tail slots, chosen for the content targets (docs/content-gate.md)
+#: one model: the content model alone, which every variant but the mixes varies
+CONTENT_MODEL = {"model": {"content_mix": {"kind": "none"}}}
+#: the score mix alone, chosen on overall validation Recall@20 (no tail slots)
+MIX_SCORES = {
+    "kind": "popularity",
+    "taus": [0.0, 10.0, 25.0, 50.0, 100.0, 200.0],
+    "slopes": [1.0, 2.0],
+    "slots": [0],
+    "choose": "overall",
+}
+#: the mix with tail slots, chosen for the content targets (docs/content-gate.md; the
+#: finetune default)
 MIX_SLOTS = {
     "kind": "popularity",
     "taus": [0.0, 10.0, 25.0, 50.0, 100.0, 200.0, 400.0, 1000.0],
@@ -63,7 +74,8 @@ MIX_SLOTS = {
 
 #: name -> (what it is, overrides of the finetune block). "default" = the YAML as it stands.
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "default": ("finetune defaults (YAML)", {}),
+    "default": ("finetune defaults (YAML): the twin / content model mix with tail slots", {}),
+    "content": ("the content model alone (content_mix none)", {}),
     "no_content": ("defaults trained without content (no fusion, no item graph)", NO_CONTENT),
     "lightgcn": ("evaluate's LightGCN baseline (IDs, BPR, 1 negative, lr 0.01)", ID_ONLY_BPR1),
     "old_default": (
@@ -139,12 +151,12 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "mix": (
         "the no-content twin's and this model's scores (z-scored per user) mixed by item "
         "popularity, tau / slope / scale chosen on validation (two models trained)",
-        {"model": {"content_mix": {"kind": "popularity"}}},
+        {"model": {"content_mix": MIX_SCORES}},
     ),
     "mix_tail": (
         "mix whose validation choice keeps the tail: among the points within 0.5% of the best "
         "validation Recall@20, the best on the least popular 40% of validation pairs",
-        {"model": {"content_mix": {"kind": "popularity", "tolerance": 0.005, "tail_share": 0.4}}},
+        {"model": {"content_mix": {**MIX_SCORES, "tolerance": 0.005, "tail_share": 0.4}}},
     ),
     "mix_slots": (
         "mix with tail slots, chosen for the targets: among the points (mix x 0-2 of the first "
@@ -159,11 +171,11 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     ),
     "mix_global": (
         "mix with one score scale per model instead of a z-score per user",
-        {"model": {"content_mix": {"kind": "popularity", "standardise": "global"}}},
+        {"model": {"content_mix": {**MIX_SCORES, "standardise": "global"}}},
     ),
     "mix_raw": (
         "mix of the raw scores (no standardisation)",
-        {"model": {"content_mix": {"kind": "popularity", "standardise": "none"}}},
+        {"model": {"content_mix": {**MIX_SCORES, "standardise": "none"}}},
     ),
     "gate_graph": (
         "the fixed gate on the modality item graph only (ego content ungated)",
@@ -334,6 +346,8 @@ class Trained:
         key += suffix
         if key not in self.memory:
             start = time.perf_counter()
+            # one model, as its identity says (the mix is applied over trained models)
+            config = deep_merge(config, CONTENT_MODEL)
             bundle = train_variant(data, config, seed, where="warm_ablation")
             self.memory[key] = (bundle, time.perf_counter() - start)
             if self.folder is not None:
@@ -651,6 +665,8 @@ def main() -> None:
             variant = VARIANTS[name][1]
         else:
             sys.exit(f"unknown variant {name!r}; --list shows them, or use NAME@parameters.yml")
+        if name != "default" and "content_mix" not in variant.get("model", {}):
+            variant = deep_merge(CONTENT_MODEL, variant)  # a variant of the content model
         overrides = deep_merge(variant, parse_overrides(extra.split(";") if extra else []))
         config = deep_merge(deep_merge(base, common), overrides)
         key = spec + (f" [{' '.join(args.set)}]" if args.set else "")

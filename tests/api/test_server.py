@@ -114,7 +114,17 @@ def test_explanation_parts_add_up_to_the_models_score(server, serve_project):
         body = server.client.get(f"/api/users/{user}/explain/{rec['item_id']}").json()
         assert abs(sum(body["parts"].values()) - rec["score"]) < 1e-3 * max(1, abs(rec["score"]))
         assert abs(body["score"] - rec["score"]) < 1e-5 * max(1, abs(rec["score"]))
-        assert {"collaborative", "content_baseline", "text", "image", "audio"} == set(body["parts"])
+        # the default model is the mix: the content model's parts as the mix weighs them, the
+        # ID-only twin's part and the user's mean content score taken out
+        assert set(body["parts"]) == {
+            "collaborative",
+            "content_baseline",
+            "text",
+            "image",
+            "audio",
+            "id_twin",
+            "centring",
+        }
         weights = body["modality_weights"]
         assert set(weights) == {"text", "image", "audio"}
         assert abs(sum(weights.values()) - 1) < 1e-3

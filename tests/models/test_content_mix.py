@@ -149,7 +149,7 @@ def test_validation_picks_the_informative_model_and_never_reads_test():
     noise = (torch.randn(u.shape[0], 8), torch.randn(v.shape[0], 8))
     degree = item_degrees(train + sp.csr_matrix(rng.random((60, 90)) < 0.05))
     warm = degree > 0
-    config = ContentMixConfig(kind="popularity", k=5)
+    config = ContentMixConfig(kind="popularity", k=5, choose="overall", slots=[0])
 
     def twin_share(choice: MixChoice) -> float:
         """The twin's weight against the content model's, averaged over the warm items."""
@@ -172,23 +172,20 @@ def test_validation_picks_the_informative_model_and_never_reads_test():
 
 
 def test_grid_drops_duplicate_points_and_always_tries_content_alone():
-    config = ContentMixConfig(kind="popularity", taus=[0.0, 20.0], slopes=[1.0, 3.0])
+    config = ContentMixConfig(kind="popularity", taus=[0.0, 20.0], slopes=[1.0, 3.0], slots=[0])
     points = grid(config)
     assert [(p.tau, p.slope) for p in points].count((0.0, 1.0)) == 3  # one per scale
     assert (0.0, 3.0) not in [(p.tau, p.slope) for p in points]
     assert points[-1] == MixChoice(math.inf, 1.0, 1.0)
 
 
-def test_config_is_validated_and_one_model_refuses_the_mix(tiny_data):
+def test_config_is_validated():
     with pytest.raises(ValueError, match="taus"):
         ContentMixConfig(kind="popularity", taus=[-1.0])
     with pytest.raises(ValueError, match="taus"):
         ContentMixConfig(kind="popularity", taus=[float("inf")])
-    config = FinetuneConfig.model_validate(
-        {"model": {"embedding_dim": 16, "content_mix": {"kind": "popularity"}}}
-    )
-    with pytest.raises(ValueError, match="model.content_mix"):
-        build_recommender(tiny_data, config)
+    with pytest.raises(ValueError, match="choose"):
+        ContentMixConfig(choose="best")
 
 
 def test_tail_pairs_are_the_least_popular_share_of_the_held_out_pairs():
@@ -219,8 +216,8 @@ def _head_and_tail_models():
 def test_a_tolerance_trades_overall_validation_for_the_tail():
     """Points within the tolerance of the best overall value are equals; the tail decides."""
     twin, content, degree, train, valid = _head_and_tail_models()
-    strict = ContentMixConfig(kind="popularity", k=5)
-    loose = ContentMixConfig(kind="popularity", k=5, tolerance=0.05)
+    strict = ContentMixConfig(kind="popularity", k=5, choose="overall", slots=[0])
+    loose = ContentMixConfig(kind="popularity", k=5, choose="overall", slots=[0], tolerance=0.05)
     best, points = choose_mix(twin, content, degree, strict, valid, train)
     assert all(p.tail is None for p in points)
     chosen, points = choose_mix(twin, content, degree, loose, valid, train)

@@ -75,6 +75,7 @@ def _free_port() -> int:
 def _config(**trainer) -> FinetuneConfig:
     return FinetuneConfig.model_validate(
         {
+            "model": {"content_mix": {"kind": "none"}},  # one model: its checkpoints per node
             "data": {"batch_size": 32},
             "optim": {"lr": 0.001},
             "trainer": {

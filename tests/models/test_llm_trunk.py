@@ -191,6 +191,7 @@ def test_lora_run_through_train_recommender_beats_most_popular(
         {
             "model": {
                 "embedding_dim": 16,
+                "content_mix": {"kind": "none"},
                 "fusion": {
                     "strategy": "llm",
                     "llm": {

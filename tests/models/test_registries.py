@@ -65,7 +65,7 @@ class LastItemHistory(HistoryEncoder):
 # ---------------------------------------------------------------------------------- the tests
 def _config(**blocks) -> FinetuneConfig:
     base = {
-        "model": {"embedding_dim": 16},
+        "model": {"embedding_dim": 16, "content_mix": {"kind": "none"}},
         "data": {"batch_size": 32, "num_negatives": 4},
         "optim": {"lr": 0.01},
         "trainer": {"max_epochs": 2, "seed": 0, "cpu_threads": 1, "val_ks": [10, 20]},

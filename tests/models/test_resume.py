@@ -19,7 +19,7 @@ from crossrec.pipelines.finetune.nodes import resume_command
 
 def _config(**overrides) -> FinetuneConfig:
     base = {
-        "model": {"embedding_dim": 16},
+        "model": {"embedding_dim": 16, "content_mix": {"kind": "none"}},  # one model's checkpoints
         "data": {"batch_size": 32, "num_negatives": 2},
         "optim": {"lr": 0.01},
         "trainer": {"max_epochs": 1, "seed": 0, "cpu_threads": 1, "val_ks": [5, 10, 20]},

@@ -25,7 +25,12 @@ HERE = Path(__file__).resolve().parent
 
 def _config(**overrides) -> FinetuneConfig:
     base = {
-        "model": {"embedding_dim": 16, "user_tower": {"kind": "mean", "history_length": 8}},
+        # one model: the training machinery (the mix is tests/models/test_mixed.py)
+        "model": {
+            "embedding_dim": 16,
+            "user_tower": {"kind": "mean", "history_length": 8},
+            "content_mix": {"kind": "none"},
+        },
         "data": {"batch_size": 32, "num_negatives": 2},
         "optim": {"lr": 0.01},
         "trainer": {"max_epochs": 2, "seed": 0, "cpu_threads": 1, "val_ks": [5, 10, 20]},

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from crossrec.models.mixed import WITHOUT_CONTENT
+
 logger = logging.getLogger(__name__)
 
 
@@ -52,6 +54,7 @@ def baseline_config(trained_config: dict, baseline_defaults: dict, overrides: di
     from crossrec.models.config import FinetuneConfig
 
     base = FinetuneConfig().model_dump(mode="json")
+    base["model"]["content_mix"]["kind"] = "none"  # a baseline is one model, not crossrec's mix
     for block in INHERITED_BLOCKS:
         if block in trained_config:
             base[block] = trained_config[block]
@@ -92,18 +95,6 @@ def ablate_modality(
         else:
             del graphs[modality]
     return features, graphs
-
-
-#: what "trained without content" turns off in the model's own configuration: the fusion,
-#: the modality item graph, the content loss and the content bias (IDs and graph stay)
-WITHOUT_CONTENT = {
-    "model": {
-        "use_content": False,
-        "content_bias": False,
-        "propagation": {"item_graph_layers": 0},
-    },
-    "loss": {"content_weight": 0.0},
-}
 
 
 def trained_ablation_variants(config: dict, modalities: list[str], scope: str) -> list:
@@ -180,6 +171,8 @@ def model_score_fn(bundle: dict, data: Any, device: str):
 
     model = load_recommender(bundle, data).to(device)
     model.eval()
+    if getattr(model, "mixed", False):
+        return model  # scores without gradients, and binds to each slice (tail slots)
 
     def score(users: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -4,6 +4,7 @@ the same configuration retrained (in ``evaluate.workers`` processes) for the oth
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -69,7 +70,21 @@ def model_runs(evaluation: Evaluation, trained_model: dict, default_seed: int) -
         "train_s": train_s,
         "eval_s": eval_s,
         "bundles": bundles,
+        # a mix (model.content_mix): the point each seed chose on validation
+        **mix_choices(bundles),
         # the artifact's own training time is finetune's, not spent here
         "reused_seeds": reused,
         "node": evaluation.node_record(pool, len(jobs), time.perf_counter() - node_start),
     }
+
+
+def mix_choices(bundles: list[dict]) -> dict:
+    """``{"content_mix": [chosen point per seed]}`` when the model is a mix, else ``{}``."""
+    from crossrec.models.mixed import MIX_KEY
+
+    if not bundles or not all(MIX_KEY in bundle for bundle in bundles):
+        return {}
+    choices = [dict(bundle[MIX_KEY]["choice"]) for bundle in bundles]
+    for choice in choices:  # the content model alone: JSON has no infinity
+        choice["tau"] = "inf" if math.isinf(choice["tau"]) else choice["tau"]
+    return {"content_mix": choices}

@@ -224,12 +224,13 @@ def evaluate_scorer(
     (:mod:`crossrec.evaluation.popularity`).
     """
     from crossrec.metrics.ranking import rank_and_evaluate
+    from crossrec.models.content_mix import bound
 
     out: dict[str, dict] = {}
     for piece in slices:
         start = time.perf_counter()
         users, per_user, ranked = rank_and_evaluate(
-            score_fn,
+            bound(score_fn, piece.exclude, piece.candidates),
             piece.truth,
             piece.exclude,
             ks,

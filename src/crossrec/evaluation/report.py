@@ -151,6 +151,30 @@ def selection_section(timings: dict) -> list[str]:
     ]
 
 
+def mix_section(timings: dict, seeds: list[int]) -> list[str]:
+    """The point of the twin / content model mix each seed chose on validation
+    (``model.content_mix``): how far the warm items lean on content, and the tail's places."""
+    choices = next((t["content_mix"] for t in timings.values() if t.get("content_mix")), None)
+    if not choices:
+        return []
+    rows = [
+        [seed, c["tau"], c["slope"], c["scale"], c["slots"]]
+        for seed, c in zip(seeds, choices, strict=False)
+    ]
+    return [
+        "## The mix of the content model and its ID-only twin (chosen on validation)",
+        "",
+        "Warm items are ranked by a mix of both models' scores whose twin share grows with "
+        "the item's train interactions (tau: the degree at which it is half; inf: the content "
+        "model alone), and `slots` of each list's first places go to the content model's best "
+        "rarely seen items; cold items are the content model's (model.content_mix, "
+        "docs/content-gate.md).",
+        "",
+        markdown_table(["seed", "tau", "slope", "twin scale", "tail slots"], rows),
+        "",
+    ]
+
+
 def content_worth_section(
     metrics: dict, significance: dict, cfg, trained: list[str], slices: list[str]
 ) -> list[str]:
@@ -336,6 +360,7 @@ def build_report(
         ]
     parts += words_section(words)
     parts += cold_users_section(cold_users)
+    parts += mix_section(timings, list(cfg.seeds))
     parts += content_worth_section(all_metrics, significance, cfg, trained, slices_present)
     parts += by_popularity_section(
         significance.get("by_popularity") or {}, all_metrics, cfg.model_name

@@ -117,6 +117,7 @@ def summarize(
             "inference_only": bool(entry.get("inference_only", False)),
         }
         | ({"selection": entry["selection"]} if "selection" in entry else {})
+        | ({"content_mix": entry["content_mix"]} if "content_mix" in entry else {})
         for name, entry in everything.items()
     }
     timings[NODES_KEY] = node_timings(model_runs, baseline_runs, ablation_runs)

@@ -68,7 +68,8 @@ def make_bundle(
 
 
 def build_recommender(data: TrainingData, config: FinetuneConfig) -> Recommender:
-    """A fresh (untrained) model for ``data`` as ``config`` describes it."""
+    """A fresh (untrained) model for ``data`` as ``config`` describes it; under
+    ``model.content_mix`` the content model (``train_recommender`` trains its twin too)."""
     from crossrec.models.user_attributes import attach_user_attributes
 
     model = Recommender(
@@ -87,7 +88,13 @@ def build_recommender(data: TrainingData, config: FinetuneConfig) -> Recommender
 
 
 def load_recommender(bundle: dict, data: TrainingData) -> Recommender:
-    """Rebuild the trained model (eval mode) from a bundle and the data it was trained on."""
+    """Rebuild the trained model (eval mode) from a bundle and the data it was trained on; a
+    mix of the content model and its twin (``model.content_mix``) as a
+    :class:`~crossrec.models.mixed.MixedRecommender`."""
+    from crossrec.models.mixed import MIX_KEY, load_mixed
+
+    if MIX_KEY in bundle:
+        return load_mixed(bundle, data)
     missing = [k for k in BUNDLE_KEYS if k not in bundle]
     if missing:
         raise ValueError(f"trained_model bundle lacks keys {missing}; expected {list(BUNDLE_KEYS)}")

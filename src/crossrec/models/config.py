@@ -158,22 +158,22 @@ class ContentMixConfig(StrictConfig):
     ``popularity``: two models are trained, this one and its twin without content; an item's
     score is ``scale * g(deg) * z_twin + (1 - g(deg)) * z_content``, ``z`` each model's score
     standardised, ``g(deg) = deg ** slope / (deg ** slope + tau ** slope)`` the twin's weight
-    (0 for cold items: content only). ``tau``, ``slope`` and ``scale`` are chosen on the
-    validation split from the grids below. Applied over two trained models by
-    ``benchmarks/warm_ablation.py`` (variant ``mix``); the finetune pipeline does not train
-    the twin, so it refuses any kind but ``none``.
+    (0 for cold items: content only). ``tau``, ``slope``, ``scale`` and the tail ``slots`` are
+    chosen on the validation split from the grids below (``crossrec.models.mixed`` trains both
+    models and keeps them in one bundle). ``none``: the content model alone.
     """
 
-    kind: Literal["none", "popularity"] = "none"
+    kind: Literal["none", "popularity"] = "popularity"
     #: crossover degrees searched: the train interactions at which an item's score is half the
     #: twin's; 0 = the twin for every warm item. The content model alone (g = 0 for every item)
     #: is always a candidate too, so the choice can fall back on either model
     taus: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
-        default_factory=lambda: [0.0, 10.0, 25.0, 50.0, 100.0, 200.0], min_length=1
+        default_factory=lambda: [0.0, 10.0, 25.0, 50.0, 100.0, 200.0, 400.0, 1000.0],
+        min_length=1,
     )
     #: steepness of the curve in log degree
     slopes: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
-        default_factory=lambda: [1.0, 2.0], min_length=1
+        default_factory=lambda: [0.5, 1.0, 2.0], min_length=1
     )
     #: the twin's scale against the content model's (``a / b``)
     scales: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
@@ -194,19 +194,24 @@ class ContentMixConfig(StrictConfig):
     tail_share: float = Field(0.4, gt=0, le=1)
     #: places of the first k given to the content model's best tail items, searched on
     #: validation (0: none); a slot never displaces a head item while another can go
-    slots: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
+    slots: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: [0, 1, 2], min_length=1
+    )
     #: the head: the most popular items holding this share of train pairs (of validation pairs
     #: for the targets rule)
     head_share: float = Field(0.2, gt=0, le=1)
     #: overall: the best validation metric (with tolerance, the tail among near-best points);
     #: targets: the best on the tail among the points that lose at most margin overall and
     #: head_loss on the head against the twin
-    choose: Literal["overall", "targets"] = "overall"
+    choose: Literal["overall", "targets"] = "targets"
     margin: float = Field(0.005, ge=0, lt=1)
     head_loss: float = Field(0.01, ge=0, lt=1)
     #: share of the validation users kept out of both models' early stopping, the choice made
     #: on them alone (0: both on every validation user)
     choice_share: float = Field(0.0, ge=0, lt=1)
+    #: the choice ranks the whole catalogue once per grid point for every validation user it
+    #: reads: above this many users it reads a seeded sample of them (null: all)
+    max_choice_users: int | None = Field(10_000, ge=1)
 
 
 class ModelConfig(StrictConfig):
@@ -441,13 +446,6 @@ def check_content_options(
     column away. Fails naming the keys before any weight is built."""
     early = has_content and not late_content
     late = "the llm strategy adds its content late, per item"
-    if config.content_mix.kind != "none":
-        raise ValueError(
-            "model.content_mix mixes two trained models (this one and its twin without "
-            "content); one model cannot be built with it: train the model with content_mix.kind "
-            "none and mix with crossrec.models.content_mix (benchmarks/warm_ablation.py, "
-            "variant mix)"
-        )
     if config.propagation.content_path == "channel" and has_content and late_content:
         raise ValueError(
             "model.propagation.content_path channel needs early content (concat, gated or "

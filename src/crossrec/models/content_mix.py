@@ -177,13 +177,18 @@ def slotted_scores(
         new = [int(i) for i in picks[row] if i >= 0]
         if not new:
             continue
-        # the last places first, those of head items only when no other is left
-        places = sorted(range(len(items)), key=lambda p: (bool(is_head[items[p]]), -p))
-        dropped = set(places[: len(new)])
-        final = [item for p, item in enumerate(items) if p not in dropped] + new
+        final = slotted_list(items, new, is_head)
         top = out[row, items[0]].item()
         out[row, final] = top + torch.arange(len(final), 0, -1, dtype=out.dtype)
     return out
+
+
+def slotted_list(items: list[int], new: list[int], is_head: np.ndarray) -> list[int]:
+    """``items`` (a list's first k) with its last ``len(new)`` places not holding a head item
+    (head items' places only when no other is left) given to ``new``, appended in order."""
+    places = sorted(range(len(items)), key=lambda p: (bool(is_head[items[p]]), -p))
+    dropped = set(places[: len(new)])
+    return [item for p, item in enumerate(items) if p not in dropped] + list(new)
 
 
 class SlottedScorer:

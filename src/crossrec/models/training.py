@@ -153,7 +153,24 @@ def train_recommender(
     On Ctrl-C the run logs how to resume (``resume_command``: the caller's exact command) and
     raises KeyboardInterrupt. ``initial_state`` (e.g. :func:`crossrec.models.warm.warm_state`)
     replaces the random init: a refresh fine-tunes from the previous model.
+
+    ``model.content_mix`` trains the content model and its ID-only twin and mixes them
+    (:func:`crossrec.models.mixed.train_mixed`).
     """
+    from crossrec.models.mixed import is_mixed, train_mixed, without_mix_when_no_content
+
+    config = without_mix_when_no_content(config, data)
+    if is_mixed(config):
+        return train_mixed(
+            data,
+            config,
+            Path(run_dir),
+            train_recommender,
+            extra_callbacks=extra_callbacks,
+            enable_progress_bar=enable_progress_bar,
+            resume_command=resume_command,
+            initial_state=initial_state,
+        )
     with quiet_lightning():
         return _train(
             data,

@@ -58,14 +58,31 @@ def history_mean(
 def warm_state(
     bundle: dict, data: TrainingData, new_users: NewUsers = "history"
 ) -> dict[str, torch.Tensor]:
-    """The learnt state of ``bundle`` extended to ``data`` (see the module doc)."""
+    """The learnt state of ``bundle`` extended to ``data`` (see the module doc); of a mix
+    (``model.content_mix``), ``{"twin": state, "content": state}``."""
+    from crossrec.models.mixed import MIX_KEY, part_bundles
+
+    if MIX_KEY in bundle:
+        return {
+            part: warm_state(part_bundle, data, new_users)
+            for part, part_bundle in part_bundles(bundle).items()
+        }
     model = warm_start(bundle, data, new_users)
     frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in frozen}
 
 
 def warm_start(bundle: dict, data: TrainingData, new_users: NewUsers = "history") -> Recommender:
-    """A model for ``data`` initialised from ``bundle`` (eval mode; train it to fine-tune)."""
+    """A model for ``data`` initialised from ``bundle`` (eval mode; train it to fine-tune); a
+    mix (``model.content_mix``) as the chosen mix of its two warm-started models."""
+    from crossrec.models.mixed import MIX_KEY, mixed_of, part_bundles
+
+    if MIX_KEY in bundle:
+        parts = {
+            part: warm_start(part_bundle, data, new_users)
+            for part, part_bundle in part_bundles(bundle).items()
+        }
+        return mixed_of(bundle, parts["content"], parts["twin"], data)
     _check_growth(bundle, data)
     config = FinetuneConfig.model_validate(bundle["config"])
     torch.manual_seed(int(config.trainer.seed or 0))

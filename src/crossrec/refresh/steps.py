@@ -247,6 +247,7 @@ def run_refresh(
     import time
 
     from crossrec.models.bundle import load_recommender
+    from crossrec.models.mixed import epochs_trained
     from crossrec.refresh.state import tables_of, training_data
 
     began = time.perf_counter()
@@ -277,7 +278,7 @@ def run_refresh(
     report = {
         "before": before,
         "after": after,
-        "epochs": int(len(result.history)),
+        **epochs_trained(result.history),
         "n_users": data.n_users,
         "n_items": data.n_items,
         "new_users": data.n_users - int(bundle["n_users"]),

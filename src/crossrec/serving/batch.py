@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 def top_k_all_users(catalogue, k: int, chunk_users: int | None = None):
     """(scores, items) of shape (n_users, k): every user's best unseen items; exact, or from
     the catalogue's faiss index when it has one (``recommend.ann.min_items`` items on)."""
+    if catalogue.tail_slots is not None:
+        return _top_k_slotted(catalogue, k)
     if catalogue.index.kind != "exact":
         return _top_k_from_index(catalogue, k)
     users_vec, items_vec = catalogue.user_vectors, catalogue.item_vectors
@@ -52,6 +54,21 @@ def _top_k_from_index(catalogue, k: int, chunk: int = 1024):
         s, i = catalogue.index.search(catalogue.user_vectors[users], k, exclude)
         scores[users, : s.shape[1]], items[users, : i.shape[1]] = s, i
     logger.info("top-%d for %s users from the %s index", k, f"{n_users:,}", catalogue.index.kind)
+    return scores, items
+
+
+def _top_k_slotted(catalogue, k: int, chunk: int = 1024):
+    """Every user's top k with a mix's tail slots (``Catalogue.user_lists``), seen excluded."""
+    seen = catalogue.seen
+    n_users = seen.shape[0]
+    scores = np.full((n_users, k), -np.inf, dtype=np.float32)
+    items = np.full((n_users, k), -1, dtype=np.int64)
+    for start in range(0, n_users, chunk):
+        users = np.arange(start, min(start + chunk, n_users))
+        exclude = [seen.indices[seen.indptr[u] : seen.indptr[u + 1]] for u in users]
+        queries = catalogue.user_vectors[users]
+        scores[users], items[users] = catalogue.user_lists(queries, k, exclude)
+    logger.info("top-%d for %s users, with tail slots", k, f"{n_users:,}")
     return scores, items
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,9 @@ import scipy.sparse as sp
 
 from crossrec.serving.config import RecommendConfig
 from crossrec.serving.index import ExactIndex, build_index, index_vectors, top_k, unit_rows
+
+if TYPE_CHECKING:
+    from crossrec.serving.slots import TailSlots
 
 #: item attributes that hold ids: a filter on them matches the whole id, not a part of it
 ID_COLUMNS = ("item_id", "item_idx")
@@ -65,6 +69,8 @@ class Catalogue:
     text_columns: list[str] = field(default_factory=list)  # shown on item cards
     #: the vectors' last column is VBPR's item bias (users: 1); see crossrec.serving.foldin
     bias_column: bool = False
+    #: a mix's tail slots (crossrec.serving.slots): places of users' lists for tail items
+    tail_slots: TailSlots | None = None
 
     def __post_init__(self) -> None:
         self.user_vectors = np.ascontiguousarray(self.user_vectors, np.float32)
@@ -195,11 +201,28 @@ class Catalogue:
         values, local = top_k(scores, k)
         return values, np.where(local >= 0, allowed[np.maximum(local, 0)], -1)
 
+    def user_lists(
+        self,
+        queries: np.ndarray,
+        k: int,
+        exclude: list[np.ndarray] | None = None,
+        candidates: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Best k items per user vector, as the model ranks them for users: :meth:`top_items`,
+        with a mix's tail slots applied (the scores stay the vectors' dot products)."""
+        if self.tail_slots is None:
+            return self.top_items(queries, k, exclude, candidates)
+        _, ranked = self.top_items(queries, self.tail_slots.depth(k), exclude, candidates)
+        items = self.tail_slots.apply(queries, ranked, k, exclude, candidates)
+        vectors = self.item_vectors[np.maximum(items, 0)]
+        scores = np.einsum("qd,qkd->qk", np.asarray(queries, np.float32), vectors)
+        return np.where(items >= 0, scores, -np.inf).astype(np.float32), items
+
     def recommend_user(
         self, user_idx: int, k: int, exclude_seen: bool = True, filters: dict | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         exclude = [self.seen_items(user_idx)] if exclude_seen else None
-        scores, items = self.top_items(
+        scores, items = self.user_lists(
             self.user_vectors[user_idx : user_idx + 1], k, exclude, self.filter_mask(filters or {})
         )
         return scores[0], items[0]

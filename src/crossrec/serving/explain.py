@@ -194,6 +194,8 @@ def _label(part: str) -> str:
         "llm_content": "its text as read by the LLM",
         "id_bias": "its popularity",
         "content_bias": "how popular items like it are",
+        "id_twin": "what similar users liked (the ID-only twin)",
+        "centring": "the user's mean score (subtracted)",
     }.get(part, f"its {part}")
 
 

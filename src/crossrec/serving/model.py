@@ -20,6 +20,7 @@ from crossrec.models.fingerprint import model_fingerprint
 from crossrec.models.inputs import TrainingArtifacts
 from crossrec.serving.catalogue import Catalogue
 from crossrec.serving.config import RecommendConfig, parse_recommend_config
+from crossrec.serving.slots import TailSlots
 
 
 @dataclass(kw_only=True)
@@ -76,6 +77,15 @@ class ServingModel:
     def cosine(self) -> bool:
         return bool(self.model.cosine)
 
+    @property
+    def part_user_vectors(self) -> np.ndarray:
+        """The user vectors an explanation's parts are taken against: the served ones, or for
+        a mix (``model.content_mix``) the content model's own, whose item vectors the parts
+        split (``MixedRecommender.explanation_terms`` puts them back in the mix)."""
+        if getattr(self.model, "mixed", False):
+            return self.model.content_users
+        return self.catalogue.user_vectors
+
     @classmethod
     def from_artifacts(
         cls, artifacts: Artifacts, config: dict | RecommendConfig | None = None, index_kind=None
@@ -101,7 +111,9 @@ class ServingModel:
             modality_vectors=modality_vectors(a.fused_item_features),
             index_kind=index_kind,
             text_columns=list(a.dataset_info.get("text_columns") or []),
-            bias_column=model.has_bias_column,
+            # a mix's vectors are centred and scaled per user: no bias column among them
+            bias_column=model.has_bias_column and not getattr(model, "mixed", False),
+            tail_slots=TailSlots.of(model, config.ann, users.numpy()),
         )
         return cls(catalogue, model, data, a, model_fingerprint(a.trained_model), config)
 

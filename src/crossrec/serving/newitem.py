@@ -190,7 +190,10 @@ def new_item_vector(serving, raw: dict[str, np.ndarray], neighbours: int = 10) -
             vector = torch.nn.functional.normalize(vector, dim=-1)
         if model.has_bias_column:
             vector = torch.cat([vector, bias if bias is not None else vector.new_zeros(1)])
-    return vector.numpy().astype(np.float32)
+    vector = vector.numpy().astype(np.float32)
+    if getattr(model, "mixed", False):  # the content model's vector placed in the mix's space
+        return model.mixed_item_vector(vector)
+    return vector
 
 
 def _item_graph_layers(serving) -> list:

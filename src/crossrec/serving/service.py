@@ -55,6 +55,7 @@ def model_card(serving) -> dict:
         "index_recall": getattr(cat.index, "recall", None),
         "index_choice": getattr(cat.index, "choice", None),
         "config": art.trained_model["config"],
+        "content_mix": serving.model.describe() if getattr(serving.model, "mixed", False) else None,
         "test_metrics": serving.test_metrics(),
         "text_columns": art.dataset_info.get("text_columns") or [],
     }
@@ -77,7 +78,7 @@ def recommend_liked(serving, liked_ids: list[str], k: int, filters: dict) -> dic
         raise BadRequestError("liked", "liked must name at least one item id")
     liked = np.array([cat.item(i) for i in liked_ids], dtype=np.int64)
     vector = fold_in(cat.item_vectors, liked, serving.config.fold_in, cat.bias_column)
-    scores, items = cat.top_items(vector[None], k, [liked], cat.filter_mask(filters))
+    scores, items = cat.user_lists(vector[None], k, [liked], cat.filter_mask(filters))
     return {
         "liked": [str(cat.item_ids[i]) for i in liked],
         "fold_in": serving.config.fold_in.method,
@@ -105,7 +106,13 @@ def explain(serving, user_id: str, item_id: str, use_llm: bool = False) -> dict:
         if "parts" not in serving.cache:
             serving.cache["parts"] = item_vector_parts(serving.model)
         names, parts = serving.cache["parts"]
-    contributions, total = score_parts(cat.user_vectors[user], parts[:, item], serving.cosine)
+        part_users = serving.part_user_vectors
+    contributions, total = score_parts(part_users[user], parts[:, item], serving.cosine)
+    if getattr(serving.model, "mixed", False):  # the content model's parts, as the mix weighs them
+        weight, twin, centring = serving.model.explanation_terms(user, item)
+        contributions = np.concatenate([weight * contributions, [twin, centring]])
+        names = [*names, "id_twin", "centring"]
+        total = float(contributions.sum())
     score = float(cat.user_vectors[user] @ cat.item_vectors[item])
     history = serving.data.train[user].indices
     contributors = history_contributors(cat.similarity_vectors, history, item, 5)

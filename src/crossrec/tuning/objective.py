@@ -76,6 +76,7 @@ def make_finetune_objective(
     from optuna_integration import PyTorchLightningPruningCallback
 
     from crossrec.models.config import FinetuneConfig
+    from crossrec.models.mixed import MIX_KEY, epochs_trained
     from crossrec.models.training import train_recommender
 
     base = dict(finetune_params)
@@ -112,12 +113,18 @@ def make_finetune_objective(
             # As KeyboardInterrupt, Optuna marks it FAIL at once (a rerun replaces it).
             raise KeyboardInterrupt(f"trial {trial.number} interrupted") from exit_
         finally:
-            if not config.keep_checkpoints:
-                shutil.rmtree(run_dir / finetune.trainer.checkpoint_dir, ignore_errors=True)
+            if not config.keep_checkpoints:  # a mix's two models keep theirs one level down
+                for folder in (run_dir, run_dir / "twin", run_dir / "content"):
+                    shutil.rmtree(folder / finetune.trainer.checkpoint_dir, ignore_errors=True)
         # Under DDP the callback only flags the trial (see optuna-integration); raise here.
         if not enqueued:
             pruning.check_pruned()
-        trial.set_user_attr("epochs", int(len(result.history)))
+        for key, epochs in epochs_trained(result.history).items():  # a mix: both models'
+            trial.set_user_attr(key, epochs)
+        if MIX_KEY in result.bundle:  # the mix's point, chosen on validation
+            choice = dict(result.bundle[MIX_KEY]["choice"])
+            choice["tau"] = "inf" if math.isinf(choice["tau"]) else choice["tau"]
+            trial.set_user_attr(MIX_KEY, choice)
         if not math.isfinite(result.best_score):
             raise ValueError(
                 f"trial {trial.number}: metric {config.metric!r} was never logged "

@@ -91,6 +91,7 @@ def test_metrics_json_structure(evaluated) -> None:
         "VBPR",
         "crossrec w/o text",
         "crossrec w/o image",
+        "crossrec trained w/o content",  # the mix's own twin, evaluated without training
     }  # AudioOnly skipped
     test = metrics["crossrec"]["test"]
     for name in ("recall", "ndcg", "precision", "mrr", "hit", "map"):
@@ -106,6 +107,8 @@ def test_metrics_json_structure(evaluated) -> None:
     # two seeds for the trained model (std over seeds), one run for deterministic baselines
     assert evaluated["timings"]["crossrec"]["seeds"] == 2
     assert evaluated["timings"]["MostPop"]["seeds"] == 1
+    chosen = evaluated["timings"]["crossrec"]["content_mix"]  # the mix's point per seed
+    assert len(chosen) == 2 and all(set(c) == {"tau", "slope", "scale", "slots"} for c in chosen)
     assert metrics["MostPop"]["test"]["recall@10"]["std"] == 0.0
 
 
@@ -160,6 +163,10 @@ def test_report_and_figures(evaluated, tmp_path) -> None:
     assert block["slice"] == "test" and {"crossrec", "MostPop"} <= set(block["recall"])
     assert "crossrec w/o image" not in block["recall"]
     assert "## Where the hits are: by item popularity" in report
+    # the default model is the mix: the point each seed chose, and its twin by popularity
+    mix = report.split("## The mix of the content model and its ID-only twin")[1]
+    assert "| seed | tau | slope | twin scale | tail slots |" in mix
+    assert "crossrec trained w/o content" in block["recall"]
     assert len(figures) == 4
     for i, fig in enumerate(figures):
         fig.savefig(tmp_path / f"{i}.png")

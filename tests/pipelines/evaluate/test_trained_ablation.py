@@ -84,6 +84,8 @@ def trained_ablation(evaluate_inputs, tiny_trained_model) -> dict:
 
 
 def test_each_variant_is_retrained_for_every_seed_without_its_content(trained_ablation):
+    """The default model is the mix of the content model and its ID-only twin: the twin is
+    the model without content (evaluated, not trained again); every modality is retrained."""
     out, calls = trained_ablation["out"], trained_ablation["calls"]
     assert set(out) == {
         "crossrec trained w/o content",
@@ -92,16 +94,38 @@ def test_each_variant_is_retrained_for_every_seed_without_its_content(trained_ab
     }
     seeds = PARAMS["seeds"]
     assert all(len(e["runs"]) == len(seeds) and e["trained_ablation"] for e in out.values())
-    assert len(calls) == 3 * len(seeds)
-    no_content = [c for c in calls if not c[0]["model"]["use_content"]]
-    assert sorted(c[3] for c in no_content) == seeds
-    assert all(c[0]["loss"]["content_weight"] == 0.0 for c in no_content)
-    assert all(c[0]["model"]["propagation"]["item_graph_layers"] == 0 for c in no_content)
-    by_inputs = {(tuple(c[1]), tuple(c[2])) for c in calls if c[0]["model"]["use_content"]}
+    assert len(calls) == 2 * len(seeds)
+    assert all(c[0]["model"]["use_content"] for c in calls)
+    assert out["crossrec trained w/o content"]["train_s"] == 0.0
+    by_inputs = {(tuple(c[1]), tuple(c[2])) for c in calls}
     assert by_inputs == {(("image",), ("image",)), (("text",), ("text",))}
-    model_recall = trained_ablation["model"]["runs"][0]["test"]["metrics"]["recall@10"]
-    variant_recall = out["crossrec trained w/o content"]["runs"][0]["test"]["metrics"]["recall@10"]
-    assert (model_recall != variant_recall).any()  # another model, not the same scores
+
+
+def test_the_mix_reports_its_twin_without_any_training(evaluate_inputs, trained_ablation):
+    """trained_ablation none (the default): a mix still reports what content is worth, from
+    the twin it holds, and trains nothing for it."""
+    from crossrec.evaluation import experiments
+    from crossrec.models.mixed import MIX_KEY
+
+    model = trained_ablation["model"]
+    assert all(MIX_KEY in bundle for bundle in model["bundles"])
+    split, artifacts = evaluate_inputs["split"], _artifacts(evaluate_inputs)
+    params = PARAMS | {"ablation": False, "trained_ablation": "none", "workers": 1}
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(experiments, "train_variant", lambda *a: pytest.fail("trained"))
+    try:
+        out = nodes.evaluate_modality_ablation(model, split, params, **artifacts)
+    finally:
+        monkeypatch.undo()
+    assert list(out) == ["crossrec trained w/o content"]
+    evaluation = nodes._evaluation(split, params, artifacts)
+    runs = out["crossrec trained w/o content"]["runs"]
+    for bundle, got in zip(model["bundles"], runs, strict=True):
+        twin = bundle[MIX_KEY]["twin"]
+        data = evaluation.artifacts.training_data(twin["config"])
+        expected = evaluation.run(experiments.model_score_fn(twin, data, "cpu"))
+        recall = "recall@10"
+        assert (got["test"]["metrics"][recall] == expected["test"]["metrics"][recall]).all()
 
 
 def test_content_worth_is_paired_and_has_its_own_report_section(trained_ablation):
@@ -112,7 +136,7 @@ def test_content_worth_is_paired_and_has_its_own_report_section(trained_ablation
     assert {t["metric"] for t in tests} == set(PARAMS["significance_metrics"])
     assert all(t["model_a"] == "crossrec" and 0.0 <= t["wilcoxon_p"] <= 1.0 for t in tests)
     assert significance["tests"] == []  # no baseline: the variants are not baselines
-    assert timings["__nodes__"]["evaluate_modality_ablation"]["jobs"] == 3 * len(PARAMS["seeds"])
+    assert timings["__nodes__"]["evaluate_modality_ablation"]["jobs"] == 2 * len(PARAMS["seeds"])
     history = pd.DataFrame({"epoch": [0], "train_loss": [0.7], "val_recall@20": [0.1]})
     info = {"name": "synthetic", "n_users": 60, "n_items": 48, "n_interactions": 710}
     report, *_ = nodes.write_report(metrics, significance, timings, history, info, params)

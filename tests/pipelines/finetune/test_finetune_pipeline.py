@@ -157,10 +157,16 @@ def test_train_model_node_outputs(synthetic_ingested, fused, tmp_path):
     bundle, history = train_model(data, params, seed=3, dataset="synthetic")
     assert isinstance(history, pd.DataFrame)
     assert {"epoch", "train_loss", "val_recall@20", "val_ndcg@20"} <= set(history.columns)
-    assert history["epoch"].tolist() == [0, 1, 2]
-    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    # the default: the content model and its ID-only twin, each in its own run folder
+    for part in ("twin", "content"):
+        rows = history[history["part"] == part]
+        assert rows["epoch"].tolist() == [0, 1, 2]
+        assert rows["train_loss"].iloc[-1] < rows["train_loss"].iloc[0]
+        run_dir = tmp_path / "synthetic" / "lightning" / part
+        assert (run_dir / "checkpoints" / "last.ckpt").exists()
+        assert any((run_dir / "logs" / "csv").rglob("metrics.csv"))
     assert bundle["config"]["trainer"]["seed"] == 3
-    assert (tmp_path / "synthetic" / "lightning" / "checkpoints" / "last.ckpt").exists()
-    assert any((tmp_path / "synthetic" / "lightning" / "logs" / "csv").rglob("metrics.csv"))
+    assert bundle["content_mix"]["twin"]["config"]["trainer"]["seed"] == 3
     model = load_recommender(bundle, data)
+    assert model.mixed
     assert model.score_users(np.arange(3)).shape == (3, data.n_items)

@@ -193,9 +193,13 @@ def test_refresh_writes_a_version_that_reloads_with_the_grown_data(setup, first_
     assert (
         set(report["before"]) == {"new_batch", "valid"} and "recall@10" in report["after"]["valid"]
     )
+    model, data = load_state(state, FuseConfig())
     scores = score_all(state)
     assert scores.shape == (info["n_users"] + 1, info["n_items"] + 1)
-    assert torch.isfinite(scores).all()
+    # a mix with tail slots ranks with the users' train items excluded (-inf), nothing else
+    seen = torch.from_numpy(data.train.toarray() > 0)
+    assert torch.isfinite(scores[~seen]).all()
+    assert getattr(model, "mixed", False) or torch.isfinite(scores).all()
 
 
 def test_bad_increment_fails_clearly_and_keeps_the_version(setup, first_refresh):
