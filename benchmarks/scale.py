@@ -41,10 +41,15 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("ingest", "featurize_modalities", "fuse", "finetune", "evaluate", "recommend", "serve")
 REAL = ("movielens100k_multimodal", "lastfm2k_multimodal")
 
-#: run settings of every stage (conf/local of the scratch project): one training epoch, and
-#: evaluate with the trained model at one seed, the MostPop baseline, no ablation, no words
+#: run settings of every stage (conf/local of the scratch project): one training epoch of the
+#: content model alone (the default mix trains its ID-only twin too and ranks validation users
+#: once per grid point: docs/scale.md), and evaluate with the trained model at one seed, the
+#: MostPop baseline, no ablation, no words
 SCALE_PARAMS = {
-    "finetune": {"trainer": {"max_epochs": 1, "patience": 1}},
+    "finetune": {
+        "trainer": {"max_epochs": 1, "patience": 1},
+        "model": {"content_mix": {"kind": "none"}},
+    },
     "evaluate": {
         "seeds": [2026],
         "ablation": False,

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import torch
 
 from crossrec.data.synthetic import bag_of_words
@@ -388,6 +389,52 @@ def test_similar_items_from_a_faiss_index_above_min_items(artifacts, kind):
     key = ["space", "item_idx", "similar_idx"]
     found = exact.merge(approx[key], on=key, how="inner")
     assert len(found) >= 0.9 * len(exact)
+
+
+def test_similar_items_by_modality_come_from_fuses_graph_when_it_holds_them(artifacts, caplog):
+    """fuse's kNN graphs already hold each item's nearest items by modality: taken from them
+    (no search) when they hold k per item and reach the recall target; otherwise searched."""
+    from crossrec.graphs.knn import INFO_ATTR, knn_graph
+    from crossrec.serving.batch import similar_items_table
+    from crossrec.serving.config import AnnConfig
+
+    serving = _serving(artifacts, {"fusion": {"strategy": "concat"}})
+    features = artifacts.fused_item_features
+    exact = similar_items_table(serving.catalogue, 5, serving.fingerprint)
+    key = ["space", "item_idx", "rank"]
+    modality = exact[exact["space"] != "model"].sort_values(key).reset_index(drop=True)
+    graphs = {
+        name: knn_graph(features[name]["vectors"], features[name]["mask"], 5, search="exact")
+        for name in ("text", "image")
+    }
+    with caplog.at_level(logging.INFO, logger="crossrec.serving.batch"):
+        reused = similar_items_table(serving.catalogue, 5, serving.fingerprint, None, graphs)
+    assert "from fuse's kNN graph (exact search" in caplog.text
+    got = reused[reused["space"] != "model"].sort_values(key).reset_index(drop=True)
+    # the same number of neighbours per item, equally similar at every rank (equal cosines
+    # may swap: bag-of-words texts repeat), mostly the very same items
+    pd.testing.assert_frame_equal(got[key], modality[key])
+    assert np.allclose(got["score"], modality["score"], atol=1e-5)
+    assert (got["similar_idx"] == modality["similar_idx"]).mean() > 0.9
+    # fewer neighbours per item than asked for: searched instead
+    small = {
+        name: knn_graph(features[name]["vectors"], features[name]["mask"], 3) for name in graphs
+    }
+    searched = similar_items_table(serving.catalogue, 5, serving.fingerprint, None, small)
+    pd.testing.assert_frame_equal(searched, exact)
+    # an approximate graph whose neighbours miss the recall target on the sample: searched
+    rng = np.random.default_rng(0)
+    n = serving.catalogue.n_items
+    edges = (np.repeat(np.arange(n), 6), rng.integers(0, n, n * 6))
+    noise = sp.csr_matrix((np.ones(n * 6), edges))
+    setattr(noise, INFO_ATTR, {"search": "approximate", "k": 5})
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="crossrec.serving.batch"):
+        searched = similar_items_table(
+            serving.catalogue, 5, serving.fingerprint, AnnConfig(), {"text": noise}
+        )
+    assert "searching" in caplog.text and "from fuse's kNN graph" not in caplog.text
+    pd.testing.assert_frame_equal(searched, exact)
 
 
 def test_unknown_ids_and_fields_are_named(artifacts):

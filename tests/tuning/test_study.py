@@ -205,7 +205,7 @@ def test_enqueued_trials_are_trained_to_the_end_and_sampled_ones_can_be_pruned(
 
     def fake_training(data, finetune, run_dir, extra_callbacks, **kwargs):
         callbacks.append(list(extra_callbacks))
-        return SimpleNamespace(best_score=0.5, history=pd.DataFrame({"epoch": [0]}))
+        return SimpleNamespace(best_score=0.5, history=pd.DataFrame({"epoch": [0]}), bundle={})
 
     monkeypatch.setattr(training, "train_recommender", fake_training)
     finetune = {"model": {"fusion": {"strategy": "concat"}}}

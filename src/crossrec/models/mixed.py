@@ -139,23 +139,28 @@ def train_mixed(data: TrainingData, config: FinetuneConfig, run_dir: Path, train
     twin = load_part(results["twin"].bundle, data)
     content = load_part(results["content"].bundle, data)
     mix = config.model.content_mix
+    degree = item_degrees(data.train)
     choice, points = choose_mix(
-        twin.scoring_vectors(), content.scoring_vectors(), item_degrees(data.train), mix,
-        choice_truth, data.train,
+        twin.scoring_vectors(), content.scoring_vectors(), degree, mix, choice_truth, data.train
     )
     chosen = next(p for p in points if p.choice == choice)
     log.info(
         "content_mix: chose tau %s, slope %s, scale %s, %d tail slot(s): validation %s@%d %.4f",
         choice.tau, choice.slope, choice.scale, choice.slots, mix.metric, mix.k, chosen.value,
     )
+    # the content model's effective configuration (what really ran), with the mix back on
+    content_bundle = results["content"].bundle
+    mixed_config = {"model": {"content_mix": mix.model_dump(mode="json")}}
     bundle = {
-        **results["content"].bundle,
-        "config": config.model_dump(mode="json"),
+        **content_bundle,
+        "config": deep_merge(content_bundle["config"], mixed_config),
         MIX_KEY: {
             "choice": choice.as_dict(),
             "twin": results["twin"].bundle,
-            "points": [{**p.choice.as_dict(), "value": p.value, "tail": p.tail, "head": p.head}
-                       for p in points],
+            "points": [
+                {**p.choice.as_dict(), "value": p.value, "tail": p.tail, "head": p.head}
+                for p in points
+            ],
         },
     }
     history = pd.concat(

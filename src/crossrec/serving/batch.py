@@ -7,8 +7,10 @@ import logging
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
+from crossrec.graphs.knn import knn_search_info
 from crossrec.metrics.ranking import rank_all_items
 from crossrec.serving.config import AnnConfig
 from crossrec.serving.index import top_k, unit_rows
@@ -91,13 +93,21 @@ def recommendations_table(catalogue, k: int, version: str, chunk_users: int | No
     )
 
 
-def similar_items_table(catalogue, k: int, version: str, ann: AnnConfig | None = None):
+def similar_items_table(
+    catalogue,
+    k: int,
+    version: str,
+    ann: AnnConfig | None = None,
+    graphs: dict[str, sp.spmatrix] | None = None,
+):
     """One row per (item, space, rank): space = "model" (cosine of the model's item vectors) or
     a modality name (cosine of its fused vectors).
 
     Exact below ``ann.min_items`` usable items of a space; from there on the neighbours come from
     a faiss index (``recommend.ann``: IVF-Flat or HNSW), as fuse's item graphs do, since exact
-    search scores every item against every item (hours at 10^6 items).
+    search scores every item against every item (hours at 10^6 items). A modality whose fuse
+    kNN graph (``graphs``) already holds at least ``k`` neighbours per item, found exactly or
+    at ``ann.recall_target``, takes them from it (:func:`graph_neighbours`): no search at all.
     """
     frames = []
     for space in [None, *sorted(catalogue.modality_vectors)]:
@@ -106,7 +116,11 @@ def similar_items_table(catalogue, k: int, version: str, ann: AnnConfig | None =
             mask = np.ones(catalogue.n_items, bool)
         else:
             vectors, mask = catalogue.modality_vectors[space]
-        if ann is not None and int(mask.sum()) >= ann.min_items:
+        graph = (graphs or {}).get(space) if space is not None else None
+        from_graph = None if graph is None else graph_similar(graph, vectors, mask, k, ann, space)
+        if from_graph is not None:
+            item, rank, similar, score = from_graph
+        elif ann is not None and int(mask.sum()) >= ann.min_items:
             item, rank, similar, score = _approximate_similar(vectors, mask, k, ann)
             logger.info(
                 "similar items (%s): approximate (%s) over %s items",
@@ -133,6 +147,57 @@ def similar_items_table(catalogue, k: int, version: str, ann: AnnConfig | None =
         out["similar_id"] = catalogue.item_ids[out["similar_idx"]].astype(str)
     out["model_version"] = version
     return out
+
+
+def graph_similar(graph, vectors: np.ndarray, mask: np.ndarray, k: int, ann, space: str):
+    """The rows of :func:`graph_neighbours` when fuse's kNN graph holds at least ``k``
+    neighbours per item and they are as good as a search would give: found exactly, or
+    their recall@k against exact search on a seeded sample of items reaches
+    ``ann.recall_target``. None otherwise (the caller searches)."""
+    from crossrec.graphs.ann import sampled_recall
+
+    info = knn_search_info(graph) or {}
+    if int(info.get("k", 0)) < k:
+        return None
+    found = graph_neighbours(graph, vectors, k)
+    recall = 1.0
+    if info.get("search") != "exact":
+        rows = np.flatnonzero(mask & (np.abs(vectors).sum(axis=1) > 0))
+        position = np.full(len(mask), -1, np.int64)
+        position[rows] = np.arange(len(rows))
+        item, _, similar, _ = found
+        sample = ann.recall_queries if ann is not None else 1000
+        recall, _ = sampled_recall(vectors, rows, position[item], position[similar], k, sample, 0)
+        target = ann.recall_target if ann is not None else 1.0
+        if not recall >= target:
+            logger.info(
+                "similar items (%s): fuse's kNN graph reaches recall@%d %.3f < %.3f: searching",
+                space, k, recall, target,
+            )
+            return None
+    logger.info(
+        "similar items (%s): from fuse's kNN graph (%s search, recall@%d %.3f), %s edges",
+        space, info.get("search"), k, recall, f"{graph.nnz:,}",
+    )
+    return found
+
+
+def graph_neighbours(graph: sp.spmatrix, vectors: np.ndarray, k: int, chunk: int = 1 << 20):
+    """(item, rank, similar item, cosine): each item's ``k`` best of its graph neighbours by
+    the cosine of its vectors. The symmetrised graph holds each item's own top ``k`` and those
+    that picked it, so the best ``k`` of them are its ``k`` nearest as the graph found them."""
+    graph = sp.csr_matrix(graph)
+    rows = np.repeat(np.arange(graph.shape[0]), np.diff(graph.indptr))
+    cols = graph.indices.astype(np.int64)
+    scores = np.empty(len(cols), np.float32)
+    for start in range(0, len(cols), chunk):  # one dot product per edge, bounded in memory
+        r, c = rows[start : start + chunk], cols[start : start + chunk]
+        scores[start : start + chunk] = np.einsum("ed,ed->e", vectors[r], vectors[c])
+    order = np.lexsort((cols, -scores, rows))  # by item, best first, ties by item index
+    rows, cols, scores = rows[order], cols[order], scores[order]
+    rank = np.arange(len(rows)) - graph.indptr[rows] + 1
+    keep = rank <= k
+    return rows[keep], rank[keep], cols[keep], scores[keep]
 
 
 def _exact_similar(vectors: np.ndarray, mask: np.ndarray, k: int):

@@ -43,7 +43,13 @@ def similar_items_all(serving, recommend: dict[str, Any]) -> pd.DataFrame:
     from crossrec.serving.batch import similar_items_table
 
     config = parse_recommend_config(recommend)
-    return similar_items_table(serving.catalogue, config.similar_k, serving.fingerprint, config.ann)
+    return similar_items_table(
+        serving.catalogue,
+        config.similar_k,
+        serving.fingerprint,
+        config.ann,
+        serving.artifacts.modality_graphs,
+    )
 
 
 def recommend_word_queries(serving, word_queries: pd.DataFrame | None, recommend: dict[str, Any]):
