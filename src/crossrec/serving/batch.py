@@ -182,7 +182,7 @@ def graph_similar(graph, vectors: np.ndarray, mask: np.ndarray, k: int, ann, spa
     return found
 
 
-def graph_neighbours(graph: sp.spmatrix, vectors: np.ndarray, k: int, chunk: int = 1 << 20):
+def graph_neighbours(graph: sp.spmatrix, vectors: np.ndarray, k: int, chunk: int = 1 << 17):
     """(item, rank, similar item, cosine): each item's ``k`` best of its graph neighbours by
     the cosine of its vectors. The symmetrised graph holds each item's own top ``k`` and those
     that picked it, so the best ``k`` of them are its ``k`` nearest as the graph found them."""
