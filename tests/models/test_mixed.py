@@ -159,3 +159,17 @@ def test_served_lists_are_the_lists_evaluate_ranks(trained, tiny_data, k):
     if k >= model.mix.k:  # the slotted places are the last of the first k
         assert reached_tail >= tiny_data.n_users
 
+
+
+def test_the_choice_reads_at_most_max_choice_users_and_stopping_reads_them_all(tiny_data):
+    from crossrec.models.mixed import stopping_data
+
+    config = _config(content_mix={"max_choice_users": 10})
+    stop, choice = stopping_data(tiny_data, config)
+    assert stop is tiny_data  # early stopping: every validation user
+    users = np.flatnonzero(np.diff(choice.indptr) > 0)
+    assert len(users) == 10
+    assert (choice[users] != tiny_data.valid[users]).nnz == 0  # those users' pairs, whole
+    again = stopping_data(tiny_data, config)[1]
+    assert (again != choice).nnz == 0  # seeded
+    assert stopping_data(tiny_data, _config())[1] is tiny_data.valid  # 40 users <= 10,000

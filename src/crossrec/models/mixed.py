@@ -81,28 +81,14 @@ def stopping_data(data: TrainingData, config: FinetuneConfig) -> tuple[TrainingD
     them for both unless ``content_mix.choice_share`` keeps a seeded share of the validation
     users for the choice alone; the choice reads at most ``max_choice_users`` users."""
     from crossrec.models.content_mix import split_validation_users
+    from crossrec.models.module import sample_rows
 
     mix = config.model.content_mix
     seed = config.trainer.seed if config.trainer.seed is not None else 0
     if mix.choice_share <= 0:
-        return data, sampled_users(data.valid, mix.max_choice_users, seed)
+        return data, sample_rows(data.valid, mix.max_choice_users, seed)
     stop, choice = split_validation_users(data.valid, mix.choice_share, seed)
-    return replace(data, valid=stop), sampled_users(choice, mix.max_choice_users, seed)
-
-
-def sampled_users(truth: sp.csr_matrix, limit: int | None, seed: int) -> sp.csr_matrix:
-    """``truth`` with the pairs of at most ``limit`` of its users (a seeded sample)."""
-    truth = sp.csr_matrix(truth)
-    users = np.flatnonzero(np.diff(truth.indptr) > 0)
-    if limit is None or len(users) <= limit:
-        return truth
-    kept = np.random.default_rng([seed, 31]).choice(users, size=limit, replace=False)
-    mask = np.zeros(truth.shape[0], dtype=np.float32)
-    mask[kept] = 1.0
-    out = sp.csr_matrix(sp.diags(mask) @ truth)
-    out.eliminate_zeros()
-    log.info("content_mix: the choice reads %s of %s validation users", limit, len(users))
-    return out
+    return replace(data, valid=stop), sample_rows(choice, mix.max_choice_users, seed)
 
 
 def train_mixed(data: TrainingData, config: FinetuneConfig, run_dir: Path, train_one, **kwargs):
