@@ -192,9 +192,10 @@ def content_worth_section(
         "",
         f"{cfg.model_name}'s own configuration retrained without content (no fusion, no "
         "modality item graph, no content loss) or without one modality (no input, no kNN "
-        "graph), every seed (evaluate.trained_ablation). A = the model, B = the variant: a "
-        "positive difference is what the content (or the modality) adds. Paired over users, "
-        "per-user values averaged over seeds.",
+        "graph), every seed (evaluate.trained_ablation; a mix's model without content is its "
+        "own ID-only twin, not trained again). A = the model, B = the variant: a positive "
+        "difference is what the content (or the modality) adds. Paired over users, per-user "
+        "values averaged over seeds.",
         "",
         f"Recall@{k}:",
         "",
