@@ -395,7 +395,7 @@ def test_similar_items_by_modality_come_from_fuses_graph_when_it_holds_them(arti
     """fuse's kNN graphs already hold each item's nearest items by modality: taken from them
     (no search) when they hold k per item and reach the recall target; otherwise searched."""
     from crossrec.graphs.knn import INFO_ATTR, knn_graph
-    from crossrec.serving.batch import similar_items_table
+    from crossrec.serving.batch import graph_neighbours, similar_items_table
     from crossrec.serving.config import AnnConfig
 
     serving = _serving(artifacts, {"fusion": {"strategy": "concat"}})
@@ -422,6 +422,26 @@ def test_similar_items_by_modality_come_from_fuses_graph_when_it_holds_them(arti
     }
     searched = similar_items_table(serving.catalogue, 5, serving.fingerprint, None, small)
     pd.testing.assert_frame_equal(searched, exact)
+    # an approximate text graph missing a third of its edges: the neighbours of the
+    # neighbours join the candidates, and the lists reach the target at two hops
+    coo = graphs["text"].tocoo()
+    kept = np.random.default_rng(1).random(coo.nnz) > 0.35
+    thinned = sp.csr_matrix((coo.data[kept], (coo.row[kept], coo.col[kept])), shape=coo.shape)
+    setattr(thinned, INFO_ATTR, {"search": "approximate", "k": 5})
+    caplog.clear()
+    target = AnnConfig(recall_target=0.9)
+    with caplog.at_level(logging.INFO, logger="crossrec.serving.batch"):
+        two = similar_items_table(serving.catalogue, 5, "v", target, {"text": thinned})
+    assert "(text): from fuse's kNN graph (approximate search, 2 hop(s)" in caplog.text
+    pairs = ["item_idx", "similar_idx"]
+    text = modality[modality["space"] == "text"][pairs]
+    one_hop = graph_neighbours(thinned, features["text"]["vectors"], 5)
+    one_hop = pd.DataFrame({"item_idx": one_hop[0], "similar_idx": one_hop[2]})
+    found = {
+        name: len(text.merge(lists, on=pairs)) / len(text)
+        for name, lists in (("one", one_hop), ("two", two[two["space"] == "text"][pairs]))
+    }
+    assert found["two"] >= 0.85 and found["two"] > found["one"], found
     # an approximate graph whose neighbours miss the recall target on the sample: searched
     rng = np.random.default_rng(0)
     n = serving.catalogue.n_items

@@ -151,51 +151,75 @@ def similar_items_table(
 
 def graph_similar(graph, vectors: np.ndarray, mask: np.ndarray, k: int, ann, space: str):
     """The rows of :func:`graph_neighbours` when fuse's kNN graph holds at least ``k``
-    neighbours per item and they are as good as a search would give: found exactly, or
-    their recall@k against exact search on a seeded sample of items reaches
-    ``ann.recall_target``. None otherwise (the caller searches)."""
-    from crossrec.graphs.ann import sampled_recall
-
+    neighbours per item and they are as good as a search would give: found exactly, or their
+    recall@k against exact search on a seeded sample of items reaches ``ann.recall_target``.
+    Short of it, the neighbours of each item's neighbours join the candidates (the step of a
+    kNN-graph refinement such as NN-descent) and the recall is measured again. None when that
+    misses the target too (the caller searches)."""
     info = knn_search_info(graph) or {}
     if int(info.get("k", 0)) < k:
         return None
-    found = graph_neighbours(graph, vectors, k)
-    recall = 1.0
+    found, hops, recall = graph_neighbours(graph, vectors, k), 1, 1.0
+    target = ann.recall_target if ann is not None else 1.0
     if info.get("search") != "exact":
-        rows = np.flatnonzero(mask & (np.abs(vectors).sum(axis=1) > 0))
-        position = np.full(len(mask), -1, np.int64)
-        position[rows] = np.arange(len(rows))
-        item, _, similar, _ = found
-        sample = ann.recall_queries if ann is not None else 1000
-        recall, _ = sampled_recall(vectors, rows, position[item], position[similar], k, sample, 0)
-        target = ann.recall_target if ann is not None else 1.0
+        recall = list_recall(found, vectors, mask, k, ann)
+        if not recall >= target:
+            found, hops = graph_neighbours(two_hop(found, len(mask)), vectors, k), 2
+            recall = list_recall(found, vectors, mask, k, ann)
         if not recall >= target:
             logger.info(
-                "similar items (%s): fuse's kNN graph reaches recall@%d %.3f < %.3f: searching",
-                space, k, recall, target,
+                "similar items (%s): fuse's kNN graph reaches recall@%d %.3f < %.3f at %d "
+                "hops: searching",
+                space, k, recall, target, hops,
             )
             return None
     logger.info(
-        "similar items (%s): from fuse's kNN graph (%s search, recall@%d %.3f), %s edges",
-        space, info.get("search"), k, recall, f"{graph.nnz:,}",
+        "similar items (%s): from fuse's kNN graph (%s search, %d hop(s), recall@%d %.3f)",
+        space, info.get("search"), hops, k, recall,
     )
     return found
 
 
+def list_recall(found, vectors: np.ndarray, mask: np.ndarray, k: int, ann) -> float:
+    """Recall@k of the lists ``found`` against exact search, on a seeded sample of items."""
+    from crossrec.graphs.ann import sampled_recall
+
+    rows = np.flatnonzero(mask & (np.abs(vectors).sum(axis=1) > 0))
+    position = np.full(len(mask), -1, np.int64)
+    position[rows] = np.arange(len(rows))
+    item, _, similar, _ = found
+    sample = ann.recall_queries if ann is not None else 1000
+    recall, _ = sampled_recall(vectors, rows, position[item], position[similar], k, sample, 0)
+    return float(recall)
+
+
+def two_hop(found, n_items: int) -> sp.csr_matrix:
+    """Each item's listed items and theirs: the candidates of a second look."""
+    item, _, similar, _ = found
+    near = sp.csr_matrix(
+        (np.ones(len(item), np.float32), (item, similar)), shape=(n_items, n_items)
+    )
+    return sp.csr_matrix(near + near @ near)
+
+
 def graph_neighbours(graph: sp.spmatrix, vectors: np.ndarray, k: int, chunk: int = 1 << 17):
-    """(item, rank, similar item, cosine): each item's ``k`` best of its graph neighbours by
-    the cosine of its vectors. The symmetrised graph holds each item's own top ``k`` and those
-    that picked it, so the best ``k`` of them are its ``k`` nearest as the graph found them."""
+    """(item, rank, similar item, cosine): each item's ``k`` best of its graph neighbours
+    (itself excepted) by the cosine of its vectors. The symmetrised graph holds each item's own
+    top ``k`` and those that picked it, so the best ``k`` of them are its ``k`` nearest as the
+    graph found them."""
     graph = sp.csr_matrix(graph)
     rows = np.repeat(np.arange(graph.shape[0]), np.diff(graph.indptr))
     cols = graph.indices.astype(np.int64)
+    other = rows != cols
+    rows, cols = rows[other], cols[other]
     scores = np.empty(len(cols), np.float32)
     for start in range(0, len(cols), chunk):  # one dot product per edge, bounded in memory
         r, c = rows[start : start + chunk], cols[start : start + chunk]
         scores[start : start + chunk] = np.einsum("ed,ed->e", vectors[r], vectors[c])
     order = np.lexsort((cols, -scores, rows))  # by item, best first, ties by item index
     rows, cols, scores = rows[order], cols[order], scores[order]
-    rank = np.arange(len(rows)) - graph.indptr[rows] + 1
+    starts = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=graph.shape[0]))])
+    rank = np.arange(len(rows)) - starts[rows] + 1
     keep = rank <= k
     return rows[keep], rank[keep], cols[keep], scores[keep]
 
