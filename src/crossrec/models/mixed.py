@@ -216,11 +216,11 @@ class MixedRecommender:
 
         self.content, self.twin, self.choice, self.mix = content, twin, choice, config
         self.degree = np.asarray(degree)
-        with torch.no_grad():
-            self.scorer = mix_scorer(
-                twin.scoring_vectors(), content.scoring_vectors(), degree, choice, config
-            )
+        with torch.no_grad():  # each model's propagation runs once
             content_users, content_items = content.scoring_vectors()
+            self.scorer = mix_scorer(
+                twin.scoring_vectors(), (content_users, content_items), degree, choice, config
+            )
             self.content_mean = content_items.double().mean(dim=0).float()
         #: the content model's own user vectors (an explanation splits its score)
         self.content_users = content_users.detach().numpy().astype(np.float32)
