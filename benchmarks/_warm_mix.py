@@ -10,13 +10,13 @@ from __future__ import annotations
 
 
 def component_configs(config: dict) -> tuple[dict, dict]:
-    """(content model's, twin's) configs: the variant's with the mix off, and the same trained
-    without content as evaluate's trained ablation does it."""
-    from crossrec.config import deep_merge
-    from crossrec.models.mixed import WITHOUT_CONTENT
+    """(content model's, twin's) configs, as ``train_recommender`` trains a mix's two models
+    (:func:`crossrec.models.mixed.part_configs`)."""
+    from crossrec.models.config import FinetuneConfig
+    from crossrec.models.mixed import part_configs
 
-    content = deep_merge(config, {"model": {"content_mix": {"kind": "none"}}})
-    return content, deep_merge(content, WITHOUT_CONTENT)
+    twin, content = part_configs(FinetuneConfig.model_validate(config))
+    return content.model_dump(mode="json"), twin.model_dump(mode="json")
 
 
 def mixed_score_fn(trained, arts: dict, config: dict, seed: int, slices, split, dropped=()):

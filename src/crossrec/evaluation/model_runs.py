@@ -4,7 +4,6 @@ the same configuration retrained (in ``evaluate.workers`` processes) for the oth
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import TYPE_CHECKING
 
@@ -80,11 +79,8 @@ def model_runs(evaluation: Evaluation, trained_model: dict, default_seed: int) -
 
 def mix_choices(bundles: list[dict]) -> dict:
     """``{"content_mix": [chosen point per seed]}`` when the model is a mix, else ``{}``."""
-    from crossrec.models.mixed import MIX_KEY
+    from crossrec.models.mixed import MIX_KEY, json_point
 
     if not bundles or not all(MIX_KEY in bundle for bundle in bundles):
         return {}
-    choices = [dict(bundle[MIX_KEY]["choice"]) for bundle in bundles]
-    for choice in choices:  # the content model alone: JSON has no infinity
-        choice["tau"] = "inf" if math.isinf(choice["tau"]) else choice["tau"]
-    return {"content_mix": choices}
+    return {"content_mix": [json_point(bundle[MIX_KEY]["choice"]) for bundle in bundles]}

@@ -47,11 +47,14 @@ WITHOUT_CONTENT = {
 }
 
 
-def is_mixed(config: FinetuneConfig | dict) -> bool:
-    """Whether a finetune configuration (or a bundle's stored one) asks for the mix."""
-    if isinstance(config, dict):
-        return ((config.get("model") or {}).get("content_mix") or {}).get("kind", "none") != "none"
+def is_mixed(config: FinetuneConfig) -> bool:
+    """Whether a finetune configuration asks for the mix."""
     return config.model.content_mix.kind != "none"
+
+
+def json_point(point: dict) -> dict:
+    """A mix point as JSON holds it: the content model alone (``tau`` inf) as ``"inf"``."""
+    return {**point, "tau": "inf" if math.isinf(point["tau"]) else point["tau"]}
 
 
 def without_mix_when_no_content(config: FinetuneConfig, data: TrainingData) -> FinetuneConfig:
@@ -222,6 +225,8 @@ class MixedRecommender:
                 twin.scoring_vectors(), (content_users, content_items), degree, choice, config
             )
             self.content_mean = content_items.double().mean(dim=0).float()
+        #: where the content model's columns start in the mixed vectors
+        self.twin_dims = int(self.scoring_vectors()[1].shape[1] - content_items.shape[1])
         #: the content model's own user vectors (an explanation splits its score)
         self.content_users = content_users.detach().numpy().astype(np.float32)
         self.bound = bound(self.scorer, seen)
@@ -264,12 +269,10 @@ class MixedRecommender:
     def mixed_item_vector(self, content_vector: np.ndarray) -> np.ndarray:
         """A new item's vector in the mixed space from its content model vector: an item
         without train interactions is ranked by the content model alone (``g = 0``)."""
-        _, items = self.scoring_vectors()
-        twin_dims = items.shape[1] - self.content_mean.shape[0]
         centred = np.asarray(content_vector, np.float32)
         if self.mix.standardise != "none":  # the catalogue's item vectors were centred
             centred = centred - self.content_mean.numpy()
-        return np.concatenate([np.zeros(twin_dims, np.float32), centred]).astype(np.float32)
+        return np.concatenate([np.zeros(self.twin_dims, np.float32), centred]).astype(np.float32)
 
     def tail_slot_parts(self) -> dict | None:
         """What serving needs to give tail items their places (``crossrec.serving.slots``), or
@@ -281,15 +284,13 @@ class MixedRecommender:
         if not self.choice.slots:
             return None
         tail = np.flatnonzero(popular_items(self.degree, self.mix.tail_share, most=False))
-        content_items = self.scorer.content.items
-        _, items = self.scoring_vectors()
         return {
             "slots": int(self.choice.slots),
             "k": int(self.mix.k),
             "tail": tail,
-            "tail_vectors": content_items[tail].numpy(),
+            "tail_vectors": self.scorer.content.items[tail].numpy(),
             "head": popular_items(self.degree, self.mix.head_share, most=True),
-            "offset": int(items.shape[1] - content_items.shape[1]),
+            "offset": self.twin_dims,
         }
 
     def explanation_terms(self, user: int, item: int) -> tuple[float, float, float]:
@@ -301,7 +302,7 @@ class MixedRecommender:
 
         users, items = self.scoring_vectors()
         user_vector, item_vector = users[user].double(), items[item].double()
-        offset = items.shape[1] - self.content_mean.shape[0]
+        offset = self.twin_dims
         twin = float(user_vector[:offset] @ item_vector[:offset])
         raw = self.content_users[user].astype(np.float64)
         scale = float(user_vector[offset:].numpy() @ raw / max(raw @ raw, 1e-24))
@@ -314,6 +315,5 @@ class MixedRecommender:
 
     def describe(self) -> dict:
         """The chosen point (for the model card)."""
-        point = self.choice.as_dict()
-        point["tau"] = "inf" if math.isinf(point["tau"]) else point["tau"]
+        point = json_point(self.choice.as_dict())
         return {"kind": self.mix.kind, **point, "standardise": self.mix.standardise}

@@ -76,7 +76,7 @@ def make_finetune_objective(
     from optuna_integration import PyTorchLightningPruningCallback
 
     from crossrec.models.config import FinetuneConfig
-    from crossrec.models.mixed import MIX_KEY, epochs_trained
+    from crossrec.models.mixed import MIX_KEY, epochs_trained, json_point
     from crossrec.models.training import train_recommender
 
     base = dict(finetune_params)
@@ -122,9 +122,7 @@ def make_finetune_objective(
         for key, epochs in epochs_trained(result.history).items():  # a mix: both models'
             trial.set_user_attr(key, epochs)
         if MIX_KEY in result.bundle:  # the mix's point, chosen on validation
-            choice = dict(result.bundle[MIX_KEY]["choice"])
-            choice["tau"] = "inf" if math.isinf(choice["tau"]) else choice["tau"]
-            trial.set_user_attr(MIX_KEY, choice)
+            trial.set_user_attr(MIX_KEY, json_point(result.bundle[MIX_KEY]["choice"]))
         if not math.isfinite(result.best_score):
             raise ValueError(
                 f"trial {trial.number}: metric {config.metric!r} was never logged "
