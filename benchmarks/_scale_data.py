@@ -7,7 +7,11 @@
   interactions from it (by popularity inside the cluster), the rest from the whole catalogue,
   so content vectors carry collaborative signal;
 * two modalities of clustered vectors (``image`` 64-d, ``text`` 384-d by default): the item's
-  cluster centre plus noise, float32, written chunk by chunk into ``.npy`` files.
+  cluster centre plus noise, float32, written chunk by chunk into ``.npy`` files. The noise is
+  isotropic by default (full rank: inside a cluster no item is much nearer than another, the
+  hardest case for a nearest-neighbour search); with ``noise_rank`` r it lies in a random
+  r-dimensional subspace of each cluster (same expected norm), so the vectors' local intrinsic
+  dimension is about r, as in learned embeddings.
 
 Files, read by the generic adapter (``features`` maps a name to a ``.npy`` whose row i is the
 item on row i of ``items.csv``): ``interactions.csv`` (user, item, timestamp), ``items.csv``
@@ -40,6 +44,7 @@ class ScaleSpec:
     min_per_user: int = 3
     cluster_affinity: float = 0.7
     noise: float = 0.6
+    noise_rank: int | None = None
     seed: int = 0
 
     @property
@@ -47,10 +52,14 @@ class ScaleSpec:
         return int(max(4, min(1000, round(np.sqrt(self.n_items)))))
 
 
-def spec_for(n_interactions: int, n_items: int | None = None, seed: int = 0) -> ScaleSpec:
+def spec_for(
+    n_interactions: int, n_items: int | None = None, seed: int = 0, noise_rank: int | None = None
+) -> ScaleSpec:
     """The benchmark's shape at a size: items n/10 (10^5 -> 10^4), users n/20."""
     items = n_items if n_items is not None else max(50, n_interactions // 10)
-    return ScaleSpec(n_interactions, items, max(10, n_interactions // 20), seed=seed)
+    return ScaleSpec(
+        n_interactions, items, max(10, n_interactions // 20), noise_rank=noise_rank, seed=seed
+    )
 
 
 def zipf_weights(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
@@ -95,6 +104,28 @@ def _draw_items(spec, rng, u, user_cluster, sampler, global_cum) -> np.ndarray:
     return items
 
 
+def _noise_bases(spec: ScaleSpec, dim: int, rng: np.random.Generator) -> np.ndarray | None:
+    """Each cluster's noise subspace (rank x dim, rows of squared norm about dim / rank, so
+    the noise keeps the isotropic noise's expected norm); None for isotropic noise."""
+    if not spec.noise_rank:
+        return None
+    rank = spec.noise_rank
+    return (rng.normal(size=(spec.n_clusters, rank, dim)) / np.sqrt(rank)).astype(np.float32)
+
+
+def _noise(spec, part: np.ndarray, dim: int, bases, rng: np.random.Generator) -> np.ndarray:
+    """The noise of the items of clusters ``part``: isotropic, or inside their cluster's
+    subspace (in blocks, so the gathered bases stay small)."""
+    if bases is None:
+        return rng.normal(scale=spec.noise, size=(len(part), dim)).astype(np.float32)
+    z = rng.normal(scale=spec.noise, size=(len(part), spec.noise_rank)).astype(np.float32)
+    out = np.empty((len(part), dim), dtype=np.float32)
+    for lo in range(0, len(part), 8192):
+        hi = min(lo + 8192, len(part))
+        out[lo:hi] = np.einsum("nr,nrd->nd", z[lo:hi], bases[part[lo:hi]])
+    return out
+
+
 def generate(spec: ScaleSpec, folder: Path) -> dict:
     """Write the dataset files into ``folder``; returns a description (also ``spec.json``)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -135,13 +166,13 @@ def generate(spec: ScaleSpec, folder: Path) -> dict:
 
     for name, dim in spec.dims.items():
         centres = rng.normal(size=(spec.n_clusters, dim)).astype(np.float32)
+        bases = _noise_bases(spec, dim, rng)
         out = np.lib.format.open_memmap(
             folder / f"{name}.npy", mode="w+", dtype=np.float32, shape=(spec.n_items, dim)
         )
         for start in range(0, spec.n_items, CHUNK // 4):
             part = cluster[start : start + CHUNK // 4]
-            noise = rng.normal(scale=spec.noise, size=(len(part), dim)).astype(np.float32)
-            out[start : start + len(part)] = centres[part] + noise
+            out[start : start + len(part)] = centres[part] + _noise(spec, part, dim, bases, rng)
         out.flush()
         del out
     info = {**asdict(spec), "n_clusters": spec.n_clusters, "rows_written": int(written)}

@@ -63,9 +63,10 @@ SCALE_PARAMS = {
 }
 
 
-def size_name(n: int) -> str:
+def size_name(n: int, noise_rank: int | None = None) -> str:
     exponent = int(round(math.log10(n)))
-    return f"scale_1e{exponent}" if 10**exponent == n else f"scale_{n}"
+    name = f"scale_1e{exponent}" if 10**exponent == n else f"scale_{n}"
+    return f"{name}_r{noise_rank}" if noise_rank else name
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -363,6 +364,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument(
+        "--noise-rank",
+        type=int,
+        default=None,
+        help="modality noise inside a random subspace of this rank per cluster (the local "
+        "intrinsic dimension of learned embeddings) instead of isotropic noise; datasets "
+        "scale_<size>_r<rank>",
+    )
+    parser.add_argument(
         "--fresh",
         action="store_true",
         help="delete the scratch project's data/ of these datasets first",
@@ -387,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
 
     datasets, links, plan = {}, {}, []
     for n in parse_sizes(args.sizes):
-        spec, name = spec_for(n), size_name(n)
+        spec, name = spec_for(n, noise_rank=args.noise_rank), size_name(n, args.noise_rank)
         folder = data_dir / "datasets" / name
         if args.regenerate or not (folder / "spec.json").is_file():
             t = time.perf_counter()

@@ -211,3 +211,47 @@ def test_ranking_a_candidate_subset_equals_masking_the_other_items(tie_order) ->
     )
     np.testing.assert_array_equal(subset, masked)
     assert (subset == -1).any() and set(subset[subset >= 0]) <= set(np.flatnonzero(candidates))
+
+
+def _wide_rows() -> dict[str, torch.Tensor]:
+    """Rows wide enough for the threshold path, shaped like real scores and their worst cases."""
+    gen = torch.Generator().manual_seed(3)
+    n = 20_000
+    sparse = torch.rand(30, n, generator=gen) < 0.999
+    return {
+        "learnt": torch.randn(40, n, generator=gen),
+        "rounded (ties at the cut)": torch.round(torch.randn(30, n, generator=gen) * 3),
+        "all tied": torch.zeros(4, n),
+        "mostly masked": torch.where(sparse, -torch.inf, torch.randn(30, n, generator=gen)),
+        "one row all masked": torch.cat([torch.full((1, n), -torch.inf), torch.randn(3, n)]),
+        "popularity (one sorted row for everyone)": torch.sort(
+            torch.rand(1, n, generator=gen), descending=True
+        ).values.repeat(6, 1),
+        "int64 keys": torch.randint(-(2**62), 2**62, (10, n), generator=gen),
+    }
+
+
+@pytest.mark.parametrize("m", [1, 21, 51, 301])
+def test_threshold_top_m_equals_selection_by_partition(m: int) -> None:
+    from crossrec.metrics import ranking
+
+    for name, scores in _wide_rows().items():
+        fast_values, fast_items = ranking._largest_above_threshold(scores, m)
+        values, _ = ranking._largest_by_partition(scores, m)
+        assert torch.equal(fast_values, values), name
+        assert torch.equal(torch.gather(scores, 1, fast_items), fast_values), name
+        assert all(len(set(row.tolist())) == m for row in fast_items), name
+
+
+def test_topk_of_wide_rows_is_the_exact_order_with_nan_as_masked() -> None:
+    for name, scores in _wide_rows().items():
+        if scores.dtype != torch.float32:
+            continue
+        scores = scores[:4].clone()
+        scores[0, 7] = float("nan")
+        ranked = topk_deterministic(scores, 25)
+        for row, items in zip(scores, ranked, strict=True):
+            clean = torch.where(torch.isnan(row), -torch.inf, row)
+            order = sorted(range(len(row)), key=lambda i: (-clean[i].item(), i))[:25]
+            expected = [i if clean[i] > -torch.inf else -1 for i in order]
+            assert items.tolist() == expected, name

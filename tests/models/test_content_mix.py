@@ -18,6 +18,7 @@ from crossrec.models.content_mix import (
     MixedScorer,
     choose_mix,
     grid,
+    mix_scorer,
     mixed_vectors,
     tail_pairs,
     twin_weights,
@@ -298,3 +299,37 @@ def test_the_targets_rule_picks_the_best_tail_among_points_that_keep_overall_and
     lists = torch.argsort(scores, dim=1, descending=True)
     tail_items = set(np.flatnonzero(popular_items(degree, config.tail_share, most=False)))
     assert all(len(set(row[:5].tolist()) & tail_items) >= 2 for row in lists)
+
+
+@pytest.mark.parametrize("ties", ["index", "seeded order"])
+def test_one_pass_over_the_grid_equals_ranking_each_point_as_its_own_scorer(ties):
+    """grid_values (both models scored once per chunk of users, each point re-ranked from them)
+    against validation_values of each point's scorer: equal values at every point, with tail
+    slots, a tie order, repeated content vectors (ties) and a catalogue wide enough for the
+    threshold top-k."""
+    from crossrec.metrics.ranking import tie_break_order
+    from crossrec.models.content_mix import head_pairs, validation_values
+    from crossrec.models.mix_grid import grid_values
+
+    n_users, n_items = 120, 5000
+    gen = torch.Generator().manual_seed(5)
+    twin = (torch.randn(n_users, 8, generator=gen), torch.randn(n_items, 8, generator=gen))
+    content = (torch.randn(n_users, 8, generator=gen), torch.randn(n_items, 8, generator=gen))
+    content[1][:40] = content[1][40:80]  # identical vectors: tied scores
+    rng = np.random.default_rng(5)
+    degree = np.floor(rng.pareto(1.2, n_items) * 3)
+    train = sp.random(n_users, n_items, density=0.004, format="csr", random_state=1)
+    valid = sp.random(n_users, n_items, density=0.001, format="csr", random_state=2)
+    valid = (valid - valid.multiply(train > 0)).tocsr()
+    train.data[:], valid.data[:] = 1.0, 1.0
+    config = ContentMixConfig(taus=[0.0, 2.0, 50.0], slopes=[1.0, 2.0], scales=[0.5, 2.0])
+    subsets = [tail_pairs(valid, degree, config.tail_share), head_pairs(valid, degree, 0.2)]
+    order = None if ties == "index" else tie_break_order(n_items, 9)
+    points = grid(config)
+    assert {p.slots for p in points} == {0, 1, 2}
+    fast = grid_values(twin, content, degree, points, config, valid, train, subsets, order)
+    for point, values in zip(points, fast, strict=True):
+        scorer = mix_scorer(twin, content, degree, point, config)
+        slow = validation_values(scorer, valid, train, "recall", config.k, subsets, order)
+        assert values == pytest.approx(slow, abs=1e-12), point
+    assert len({tuple(v) for v in fast}) > 3  # the points rank differently

@@ -346,18 +346,20 @@ def choose_mix(
     ``head_loss`` on the most popular ``head_share`` of the pairs against the twin (``tau 0``,
     no slots) are allowed, and the best of them on the tail wins: the head-heavy overall metric
     alone sends the mix to the twin and gives the tail's content gain away.
+
+    Every point is ranked in one pass over the users
+    (:func:`~crossrec.models.mix_grid.grid_values`).
     """
+    from crossrec.models.mix_grid import grid_values
+
     points_grid = grid(config)
     tail = tail_pairs(valid_truth, degree, config.tail_share)
     head = head_pairs(valid_truth, degree, config.head_share)
     subsets = [tail, head] if config.choose == "targets" else [tail] if config.tolerance else []
-    points = []
-    for choice in points_grid:
-        scorer = mix_scorer(twin, content, degree, choice, config)
-        values = validation_values(
-            scorer, valid_truth, valid_exclude, config.metric, config.k, subsets, tie_order
-        )
-        points.append(MixPoint(choice, values[0], *values[1:]))
+    values = grid_values(
+        twin, content, degree, points_grid, config, valid_truth, valid_exclude, subsets, tie_order
+    )
+    points = [MixPoint(choice, v[0], *v[1:]) for choice, v in zip(points_grid, values, strict=True)]
     if config.choose == "targets":
         twin_point = next(p for p in points if p.choice.tau == 0 and p.choice.slots == 0)
         allowed = [
