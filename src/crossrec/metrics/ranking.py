@@ -119,19 +119,22 @@ def _largest_above_threshold(scores: torch.Tensor, m: int) -> tuple[torch.Tensor
     """The m largest per row from the few entries at or above a threshold that cannot exclude
     one of them: the m-th largest of the row's block maxima (m blocks hold at least that much,
     so at least m entries do). One pass for the maxima; then only the blocks whose maximum
-    reaches the threshold are searched, and only their candidates sorted. Rows with more than
-    ``64 m`` candidates (long runs of ties at the cut) and rows holding NaN are selected by
-    partition instead."""
+    reaches the threshold are searched, and only their candidates sorted.
+
+    A block is every ``n_blocks``-th column (not a run of neighbours): item ids often follow
+    popularity, and contiguous blocks would put a row's best items in a few blocks and the
+    threshold far below them. Rows with more than ``64 m`` candidates (long runs of ties at the
+    cut) and rows holding NaN are selected by partition instead."""
     n_rows, n = scores.shape
     scores = scores.detach()
-    size = max(1, n // max(256, 8 * m))
-    whole = n // size * size
-    blocks = scores[:, :whole].reshape(n_rows, whole // size, size)
-    maxima = blocks.amax(dim=2)
+    n_blocks = max(256, 8 * m)
+    whole = n // n_blocks * n_blocks
+    blocks = scores[:, :whole].reshape(n_rows, whole // n_blocks, n_blocks)  # column j*B + b
+    maxima = blocks.amax(dim=1)
     if whole < n:
         maxima = torch.cat([maxima, scores[:, whole:].amax(dim=1, keepdim=True)], dim=1)
     threshold = torch.topk(maxima, m, dim=1).values[:, -1:]
-    rows, cols = _entries_at_least(scores, blocks, maxima, threshold, size)
+    rows, cols = _entries_at_least(scores, blocks, maxima, threshold)
     counts = np.bincount(rows, minlength=n_rows)
     crowded = (counts > 64 * m) | (counts < m)
     if maxima.is_floating_point():  # NaN rows too: the caller masks NaN when it sees one
@@ -154,16 +157,16 @@ def _largest_above_threshold(scores: torch.Tensor, m: int) -> tuple[torch.Tensor
     return torch.from_numpy(out_values), torch.from_numpy(out_items)
 
 
-def _entries_at_least(scores, blocks, maxima, threshold, size: int):
+def _entries_at_least(scores, blocks, maxima, threshold):
     """(rows, columns) of the entries at or above each row's ``threshold``, searched in the
     blocks whose maximum reaches it (and the columns past the last whole block)."""
-    n_blocks = blocks.shape[1]
+    n_blocks = blocks.shape[2]
     block_rows, block_ids = (maxima[:, :n_blocks] >= threshold).nonzero(as_tuple=True)
-    inside = blocks[block_rows, block_ids] >= threshold[block_rows]
-    pair, offset = inside.nonzero(as_tuple=True)
+    inside = blocks[block_rows, :, block_ids] >= threshold[block_rows]
+    pair, step = inside.nonzero(as_tuple=True)
     rows = block_rows[pair]
-    cols = block_ids[pair] * size + offset
-    whole = n_blocks * size
+    cols = step * n_blocks + block_ids[pair]
+    whole = blocks.shape[1] * n_blocks
     if whole < scores.shape[1]:
         tail_rows, tail_cols = (scores[:, whole:] >= threshold).nonzero(as_tuple=True)
         rows, cols = torch.cat([rows, tail_rows]), torch.cat([cols, tail_cols + whole])

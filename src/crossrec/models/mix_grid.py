@@ -45,7 +45,7 @@ def grid_values(
     sums = np.zeros((len(points), len(parts)))
     counts = np.zeros(len(parts))
     scores = _ScoreParts(twin, content, degree, config)
-    chunk = max(1, auto_chunk_size(scores.n_items) // 4)  # twin, content, mix and mask at once
+    chunk = max(1, auto_chunk_size(scores.n_items) // 2)  # two models' scores and the mix
     started = time.perf_counter()
     for start in range(0, len(users), chunk):
         block = users[start : start + chunk]
