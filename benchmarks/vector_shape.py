@@ -70,9 +70,15 @@ def dataset_vectors(data_dir: Path, dataset: str) -> dict[str, np.ndarray]:
 
     path = data_dir / "04_feature" / dataset / "item_features.pkl"
     if not path.is_file():
-        raise SystemExit(f"{path} not found: run `kedro run --pipelines ingest,featurize_modalities"
-                         f" --params dataset={dataset}` first")
-    return {name: np.asarray(v) for name, v in pd.read_pickle(path).items()}
+        raise SystemExit(
+            f"{path} not found: run `kedro run --pipelines ingest,featurize_modalities "
+            f"--params dataset={dataset}` first"
+        )
+    out = {}
+    for name, feature in pd.read_pickle(path).items():  # {vectors, mask, ...}: the items it has
+        vectors = np.asarray(feature["vectors"])
+        out[name] = vectors[np.asarray(feature["mask"], dtype=bool)]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,7 +46,7 @@ def grid_values(
     counts = np.zeros(len(parts))
     scores = _ScoreParts(twin, content, degree, config)
     chunk = max(1, auto_chunk_size(scores.n_items) // 2)  # two models' scores and the mix
-    started = time.perf_counter()
+    started = logged = time.perf_counter()
     for start in range(0, len(users), chunk):
         block = users[start : start + chunk]
         with torch.inference_mode():
@@ -56,11 +56,13 @@ def grid_values(
             counts[j] += len(rows)
             for i, lists in enumerate(ranked):
                 sums[i, j] += _metric_sum(lists[rows], block[rows], part, relevant, config, k)
-        log.info(
-            "content_mix: %d grid points ranked for %s of %s users (%.0f s)",
-            len(points), f"{start + len(block):,}", f"{len(users):,}",
-            time.perf_counter() - started,
-        )
+        now = time.perf_counter()
+        if now - logged > 30 or start + len(block) == len(users):  # a line at most every 30 s
+            logged = now
+            log.info(
+                "content_mix: %d grid points ranked for %s of %s validation users (%.0f s)",
+                len(points), f"{start + len(block):,}", f"{len(users):,}", now - started,
+            )  # fmt: skip
     return [[float(v) for v in row] for row in sums / np.maximum(counts, 1)]
 
 
