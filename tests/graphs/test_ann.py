@@ -181,7 +181,8 @@ def test_ivf_index_and_a_low_recall_warning(vectors, caplog):
 
 def test_a_search_short_of_the_recall_target_widens_before_the_full_query(vectors, caplog):
     """nprobe 1 of 400 cells misses neighbours; with a recall target the search doubles nprobe
-    on the recall sample until it reaches the target, then queries every item that way."""
+    on the recall sample until it reaches the target, narrows it back by bisection while the
+    target holds, then queries every item that way."""
     poor = AnnSettings(index="ivf", ivf_nlist=400, ivf_nprobe=1, recall_target=0.9)
     with caplog.at_level(logging.INFO, logger="crossrec.graphs"):
         graph, src, dst = _with_neighbours(vectors, K, replace(poor, max_widenings=8))
@@ -189,11 +190,22 @@ def test_a_search_short_of_the_recall_target_widens_before_the_full_query(vector
     assert info["recall_at_k"] >= 0.9
     # the recall the widening measured is the full query's recall on the same sample
     rows = np.arange(N_ITEMS)
-    assert info["recall_at_k"] == sampled_recall(vectors, rows, src, dst, K, 1000, 0)[0]
+    assert info["recall_at_k"] == pytest.approx(
+        sampled_recall(vectors, rows, src, dst, K, 1000, 0)[0], abs=1e-12
+    )
     nprobe = int(info["index_settings"].split("nprobe=")[1].rstrip(")"))
-    assert nprobe > 1 and nprobe & (nprobe - 1) == 0  # doubled from 1
     widened = [r.message for r in caplog.records if "widening to" in r.message]
-    assert len(widened) == int(np.log2(nprobe))
+    doubled = 2 ** len(widened)  # the first power of two that reached the target
+    assert doubled // 2 < nprobe <= doubled
+    narrowed = [r.message for r in caplog.records if "narrowed to" in r.message]
+    assert bool(narrowed) == (nprobe < doubled)
+    # the breadth just below it misses the target on the same sample
+    below = replace(poor, ivf_nprobe=nprobe - 1, recall_target=0.0)
+    _, below_src, below_dst = _with_neighbours(vectors, K, below)
+    if nprobe - 1 > doubled // 2:
+        assert sampled_recall(vectors, rows, below_src, below_dst, K, 1000, 0)[0] < 0.9 or (
+            nprobe - 1 - doubled // 2 < doubled // 8  # finer than two bisection steps
+        )
     # one widening allowed: nprobe 2, still short, and the warning says so
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="crossrec.graphs"):

@@ -46,7 +46,8 @@ class AnnSettings:
     batch_rows: int = 16384
     recall_sample: int = 1000
     #: before the full query, efSearch (HNSW) or nprobe (IVF) doubles while the recall@k of the
-    #: recall sample is below this, at most ``max_widenings`` times (0: never widen)
+    #: recall sample is below this, at most ``max_widenings`` times (0: never widen), and is
+    #: then narrowed by bisection to the smallest breadth found that reaches it
     recall_target: float = 0.0
     max_widenings: int = 3
     seed: int = 0
@@ -155,7 +156,9 @@ def widen_to_target(
     index, vectors: np.ndarray, rows: np.ndarray, k: int, settings: AnnSettings
 ) -> tuple[AnnSettings, tuple[float, int] | None]:
     """The settings to search with: efSearch (HNSW) or nprobe (IVF) doubled while the recall@k
-    of the seeded recall sample is below ``recall_target`` (at most ``max_widenings`` times);
+    of the seeded recall sample is below ``recall_target`` (at most ``max_widenings`` times),
+    then narrowed by two bisection steps between the last breadth short of the target and the
+    first that reached it (doubling overshoots, and the full query's time follows the breadth);
     and the sample's ``(recall, size)`` with those settings (None when nothing was measured).
 
     A large catalogue needs a wider search for the same recall (HNSW's default efSearch kept
@@ -169,32 +172,63 @@ def widen_to_target(
     if len(queries) == 0:
         return settings, None
     _, exact_scores = exact_topk_of(vectors, rows, queries, k)
-    kth = exact_scores.min(axis=1)
-    q_unit = _unit_rows(vectors, rows[queries])
+    probe = _RecallProbe(index, _unit_rows(vectors, rows[queries]), queries, exact_scores, k)
+    short = None  # the last breadth that missed the target
     for widening in range(settings.max_widenings + 1):
-        _set_breadth(index, settings)
-        scores, ids = index.search(q_unit, k + 1)
-        other = (ids != queries[:, None]) & (ids >= 0)  # not the item itself, not padding
-        other &= np.cumsum(other, axis=1) <= k  # the k neighbours the full query keeps
-        found = ((scores >= kth[:, None] - TIE_TOLERANCE) & other).sum(axis=1)
-        recall = float(np.minimum(found, k).mean() / k)
+        recall = probe.recall(settings)
         if recall >= settings.recall_target or widening == settings.max_widenings:
             break
-        before = settings.describe()
-        settings = replace(
-            settings,
-            hnsw_ef_search=settings.hnsw_ef_search * 2,
-            ivf_nprobe=settings.ivf_nprobe * 2,
-        )
+        short, before = settings, settings.describe()
+        settings = _with_breadth(settings, 2 * _breadth(settings))
         logger.info(
             "approximate kNN: sampled recall@%d %.3f below %.2f with %s: widening to %s",
-            k,
-            recall,
-            settings.recall_target,
-            before,
-            settings.describe(),
-        )
+            k, recall, settings.recall_target, before, settings.describe(),
+        )  # fmt: skip
+    if short is not None and recall >= settings.recall_target:
+        low, high = _breadth(short), _breadth(settings)
+        for _ in range(2):
+            middle = (low + high) // 2
+            if middle in (low, high):
+                break
+            tried = probe.recall(_with_breadth(settings, middle))
+            if tried >= settings.recall_target:
+                high, recall = middle, tried
+            else:
+                low = middle
+        if high < _breadth(settings):
+            settings = _with_breadth(settings, high)
+            logger.info(
+                "approximate kNN: narrowed to %s (sampled recall@%d %.3f)",
+                settings.describe(), k, recall,
+            )  # fmt: skip
+    _set_breadth(index, settings)
     return settings, (recall, len(queries))
+
+
+class _RecallProbe:
+    """The recall sample's queries and exact k-th best cosines: the recall@k of a breadth."""
+
+    def __init__(self, index, q_unit, queries, exact_scores, k: int):
+        self.index, self.q_unit, self.queries, self.k = index, q_unit, queries, k
+        self.kth = exact_scores.min(axis=1)
+
+    def recall(self, settings: AnnSettings) -> float:
+        _set_breadth(self.index, settings)
+        scores, ids = self.index.search(self.q_unit, self.k + 1)
+        other = (ids != self.queries[:, None]) & (ids >= 0)  # not the item itself, not padding
+        other &= np.cumsum(other, axis=1) <= self.k  # the k neighbours the full query keeps
+        found = ((scores >= self.kth[:, None] - TIE_TOLERANCE) & other).sum(axis=1)
+        return float(np.minimum(found, self.k).mean() / self.k)
+
+
+def _breadth(settings: AnnSettings) -> int:
+    return settings.hnsw_ef_search if settings.index == "hnsw" else settings.ivf_nprobe
+
+
+def _with_breadth(settings: AnnSettings, breadth: int) -> AnnSettings:
+    if settings.index == "hnsw":
+        return replace(settings, hnsw_ef_search=breadth)
+    return replace(settings, ivf_nprobe=breadth)
 
 
 def sample_rows(n_items: int, size: int, seed: int) -> np.ndarray:
