@@ -255,3 +255,13 @@ def test_topk_of_wide_rows_is_the_exact_order_with_nan_as_masked() -> None:
             order = sorted(range(len(row)), key=lambda i: (-clean[i].item(), i))[:25]
             expected = [i if clean[i] > -torch.inf else -1 for i in order]
             assert items.tolist() == expected, name
+
+
+def test_a_cut_too_deep_for_the_threshold_path_is_selected_by_partition() -> None:
+    from crossrec.metrics import ranking
+
+    scores = torch.randn(3, 20_000, generator=torch.Generator().manual_seed(4))
+    for m in (1000, 19_999):  # blocks would hold fewer than four entries each
+        values, items = ranking._largest(scores, m)
+        assert torch.equal(values, ranking._largest_by_partition(scores, m)[0])
+        assert torch.equal(torch.gather(scores, 1, items), values)
