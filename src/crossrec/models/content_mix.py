@@ -312,19 +312,30 @@ def validation_values(
 ) -> list[float]:
     """Mean ``metric@k`` over the users with held-out items in ``truth`` (full ranking), then
     over the users with pairs in each of ``subsets`` (parts of ``truth``), from one ranking."""
-    from crossrec.metrics.ranking import hit_matrix, metrics_from_hits, rank_and_evaluate
+    from crossrec.metrics.ranking import rank_and_evaluate
 
     scorer = bound(scorer, exclude)
     users, per_user, ranked = rank_and_evaluate(scorer, truth, exclude, [k], tie_order=tie_order)
     values = [float(np.mean(per_user[f"{metric}@{k}"]))]
     for subset in subsets:
-        subset = sp.csr_matrix(subset)
-        counts = np.diff(subset.indptr)[users]
-        rows = np.flatnonzero(counts > 0)
-        hits = hit_matrix(ranked[rows, :k], users[rows], subset, k)
-        per = metrics_from_hits(hits, counts[rows], [k])[f"{metric}@{k}"]
-        values.append(float(np.mean(per)) if len(per) else 0.0)
+        total, counted = metric_sum(ranked, users, sp.csr_matrix(subset), metric, k)
+        values.append(total / counted if counted else 0.0)
     return values
+
+
+def metric_sum(
+    ranked: np.ndarray, users: np.ndarray, part: sp.csr_matrix, metric: str, k: int
+) -> tuple[float, int]:
+    """The sum of ``metric@k`` of the lists ``ranked`` (row i: user ``users[i]``) against the
+    pairs of ``part``, over the users with pairs in it, and how many users that is."""
+    from crossrec.metrics.ranking import hit_matrix, metrics_from_hits
+
+    counts = np.diff(part.indptr)[users]
+    rows = np.flatnonzero(counts > 0)
+    if not len(rows):
+        return 0.0, 0
+    hits = hit_matrix(ranked[rows, :k].astype(np.int64), users[rows], part, k)
+    return float(metrics_from_hits(hits, counts[rows], [k])[f"{metric}@{k}"].sum()), len(rows)
 
 
 def choose_mix(

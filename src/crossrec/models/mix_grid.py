@@ -37,6 +37,7 @@ def grid_values(
     ``config.metric@config.k`` over the users with pairs in ``truth``, then over the users with
     pairs in each of ``subsets``: what ``validation_values`` returns for that point's scorer."""
     from crossrec.metrics.ranking import auto_chunk_size, held_out_truth
+    from crossrec.models.content_mix import metric_sum
 
     k = config.k
     truth, exclude = held_out_truth(truth, exclude, [k])
@@ -52,10 +53,10 @@ def grid_values(
         with torch.inference_mode():
             ranked = scores.ranked_block(block, exclude, points, k, tie_order)
         for j, part in enumerate(parts):
-            rows, relevant = _users_in(part, block)
-            counts[j] += len(rows)
             for i, lists in enumerate(ranked):
-                sums[i, j] += _metric_sum(lists[rows], block[rows], part, relevant, config, k)
+                total, counted = metric_sum(lists, block, part, config.metric, k)
+                sums[i, j] += total
+            counts[j] += counted  # the same users for every point
         now = time.perf_counter()
         if now - logged > 30 or start + len(block) == len(users):  # a line at most every 30 s
             logged = now
@@ -157,20 +158,3 @@ def _slotted(top, listed, picks, slots: int, is_head: np.ndarray, k: int) -> np.
         out[row] = -1
         out[row, : len(row_items)] = row_items
     return out
-
-
-def _users_in(part: sp.csr_matrix, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``block`` whose users have pairs in ``part``, and their pair counts."""
-    counts = np.diff(part.indptr)[block]
-    rows = np.flatnonzero(counts > 0)
-    return rows, counts[rows]
-
-
-def _metric_sum(ranked, users, part, relevant, config, k: int) -> float:
-    """The sum over ``users`` of ``config.metric@k`` of their lists against ``part``."""
-    from crossrec.metrics.ranking import hit_matrix, metrics_from_hits
-
-    if not len(users):
-        return 0.0
-    hits = hit_matrix(ranked.astype(np.int64), users, part, k)
-    return float(metrics_from_hits(hits, relevant, [k])[f"{config.metric}@{k}"].sum())
